@@ -1,0 +1,200 @@
+/**
+ * The one configuration schema. Every option has its default here, so this file is also the
+ * reference for what can be configured. YAML keys are snake_case; durations are seconds or
+ * strings like `30m`/`90d` and come out as whole seconds.
+ */
+import { z } from "zod";
+import { parseDuration } from "./duration.js";
+
+const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** Comma-separated string or list, trimmed, empty entries dropped. */
+const stringList = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : v.split(",")).map((s) => s.trim()).filter(Boolean));
+
+const bool = z.union([z.boolean(), z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"])]).transform(
+  (v) => v === true || v === "true" || v === "1" || v === "yes" || v === "on",
+);
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+const url = z.string().url();
+
+/** Who may use something: the same shape for the IdP allowlist and per-service policy. */
+const accessPolicy = {
+  allowed_users: stringList.optional(),
+  allowed_orgs: stringList.optional(),
+  allowed_teams: stringList.optional(),
+  allowed_emails: stringList.optional(),
+};
+
+const redisStore = z.strictObject({
+  url: z.string().default("redis://127.0.0.1:6379"),
+  password: z.string().optional(),
+  db: z.coerce.number().int().min(0).optional(),
+  key_prefix: z.string().default("mcpgw:"),
+  /** Sentinel: list of host:port and the master group name. */
+  sentinels: stringList.optional(),
+  sentinel_name: z.string().optional(),
+  /** Cluster: list of host:port seed nodes; when set, `url` is ignored. */
+  cluster_nodes: stringList.optional(),
+});
+
+const serviceSchema = z
+  .strictObject({
+    enabled: bool.default(true),
+    /** Upstream Streamable HTTP MCP server. */
+    url: url.optional(),
+    /** Or a stdio MCP server, bridged in-process. */
+    command: z.string().optional(),
+    args: z.array(z.string()).default([]),
+    env: z.record(z.string(), z.string()).default({}),
+    cwd: z.string().optional(),
+    session_mode: z.enum(["per-session", "shared"]).default("per-session"),
+    max_sessions: z.coerce.number().int().positive().default(100),
+    idle_timeout: duration.default(600),
+    request_timeout: duration.default(120),
+    /** Scopes a token must carry to use this service (advertised in PRM and WWW-Authenticate). */
+    scopes: stringList.default([]),
+    /** Human name shown on the consent page. */
+    title: z.string().optional(),
+    ...accessPolicy,
+  })
+  .refine((s) => !(s.url && s.command), { message: "give either url or command, not both" })
+  .refine((s) => !s.enabled || Boolean(s.url || s.command), { message: "needs url or command" });
+
+export const configSchema = z.strictObject({
+  /** The issuer and the base of every URL the gateway advertises. */
+  public_url: url.default("http://localhost:8080").transform((u) => u.replace(/\/+$/, "")),
+  host: z.string().default("127.0.0.1"),
+  port: port.default(8080),
+  /** Trust X-Forwarded-* from these proxies (fastify trustProxy). */
+  trust_proxy: z.union([z.boolean(), z.string(), z.array(z.string())]).default(false),
+  data_dir: z.string().default("./data"),
+  /** Host routing: `{service}.{base_domain}` and `auth.{base_domain}`. Path routing always works. */
+  base_domain: z.string().optional(),
+  log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+
+  store: z
+    .strictObject({
+      type: z.enum(["sqlite", "redis"]).default("sqlite"),
+      /** Default: `{data_dir}/gateway.db`. */
+      sqlite_path: z.string().optional(),
+      redis: redisStore.prefault({}),
+    })
+    .prefault({}),
+
+  tokens: z
+    .strictObject({
+      access_ttl: duration.default(3600),
+      refresh_ttl: duration.default(30 * 86_400),
+      code_ttl: duration.default(600),
+      /** Reuse of a just-rotated refresh token inside this window is a concurrent refresh, not theft. */
+      refresh_reuse_grace: duration.default(10),
+      signing_alg: z.enum(["ES256", "RS256", "EdDSA"]).default("ES256"),
+      /** How long a revocation may take to reach every token check (cache bound). */
+      revocation_cache: duration.default(5),
+    })
+    .prefault({}),
+
+  registration: z
+    .strictObject({
+      enabled: bool.default(true),
+      /** If set, POST /register needs `Authorization: Bearer <this>`. */
+      initial_access_token: z.string().optional(),
+      /** Lifetime of a registered client; 0 = never expires. */
+      client_ttl: duration.default(90 * 86_400),
+    })
+    .prefault({}),
+
+  /** Client ID Metadata Documents (https URL as client_id). */
+  cimd: z
+    .strictObject({
+      enabled: bool.default(true),
+      /** Only for tests on loopback: allow fetching from private/loopback addresses. */
+      allow_private_addresses: bool.default(false),
+      timeout: duration.default(5),
+      max_bytes: z.coerce.number().int().positive().default(5 * 1024),
+      /** Upper bound on cache lifetime whatever the document's headers say. */
+      max_cache: duration.default(86_400),
+    })
+    .prefault({}),
+
+  session: z
+    .strictObject({
+      /** How long a browser stays logged in to the gateway ("log in once"). */
+      ttl: duration.default(8 * 3600),
+    })
+    .prefault({}),
+
+  consent: z
+    .strictObject({
+      /** Remember a user's decision per client (and scope set). */
+      remember: bool.default(true),
+    })
+    .prefault({}),
+
+  idp: z
+    .strictObject({
+      type: z.enum(["local", "github", "oidc"]).default("local"),
+      github: z
+        .strictObject({
+          client_id: z.string().optional(),
+          client_secret: z.string().optional(),
+          /** github.com or https://ghe.example.com */
+          web_url: url.default("https://github.com"),
+          /** https://api.github.com or https://ghe.example.com/api/v3 */
+          api_url: url.default("https://api.github.com"),
+          ...accessPolicy,
+        })
+        .prefault({}),
+      oidc: z
+        .strictObject({
+          issuer: url.optional(),
+          client_id: z.string().optional(),
+          client_secret: z.string().optional(),
+          scopes: stringList.default(["openid", "profile", "email"]),
+          ...accessPolicy,
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+
+  gateway: z
+    .strictObject({
+      /** Accept tokens whose audience is the gateway itself (for clients that send no `resource`). */
+      accept_gateway_audience: bool.default(false),
+      /** Browser origins allowed to call services (CORS + Origin check). The public URL is always allowed. */
+      allowed_origins: stringList.default([]),
+      max_body: z.coerce.number().int().positive().default(4 * 1024 * 1024),
+      upstream_timeout: duration.default(300),
+      identity_headers: z
+        .strictObject({
+          user_id: z.string().default("X-User-Id"),
+          user_name: z.string().default("X-User-Name"),
+          user_email: z.string().default("X-User-Email"),
+          client_id: z.string().default("X-Auth-Client-Id"),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+
+  services: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "service names are lowercase a-z, 0-9, -"), serviceSchema).default({}),
+});
+
+export type GatewayConfig = z.output<typeof configSchema>;
+export type ServiceConfig = z.output<typeof serviceSchema>;
+export type AccessPolicy = {
+  allowed_users?: string[];
+  allowed_orgs?: string[];
+  allowed_teams?: string[];
+  allowed_emails?: string[];
+};
