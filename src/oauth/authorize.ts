@@ -1,0 +1,126 @@
+/**
+ * GET /authorize (OAuth 2.1 §4.1.1): validates the request in the order that decides where an
+ * error may go. Until the client and its redirect URI are verified, errors are shown to the
+ * person (never redirected to an unverified URI); after that they go back to the client with
+ * `state` and `iss` (RFC 9207).
+ */
+import type { ResourceIndex } from "../config/resources.js";
+import type { ClientRecord } from "./clients.js";
+import { OAuthError } from "./errors.js";
+import { splitScope } from "./grants/grant.js";
+import { readParams } from "./params.js";
+import { isValidChallenge } from "./pkce.js";
+import { redirectUriMatches } from "./redirect-uri.js";
+
+/** A validated authorization request, waiting for login and consent. */
+export interface AuthorizationRequest {
+  client_id: string;
+  redirect_uri: string;
+  state?: string;
+  code_challenge: string;
+  scope: string[];
+  resources: string[];
+}
+
+/** An error to show to the person: the client or redirect URI could not be trusted. */
+export class AuthorizePageError extends Error {
+  override readonly name = "AuthorizePageError";
+  constructor(
+    readonly title: string,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+/** An error to send back to the verified redirect URI. */
+export class AuthorizeRedirectError extends Error {
+  override readonly name = "AuthorizeRedirectError";
+  constructor(
+    readonly error: OAuthError,
+    readonly redirectUri: string,
+    readonly state: string | undefined,
+  ) {
+    super(error.message);
+  }
+}
+
+export interface AuthorizeDeps {
+  lookupClient: (clientId: string) => Promise<ClientRecord | undefined>;
+  resources: ResourceIndex;
+  /** Scopes each service requires; what a client gets when it asks for none. */
+  scopesFor: (resources: string[]) => string[];
+  /** Every scope this gateway knows; others are dropped from requests (RFC 6749 §3.3). */
+  knownScopes: Set<string>;
+}
+
+export async function validateAuthorizationRequest(
+  query: Record<string, unknown> | undefined,
+  deps: AuthorizeDeps,
+): Promise<{ request: AuthorizationRequest; client: ClientRecord }> {
+  let parsed: ReturnType<typeof readParams>;
+  try {
+    parsed = readParams(query);
+  } catch (err) {
+    throw new AuthorizePageError("Invalid authorization request", (err as Error).message.replace(/^\w+: /, ""));
+  }
+  const { params } = parsed;
+  const clientId = params.client_id;
+  if (!clientId) throw new AuthorizePageError("Invalid authorization request", "The request has no client_id.");
+  let client: ClientRecord | undefined;
+  try {
+    client = await deps.lookupClient(clientId);
+  } catch (err) {
+    throw new AuthorizePageError("Unknown application", (err as Error).message);
+  }
+  if (!client) {
+    throw new AuthorizePageError("Unknown application", "This application is not registered with the gateway, or its registration has expired.");
+  }
+  const redirectUri = params.redirect_uri;
+  if (!redirectUri) throw new AuthorizePageError("Invalid authorization request", "The request has no redirect_uri.");
+  if (!redirectUriMatches(client.redirect_uris, redirectUri)) {
+    throw new AuthorizePageError(
+      "Redirect address not registered",
+      `The application asked to return to ${redirectUri}, which is not one of its registered redirect URIs.`,
+    );
+  }
+
+  const state = params.state;
+  const fail = (code: ConstructorParameters<typeof OAuthError>[0], description: string) =>
+    new AuthorizeRedirectError(new OAuthError(code, description), redirectUri, state);
+
+  if (params.response_type !== "code") throw fail("unsupported_response_type", "response_type must be code");
+  if (params.request !== undefined || params.request_uri !== undefined) {
+    throw fail("invalid_request", "request objects are not supported");
+  }
+  const challenge = params.code_challenge;
+  if (!challenge) throw fail("invalid_request", "code_challenge is required (PKCE with S256)");
+  if (params.code_challenge_method !== "S256") {
+    throw fail("invalid_request", "code_challenge_method must be S256");
+  }
+  if (!isValidChallenge(challenge)) throw fail("invalid_request", "code_challenge is not a valid S256 challenge");
+
+  const resources = parsed.resources;
+  const unknown = resources.filter((r) => !deps.resources.isKnown(r));
+  if (unknown.length) throw fail("invalid_target", `unknown resource: ${unknown.join(" ")}`);
+
+  const requested = params.scope === undefined ? deps.scopesFor(resources) : splitScope(params.scope);
+  const scope = requested.filter((s) => deps.knownScopes.has(s));
+
+  return {
+    client,
+    request: { client_id: client.client_id, redirect_uri: redirectUri, state, code_challenge: challenge, scope, resources },
+  };
+}
+
+/** The redirect carrying an authorization response or error, with `iss` (RFC 9207). */
+export function authorizationResponseUrl(
+  redirectUri: string,
+  issuer: string,
+  values: Record<string, string | undefined>,
+): string {
+  const url = new URL(redirectUri);
+  for (const [k, v] of Object.entries(values)) if (v !== undefined) url.searchParams.set(k, v);
+  url.searchParams.set("iss", issuer);
+  return url.toString();
+}

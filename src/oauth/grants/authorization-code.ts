@@ -1,0 +1,66 @@
+/**
+ * authorization_code (OAuth 2.1 §4.1.3): the code is single use and bound to the client,
+ * the redirect URI, the PKCE challenge and the resources it was authorized for. A replayed
+ * code revokes everything issued from it (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3).
+ */
+import { randomUUID } from "node:crypto";
+import type { Revocations } from "../../store/revocations.js";
+import { invalidGrant, invalidRequest, invalidTarget } from "../errors.js";
+import type { GrantStore } from "../grant-store.js";
+import type { TokenIssuer, TokenResponse } from "../issuer.js";
+import { verifierMatches } from "../pkce.js";
+import type { GrantHandler, TokenRequest } from "./grant.js";
+
+export class AuthorizationCodeGrant implements GrantHandler {
+  readonly grantType = "authorization_code";
+
+  constructor(
+    private readonly grants: GrantStore,
+    private readonly issuer: TokenIssuer,
+    private readonly revocations: Revocations,
+  ) {}
+
+  async handle({ client, params, resources }: TokenRequest): Promise<TokenResponse> {
+    const { code, code_verifier: verifier, redirect_uri: redirectUri } = params;
+    if (!code) throw invalidRequest("code is required");
+    if (!verifier) throw invalidRequest("code_verifier is required (PKCE)");
+    if (!redirectUri) throw invalidRequest("redirect_uri is required");
+
+    const stored = await this.grants.takeCode(code);
+    if (!stored) {
+      const used = await this.grants.usedCode(code);
+      if (used) {
+        await this.revocations.revokeGrant(used.sid);
+        await this.grants.deleteGrant(used.sid);
+        throw invalidGrant("the authorization code was already used; tokens issued for it are revoked");
+      }
+      throw invalidGrant("the authorization code is unknown or expired");
+    }
+    if (stored.client_id !== client.client_id) throw invalidGrant("the authorization code was issued to another client");
+    if (stored.redirect_uri !== redirectUri) throw invalidGrant("redirect_uri does not match the authorization request");
+    if (!verifierMatches(verifier, stored.code_challenge)) throw invalidGrant("code_verifier does not match the code challenge");
+
+    const unknown = resources.filter((r) => !stored.resources.includes(r));
+    if (unknown.length) throw invalidTarget(`resource not authorized for this code: ${unknown.join(" ")}`);
+
+    const grant = {
+      sid: randomUUID(),
+      client_id: client.client_id,
+      user: stored.user,
+      scope: stored.scope,
+      resources: stored.resources,
+      created_at: Math.floor(Date.now() / 1000),
+      auth_time: stored.auth_time,
+    };
+    await this.grants.markCodeUsed(code, grant.sid);
+    await this.grants.saveGrant(grant);
+    const withRefreshToken = client.grant_types.includes("refresh_token");
+    return this.issuer.issue({
+      grant,
+      scope: grant.scope,
+      resources: resources.length ? resources : grant.resources,
+      withRefreshToken,
+      refreshResources: grant.resources,
+    });
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The machine-facing endpoints of the authorization server: metadata, JWKS, registration,
+ * token, revocation, introspection. Each route only adapts HTTP to the framework-free parts.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { OAuthError, invalidRequest } from "../errors.js";
+import type { AuthorizationServer } from "../server.js";
+
+/** Bodies of these endpoints are small; anything bigger is an attack or a mistake. */
+export const OAUTH_BODY_LIMIT = 64 * 1024;
+
+const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" };
+
+function bearer(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (!header?.toLowerCase().startsWith("bearer ")) return undefined;
+  return header.slice(7).trim() || undefined;
+}
+
+function requireForm(request: FastifyRequest): Record<string, unknown> {
+  const type = request.headers["content-type"] ?? "";
+  if (!type.toLowerCase().startsWith("application/x-www-form-urlencoded")) {
+    throw invalidRequest("the request body must be application/x-www-form-urlencoded");
+  }
+  return (request.body ?? {}) as Record<string, unknown>;
+}
+
+export function metadata(as: AuthorizationServer): Record<string, unknown> {
+  const base = as.issuer;
+  const authMethods = ["none", "client_secret_basic", "client_secret_post"];
+  return {
+    issuer: base,
+    authorization_endpoint: `${base}/authorize`,
+    token_endpoint: `${base}/token`,
+    jwks_uri: `${base}/jwks`,
+    ...(as.parts.config.registration.enabled ? { registration_endpoint: `${base}/register` } : {}),
+    revocation_endpoint: `${base}/revoke`,
+    introspection_endpoint: `${base}/introspect`,
+    response_types_supported: ["code"],
+    response_modes_supported: ["query"],
+    grant_types_supported: as.tokenEndpoint.grantTypes,
+    token_endpoint_auth_methods_supported: authMethods,
+    revocation_endpoint_auth_methods_supported: authMethods,
+    introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+    code_challenge_methods_supported: ["S256"],
+    scopes_supported: as.scopesSupported,
+    client_id_metadata_document_supported: as.parts.config.cimd.enabled,
+    authorization_response_iss_parameter_supported: true,
+    service_documentation: "https://www.npmjs.com/package/mcp-oauth-gateway",
+  };
+}
+
+export async function registerEndpoints(app: FastifyInstance, as: AuthorizationServer): Promise<void> {
+  const meta = (_req: FastifyRequest, reply: FastifyReply) =>
+    reply.header("cache-control", "public, max-age=300").header("access-control-allow-origin", "*").send(metadata(as));
+  app.get("/.well-known/oauth-authorization-server", meta);
+  app.get("/.well-known/openid-configuration", meta);
+
+  app.get("/jwks", (_req, reply) =>
+    reply.header("cache-control", "public, max-age=300").header("access-control-allow-origin", "*").send(as.parts.keys.jwks()),
+  );
+
+  const limits = { bodyLimit: OAUTH_BODY_LIMIT };
+
+  app.post("/register", limits, async (request, reply) => {
+    const type = request.headers["content-type"] ?? "";
+    if (!type.toLowerCase().startsWith("application/json")) {
+      throw new OAuthError("invalid_client_metadata", "the request body must be application/json");
+    }
+    const body = await as.registrar.register(request.body, bearer(request));
+    return reply.code(201).headers(NO_STORE).send(body);
+  });
+  app.get<{ Params: { clientId: string } }>("/register/:clientId", async (request, reply) =>
+    reply.headers(NO_STORE).send(await as.registrar.read(request.params.clientId, bearer(request))),
+  );
+  app.put<{ Params: { clientId: string } }>("/register/:clientId", limits, async (request, reply) =>
+    reply.headers(NO_STORE).send(await as.registrar.update(request.params.clientId, bearer(request), request.body)),
+  );
+  app.delete<{ Params: { clientId: string } }>("/register/:clientId", async (request, reply) => {
+    await as.registrar.remove(request.params.clientId, bearer(request));
+    return reply.code(204).send();
+  });
+
+  app.post("/token", limits, async (request, reply) => {
+    const tokens = await as.tokenEndpoint.handle(requireForm(request), request.headers.authorization);
+    return reply.headers(NO_STORE).send(tokens);
+  });
+  app.post("/revoke", limits, async (request, reply) => {
+    await as.revocationEndpoint.handle(requireForm(request), request.headers.authorization);
+    return reply.headers(NO_STORE).send({});
+  });
+  app.post("/introspect", limits, async (request, reply) => {
+    const answer = await as.introspectionEndpoint.handle(requireForm(request), request.headers.authorization);
+    return reply.headers(NO_STORE).send(answer);
+  });
+}

@@ -1,0 +1,243 @@
+/**
+ * The browser-facing flow: /authorize -> /login (form or upstream redirect) -> /callback ->
+ * /consent -> back to the client with a code. Each step finds the pending request by id and
+ * checks it belongs to this browser; forms carry an anti-CSRF token.
+ */
+import { timingSafeEqual } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { UserIdentity } from "../../idp/idp.js";
+import { IdpError } from "../../idp/idp.js";
+import { PAGE_HEADERS, consentPage, errorPage, loginPage } from "../../web/pages.js";
+import {
+  AuthorizePageError,
+  AuthorizeRedirectError,
+  authorizationResponseUrl,
+  validateAuthorizationRequest,
+} from "../authorize.js";
+import type { ClientRecord } from "../clients.js";
+import type { PendingAuthorization } from "../interaction.js";
+import { s256 } from "../pkce.js";
+import { newSecret } from "../secrets.js";
+import type { AuthorizationServer } from "../server.js";
+import { BROWSER_COOKIE, SESSION_COOKIE, readCookie, setCookie } from "./cookies.js";
+import { OAUTH_BODY_LIMIT } from "./endpoints.js";
+
+type Form = Record<string, unknown>;
+
+const field = (form: Form, name: string): string | undefined => {
+  const v = form[name];
+  return typeof v === "string" ? v : undefined;
+};
+
+function sameSecret(a: string | undefined, b: string): boolean {
+  if (a === undefined) return false;
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export function page(reply: FastifyReply, status: number, body: string): FastifyReply {
+  return reply.code(status).headers(PAGE_HEADERS).send(body);
+}
+
+const EXPIRED = () =>
+  errorPage("This sign-in has expired", "The sign-in link is no longer valid, or it was opened in another browser.");
+
+function clientName(client: ClientRecord | undefined, clientId: string): string {
+  return client?.client_name ?? clientId;
+}
+
+function redirectHost(uri: string): string {
+  const url = new URL(uri);
+  return url.host || `${url.protocol}//`;
+}
+
+export async function registerInteractionRoutes(app: FastifyInstance, as: AuthorizationServer): Promise<void> {
+  const secure = as.issuer.startsWith("https:");
+  const { interactions, parts } = as;
+  const idp = parts.idp;
+
+  const browserToken = (request: FastifyRequest, reply: FastifyReply): string => {
+    const existing = readCookie(request, BROWSER_COOKIE);
+    if (existing) return existing;
+    const token = newSecret();
+    setCookie(reply, BROWSER_COOKIE, token, { secure });
+    return token;
+  };
+  const pendingFor = (request: FastifyRequest, id: string | undefined) =>
+    interactions.getPending(id, readCookie(request, BROWSER_COOKIE));
+
+  const startSession = async (reply: FastifyReply, user: UserIdentity) => {
+    const token = await interactions.createSession(user);
+    setCookie(reply, SESSION_COOKIE, token, { secure, maxAgeSeconds: parts.config.session.ttl });
+  };
+
+  /** Consent (or the remembered decision) for a logged-in user; ends in a redirect or a page. */
+  const decide = async (reply: FastifyReply, pending: PendingAuthorization, user: UserIdentity, authTime: number) => {
+    const access = idp.checkAccess(user);
+    if (!access.allowed) return page(reply, 403, errorPage("Access denied", access.reason));
+    const client = await as.lookupClient(pending.client_id);
+    if (!client) return page(reply, 400, errorPage("Unknown application", "The application's registration is gone."));
+    if (
+      parts.config.consent.remember &&
+      (await interactions.hasConsent(user.sub, client.client_id, pending.scope, pending.resources))
+    ) {
+      const target = await as.issueCode(pending, user, authTime);
+      return target ? reply.redirect(target, 302) : page(reply, 400, EXPIRED());
+    }
+    return page(
+      reply,
+      200,
+      consentPage({
+        request: pending.id,
+        csrf: pending.csrf,
+        clientName: clientName(client, client.client_id),
+        clientId: client.client_id,
+        redirectHost: redirectHost(pending.redirect_uri),
+        unverified: client.source !== "admin",
+        user: user.login,
+        services: pending.resources.map((r) => parts.resources.serviceFor(r) ?? r),
+        scopes: pending.scope,
+      }),
+    );
+  };
+
+  app.get("/authorize", async (request, reply) => {
+    try {
+      const { request: validated } = await validateAuthorizationRequest(request.query as Form, as.authorizeDeps);
+      const pending = await interactions.createPending(validated, browserToken(request, reply));
+      const session = await interactions.getSession(readCookie(request, SESSION_COOKIE));
+      if (session) return decide(reply, pending, session.user, session.auth_time);
+      return reply.redirect(`/login?request=${encodeURIComponent(pending.id)}`, 302);
+    } catch (err) {
+      if (err instanceof AuthorizePageError) return page(reply, 400, errorPage(err.title, err.detail));
+      if (err instanceof AuthorizeRedirectError) {
+        const { error } = err;
+        return reply.redirect(
+          authorizationResponseUrl(err.redirectUri, as.issuer, {
+            error: error.code,
+            error_description: error.description,
+            state: err.state,
+          }),
+          302,
+        );
+      }
+      throw err;
+    }
+  });
+
+  app.get<{ Querystring: { request?: string } }>("/login", async (request, reply) => {
+    const pending = await pendingFor(request, request.query.request);
+    if (!pending) return page(reply, 400, EXPIRED());
+    if (idp.kind === "password") {
+      const client = await as.lookupClient(pending.client_id);
+      return page(reply, 200, loginPage({ request: pending.id, csrf: pending.csrf, clientName: clientName(client, pending.client_id) }));
+    }
+    pending.upstream_verifier = newSecret();
+    await interactions.save(pending);
+    const target = await idp.authorizationUrl({
+      state: pending.id,
+      redirectUri: `${as.issuer}/callback`,
+      codeChallenge: s256(pending.upstream_verifier),
+    });
+    return reply.redirect(target, 302);
+  });
+
+  app.post("/login", { bodyLimit: OAUTH_BODY_LIMIT }, async (request, reply) => {
+    const form = (request.body ?? {}) as Form;
+    const pending = await pendingFor(request, field(form, "request"));
+    if (!pending || idp.kind !== "password") return page(reply, 400, EXPIRED());
+    if (!sameSecret(field(form, "csrf"), pending.csrf)) {
+      return page(reply, 403, errorPage("Request refused", "The form was not sent from this sign-in page (CSRF check failed)."));
+    }
+    const username = field(form, "username") ?? "";
+    const user = await idp.verify(username, field(form, "password") ?? "");
+    if (!user) {
+      const client = await as.lookupClient(pending.client_id);
+      return page(
+        reply,
+        401,
+        loginPage({
+          request: pending.id,
+          csrf: pending.csrf,
+          clientName: clientName(client, pending.client_id),
+          username,
+          error: "Wrong user name or password.",
+        }),
+      );
+    }
+    await startSession(reply, user);
+    return decide(reply, pending, user, Math.floor(Date.now() / 1000));
+  });
+
+  app.get<{ Querystring: Record<string, string | undefined> }>("/callback", async (request, reply) => {
+    const { state, code, error, error_description: description } = request.query;
+    const pending = await pendingFor(request, state);
+    if (!pending || idp.kind !== "redirect" || !pending.upstream_verifier) return page(reply, 400, EXPIRED());
+    if (error || !code) {
+      await interactions.finishPending(pending.id);
+      return reply.redirect(
+        authorizationResponseUrl(pending.redirect_uri, as.issuer, {
+          error: "access_denied",
+          error_description: `${idp.displayName} sign-in did not complete${description ? `: ${description}` : ""}`,
+          state: pending.state,
+        }),
+        302,
+      );
+    }
+    let user: UserIdentity;
+    try {
+      user = await idp.complete({ code, redirectUri: `${as.issuer}/callback`, codeVerifier: pending.upstream_verifier });
+    } catch (err) {
+      if (err instanceof IdpError) return page(reply, 502, errorPage(`${idp.displayName} sign-in failed`, err.message));
+      throw err;
+    }
+    const access = idp.checkAccess(user);
+    if (!access.allowed) return page(reply, 403, errorPage("Access denied", access.reason));
+    await startSession(reply, user);
+    return decide(reply, pending, user, Math.floor(Date.now() / 1000));
+  });
+
+  app.get<{ Querystring: { request?: string } }>("/consent", async (request, reply) => {
+    const pending = await pendingFor(request, request.query.request);
+    if (!pending) return page(reply, 400, EXPIRED());
+    const session = await interactions.getSession(readCookie(request, SESSION_COOKIE));
+    if (!session) return reply.redirect(`/login?request=${encodeURIComponent(pending.id)}`, 302);
+    return decide(reply, pending, session.user, session.auth_time);
+  });
+
+  app.post("/consent", { bodyLimit: OAUTH_BODY_LIMIT }, async (request, reply) => {
+    const form = (request.body ?? {}) as Form;
+    const pending = await pendingFor(request, field(form, "request"));
+    if (!pending) return page(reply, 400, EXPIRED());
+    if (!sameSecret(field(form, "csrf"), pending.csrf)) {
+      return page(reply, 403, errorPage("Request refused", "The form was not sent from this consent page (CSRF check failed)."));
+    }
+    const session = await interactions.getSession(readCookie(request, SESSION_COOKIE));
+    if (!session) return reply.redirect(`/login?request=${encodeURIComponent(pending.id)}`, 302);
+    const access = idp.checkAccess(session.user);
+    if (!access.allowed) return page(reply, 403, errorPage("Access denied", access.reason));
+    if (field(form, "decision") !== "allow") {
+      await interactions.finishPending(pending.id);
+      return reply.redirect(
+        authorizationResponseUrl(pending.redirect_uri, as.issuer, {
+          error: "access_denied",
+          error_description: "the user denied the request",
+          state: pending.state,
+        }),
+        302,
+      );
+    }
+    if (parts.config.consent.remember) {
+      await interactions.rememberConsent(session.user.sub, pending.client_id, pending.scope, pending.resources);
+    }
+    const target = await as.issueCode(pending, session.user, session.auth_time);
+    return target ? reply.redirect(target, 302) : page(reply, 400, EXPIRED());
+  });
+
+  app.post("/logout", async (request, reply) => {
+    await interactions.deleteSession(readCookie(request, SESSION_COOKIE));
+    setCookie(reply, SESSION_COOKIE, "", { secure, maxAgeSeconds: 0 });
+    return page(reply, 200, errorPage("Signed out", "You are signed out of the gateway."));
+  });
+}

@@ -1,0 +1,114 @@
+/**
+ * The person's side of an authorization: the pending request between /authorize and the
+ * code, the login session ("log in once"), and remembered consent.
+ *
+ *   pending:{id}           a validated request waiting for login/consent   TTL code lifetime x 2
+ *   sessions:{hash}        a browser's login                               TTL session lifetime
+ *   consents:{sub}:{client} what a user allowed a client                   TTL refresh lifetime
+ *
+ * A pending request is bound to the browser that started it: the hash of a cookie value is
+ * stored with it, so a link to /consent?request=… opened in another browser does nothing.
+ */
+import type { UserIdentity } from "../idp/idp.js";
+import type { Store } from "../store/store.js";
+import type { AuthorizationRequest } from "./authorize.js";
+import { hashSecret, newSecret, secretMatches } from "./secrets.js";
+
+export interface PendingAuthorization extends AuthorizationRequest {
+  id: string;
+  browser_hash: string;
+  /** Anti-CSRF token for the login and consent forms. */
+  csrf: string;
+  /** PKCE verifier for the upstream identity provider, when it redirects. */
+  upstream_verifier?: string;
+}
+
+export interface Session {
+  user: UserIdentity;
+  /** Seconds since the epoch. */
+  auth_time: number;
+}
+
+interface Consent {
+  scope: string[];
+  resources: string[];
+  at: number;
+}
+
+export class Interactions {
+  constructor(
+    private readonly store: Store,
+    private readonly ttl: { pending: number; session: number; consent: number },
+  ) {}
+
+  async createPending(request: AuthorizationRequest, browserToken: string): Promise<PendingAuthorization> {
+    const pending: PendingAuthorization = {
+      ...request,
+      id: newSecret(24),
+      browser_hash: hashSecret(browserToken),
+      csrf: newSecret(24),
+    };
+    await this.save(pending);
+    return pending;
+  }
+
+  save(pending: PendingAuthorization): Promise<void> {
+    return this.store.put("pending", pending.id, pending as never, this.ttl.pending);
+  }
+
+  /** The pending request, if it exists and belongs to this browser. */
+  async getPending(id: string | undefined, browserToken: string | undefined): Promise<PendingAuthorization | undefined> {
+    if (!id || !browserToken || id.length > 100) return undefined;
+    const pending = (await this.store.get("pending", id)) as PendingAuthorization | undefined;
+    if (!pending || !secretMatches(browserToken, pending.browser_hash)) return undefined;
+    return pending;
+  }
+
+  /** Ends a pending request; of two concurrent finishers only one gets it. */
+  async finishPending(id: string): Promise<boolean> {
+    return (await this.store.take("pending", id)) !== undefined;
+  }
+
+  async createSession(user: UserIdentity): Promise<string> {
+    const token = newSecret();
+    const session: Session = { user, auth_time: Math.floor(Date.now() / 1000) };
+    await this.store.put("sessions", hashSecret(token), session as never, this.ttl.session);
+    return token;
+  }
+
+  async getSession(token: string | undefined): Promise<Session | undefined> {
+    if (!token || token.length > 100) return undefined;
+    return (await this.store.get("sessions", hashSecret(token))) as Session | undefined;
+  }
+
+  async deleteSession(token: string | undefined): Promise<void> {
+    if (token) await this.store.delete("sessions", hashSecret(token));
+  }
+
+  async rememberConsent(sub: string, clientId: string, scope: string[], resources: string[]): Promise<void> {
+    const previous = await this.consent(sub, clientId);
+    const merged: Consent = {
+      scope: [...new Set([...(previous?.scope ?? []), ...scope])],
+      resources: [...new Set([...(previous?.resources ?? []), ...resources])],
+      at: Date.now(),
+    };
+    await this.store.put("consents", `${sub}:${clientId}`, merged as never, this.ttl.consent);
+  }
+
+  /** Whether the user already allowed this client everything it asks for now. */
+  async hasConsent(sub: string, clientId: string, scope: string[], resources: string[]): Promise<boolean> {
+    const consent = await this.consent(sub, clientId);
+    if (!consent) return false;
+    return scope.every((s) => consent.scope.includes(s)) && resources.every((r) => consent.resources.includes(r));
+  }
+
+  async forgetConsents(clientId: string): Promise<void> {
+    for (const { key } of await this.store.list("consents")) {
+      if (key.endsWith(`:${clientId}`)) await this.store.delete("consents", key);
+    }
+  }
+
+  private async consent(sub: string, clientId: string): Promise<Consent | undefined> {
+    return (await this.store.get("consents", `${sub}:${clientId}`)) as Consent | undefined;
+  }
+}

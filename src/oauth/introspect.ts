@@ -1,0 +1,77 @@
+/**
+ * POST /introspect (RFC 7662), for authenticated (confidential) clients such as resource
+ * servers. A token that is expired, revoked, malformed or unknown is `{ "active": false }`.
+ */
+import type { Revocations } from "../store/revocations.js";
+import { authenticateClient, readCredentials } from "./client-auth.js";
+import type { ClientRecord } from "./clients.js";
+import { invalidRequest } from "./errors.js";
+import type { GrantStore } from "./grant-store.js";
+import type { KeyRing } from "./keys.js";
+import { readParams } from "./params.js";
+import { InvalidAccessToken, looksLikeJwt, verifyAccessToken } from "./verify.js";
+
+export type IntrospectionResponse = { active: false } | ({ active: true } & Record<string, unknown>);
+
+export class IntrospectionEndpoint {
+  constructor(
+    private readonly deps: {
+      keys: KeyRing;
+      issuer: string;
+      grants: GrantStore;
+      revocations: Revocations;
+      lookupClient: (clientId: string) => Promise<ClientRecord | undefined>;
+    },
+  ) {}
+
+  async handle(body: Record<string, unknown> | undefined, authorization: string | undefined): Promise<IntrospectionResponse> {
+    const { params } = readParams(body);
+    await authenticateClient(readCredentials(authorization, params), this.deps.lookupClient, {
+      requireConfidential: true,
+    });
+    const token = params.token;
+    if (!token) throw invalidRequest("token is required");
+    return looksLikeJwt(token) ? this.accessToken(token) : this.refreshToken(token);
+  }
+
+  private async accessToken(token: string): Promise<IntrospectionResponse> {
+    try {
+      const claims = await verifyAccessToken(token, this.deps.keys, this.deps.issuer);
+      if (await this.deps.revocations.isRevoked(claims, { fresh: true })) return { active: false };
+      return {
+        active: true,
+        token_type: "Bearer",
+        client_id: claims.client_id,
+        username: claims.preferred_username,
+        scope: claims.scope,
+        sub: claims.sub,
+        aud: claims.aud,
+        iss: claims.iss,
+        jti: claims.jti,
+        exp: claims.exp,
+        iat: claims.iat,
+      };
+    } catch (err) {
+      if (err instanceof InvalidAccessToken) return { active: false };
+      throw err;
+    }
+  }
+
+  private async refreshToken(token: string): Promise<IntrospectionResponse> {
+    const refresh = await this.deps.grants.peekRefresh(token);
+    if (!refresh || (await this.deps.revocations.isGrantRevoked(refresh.sid))) return { active: false };
+    const grant = await this.deps.grants.getGrant(refresh.sid);
+    if (!grant) return { active: false };
+    return {
+      active: true,
+      token_type: "refresh_token",
+      client_id: refresh.client_id,
+      username: grant.user.login,
+      sub: grant.user.sub,
+      scope: refresh.scope.join(" ") || undefined,
+      aud: refresh.resources,
+      iss: this.deps.issuer,
+      iat: refresh.issued_at,
+    };
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Signing keys for access tokens. Keys live in the store (namespace "keys") so every gateway
+ * instance signs and verifies with the same set and a restart loses nothing. Rotation adds a
+ * key that signs from then on; older keys stay published until every token they signed has
+ * expired, then disappear by TTL.
+ */
+import { randomUUID } from "node:crypto";
+import { type CryptoKey, type JWK, exportJWK, generateKeyPair, importJWK } from "jose";
+import type { Store } from "../store/store.js";
+
+export type SigningAlg = "ES256" | "RS256" | "EdDSA";
+
+interface StoredKey {
+  kid: string;
+  alg: SigningAlg;
+  private_jwk: JWK;
+  public_jwk: JWK;
+  created_at: number;
+  /** Set when a newer key took over: the key is published until then, only for verifying. */
+  retire_at?: number;
+}
+
+interface LoadedKey {
+  kid: string;
+  alg: SigningAlg;
+  createdAt: number;
+  privateKey: CryptoKey;
+  publicKey: CryptoKey;
+  publicJwk: JWK;
+}
+
+const NS = "keys";
+/** Reload at least this often, so a rotation on another instance is picked up. */
+const RELOAD_EVERY_MS = 60_000;
+/** An unknown kid triggers a reload, but not more often than this (no store storm from junk tokens). */
+const UNKNOWN_KID_RELOAD_MS = 5_000;
+
+export class KeyRing {
+  private keys: LoadedKey[] = [];
+  private loadedAt = 0;
+  private lastUnknownReload = 0;
+  private timer?: NodeJS.Timeout;
+
+  private constructor(
+    private readonly store: Store,
+    private readonly alg: SigningAlg,
+    /** Access token lifetime: how long a retired key must still verify. */
+    private readonly accessTtlSeconds: number,
+  ) {}
+
+  /** Loads the keys, creating the first one on a fresh store. */
+  static async open(store: Store, alg: SigningAlg, accessTtlSeconds: number): Promise<KeyRing> {
+    const ring = new KeyRing(store, alg, accessTtlSeconds);
+    await ring.reload();
+    if (ring.keys.length === 0) {
+      await ring.rotate();
+    }
+    ring.timer = setInterval(() => void ring.reload().catch(() => undefined), RELOAD_EVERY_MS);
+    ring.timer.unref();
+    return ring;
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  async reload(): Promise<void> {
+    const entries = await this.store.list<StoredKey & Record<string, never>>(NS);
+    const loaded: LoadedKey[] = [];
+    for (const { value } of entries) {
+      const stored = value as unknown as StoredKey;
+      loaded.push({
+        kid: stored.kid,
+        alg: stored.alg,
+        createdAt: stored.created_at,
+        privateKey: (await importJWK(stored.private_jwk, stored.alg)) as CryptoKey,
+        publicKey: (await importJWK(stored.public_jwk, stored.alg)) as CryptoKey,
+        publicJwk: stored.public_jwk,
+      });
+    }
+    // Newest first: the first key signs.
+    loaded.sort((a, b) => b.createdAt - a.createdAt);
+    this.keys = loaded;
+    this.loadedAt = Date.now();
+  }
+
+  /**
+   * Adds a new signing key and schedules the others for removal once the tokens they signed
+   * have expired. Returns the new key id.
+   */
+  async rotate(): Promise<string> {
+    const { privateKey, publicKey } = await generateKeyPair(this.alg, { extractable: true });
+    const kid = randomUUID();
+    const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: this.alg, use: "sig" };
+    const stored: StoredKey = {
+      kid,
+      alg: this.alg,
+      private_jwk: { ...(await exportJWK(privateKey)), kid, alg: this.alg },
+      public_jwk: publicJwk,
+      created_at: Date.now(),
+    };
+    const now = Date.now();
+    // Older keys: keep them long enough to verify what they signed (plus a minute of clock slack).
+    const keepSeconds = this.accessTtlSeconds + 60;
+    for (const { value } of await this.store.list<Record<string, never>>(NS)) {
+      const old = value as unknown as StoredKey;
+      if (old.retire_at) continue;
+      await this.store.put(NS, old.kid, { ...old, retire_at: now + keepSeconds * 1000 } as never, keepSeconds);
+    }
+    await this.store.put(NS, kid, stored as never);
+    await this.reload();
+    return kid;
+  }
+
+  /** The key that signs new tokens. */
+  signingKey(): { kid: string; alg: SigningAlg; key: CryptoKey } {
+    const key = this.keys[0];
+    if (!key) throw new Error("no signing key loaded");
+    return { kid: key.kid, alg: key.alg, key: key.privateKey };
+  }
+
+  /** Public key for a kid; reloads from the store (rate-limited) when the kid is unknown. */
+  async verificationKey(kid: string | undefined): Promise<{ key: CryptoKey; alg: SigningAlg } | undefined> {
+    const find = () => this.keys.find((k) => k.kid === kid);
+    let found = find();
+    if (!found && kid && Date.now() - this.lastUnknownReload > UNKNOWN_KID_RELOAD_MS) {
+      this.lastUnknownReload = Date.now();
+      await this.reload();
+      found = find();
+    }
+    return found ? { key: found.publicKey, alg: found.alg } : undefined;
+  }
+
+  /** The JWKS document served at /jwks. */
+  jwks(): { keys: JWK[] } {
+    if (Date.now() - this.loadedAt > RELOAD_EVERY_MS) void this.reload().catch(() => undefined);
+    return { keys: this.keys.map((k) => k.publicJwk) };
+  }
+
+  /** For `admin keys list`. */
+  describe(): Array<{ kid: string; alg: SigningAlg; createdAt: number; signing: boolean }> {
+    return this.keys.map((k, i) => ({ kid: k.kid, alg: k.alg, createdAt: k.createdAt, signing: i === 0 }));
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The authorization server's parts, built from config in one place. No HTTP here: the
+ * routes in http/ and the admin CLI both use this object.
+ */
+import type { ResourceIndex } from "../config/resources.js";
+import type { GatewayConfig } from "../config/schema.js";
+import type { IdentityProvider, UserIdentity } from "../idp/idp.js";
+import type { Revocations } from "../store/revocations.js";
+import type { Store } from "../store/store.js";
+import { type AuthorizeDeps, authorizationResponseUrl } from "./authorize.js";
+import { type ClientRecord, ClientStore } from "./clients.js";
+import { GrantStore } from "./grant-store.js";
+import { AuthorizationCodeGrant } from "./grants/authorization-code.js";
+import { RefreshTokenGrant } from "./grants/refresh-token.js";
+import { type PendingAuthorization, Interactions } from "./interaction.js";
+import { IntrospectionEndpoint } from "./introspect.js";
+import { TokenIssuer } from "./issuer.js";
+import type { KeyRing } from "./keys.js";
+import { Registrar } from "./register.js";
+import { RevocationEndpoint } from "./revoke.js";
+import { newSecret } from "./secrets.js";
+import { TokenEndpoint } from "./token.js";
+
+export interface AuthorizationServerParts {
+  config: GatewayConfig;
+  store: Store;
+  keys: KeyRing;
+  revocations: Revocations;
+  resources: ResourceIndex;
+  idp: IdentityProvider;
+  /** Finds a client by id: registered ones, or (when enabled) a metadata document URL. */
+  lookupClient?: (clientId: string) => Promise<ClientRecord | undefined>;
+}
+
+export class AuthorizationServer {
+  readonly issuer: string;
+  readonly clients: ClientStore;
+  readonly grants: GrantStore;
+  readonly interactions: Interactions;
+  readonly registrar: Registrar;
+  readonly tokenEndpoint: TokenEndpoint;
+  readonly revocationEndpoint: RevocationEndpoint;
+  readonly introspectionEndpoint: IntrospectionEndpoint;
+  readonly authorizeDeps: AuthorizeDeps;
+  readonly lookupClient: (clientId: string) => Promise<ClientRecord | undefined>;
+
+  constructor(readonly parts: AuthorizationServerParts) {
+    const { config, store, keys, revocations, resources, idp } = parts;
+    this.issuer = config.public_url;
+    this.clients = new ClientStore(store);
+    this.lookupClient = parts.lookupClient ?? ((id) => this.clients.get(id));
+    this.grants = new GrantStore(store, { code: config.tokens.code_ttl, refresh: config.tokens.refresh_ttl });
+    this.interactions = new Interactions(store, {
+      pending: config.tokens.code_ttl * 2,
+      session: config.session.ttl,
+      consent: config.tokens.refresh_ttl,
+    });
+    const minter = new TokenIssuer(keys, this.grants, this.issuer, config.tokens.access_ttl);
+    this.registrar = new Registrar(
+      this.clients,
+      {
+        enabled: config.registration.enabled,
+        initialAccessToken: config.registration.initial_access_token,
+        clientTtlSeconds: config.registration.client_ttl,
+        issuer: this.issuer,
+      },
+      (clientId) => this.revokeClient(clientId),
+    );
+    this.tokenEndpoint = new TokenEndpoint(
+      [
+        new AuthorizationCodeGrant(this.grants, minter, revocations),
+        new RefreshTokenGrant(this.grants, minter, revocations, config.tokens.refresh_reuse_grace, (user) =>
+          idp.checkAccess(user),
+        ),
+      ],
+      this.lookupClient,
+    );
+    const endpointDeps = { keys, issuer: this.issuer, grants: this.grants, revocations, lookupClient: this.lookupClient };
+    this.revocationEndpoint = new RevocationEndpoint(endpointDeps);
+    this.introspectionEndpoint = new IntrospectionEndpoint(endpointDeps);
+
+    const serviceScopes = new Map(Object.entries(config.services).filter(([, s]) => s.enabled).map(([n, s]) => [n, s.scopes]));
+    this.authorizeDeps = {
+      lookupClient: this.lookupClient,
+      resources,
+      knownScopes: new Set([...serviceScopes.values()].flat()),
+      scopesFor: (requested) => {
+        const names = requested.length
+          ? requested.map((r) => resources.serviceFor(r)).filter((n): n is string => Boolean(n))
+          : [...serviceScopes.keys()];
+        return [...new Set(names.flatMap((n) => serviceScopes.get(n) ?? []))];
+      },
+    };
+  }
+
+  /** Every scope a client can be granted, for metadata. */
+  get scopesSupported(): string[] {
+    return [...this.authorizeDeps.knownScopes];
+  }
+
+  /** Ends a pending authorization with a fresh code; returns the redirect back to the client. */
+  async issueCode(pending: PendingAuthorization, user: UserIdentity, authTime: number): Promise<string | undefined> {
+    if (!(await this.interactions.finishPending(pending.id))) return undefined;
+    const code = newSecret();
+    await this.grants.saveCode(code, {
+      client_id: pending.client_id,
+      redirect_uri: pending.redirect_uri,
+      code_challenge: pending.code_challenge,
+      scope: pending.scope,
+      resources: pending.resources,
+      user,
+      auth_time: authTime,
+    });
+    return authorizationResponseUrl(pending.redirect_uri, this.issuer, { code, state: pending.state });
+  }
+
+  /** Deleting a client ends every token it holds and forgets the consents given to it. */
+  async revokeClient(clientId: string): Promise<void> {
+    await this.parts.revocations.revokeClient(clientId);
+    for (const grant of await this.grants.listGrants()) {
+      if (grant.client_id === clientId) await this.grants.deleteGrant(grant.sid);
+    }
+    await this.interactions.forgetConsents(clientId);
+  }
+
+  /** Ends one grant (a login and everything issued from it). */
+  async revokeGrant(sid: string): Promise<void> {
+    await this.parts.revocations.revokeGrant(sid);
+    await this.grants.deleteGrant(sid);
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * POST /token: authenticate the client, then hand the request to the grant handler registered
+ * for its `grant_type`. Handlers come from a table built from config in app wiring.
+ */
+import { authenticateClient, readCredentials } from "./client-auth.js";
+import type { ClientRecord } from "./clients.js";
+import { OAuthError, invalidRequest } from "./errors.js";
+import type { GrantHandler } from "./grants/grant.js";
+import type { TokenResponse } from "./issuer.js";
+import { readParams } from "./params.js";
+
+export class TokenEndpoint {
+  private readonly handlers: Map<string, GrantHandler>;
+
+  constructor(
+    handlers: GrantHandler[],
+    private readonly lookupClient: (clientId: string) => Promise<ClientRecord | undefined>,
+  ) {
+    this.handlers = new Map(handlers.map((h) => [h.grantType, h]));
+  }
+
+  get grantTypes(): string[] {
+    return [...this.handlers.keys()];
+  }
+
+  async handle(body: Record<string, unknown> | undefined, authorization: string | undefined): Promise<TokenResponse> {
+    const { params, resources } = readParams(body);
+    const grantType = params.grant_type;
+    if (!grantType) throw invalidRequest("grant_type is required");
+    const handler = this.handlers.get(grantType);
+    if (!handler) throw new OAuthError("unsupported_grant_type", `grant_type ${grantType} is not supported`);
+    const client = await authenticateClient(readCredentials(authorization, params), this.lookupClient);
+    if (!client.grant_types.includes(grantType)) {
+      throw new OAuthError("unauthorized_client", `this client is not registered for the ${grantType} grant`);
+    }
+    return handler.handle({ client, params, resources });
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The pages a person sees: login, consent, and errors. Every interpolated value is escaped by
+ * the `html` tag; pages carry a strict CSP and may not be framed (clickjacking on consent).
+ */
+import escapeHtml from "escape-html";
+
+/** A fragment already escaped, so it is inserted as is. */
+class Safe {
+  constructor(readonly value: string) {}
+  toString(): string {
+    return this.value;
+  }
+}
+
+type Value = string | number | undefined | null | Safe | Safe[];
+
+function render(value: Value): string {
+  if (value === undefined || value === null) return "";
+  if (Array.isArray(value)) return value.map((v) => v.value).join("");
+  if (value instanceof Safe) return value.value;
+  return escapeHtml(String(value));
+}
+
+/** Tagged template that escapes every interpolation unless it is already Safe. */
+export function html(strings: TemplateStringsArray, ...values: Value[]): Safe {
+  let out = strings[0] ?? "";
+  values.forEach((v, i) => {
+    out += render(v) + (strings[i + 1] ?? "");
+  });
+  return new Safe(out);
+}
+
+/** Headers for every page: no framing, no scripts, nothing cached. */
+export const PAGE_HEADERS = {
+  "content-type": "text/html; charset=utf-8",
+  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'",
+  "x-frame-options": "DENY",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "cache-control": "no-store",
+} as const;
+
+const STYLE = `
+body{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1d2430;margin:0;display:flex;min-height:100vh;align-items:center;justify-content:center}
+main{background:#fff;max-width:28rem;width:100%;padding:2rem;border-radius:12px;box-shadow:0 2px 12px rgba(0,0,0,.08)}
+h1{font-size:1.3rem;margin:0 0 1rem}
+label{display:block;margin:.75rem 0 .25rem;font-weight:600}
+input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.6rem;border:1px solid #c5cad3;border-radius:6px;font-size:1rem}
+button{padding:.6rem 1.2rem;border-radius:6px;border:1px solid #1f6feb;background:#1f6feb;color:#fff;font-size:1rem;cursor:pointer;margin-top:1rem}
+button.secondary{background:#fff;color:#1d2430;border-color:#c5cad3}
+.error{background:#fdecea;color:#8a1c12;padding:.6rem .8rem;border-radius:6px}
+.muted{color:#5b6472;font-size:.9rem}
+ul{padding-left:1.2rem}
+code{background:#f0f1f4;padding:.1rem .3rem;border-radius:4px;word-break:break-all}
+.actions{display:flex;gap:.75rem}
+`;
+
+export function layout(title: string, body: Safe): string {
+  return html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${title} · MCP gateway</title><style>${new Safe(STYLE)}</style></head>
+<body><main>${body}</main></body></html>`.value;
+}
+
+export function errorPage(title: string, detail: string): string {
+  return layout(title, html`<h1>${title}</h1><p class="error" role="alert">${detail}</p>
+<p class="muted">You can close this window and start again from your application.</p>`);
+}
+
+export interface LoginPageData {
+  request: string;
+  csrf: string;
+  clientName: string;
+  error?: string;
+  username?: string;
+}
+
+export function loginPage(d: LoginPageData): string {
+  return layout("Sign in", html`<h1>Sign in to continue</h1>
+<p class="muted"><strong>${d.clientName}</strong> wants to use your MCP services through this gateway.</p>
+${d.error ? html`<p class="error" role="alert">${d.error}</p>` : undefined}
+<form method="post" action="/login">
+<input type="hidden" name="request" value="${d.request}"><input type="hidden" name="csrf" value="${d.csrf}">
+<label for="username">User name</label><input id="username" name="username" type="text" autocomplete="username" value="${d.username ?? ""}" required autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>`);
+}
+
+export interface ConsentPageData {
+  request: string;
+  csrf: string;
+  clientName: string;
+  clientId: string;
+  /** Host (or scheme, for native apps) the answer goes back to. */
+  redirectHost: string;
+  /** Whether the client registered itself (dynamic registration or a metadata document). */
+  unverified: boolean;
+  user: string;
+  services: string[];
+  scopes: string[];
+}
+
+export function consentPage(d: ConsentPageData): string {
+  const services = d.services.length
+    ? html`<ul>${d.services.map((s) => html`<li>${s}</li>`)}</ul>`
+    : html`<p>every service behind this gateway</p>`;
+  return layout("Allow access?", html`<h1>Allow <span id="client-name">${d.clientName}</span> to act as ${d.user}?</h1>
+<p>It will be able to use:</p>${services}
+${d.scopes.length ? html`<p>with the permissions: ${d.scopes.map((s) => html`<code>${s}</code> `)}</p>` : undefined}
+<p class="muted">After you decide, you go back to <strong id="redirect-host">${d.redirectHost}</strong>.
+${d.unverified ? html`This application registered itself; the gateway has not verified who made it. Only allow it if you started this sign-in.` : undefined}</p>
+<p class="muted">Client ID: <code>${d.clientId}</code></p>
+<form method="post" action="/consent">
+<input type="hidden" name="request" value="${d.request}"><input type="hidden" name="csrf" value="${d.csrf}">
+<div class="actions"><button type="submit" name="decision" value="allow" id="allow">Allow</button>
+<button type="submit" name="decision" value="deny" id="deny" class="secondary">Deny</button></div>
+</form>`);
+}
