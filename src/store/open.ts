@@ -1,0 +1,26 @@
+/**
+ * Opens the store the config asks for: the embedded SQLite file (default) or Redis.
+ */
+import { join } from "node:path";
+import type { GatewayConfig } from "../config/schema.js";
+import { RedisStore, type RedisStoreOptions } from "./redis.js";
+import { SqliteStore } from "./sqlite.js";
+import type { Store } from "./store.js";
+
+/** Extra wiring that does not belong in the config file. */
+export interface OpenStoreOptions {
+  /** Redis connection errors after start-up (the client reconnects meanwhile). */
+  onRedisError?: RedisStoreOptions["onError"];
+}
+
+/**
+ * The store for `config.store.type`. SQLite lives at `store.sqlite_path`, default
+ * `{data_dir}/gateway.db`. Redis connects before returning and throws one readable line if it
+ * cannot.
+ */
+export async function openStore(config: GatewayConfig, options: OpenStoreOptions = {}): Promise<Store> {
+  if (config.store.type === "redis") {
+    return RedisStore.connect({ ...config.store.redis, onError: options.onRedisError });
+  }
+  return new SqliteStore(config.store.sqlite_path ?? join(config.data_dir, "gateway.db"));
+}

@@ -1,0 +1,165 @@
+/**
+ * The shared store for many gateway instances: Redis (or Valkey) through ioredis, standalone,
+ * Sentinel or Cluster.
+ *
+ * Key layout: `{key_prefix}{ns}:{key}` (default prefix `mcpgw:`), value = the JSON text, expiry
+ * = a native Redis TTL (PX), so expired state disappears on its own. Atomic operations map to
+ * single commands: take = GETDEL, putIfAbsent = SET NX, incr = a 3-line Lua script (INCR, and
+ * PEXPIRE when the counter has no TTL yet).
+ */
+import type { Cluster, Redis } from "ioredis";
+import { connectRedis, describeRedis, type RedisClient, type RedisStoreOptions } from "./redis-client.js";
+import type { Entry, Json, Store } from "./store.js";
+import { assertNamespace, ttlToMillis } from "./validate.js";
+
+export type { RedisStoreOptions } from "./redis-client.js";
+
+/** INCR, then set the expiry if the counter has none (first increment, or created by INCR). */
+const INCR_WITH_EXPIRY = `
+local n = redis.call('INCR', KEYS[1])
+if tonumber(ARGV[1]) > 0 and redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n`;
+
+/** Keys fetched per SCAN step. */
+const SCAN_COUNT = 500;
+
+type WithIncr = { mcpgwIncr(key: string, ttlMs: number): Promise<number> };
+
+/** Escapes Redis glob metacharacters so a prefix matches literally in SCAN MATCH. */
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+function parse<T>(text: string | null | undefined): T | undefined {
+  return text === null || text === undefined ? undefined : (JSON.parse(text) as T);
+}
+
+/** Redis-backed {@link Store}. Create with {@link RedisStore.connect}. */
+export class RedisStore implements Store {
+  readonly kind = "redis";
+  readonly location: string;
+  private readonly prefix: string;
+  private closed = false;
+
+  private constructor(
+    private readonly client: RedisClient,
+    opts: RedisStoreOptions,
+  ) {
+    this.location = describeRedis(opts);
+    this.prefix = opts.key_prefix ?? "mcpgw:";
+    client.defineCommand("mcpgwIncr", { numberOfKeys: 1, lua: INCR_WITH_EXPIRY });
+  }
+
+  /**
+   * Connects and checks the server (reachable, authenticated, Redis >= 6.2). Fails with one
+   * readable line instead of retrying forever; reconnects on its own once running.
+   */
+  static async connect(opts: RedisStoreOptions): Promise<RedisStore> {
+    return new RedisStore(await connectRedis(opts), opts);
+  }
+
+  private k(ns: string, key: string): string {
+    assertNamespace(ns);
+    return `${this.prefix}${ns}:${key}`;
+  }
+
+  private get isCluster(): boolean {
+    return "nodes" in this.client && typeof (this.client as Cluster).nodes === "function";
+  }
+
+  async get<T extends Json>(ns: string, key: string): Promise<T | undefined> {
+    return parse<T>(await this.client.get(this.k(ns, key)));
+  }
+
+  async getMany<T extends Json>(ns: string, keys: string[]): Promise<Array<T | undefined>> {
+    if (keys.length === 0) return [];
+    const full = keys.map((key) => this.k(ns, key));
+    // On Cluster the keys may live in different slots, where MGET fails (CROSSSLOT); single
+    // GETs are batched per node by auto-pipelining instead.
+    const texts = this.isCluster
+      ? await Promise.all(full.map((key) => this.client.get(key)))
+      : await this.client.mget(full);
+    return texts.map((text) => parse<T>(text));
+  }
+
+  async put(ns: string, key: string, value: Json, ttlSeconds?: number): Promise<void> {
+    const full = this.k(ns, key);
+    const ms = ttlToMillis(ttlSeconds);
+    const text = JSON.stringify(value);
+    if (ms === undefined) await this.client.set(full, text);
+    else await this.client.set(full, text, "PX", ms);
+  }
+
+  async putIfAbsent(ns: string, key: string, value: Json, ttlSeconds?: number): Promise<boolean> {
+    const full = this.k(ns, key);
+    const ms = ttlToMillis(ttlSeconds);
+    const text = JSON.stringify(value);
+    const reply =
+      ms === undefined
+        ? await this.client.set(full, text, "NX")
+        : await this.client.set(full, text, "PX", ms, "NX");
+    return reply === "OK";
+  }
+
+  async take<T extends Json>(ns: string, key: string): Promise<T | undefined> {
+    return parse<T>(await this.client.getdel(this.k(ns, key)));
+  }
+
+  async delete(ns: string, key: string): Promise<boolean> {
+    return (await this.client.del(this.k(ns, key))) > 0;
+  }
+
+  async list<T extends Json>(ns: string, prefix = ""): Promise<Array<Entry<T>>> {
+    const head = this.k(ns, "");
+    const pattern = `${globEscape(head)}${globEscape(prefix)}*`;
+    const nodes: Redis[] = this.isCluster ? (this.client as Cluster).nodes("master") : [this.client as Redis];
+    const keys = new Set<string>();
+    for (const node of nodes) {
+      let cursor = "0";
+      do {
+        const [next, batch] = await node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT);
+        for (const key of batch) keys.add(key);
+        cursor = next;
+      } while (cursor !== "0");
+    }
+    const sorted = [...keys].sort();
+    // Values and TTLs in one pipelined batch; a key that expired since SCAN is skipped.
+    const rows = await Promise.all(
+      sorted.map(async (full) => {
+        const [text, pttl] = await Promise.all([this.client.get(full), this.client.pttl(full)]);
+        return { full, text, pttl };
+      }),
+    );
+    const now = Date.now();
+    const entries: Array<Entry<T>> = [];
+    for (const { full, text, pttl } of rows) {
+      if (text === null || pttl === -2) continue;
+      const entry: Entry<T> = { key: full.slice(head.length), value: JSON.parse(text) as T };
+      if (pttl > 0) entry.expiresAt = now + pttl;
+      entries.push(entry);
+    }
+    return entries;
+  }
+
+  async incr(ns: string, key: string, ttlSeconds: number): Promise<number> {
+    const ms = ttlToMillis(ttlSeconds) ?? 0;
+    return Number(await (this.client as unknown as WithIncr).mcpgwIncr(this.k(ns, key), ms));
+  }
+
+  async ping(): Promise<void> {
+    await this.client.ping();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.client.quit();
+    } catch {
+      // Already disconnected: nothing to flush.
+      this.client.disconnect();
+    }
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * The embedded store: one SQLite file (better-sqlite3, WAL), one table.
+ *
+ *   kv(ns TEXT, key TEXT, value TEXT -- JSON, expires_at INTEGER NULL -- epoch ms,
+ *      PRIMARY KEY (ns, key))
+ *
+ * Expired rows are invisible to every read (each statement filters on `expires_at`), and are
+ * swept by an unref'd timer and on close. Single-statement writes (upsert, DELETE … RETURNING)
+ * make `take`, `putIfAbsent` and `incr` atomic, also across processes sharing the file.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import Database from "better-sqlite3";
+import type { Entry, Json, Store } from "./store.js";
+import { assertNamespace, ttlToMillis } from "./validate.js";
+
+/** How often expired rows are deleted; reads never see them anyway. */
+const SWEEP_INTERVAL_MS = 60_000;
+/** How long a writer waits for another process's lock before SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5_000;
+
+/** A row is live when it has no expiry or its expiry is still in the future (`@now`, epoch ms). */
+const LIVE = "(expires_at IS NULL OR expires_at > @now)";
+const LIVE_OLD_ROW = "(kv.expires_at IS NULL OR kv.expires_at > @now)";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS kv (
+  ns TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  expires_at INTEGER,
+  PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_expires_at ON kv (expires_at) WHERE expires_at IS NOT NULL;
+`;
+
+type Row = { key: string; value: string; expires_at: number | null };
+
+/** GLOB is case-sensitive (LIKE is not); bracket its metacharacters to match them literally. */
+function globPrefix(prefix: string): string {
+  return `${prefix.replace(/[*?[]/g, (c) => `[${c}]`)}*`;
+}
+
+/** Every statement the store runs, prepared once. */
+function prepareStatements(db: Database.Database) {
+  return {
+    get: db.prepare<{ ns: string; key: string; now: number }, { value: string }>(
+      `SELECT value FROM kv WHERE ns = @ns AND key = @key AND ${LIVE}`,
+    ),
+    put: db.prepare<{ ns: string; key: string; value: string; exp: number | null }>(
+      `INSERT INTO kv (ns, key, value, expires_at) VALUES (@ns, @key, @value, @exp)
+       ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+    ),
+    // The upsert only overwrites a row that has expired, so "absent" includes "expired".
+    putIfAbsent: db.prepare<{ ns: string; key: string; value: string; exp: number | null; now: number }>(
+      `INSERT INTO kv (ns, key, value, expires_at) VALUES (@ns, @key, @value, @exp)
+       ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+       WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= @now`,
+    ),
+    take: db.prepare<{ ns: string; key: string; now: number }, { value: string }>(
+      `DELETE FROM kv WHERE ns = @ns AND key = @key AND ${LIVE} RETURNING value`,
+    ),
+    delete: db.prepare<{ ns: string; key: string }, { expires_at: number | null }>(
+      "DELETE FROM kv WHERE ns = @ns AND key = @key RETURNING expires_at",
+    ),
+    listAll: db.prepare<{ ns: string; now: number }, Row>(
+      `SELECT key, value, expires_at FROM kv WHERE ns = @ns AND ${LIVE} ORDER BY key`,
+    ),
+    listPrefix: db.prepare<{ ns: string; now: number; glob: string }, Row>(
+      `SELECT key, value, expires_at FROM kv WHERE ns = @ns AND key GLOB @glob AND ${LIVE} ORDER BY key`,
+    ),
+    // An expired counter restarts at 1 with a fresh expiry; a live one keeps its expiry.
+    incr: db.prepare<{ ns: string; key: string; exp: number | null; now: number }, { value: string }>(
+      `INSERT INTO kv (ns, key, value, expires_at) VALUES (@ns, @key, '1', @exp)
+       ON CONFLICT (ns, key) DO UPDATE SET
+         value = CASE WHEN ${LIVE_OLD_ROW}
+                 THEN CAST(CAST(kv.value AS INTEGER) + 1 AS TEXT) ELSE '1' END,
+         expires_at = CASE WHEN ${LIVE_OLD_ROW}
+                 THEN kv.expires_at ELSE excluded.expires_at END
+       RETURNING value`,
+    ),
+    sweep: db.prepare<{ now: number }>("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= @now"),
+    ping: db.prepare("SELECT 1"),
+  };
+}
+
+/** SQLite-backed {@link Store}; `path` may be `":memory:"`. */
+export class SqliteStore implements Store {
+  readonly kind = "sqlite";
+  readonly location: string;
+  private readonly db: Database.Database;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly stmt: ReturnType<typeof prepareStatements>;
+
+  constructor(path: string) {
+    this.location = path === ":memory:" ? path : resolve(path);
+    if (path !== ":memory:") mkdirSync(dirname(this.location), { recursive: true });
+    this.db = new Database(this.location);
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    this.db.pragma("journal_mode = WAL");
+    // WAL + NORMAL is durable against process crashes; only an OS crash can lose the last commits.
+    this.db.pragma("synchronous = NORMAL");
+    this.db.exec(SCHEMA);
+    this.stmt = prepareStatements(this.db);
+    this.sweepTimer = setInterval(() => this.sweepQuietly(), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
+  }
+
+  async get<T extends Json>(ns: string, key: string): Promise<T | undefined> {
+    assertNamespace(ns);
+    const row = this.stmt.get.get({ ns, key, now: Date.now() });
+    return row ? (JSON.parse(row.value) as T) : undefined;
+  }
+
+  async getMany<T extends Json>(ns: string, keys: string[]): Promise<Array<T | undefined>> {
+    assertNamespace(ns);
+    const now = Date.now();
+    return keys.map((key) => {
+      const row = this.stmt.get.get({ ns, key, now });
+      return row ? (JSON.parse(row.value) as T) : undefined;
+    });
+  }
+
+  async put(ns: string, key: string, value: Json, ttlSeconds?: number): Promise<void> {
+    assertNamespace(ns);
+    this.stmt.put.run({ ns, key, value: JSON.stringify(value), exp: this.expiry(ttlSeconds) });
+  }
+
+  async putIfAbsent(ns: string, key: string, value: Json, ttlSeconds?: number): Promise<boolean> {
+    assertNamespace(ns);
+    const exp = this.expiry(ttlSeconds);
+    const info = this.stmt.putIfAbsent.run({ ns, key, value: JSON.stringify(value), exp, now: Date.now() });
+    return info.changes > 0;
+  }
+
+  async take<T extends Json>(ns: string, key: string): Promise<T | undefined> {
+    assertNamespace(ns);
+    const row = this.stmt.take.get({ ns, key, now: Date.now() });
+    return row ? (JSON.parse(row.value) as T) : undefined;
+  }
+
+  async delete(ns: string, key: string): Promise<boolean> {
+    assertNamespace(ns);
+    // Deletes an expired row too, but reports only a live one as deleted.
+    const row = this.stmt.delete.get({ ns, key });
+    return row !== undefined && (row.expires_at === null || row.expires_at > Date.now());
+  }
+
+  async list<T extends Json>(ns: string, prefix = ""): Promise<Array<Entry<T>>> {
+    assertNamespace(ns);
+    const now = Date.now();
+    const rows = prefix
+      ? this.stmt.listPrefix.all({ ns, now, glob: globPrefix(prefix) })
+      : this.stmt.listAll.all({ ns, now });
+    return rows.map((row) => {
+      const entry: Entry<T> = { key: row.key, value: JSON.parse(row.value) as T };
+      if (row.expires_at !== null) entry.expiresAt = row.expires_at;
+      return entry;
+    });
+  }
+
+  async incr(ns: string, key: string, ttlSeconds: number): Promise<number> {
+    assertNamespace(ns);
+    const row = this.stmt.incr.get({ ns, key, exp: this.expiry(ttlSeconds), now: Date.now() });
+    return Number(row?.value);
+  }
+
+  async ping(): Promise<void> {
+    this.stmt.ping.get();
+  }
+
+  async close(): Promise<void> {
+    if (!this.db.open) return;
+    clearInterval(this.sweepTimer);
+    this.sweepQuietly();
+    this.db.close();
+  }
+
+  /** Deletes expired rows now; returns how many. Runs on a timer and at close. */
+  sweep(): number {
+    return this.stmt.sweep.run({ now: Date.now() }).changes;
+  }
+
+  private sweepQuietly(): void {
+    try {
+      this.sweep();
+    } catch {
+      // A busy database skips one sweep; expired rows stay invisible until the next.
+    }
+  }
+
+  private expiry(ttlSeconds: number | undefined): number | null {
+    const ms = ttlToMillis(ttlSeconds);
+    return ms === undefined ? null : Date.now() + ms;
+  }
+}

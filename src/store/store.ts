@@ -1,0 +1,46 @@
+/**
+ * The storage engine: a namespaced key/value store with per-entry expiry and the atomic
+ * operations the authorization server needs. Two implementations share one contract test
+ * suite: sqlite.ts (embedded default) and redis.ts (many gateway instances).
+ *
+ * Values are JSON-serialisable objects. Every key and namespace used by the gateway is
+ * documented in STORAGE.md. Domain code does not use this directly but through the typed
+ * repositories in repos.ts.
+ */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
+
+export interface Entry<T> {
+  key: string;
+  value: T;
+  /** Epoch milliseconds when the entry disappears; undefined = never. */
+  expiresAt?: number;
+}
+
+export interface Store {
+  /** "sqlite" or "redis", for logs and `doctor`. */
+  readonly kind: string;
+  /** Where the data lives, for the start-up banner (a file path or a redacted URL). */
+  readonly location: string;
+
+  get<T extends Json>(ns: string, key: string): Promise<T | undefined>;
+  /** Many keys at once (one round trip on Redis); missing keys are undefined. */
+  getMany<T extends Json>(ns: string, keys: string[]): Promise<Array<T | undefined>>;
+  /** Insert or replace. ttlSeconds undefined or 0 = no expiry. */
+  put(ns: string, key: string, value: Json, ttlSeconds?: number): Promise<void>;
+  /** Insert only if absent (or expired). Returns true if this call wrote it. */
+  putIfAbsent(ns: string, key: string, value: Json, ttlSeconds?: number): Promise<boolean>;
+  /**
+   * Atomic read-and-delete: of any number of concurrent callers, exactly one gets the value.
+   * This is what makes codes, device codes and refresh tokens single use.
+   */
+  take<T extends Json>(ns: string, key: string): Promise<T | undefined>;
+  /** Returns true if something was deleted. */
+  delete(ns: string, key: string): Promise<boolean>;
+  /** All live entries of a namespace whose key starts with prefix (admin listings, backups). */
+  list<T extends Json>(ns: string, prefix?: string): Promise<Array<Entry<T>>>;
+  /** Atomic counter with expiry set on first increment (rate limits, failed-login counts). */
+  incr(ns: string, key: string, ttlSeconds: number): Promise<number>;
+  /** Cheap liveness check for /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

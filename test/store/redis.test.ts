@@ -1,0 +1,201 @@
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { configSchema } from "../../src/config/schema.js";
+import { openStore } from "../../src/store/open.js";
+import { RedisStore, type RedisStoreOptions } from "../../src/store/redis.js";
+import type { Store } from "../../src/store/store.js";
+import {
+  redisAvailable,
+  startRedis,
+  startRedisCluster,
+  startRedisSentinel,
+  type TestRedis,
+} from "../support/redis.js";
+import { runStoreContract, type StoreHarness } from "./contract.js";
+
+/** Outside CI a missing redis-server skips these tests; in CI, startRedis() throws instead. */
+const skipRedis = !redisAvailable() && process.env.CI !== "true";
+if (skipRedis) console.warn("redis-server not found: skipping Redis store tests");
+
+let shared: Promise<TestRedis | undefined> | undefined;
+let prefixes = 0;
+afterAll(async () => {
+  await (await shared)?.stop();
+});
+
+/** One persistent server for the contract; every test gets its own key prefix. */
+runStoreContract(
+  "redis (several connections, persistent server)",
+  async (): Promise<StoreHarness | undefined> => {
+    shared ??= startRedis({ persist: true });
+    const redis = await shared;
+    if (!redis) return undefined;
+    const key_prefix = `t${++prefixes}:`;
+    return {
+      open: () => RedisStore.connect({ url: redis.url, key_prefix }),
+      restart: () => redis.restart(),
+      cleanup: async () => {},
+    };
+  },
+);
+
+let cluster: ReturnType<typeof startRedisCluster> | undefined;
+runStoreContract("redis cluster (three masters)", async () => {
+  cluster ??= startRedisCluster();
+  const nodes = (await cluster)?.nodes;
+  if (!nodes) return undefined;
+  const key_prefix = `c${++prefixes}:`;
+  return { open: () => RedisStore.connect({ cluster_nodes: nodes, key_prefix }), cleanup: async () => {} };
+});
+afterAll(async () => {
+  await (await cluster)?.stop();
+});
+
+describe.skipIf(skipRedis)("RedisStore specifics", () => {
+  let redis: TestRedis;
+  let raw: Redis;
+  const stores: Store[] = [];
+  const connect = async (opts: RedisStoreOptions) => {
+    const store = await RedisStore.connect(opts);
+    stores.push(store);
+    return store;
+  };
+
+  beforeAll(async () => {
+    redis = (await startRedis({ password: "pa:ss word" })) as TestRedis;
+    raw = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    for (const s of stores) await s.close();
+    raw?.disconnect();
+    await redis?.stop();
+  });
+
+  it("stores JSON text under {prefix}{ns}:{key} with a native TTL", async () => {
+    const store = await connect({ url: redis.url, key_prefix: "layout:" });
+    await store.put("client", "abc", { name: "Zoë" }, 30);
+    await store.put("client", "forever", 1);
+    await store.incr("rl", "1.2.3.4", 60);
+    expect(await raw.get("layout:client:abc")).toBe('{"name":"Zoë"}');
+    const pttl = await raw.pttl("layout:client:abc");
+    expect(pttl).toBeGreaterThan(29_000);
+    expect(pttl).toBeLessThanOrEqual(30_000);
+    expect(await raw.pttl("layout:client:forever")).toBe(-1);
+    expect(await raw.pttl("layout:rl:1.2.3.4")).toBeGreaterThan(59_000);
+    expect(await raw.get("layout:rl:1.2.3.4")).toBe("1");
+  });
+
+  it("keeps key prefixes apart", async () => {
+    const a = await connect({ url: redis.url, key_prefix: "pa:" });
+    const b = await connect({ url: redis.url, key_prefix: "pb:" });
+    await a.put("n", "k", "a");
+    expect(await b.get("n", "k")).toBeUndefined();
+    expect(await b.list("n")).toEqual([]);
+    expect(await a.list("n")).toEqual([{ key: "k", value: "a" }]);
+  });
+
+  it("uses the configured db index, from the option or the URL", async () => {
+    const viaOption = await connect({ url: redis.url, db: 3, key_prefix: "db:" });
+    const viaUrl = await connect({ url: `${redis.url}/4`, key_prefix: "db:" });
+    await viaOption.put("n", "k", "three");
+    await viaUrl.put("n", "k", "four");
+    expect(await raw.get("db:n:k")).toBeNull();
+    const db3 = new Redis(redis.url, { db: 3 });
+    const db4 = new Redis(redis.url, { db: 4 });
+    expect(await db3.get("db:n:k")).toBe('"three"');
+    expect(await db4.get("db:n:k")).toBe('"four"');
+    db3.disconnect();
+    db4.disconnect();
+    expect(viaOption.location).toMatch(/\/3$/);
+  });
+
+  it("authenticates with the password option and never shows it", async () => {
+    const url = `redis://127.0.0.1:${redis.port}`;
+    const store = await connect({ url, password: "pa:ss word" });
+    expect(store.kind).toBe("redis");
+    await store.ping();
+    const fromUrl = await connect({ url: redis.url });
+    expect(fromUrl.location).toBe(`redis://:***@127.0.0.1:${redis.port}`);
+    expect(fromUrl.location).not.toContain("pa");
+  });
+
+  it("refuses a wrong or missing password with one clear line", async () => {
+    const url = `redis://127.0.0.1:${redis.port}`;
+    const wrong = RedisStore.connect({ url, password: "nope" });
+    await expect(wrong).rejects.toThrow(/^cannot use Redis at redis:\/\/127\.0\.0\.1:\d+\/?: WRONGPASS/);
+    await expect(RedisStore.connect({ url })).rejects.toThrow(/NOAUTH/);
+    const err = await RedisStore.connect({ url, password: "nope" }).catch((e: Error) => e);
+    expect((err as Error).message).not.toContain("\n");
+    expect((err as Error).message).not.toContain("nope");
+  });
+
+  it("fails fast when nothing listens, instead of retrying forever", async () => {
+    const started = Date.now();
+    await expect(RedisStore.connect({ url: "redis://127.0.0.1:1" })).rejects.toThrow(
+      "cannot use Redis at redis://127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1",
+    );
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it("rejects a URL that is not redis:// or rediss://", async () => {
+    await expect(RedisStore.connect({ url: "http://127.0.0.1:6379" })).rejects.toThrow(
+      /redis:\/\/ or rediss:\/\//,
+    );
+  });
+
+  it("reconnects on its own when the server restarts", async () => {
+    const server = (await startRedis({ persist: true })) as TestRedis;
+    const errors: Error[] = [];
+    const store = await RedisStore.connect({ url: server.url, onError: (e) => errors.push(e) });
+    try {
+      await store.put("n", "k", "before restart");
+      await server.restart();
+      expect(await store.get("n", "k")).toBe("before restart");
+      await store.put("n", "k2", "after restart");
+      expect(await store.get("n", "k2")).toBe("after restart");
+    } finally {
+      await store.close();
+      await server.stop();
+    }
+  });
+
+  it("opens from the config's store section", async () => {
+    const config = configSchema.parse({
+      store: {
+        type: "redis",
+        redis: { url: `redis://127.0.0.1:${redis.port}`, password: "pa:ss word", db: 5 },
+      },
+    });
+    const store = await openStore(config);
+    stores.push(store);
+    expect(store.kind).toBe("redis");
+    await store.put("n", "k", true);
+    const db5 = new Redis(redis.url, { db: 5 });
+    expect(await db5.get("mcpgw:n:k")).toBe("true");
+    db5.disconnect();
+  });
+});
+
+describe.skipIf(skipRedis)("RedisStore through Sentinel", () => {
+  it("finds the master via Sentinel and works", async () => {
+    const sentinel = await startRedisSentinel();
+    if (!sentinel) throw new Error("redis-server vanished");
+    const store = await RedisStore.connect({ sentinels: sentinel.sentinels, sentinel_name: sentinel.name });
+    try {
+      expect(store.location).toBe(`redis-sentinel://${sentinel.sentinels[0]}/mymaster`);
+      await store.put("n", "k", { via: "sentinel" });
+      expect(await store.take("n", "k")).toEqual({ via: "sentinel" });
+      await store.put("n", "k2", 1);
+      const raw = new Redis(sentinel.master.url);
+      expect(await raw.get("mcpgw:n:k2")).toBe("1");
+      raw.disconnect();
+    } finally {
+      await store.close();
+      await sentinel.stop();
+    }
+  });
+
+  it("needs sentinel_name with sentinels", async () => {
+    await expect(RedisStore.connect({ sentinels: ["127.0.0.1:26379"] })).rejects.toThrow(/sentinel_name/);
+  });
+});

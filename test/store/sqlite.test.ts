@@ -1,0 +1,90 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { SqliteStore } from "../../src/store/sqlite.js";
+import { runStoreContract } from "./contract.js";
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), "mcpgw-sqlite-"));
+}
+
+runStoreContract("sqlite (two instances on one file)", async () => {
+  const dir = tempDir();
+  const file = join(dir, "nested", "gateway.db");
+  return {
+    open: async () => new SqliteStore(file),
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+});
+
+describe("SqliteStore specifics", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("creates the parent directory, uses WAL and reports its absolute path", async () => {
+    const store = new SqliteStore(join(dir, "a", "b", "x.db"));
+    expect(store.kind).toBe("sqlite");
+    expect(store.location).toBe(join(dir, "a", "b", "x.db"));
+    await store.put("n", "k", 1);
+    await store.close();
+    expect(statSync(join(dir, "a", "b", "x.db")).isFile()).toBe(true);
+    const raw = new Database(join(dir, "a", "b", "x.db"));
+    expect(raw.pragma("journal_mode", { simple: true })).toBe("wal");
+    raw.close();
+  });
+
+  it("works in memory", async () => {
+    const store = new SqliteStore(":memory:");
+    expect(store.location).toBe(":memory:");
+    await store.put("n", "k", "v");
+    expect(await store.take("n", "k")).toBe("v");
+    await store.close();
+  });
+
+  it("sweeps expired rows from the file on close", async () => {
+    const file = join(dir, "sweep.db");
+    const store = new SqliteStore(file);
+    await store.put("n", "old", 1, 0.05);
+    await store.put("n", "new", 2, 60);
+    await new Promise((r) => setTimeout(r, 100));
+    await store.close();
+    const raw = new Database(file, { readonly: true });
+    expect(raw.prepare("SELECT key FROM kv").all()).toEqual([{ key: "new" }]);
+    raw.close();
+  });
+
+  it("take is single-use across separate processes sharing the file", async () => {
+    const file = join(dir, "procs.db");
+    const store = new SqliteStore(file);
+    const keys = Array.from({ length: 3_000 }, (_, i) => `code${i}`);
+    for (const key of keys) await store.put("codes", key, key, 60);
+    const startAt = String(Date.now() + 2_000);
+    await store.close();
+    const worker = join(import.meta.dirname, "sqlite-take-worker.ts");
+    const runs = Array.from({ length: 4 }, () => {
+      const child = spawn(process.execPath, ["--import", "tsx", worker, file, startAt, String(keys.length)], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let out = "";
+      child.stdout.on("data", (c) => {
+        out += c;
+      });
+      return new Promise<string[]>((resolve, reject) =>
+        child.once("exit", (code) =>
+          code === 0 ? resolve(JSON.parse(out) as string[]) : reject(new Error(`worker exit ${code}`)),
+        ),
+      );
+    });
+    const perWorker = await Promise.all(runs);
+    // Each key was won by exactly one process, and the processes really did compete.
+    const taken = perWorker.flat();
+    expect(perWorker.filter((won) => won.length > 0).length).toBeGreaterThan(1);
+    expect(taken.sort()).toEqual([...keys].sort());
+  });
+});

@@ -1,0 +1,274 @@
+/**
+ * A real redis-server for tests: a free loopback port, a temp dir, no snapshots. Usage:
+ *
+ *   const redis = await startRedis();          // undefined => skip (only outside CI)
+ *   if (!redis) return;                         // or: describe.skipIf(!redisAvailable())
+ *   ... redis.url ...
+ *   await redis.stop();
+ *
+ * `{ persist: true }` turns on the append-only file (fsync always) in the temp dir, so
+ * `restart()` brings the same data back on the same port. The child is killed on process exit.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createConnection, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface RedisOptions {
+  /** Sets `requirepass`; the URL then carries it (`redis://:password@…`). */
+  password?: string;
+  /** Append-only file in the temp dir, so restart() keeps the data. */
+  persist?: boolean;
+}
+
+export interface TestRedis {
+  /** `redis://[:password@]127.0.0.1:port` */
+  url: string;
+  port: number;
+  /** Stops the server (data kept on disk when persist) and starts it again on the same port. */
+  restart(): Promise<void>;
+  /** Stops the server and deletes its temp dir. */
+  stop(): Promise<void>;
+}
+
+const BIN = process.env.REDIS_SERVER_BIN ?? "redis-server";
+const START_TIMEOUT_MS = 10_000;
+
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** True when a redis-server binary can be run. */
+export function redisAvailable(): boolean {
+  const probe = spawnSync(BIN, ["--version"], { stdio: "ignore" });
+  return probe.status === 0;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One PING (AUTH first if needed); resolves true on +PONG. */
+function pingOnce(port: number, password?: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: "127.0.0.1", port });
+    let reply = "";
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once("error", () => done(false));
+    socket.once("connect", () => {
+      socket.write(password ? `AUTH ${JSON.stringify(password)}\r\nPING\r\n` : "PING\r\n");
+    });
+    socket.on("data", (chunk) => {
+      reply += chunk.toString();
+      if (reply.includes("+PONG")) done(true);
+      else if (reply.startsWith("-")) done(false);
+    });
+  });
+}
+
+function spawnServer(port: number, dir: string, opts: RedisOptions, extra: string[] = []): ChildProcess {
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", ""];
+  args.push(...(opts.persist ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]));
+  if (opts.password) args.push("--requirepass", opts.password, "--masterauth", opts.password);
+  args.push(...extra);
+  const child = spawn(BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
+  running.add(child);
+  child.once("exit", () => running.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once("exit", () => {
+      for (const c of running) c.kill("SIGKILL");
+    });
+  }
+  return child;
+}
+
+async function waitUntilReady(child: ChildProcess, port: number, password?: string): Promise<void> {
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => {
+    stderr += chunk.toString();
+  });
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}): ${stderr.trim()}`);
+    if (await pingOnce(port, password)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`redis-server on port ${port} did not answer PING within ${START_TIMEOUT_MS} ms`);
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill("SIGKILL"), 5_000);
+    child.once("exit", () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+/**
+ * Starts a redis-server. Returns undefined when the binary is missing (so the caller can
+ * skip), except in CI (`CI=true`), where a missing binary is an error.
+ */
+export async function startRedis(opts: RedisOptions = {}): Promise<TestRedis | undefined> {
+  if (!redisAvailable()) {
+    if (process.env.CI === "true") throw new Error(`redis-server not found (${BIN}); it is required in CI`);
+    return undefined;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "mcpgw-redis-"));
+  let port = 0;
+  let child: ChildProcess | undefined;
+  // The free port can be taken between probe and bind; try a few.
+  for (let attempt = 0; ; attempt++) {
+    port = await freePort();
+    child = spawnServer(port, dir, opts);
+    try {
+      await waitUntilReady(child, port, opts.password);
+      break;
+    } catch (err) {
+      await stopChild(child);
+      if (attempt >= 2) {
+        rmSync(dir, { recursive: true, force: true });
+        throw err;
+      }
+    }
+  }
+  const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
+  let current: ChildProcess = child;
+  return {
+    url: `redis://${auth}127.0.0.1:${port}`,
+    port,
+    async restart() {
+      await stopChild(current);
+      current = spawnServer(port, dir, opts);
+      await waitUntilReady(current, port, opts.password);
+    },
+    async stop() {
+      await stopChild(current);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface TestRedisCluster {
+  /** `127.0.0.1:port` of every master, for `store.redis.cluster_nodes`. */
+  nodes: string[];
+  stop(): Promise<void>;
+}
+
+/** A port whose cluster-bus twin (port + 10000) is also free. */
+async function freeClusterPort(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port >= 55_000) continue;
+    const bus = createServer();
+    const busFree = await new Promise<boolean>((resolve) => {
+      bus.once("error", () => resolve(false));
+      bus.listen(port + 10_000, "127.0.0.1", () => bus.close(() => resolve(true)));
+    });
+    if (busFree) return port;
+  }
+}
+
+/**
+ * A real three-master Redis Cluster (no replicas), made with `redis-cli --cluster create`.
+ * Undefined when redis-server or redis-cli is missing outside CI.
+ */
+export async function startRedisCluster(): Promise<TestRedisCluster | undefined> {
+  const cli = spawnSync("redis-cli", ["--version"], { stdio: "ignore" });
+  if (!redisAvailable() || cli.status !== 0) {
+    if (process.env.CI === "true") throw new Error("redis-server and redis-cli are required in CI");
+    return undefined;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "mcpgw-redis-cluster-"));
+  const children: ChildProcess[] = [];
+  const ports: number[] = [];
+  const stop = async () => {
+    await Promise.all(children.map(stopChild));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < 3; i++) {
+      const port = await freeClusterPort();
+      const nodeDir = mkdtempSync(join(dir, "node-"));
+      const child = spawnServer(port, nodeDir, {}, [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-node-timeout",
+        "2000",
+      ]);
+      children.push(child);
+      ports.push(port);
+      await waitUntilReady(child, port);
+    }
+    const nodes = ports.map((p) => `127.0.0.1:${p}`);
+    const create = spawnSync("redis-cli", ["--cluster", "create", ...nodes, "--cluster-yes"], {
+      encoding: "utf8",
+    });
+    if (create.status !== 0)
+      throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      const states = ports.map(
+        (p) => spawnSync("redis-cli", ["-p", String(p), "cluster", "info"], { encoding: "utf8" }).stdout,
+      );
+      if (states.every((info) => info.includes("cluster_state:ok"))) break;
+      if (Date.now() > deadline) throw new Error("Redis Cluster did not reach cluster_state:ok");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { nodes, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+export interface TestRedisSentinel {
+  /** `127.0.0.1:port` of the sentinel, for `store.redis.sentinels`. */
+  sentinels: string[];
+  /** The master group name, for `store.redis.sentinel_name`. */
+  name: string;
+  /** The master the sentinel watches (to check what the store wrote). */
+  master: TestRedis;
+  stop(): Promise<void>;
+}
+
+/** A master plus one Sentinel watching it as group `mymaster`. */
+export async function startRedisSentinel(): Promise<TestRedisSentinel | undefined> {
+  const master = await startRedis();
+  if (!master) return undefined;
+  const dir = mkdtempSync(join(tmpdir(), "mcpgw-redis-sentinel-"));
+  const port = await freePort();
+  const conf = join(dir, "sentinel.conf");
+  writeFileSync(conf, `port ${port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 ${master.port} 1\n`);
+  const child = spawn(BIN, [conf, "--sentinel"], { stdio: ["ignore", "ignore", "pipe"] });
+  running.add(child);
+  child.once("exit", () => running.delete(child));
+  const stop = async () => {
+    await stopChild(child);
+    await master.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitUntilReady(child, port);
+    return { sentinels: [`127.0.0.1:${port}`], name: "mymaster", master, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
