@@ -71,7 +71,8 @@ export async function validateAuthorizationRequest(
   try {
     client = await deps.lookupClient(clientId);
   } catch (err) {
-    throw new AuthorizePageError("Unknown application", (err as Error).message);
+    const reason = err instanceof OAuthError ? err.description : "The application's registration could not be read.";
+    throw new AuthorizePageError("Unknown application", reason);
   }
   if (!client) {
     throw new AuthorizePageError("Unknown application", "This application is not registered with the gateway, or its registration has expired.");

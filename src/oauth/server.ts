@@ -8,6 +8,7 @@ import type { IdentityProvider, UserIdentity } from "../idp/idp.js";
 import type { Revocations } from "../store/revocations.js";
 import type { Store } from "../store/store.js";
 import { type AuthorizeDeps, authorizationResponseUrl } from "./authorize.js";
+import { ClientMetadataDocuments } from "./cimd.js";
 import { type ClientRecord, ClientStore } from "./clients.js";
 import { GrantStore } from "./grant-store.js";
 import { AuthorizationCodeGrant } from "./grants/authorization-code.js";
@@ -28,8 +29,6 @@ export interface AuthorizationServerParts {
   revocations: Revocations;
   resources: ResourceIndex;
   idp: IdentityProvider;
-  /** Finds a client by id: registered ones, or (when enabled) a metadata document URL. */
-  lookupClient?: (clientId: string) => Promise<ClientRecord | undefined>;
 }
 
 export class AuthorizationServer {
@@ -43,12 +42,25 @@ export class AuthorizationServer {
   readonly introspectionEndpoint: IntrospectionEndpoint;
   readonly authorizeDeps: AuthorizeDeps;
   readonly lookupClient: (clientId: string) => Promise<ClientRecord | undefined>;
+  readonly documents?: ClientMetadataDocuments;
 
   constructor(readonly parts: AuthorizationServerParts) {
     const { config, store, keys, revocations, resources, idp } = parts;
     this.issuer = config.public_url;
     this.clients = new ClientStore(store);
-    this.lookupClient = parts.lookupClient ?? ((id) => this.clients.get(id));
+    this.documents = config.cimd.enabled
+      ? new ClientMetadataDocuments({
+          timeoutSeconds: config.cimd.timeout,
+          maxBytes: config.cimd.max_bytes,
+          maxCacheSeconds: config.cimd.max_cache,
+          allowPrivateAddresses: config.cimd.allow_private_addresses,
+        })
+      : undefined;
+    // Registered clients first; an https client_id names a metadata document (when enabled).
+    this.lookupClient = async (id) => {
+      if (this.documents?.isDocumentUrl(id)) return this.documents.resolve(id);
+      return this.clients.get(id);
+    };
     this.grants = new GrantStore(store, { code: config.tokens.code_ttl, refresh: config.tokens.refresh_ttl });
     this.interactions = new Interactions(store, {
       pending: config.tokens.code_ttl * 2,
@@ -121,6 +133,10 @@ export class AuthorizationServer {
       if (grant.client_id === clientId) await this.grants.deleteGrant(grant.sid);
     }
     await this.interactions.forgetConsents(clientId);
+  }
+
+  async close(): Promise<void> {
+    await this.documents?.close();
   }
 
   /** Ends one grant (a login and everything issued from it). */

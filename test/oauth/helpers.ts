@@ -1,0 +1,110 @@
+/**
+ * Shared steps of the authorization-server HTTP tests: a gateway with a local user, a code
+ * obtained through the real login and consent pages, and the tokens it redeems for.
+ */
+import { LocalUsers } from "../../src/idp/local.js";
+import type { RunningGateway } from "../support/full-gateway.js";
+import {
+  type AuthorizeParams,
+  Browser,
+  REDIRECT_URI,
+  type RegisteredClient,
+  authorizeWithLocalLogin,
+  pkcePair,
+  tokenRequest,
+} from "../support/oauth-client.js";
+
+export const LOGIN = { username: "alice", password: "correct horse battery" };
+
+/** Two services: `notes` with two scopes (narrowing tests), `files` with one. */
+export const SERVICES = {
+  services: {
+    notes: { url: "http://127.0.0.1:9/mcp", scopes: ["notes:read", "notes:write"] },
+    files: { url: "http://127.0.0.1:9/mcp", scopes: ["files:read"] },
+  },
+};
+
+export type StoreCase = { name: string; redis: boolean };
+export const STORES: StoreCase[] = [
+  { name: "sqlite", redis: false },
+  { name: "redis", redis: true },
+];
+
+export async function addLocalUser(gw: RunningGateway): Promise<void> {
+  await new LocalUsers(gw.store).add(LOGIN.username, LOGIN.password, "alice@example.com");
+}
+
+export function basicOf(client: RegisteredClient): { id: string; secret: string } {
+  if (!client.client_secret) throw new Error("not a confidential client");
+  return { id: client.client_id, secret: client.client_secret };
+}
+
+/** Runs /authorize -> login -> consent in a fresh browser; returns the code and its verifier. */
+export async function obtainCode(
+  gw: RunningGateway,
+  client: RegisteredClient,
+  params: Omit<AuthorizeParams, "client_id" | "code_challenge"> = {},
+): Promise<{ code: string; verifier: string }> {
+  const { verifier, challenge } = pkcePair();
+  const back = await authorizeWithLocalLogin(
+    gw.url,
+    new Browser(),
+    { client_id: client.client_id, code_challenge: challenge, ...params },
+    LOGIN,
+  );
+  const code = back.searchParams.get("code");
+  if (!code) throw new Error(`no code in ${back.toString()}`);
+  return { code, verifier };
+}
+
+/** Redeems a code at /token; `basic` for confidential clients. */
+export function redeem(
+  gw: RunningGateway,
+  client: RegisteredClient,
+  { code, verifier }: { code: string; verifier: string },
+  extra: Record<string, string | string[]> = {},
+) {
+  const form = { grant_type: "authorization_code", code, code_verifier: verifier, redirect_uri: REDIRECT_URI, ...extra };
+  return client.client_secret
+    ? tokenRequest(gw.url, form, basicOf(client))
+    : tokenRequest(gw.url, { ...form, client_id: client.client_id });
+}
+
+/** The whole flow: a code and then tokens (asserting success), for tests about what comes after. */
+export async function obtainTokens(
+  gw: RunningGateway,
+  client: RegisteredClient,
+  params: Omit<AuthorizeParams, "client_id" | "code_challenge"> = {},
+): Promise<{ access_token: string; refresh_token: string; scope?: string }> {
+  const res = await redeem(gw, client, await obtainCode(gw, client, params));
+  if (res.status !== 200) throw new Error(`token request failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as { access_token: string; refresh_token: string; scope?: string };
+}
+
+/** A refresh grant for `client`. */
+export function refresh(
+  gw: RunningGateway,
+  client: RegisteredClient,
+  refreshToken: string,
+  extra: Record<string, string | string[]> = {},
+) {
+  const form = { grant_type: "refresh_token", refresh_token: refreshToken, ...extra };
+  return client.client_secret
+    ? tokenRequest(gw.url, form, basicOf(client))
+    : tokenRequest(gw.url, { ...form, client_id: client.client_id });
+}
+
+/** A raw POST with any body and content type, answering status, headers and parsed JSON (if any). */
+export async function rawPost(
+  url: string,
+  body: string | Buffer,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Headers; body: Record<string, unknown>; text: string }> {
+  const res = await fetch(url, { method: "POST", headers: { connection: "close", ...headers }, body });
+  const text = await res.text();
+  let parsed: Record<string, unknown> = {};
+  if ((res.headers.get("content-type") ?? "").includes("json") && text) parsed = JSON.parse(text) as Record<string, unknown>;
+  return { status: res.status, headers: res.headers, body: parsed, text };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,58 @@
+/**
+ * The whole gateway (authorization server + resource side) built by buildGateway, listening on
+ * 127.0.0.1 over a real store: a temp SQLite file, or a real Redis when `redisUrl` is given.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Gateway, buildGateway } from "../../src/app.js";
+import { validateConfig } from "../../src/config/load.js";
+import type { GatewayConfig } from "../../src/config/schema.js";
+import { freePort } from "./upstream.js";
+
+export interface RunningGateway extends Gateway {
+  url: string;
+  port: number;
+  config: GatewayConfig;
+  dataDir: string;
+  /** Stops listening; keeps the data unless `wipe` (then the temp dir goes too). */
+  close(options?: { wipe?: boolean }): Promise<void>;
+}
+
+export interface FullGatewayOptions {
+  /** Use this Redis instead of the SQLite file. */
+  redisUrl?: string;
+  /** Reuse a data dir (restart tests). */
+  dataDir?: string;
+  /** Reuse a port (restart tests: the issuer must stay the same). */
+  port?: number;
+}
+
+export async function startFullGateway(tree: Record<string, unknown> = {}, options: FullGatewayOptions = {}): Promise<RunningGateway> {
+  const port = options.port ?? (await freePort());
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "mcpgw-test-"));
+  const store = options.redisUrl
+    ? { type: "redis", redis: { url: options.redisUrl, key_prefix: `t${port}:` } }
+    : { type: "sqlite" };
+  const config = validateConfig({
+    public_url: `http://127.0.0.1:${port}`,
+    port,
+    data_dir: dataDir,
+    log_level: "silent",
+    store,
+    ...tree,
+  });
+  const gateway = await buildGateway(config, { logger: false });
+  await gateway.app.listen({ port, host: "127.0.0.1" });
+  return {
+    ...gateway,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    config,
+    dataDir,
+    async close({ wipe = false } = {}) {
+      await gateway.app.close();
+      if (wipe && !options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
