@@ -80,12 +80,18 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     await sub.register(formbody);
     sub.setErrorHandler((error: FastifyError, request, reply) => {
       if (error instanceof OAuthError) {
-        return reply.code(error.status).headers(error.headers).header("cache-control", "no-store").send(error.toJSON());
+        return reply
+          .code(error.status)
+          .headers(error.headers)
+          .header("cache-control", "no-store")
+          .send(error.toJSON());
       }
       const status = error.statusCode ?? 500;
       if (status >= 500) {
         request.log.error({ err: error }, "authorization server error");
-        return reply.code(500).send({ error: "server_error", error_description: "the server could not handle the request" });
+        return reply
+          .code(500)
+          .send({ error: "server_error", error_description: "the server could not handle the request" });
       }
       // Framework refusals (body too large, bad JSON, wrong content type) in OAuth's words.
       const code = request.url.startsWith("/register") ? "invalid_client_metadata" : "invalid_request";

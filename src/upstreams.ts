@@ -12,7 +12,10 @@ export interface ServiceUpstreams {
   close(): Promise<void>;
 }
 
-export async function startServiceUpstreams(config: GatewayConfig, log: FastifyBaseLogger): Promise<ServiceUpstreams> {
+export async function startServiceUpstreams(
+  config: GatewayConfig,
+  log: FastifyBaseLogger,
+): Promise<ServiceUpstreams> {
   const urls = new Map<string, string>();
   const bridges = new Map<string, RunningBridge>();
   const close = async () => {

@@ -18,7 +18,16 @@ import type { Store } from "../store/store.js";
 import { configOrExit } from "./load-config.js";
 
 /** Namespaces worth a backup: durable state. Codes, sessions and pending logins are transient. */
-const BACKUP_NAMESPACES = ["users", "clients", "keys", "grants", "refresh", "refresh_used", "consents", "revoked"];
+const BACKUP_NAMESPACES = [
+  "users",
+  "clients",
+  "keys",
+  "grants",
+  "refresh",
+  "refresh_used",
+  "consents",
+  "revoked",
+];
 
 type Opts = { config?: string };
 
@@ -49,7 +58,12 @@ async function readPassword(fromStdin: boolean): Promise<{ password: string; gen
   if (!fromStdin) return { password: newSecret(18), generated: true };
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return { password: Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, ""), generated: false };
+  return {
+    password: Buffer.concat(chunks)
+      .toString("utf8")
+      .replace(/\r?\n$/, ""),
+    generated: false,
+  };
 }
 
 function registerUsers(admin: Command): void {
@@ -86,7 +100,9 @@ function registerUsers(admin: Command): void {
           if (err instanceof LocalUserError) fail(err.message);
           throw err;
         }
-        process.stdout.write(generated ? `new password for ${name}: ${password}\n` : `password changed for ${name}\n`);
+        process.stdout.write(
+          generated ? `new password for ${name}: ${password}\n` : `password changed for ${name}\n`,
+        );
       }),
     );
   users
@@ -120,7 +136,9 @@ function registerClients(admin: Command): void {
             redirect_uris: c.redirect_uris,
             auth: c.token_endpoint_auth_method,
             issued: new Date(c.client_id_issued_at * 1000).toISOString(),
-            expires: c.client_secret_expires_at ? new Date(c.client_secret_expires_at * 1000).toISOString() : "never",
+            expires: c.client_secret_expires_at
+              ? new Date(c.client_secret_expires_at * 1000).toISOString()
+              : "never",
           })),
         ),
       ),
@@ -133,8 +151,12 @@ function registerClients(admin: Command): void {
       withStore(opts, async (store, config) => {
         if (!(await new ClientStore(store).delete(clientId))) fail(`no such client: ${clientId}`);
         await new Revocations(store, 0, config.tokens.refresh_ttl).revokeClient(clientId);
-        const grants = new GrantStore(store, { code: config.tokens.code_ttl, refresh: config.tokens.refresh_ttl });
-        for (const g of await grants.listGrants()) if (g.client_id === clientId) await grants.deleteGrant(g.sid);
+        const grants = new GrantStore(store, {
+          code: config.tokens.code_ttl,
+          refresh: config.tokens.refresh_ttl,
+        });
+        for (const g of await grants.listGrants())
+          if (g.client_id === clientId) await grants.deleteGrant(g.sid);
         process.stdout.write(`deleted ${clientId}\n`);
       }),
     );
@@ -147,7 +169,10 @@ function registerTokens(admin: Command): void {
     .option("-c, --config <file>")
     .action((opts: Opts) =>
       withStore(opts, async (store, config) => {
-        const grants = new GrantStore(store, { code: config.tokens.code_ttl, refresh: config.tokens.refresh_ttl });
+        const grants = new GrantStore(store, {
+          code: config.tokens.code_ttl,
+          refresh: config.tokens.refresh_ttl,
+        });
         const resources = new ResourceIndex(config);
         print(
           (await grants.listGrants()).map((g) => ({
@@ -167,7 +192,10 @@ function registerTokens(admin: Command): void {
     .option("-c, --config <file>")
     .action((sid: string, opts: Opts) =>
       withStore(opts, async (store, config) => {
-        const grants = new GrantStore(store, { code: config.tokens.code_ttl, refresh: config.tokens.refresh_ttl });
+        const grants = new GrantStore(store, {
+          code: config.tokens.code_ttl,
+          refresh: config.tokens.refresh_ttl,
+        });
         await new Revocations(store, 0, config.tokens.refresh_ttl).revokeGrant(sid);
         const existed = await grants.deleteGrant(sid);
         process.stdout.write(existed ? `revoked ${sid}\n` : `no live grant ${sid}; marked revoked anyway\n`);
@@ -213,13 +241,21 @@ interface Backup {
 function registerBackup(admin: Command): void {
   admin
     .command("backup <file>")
-    .description("write users, clients, keys, grants and revocations to a JSON file (it holds private keys: protect it)")
+    .description(
+      "write users, clients, keys, grants and revocations to a JSON file (it holds private keys: protect it)",
+    )
     .option("-c, --config <file>")
     .action((file: string, opts: Opts) =>
       withStore(opts, async (store) => {
-        const backup: Backup = { format: "mcp-oauth-gateway-backup", version: 1, created_at: new Date().toISOString(), entries: [] };
+        const backup: Backup = {
+          format: "mcp-oauth-gateway-backup",
+          version: 1,
+          created_at: new Date().toISOString(),
+          entries: [],
+        };
         for (const ns of BACKUP_NAMESPACES) {
-          for (const e of await store.list(ns)) backup.entries.push({ ns, key: e.key, value: e.value, expires_at: e.expiresAt });
+          for (const e of await store.list(ns))
+            backup.entries.push({ ns, key: e.key, value: e.value, expires_at: e.expiresAt });
         }
         writeFileSync(file, JSON.stringify(backup), { mode: 0o600 });
         process.stdout.write(`wrote ${backup.entries.length} entries to ${file}\n`);
@@ -237,7 +273,8 @@ function registerBackup(admin: Command): void {
         } catch (err) {
           fail(`cannot read backup ${file}: ${(err as Error).message}`);
         }
-        if (backup.format !== "mcp-oauth-gateway-backup" || !Array.isArray(backup.entries)) fail(`${file} is not a gateway backup`);
+        if (backup.format !== "mcp-oauth-gateway-backup" || !Array.isArray(backup.entries))
+          fail(`${file} is not a gateway backup`);
         let restored = 0;
         for (const e of backup.entries) {
           if (!BACKUP_NAMESPACES.includes(e.ns)) continue;

@@ -8,7 +8,10 @@ function redact(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redact);
   if (value && typeof value === "object") {
     return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, SECRET_KEYS.test(k) && typeof v === "string" ? "(set)" : redact(v)]),
+      Object.entries(value).map(([k, v]) => [
+        k,
+        SECRET_KEYS.test(k) && typeof v === "string" ? "(set)" : redact(v),
+      ]),
     );
   }
   return value;

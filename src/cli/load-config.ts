@@ -1,5 +1,5 @@
 /** Config for CLI commands: --config, then the environment; a wrong config exits 2 with one line. */
-import { type LoadOptions, ConfigError, loadConfig } from "../config/load.js";
+import { ConfigError, type LoadOptions, loadConfig } from "../config/load.js";
 import type { GatewayConfig } from "../config/schema.js";
 
 export function configOrExit(options: LoadOptions): { config: GatewayConfig; source?: string } {

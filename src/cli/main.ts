@@ -6,7 +6,9 @@ import { registerBridgeCommand } from "./bridge.js";
 import { registerConfigCommand } from "./config.js";
 import { registerServeCommand } from "./serve.js";
 
-const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
 
 const program = new Command("mcp-gateway")
   .description("OAuth 2.1 for any MCP server: authorization server, gateway and stdio bridge")

@@ -41,7 +41,9 @@ async function serve(opts: ServeOptions): Promise<void> {
   try {
     gateway = await buildGateway(config);
   } catch (err) {
-    process.stderr.write(`${err instanceof ConfigError ? err.message : `cannot start: ${(err as Error).message}`}\n`);
+    process.stderr.write(
+      `${err instanceof ConfigError ? err.message : `cannot start: ${(err as Error).message}`}\n`,
+    );
     process.exit(err instanceof ConfigError ? 2 : 1);
   }
   const { app, store, idp, upstreams } = gateway;

@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { type GatewayConfig, configSchema } from "./schema.js";
+import { configSchema, type GatewayConfig } from "./schema.js";
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
@@ -131,10 +131,15 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
 
 export function validateConfig(tree: unknown): GatewayConfig {
   const result = configSchema.safeParse(tree);
-  if (result.success) return result.data;
+  if (result.success) {
+    const config = result.data;
+    return { ...config, public_url: config.public_url ?? `http://localhost:${config.port}` };
+  }
   const issue = result.error.issues[0];
   const key = issue?.path.length ? issue.path.join(".") : "(top level)";
   const message =
-    issue?.code === "unrecognized_keys" ? `unknown key ${issue.keys.join(", ")}` : (issue?.message ?? "invalid");
+    issue?.code === "unrecognized_keys"
+      ? `unknown key ${issue.keys.join(", ")}`
+      : (issue?.message ?? "invalid");
   throw new ConfigError(`config: ${key}: ${message}`);
 }

@@ -20,9 +20,9 @@ const stringList = z
   .union([z.string(), z.array(z.string())])
   .transform((v) => (Array.isArray(v) ? v : v.split(",")).map((s) => s.trim()).filter(Boolean));
 
-const bool = z.union([z.boolean(), z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"])]).transform(
-  (v) => v === true || v === "true" || v === "1" || v === "yes" || v === "on",
-);
+const bool = z
+  .union([z.boolean(), z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"])])
+  .transform((v) => v === true || v === "true" || v === "1" || v === "yes" || v === "on");
 
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -72,8 +72,8 @@ const serviceSchema = z
   .refine((s) => !s.enabled || Boolean(s.url || s.command), { message: "needs url or command" });
 
 export const configSchema = z.strictObject({
-  /** The issuer and the base of every URL the gateway advertises. */
-  public_url: url.default("http://localhost:8080").transform((u) => u.replace(/\/+$/, "")),
+  /** The issuer and the base of every URL the gateway advertises. Default: http://localhost:{port}. */
+  public_url: url.transform((u) => u.replace(/\/+$/, "")).optional(),
   host: z.string().default("127.0.0.1"),
   port: port.default(8080),
   /** Trust X-Forwarded-* from these proxies (fastify trustProxy). */
@@ -122,7 +122,11 @@ export const configSchema = z.strictObject({
       /** Only for tests on loopback: allow fetching from private/loopback addresses. */
       allow_private_addresses: bool.default(false),
       timeout: duration.default(5),
-      max_bytes: z.coerce.number().int().positive().default(5 * 1024),
+      max_bytes: z.coerce
+        .number()
+        .int()
+        .positive()
+        .default(5 * 1024),
       /** Upper bound on cache lifetime whatever the document's headers say. */
       max_cache: duration.default(86_400),
     })
@@ -174,7 +178,11 @@ export const configSchema = z.strictObject({
       accept_gateway_audience: bool.default(false),
       /** Browser origins allowed to call services (CORS + Origin check). The public URL is always allowed. */
       allowed_origins: stringList.default([]),
-      max_body: z.coerce.number().int().positive().default(4 * 1024 * 1024),
+      max_body: z.coerce
+        .number()
+        .int()
+        .positive()
+        .default(4 * 1024 * 1024),
       upstream_timeout: duration.default(300),
       identity_headers: z
         .strictObject({
@@ -187,10 +195,16 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
-  services: z.record(z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "service names are lowercase a-z, 0-9, -"), serviceSchema).default({}),
+  services: z
+    .record(
+      z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "service names are lowercase a-z, 0-9, -"),
+      serviceSchema,
+    )
+    .default({}),
 });
 
-export type GatewayConfig = z.output<typeof configSchema>;
+/** The config as the rest of the program sees it: public_url always set. */
+export type GatewayConfig = Omit<z.output<typeof configSchema>, "public_url"> & { public_url: string };
 export type ServiceConfig = z.output<typeof serviceSchema>;
 export type AccessPolicy = {
   allowed_users?: string[];

@@ -62,23 +62,32 @@ export async function validateAuthorizationRequest(
   try {
     parsed = readParams(query);
   } catch (err) {
-    throw new AuthorizePageError("Invalid authorization request", (err as Error).message.replace(/^\w+: /, ""));
+    throw new AuthorizePageError(
+      "Invalid authorization request",
+      (err as Error).message.replace(/^\w+: /, ""),
+    );
   }
   const { params } = parsed;
   const clientId = params.client_id;
-  if (!clientId) throw new AuthorizePageError("Invalid authorization request", "The request has no client_id.");
+  if (!clientId)
+    throw new AuthorizePageError("Invalid authorization request", "The request has no client_id.");
   let client: ClientRecord | undefined;
   try {
     client = await deps.lookupClient(clientId);
   } catch (err) {
-    const reason = err instanceof OAuthError ? err.description : "The application's registration could not be read.";
+    const reason =
+      err instanceof OAuthError ? err.description : "The application's registration could not be read.";
     throw new AuthorizePageError("Unknown application", reason);
   }
   if (!client) {
-    throw new AuthorizePageError("Unknown application", "This application is not registered with the gateway, or its registration has expired.");
+    throw new AuthorizePageError(
+      "Unknown application",
+      "This application is not registered with the gateway, or its registration has expired.",
+    );
   }
   const redirectUri = params.redirect_uri;
-  if (!redirectUri) throw new AuthorizePageError("Invalid authorization request", "The request has no redirect_uri.");
+  if (!redirectUri)
+    throw new AuthorizePageError("Invalid authorization request", "The request has no redirect_uri.");
   if (!redirectUriMatches(client.redirect_uris, redirectUri)) {
     throw new AuthorizePageError(
       "Redirect address not registered",
@@ -99,7 +108,8 @@ export async function validateAuthorizationRequest(
   if (params.code_challenge_method !== "S256") {
     throw fail("invalid_request", "code_challenge_method must be S256");
   }
-  if (!isValidChallenge(challenge)) throw fail("invalid_request", "code_challenge is not a valid S256 challenge");
+  if (!isValidChallenge(challenge))
+    throw fail("invalid_request", "code_challenge is not a valid S256 challenge");
 
   const resources = parsed.resources;
   const unknown = resources.filter((r) => !deps.resources.isKnown(r));
@@ -110,7 +120,14 @@ export async function validateAuthorizationRequest(
 
   return {
     client,
-    request: { client_id: client.client_id, redirect_uri: redirectUri, state, code_challenge: challenge, scope, resources },
+    request: {
+      client_id: client.client_id,
+      redirect_uri: redirectUri,
+      state,
+      code_challenge: challenge,
+      scope,
+      resources,
+    },
   };
 }
 

@@ -42,7 +42,9 @@ export class ClientMetadataDocuments {
   /** Whether a client_id is a metadata document URL rather than a registered id. */
   isDocumentUrl(clientId: string): boolean {
     if (clientId.startsWith("https://")) return true;
-    return this.options.allowPrivateAddresses && /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])[:/]/.test(clientId);
+    return (
+      this.options.allowPrivateAddresses && /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])[:/]/.test(clientId)
+    );
   }
 
   async close(): Promise<void> {
@@ -73,7 +75,8 @@ export class ClientMetadataDocuments {
     if (url.username || url.password) throw fail("a client_id URL must not contain credentials");
     if (clientId.includes("#")) throw fail("a client_id URL must not contain a fragment");
     if (url.pathname === "/" || url.pathname === "") throw fail("a client_id URL must have a path");
-    if (/\/\.\.?(\/|$)/.test(clientId.split("?")[0] ?? "")) throw fail("a client_id URL must not contain dot segments");
+    if (/\/\.\.?(\/|$)/.test(clientId.split("?")[0] ?? ""))
+      throw fail("a client_id URL must not contain dot segments");
     if (!this.options.allowPrivateAddresses) {
       try {
         assertLiteralHostAllowed(url.hostname);
@@ -142,13 +145,17 @@ export class ClientMetadataDocuments {
     }
     const method = doc.token_endpoint_auth_method ?? "none";
     if (method !== "none") {
-      throw fail(`token_endpoint_auth_method ${String(method)} is not supported for metadata documents; use none`);
+      throw fail(
+        `token_endpoint_auth_method ${String(method)} is not supported for metadata documents; use none`,
+      );
     }
     let metadata: ReturnType<typeof parseClientMetadata>;
     try {
       metadata = parseClientMetadata({ ...doc, token_endpoint_auth_method: "none" });
     } catch (err) {
-      throw fail(`the client metadata document is invalid: ${(err as OAuthError).description ?? (err as Error).message}`);
+      throw fail(
+        `the client metadata document is invalid: ${(err as OAuthError).description ?? (err as Error).message}`,
+      );
     }
     return {
       ...metadata,

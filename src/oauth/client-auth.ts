@@ -4,7 +4,7 @@
  * identified, not authenticated, and must then prove PKCE or hold a refresh token).
  */
 import { type ClientRecord, ClientStore } from "./clients.js";
-import { OAuthError, invalidClient, invalidRequest } from "./errors.js";
+import { invalidClient, invalidRequest, OAuthError } from "./errors.js";
 import { secretMatches } from "./secrets.js";
 
 export interface PresentedCredentials {
@@ -59,11 +59,16 @@ export async function authenticateClient(
   const client = await lookup(creds.clientId);
   if (!client) throw fail("client authentication failed: unknown client");
   if (ClientStore.isConfidential(client)) {
-    if (!creds.clientSecret || !client.client_secret_hash || !secretMatches(creds.clientSecret, client.client_secret_hash)) {
+    if (
+      !creds.clientSecret ||
+      !client.client_secret_hash ||
+      !secretMatches(creds.clientSecret, client.client_secret_hash)
+    ) {
       throw fail("client authentication failed");
     }
   } else {
-    if (creds.clientSecret) throw fail("client authentication failed: this is a public client without a secret");
+    if (creds.clientSecret)
+      throw fail("client authentication failed: this is a public client without a secret");
     if (options.requireConfidential) throw fail("this endpoint needs an authenticated (confidential) client");
   }
   return client;

@@ -57,7 +57,10 @@ export class Interactions {
   }
 
   /** The pending request, if it exists and belongs to this browser. */
-  async getPending(id: string | undefined, browserToken: string | undefined): Promise<PendingAuthorization | undefined> {
+  async getPending(
+    id: string | undefined,
+    browserToken: string | undefined,
+  ): Promise<PendingAuthorization | undefined> {
     if (!id || !browserToken || id.length > 100) return undefined;
     const pending = (await this.store.get("pending", id)) as PendingAuthorization | undefined;
     if (!pending || !secretMatches(browserToken, pending.browser_hash)) return undefined;
@@ -99,7 +102,9 @@ export class Interactions {
   async hasConsent(sub: string, clientId: string, scope: string[], resources: string[]): Promise<boolean> {
     const consent = await this.consent(sub, clientId);
     if (!consent) return false;
-    return scope.every((s) => consent.scope.includes(s)) && resources.every((r) => consent.resources.includes(r));
+    return (
+      scope.every((s) => consent.scope.includes(s)) && resources.every((r) => consent.resources.includes(r))
+    );
   }
 
   async forgetConsents(clientId: string): Promise<void> {

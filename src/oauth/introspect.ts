@@ -24,7 +24,10 @@ export class IntrospectionEndpoint {
     },
   ) {}
 
-  async handle(body: Record<string, unknown> | undefined, authorization: string | undefined): Promise<IntrospectionResponse> {
+  async handle(
+    body: Record<string, unknown> | undefined,
+    authorization: string | undefined,
+  ): Promise<IntrospectionResponse> {
     const { params } = readParams(body);
     await authenticateClient(readCredentials(authorization, params), this.deps.lookupClient, {
       requireConfidential: true,

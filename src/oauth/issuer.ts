@@ -36,7 +36,14 @@ export class TokenIssuer {
     private readonly accessTtlSeconds: number,
   ) {}
 
-  async issue({ grant, scope, resources, withRefreshToken, refreshScope, refreshResources }: IssueRequest): Promise<TokenResponse> {
+  async issue({
+    grant,
+    scope,
+    resources,
+    withRefreshToken,
+    refreshScope,
+    refreshResources,
+  }: IssueRequest): Promise<TokenResponse> {
     const now = Math.floor(Date.now() / 1000);
     const { kid, alg, key } = this.keys.signingKey();
     const { user } = grant;

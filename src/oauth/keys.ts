@@ -5,7 +5,7 @@
  * expired, then disappear by TTL.
  */
 import { randomUUID } from "node:crypto";
-import { type CryptoKey, type JWK, exportJWK, generateKeyPair, importJWK } from "jose";
+import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import type { Store } from "../store/store.js";
 
 export type SigningAlg = "ES256" | "RS256" | "EdDSA";
@@ -105,7 +105,12 @@ export class KeyRing {
     for (const { value } of await this.store.list<Record<string, never>>(NS)) {
       const old = value as unknown as StoredKey;
       if (old.retire_at) continue;
-      await this.store.put(NS, old.kid, { ...old, retire_at: now + keepSeconds * 1000 } as never, keepSeconds);
+      await this.store.put(
+        NS,
+        old.kid,
+        { ...old, retire_at: now + keepSeconds * 1000 } as never,
+        keepSeconds,
+      );
     }
     await this.store.put(NS, kid, stored as never);
     await this.reload();

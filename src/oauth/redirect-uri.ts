@@ -6,7 +6,17 @@
  * - no fragments; matched exactly at /authorize, except that a loopback port may vary.
  */
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
-const FORBIDDEN_SCHEMES = new Set(["javascript:", "data:", "vbscript:", "file:", "about:", "blob:", "ftp:", "ws:", "wss:"]);
+const FORBIDDEN_SCHEMES = new Set([
+  "javascript:",
+  "data:",
+  "vbscript:",
+  "file:",
+  "about:",
+  "blob:",
+  "ftp:",
+  "ws:",
+  "wss:",
+]);
 
 function parse(uri: string): URL | undefined {
   try {
@@ -26,9 +36,12 @@ export function redirectUriProblem(uri: string): string | undefined {
   if (!url) return `not an absolute URI: ${uri}`;
   if (uri.includes("#")) return `redirect URIs may not contain a fragment: ${uri}`;
   if (FORBIDDEN_SCHEMES.has(url.protocol)) return `scheme ${url.protocol} is not allowed: ${uri}`;
-  if (url.protocol === "https:") return url.hostname ? undefined : `https redirect URI without a host: ${uri}`;
+  if (url.protocol === "https:")
+    return url.hostname ? undefined : `https redirect URI without a host: ${uri}`;
   if (url.protocol === "http:") {
-    return isLoopbackHttp(url) ? undefined : `http is only allowed for loopback hosts (localhost, 127.0.0.1, [::1]): ${uri}`;
+    return isLoopbackHttp(url)
+      ? undefined
+      : `http is only allowed for loopback hosts (localhost, 127.0.0.1, [::1]): ${uri}`;
   }
   // A private-use scheme (RFC 8252 §7.1) for a native app.
   return undefined;

@@ -24,10 +24,16 @@ const metadataSchema = z.object({
     })
     .default("client_secret_basic"),
   grant_types: z
-    .array(z.enum(["authorization_code", "refresh_token"], { message: "supported grant_types: authorization_code, refresh_token" }))
+    .array(
+      z.enum(["authorization_code", "refresh_token"], {
+        message: "supported grant_types: authorization_code, refresh_token",
+      }),
+    )
     .min(1)
     .default(["authorization_code", "refresh_token"]),
-  response_types: z.array(z.literal("code", { message: "only the code response type is supported" })).default(["code"]),
+  response_types: z
+    .array(z.literal("code", { message: "only the code response type is supported" }))
+    .default(["code"]),
   client_name: text(200).optional(),
   client_uri: httpsUrl.optional(),
   logo_uri: httpsUrl.optional(),
@@ -83,11 +89,15 @@ export class Registrar {
   /** POST /register. `bearer` is the Authorization bearer token, if any. */
   async register(body: unknown, bearer: string | undefined): Promise<RegistrationResponse> {
     if (!this.policy.enabled) {
-      throw new OAuthError("access_denied", "dynamic client registration is turned off on this gateway", { status: 403 });
+      throw new OAuthError("access_denied", "dynamic client registration is turned off on this gateway", {
+        status: 403,
+      });
     }
     if (this.policy.initialAccessToken !== undefined) {
       if (!bearer || !secretMatches(bearer, hashSecret(this.policy.initialAccessToken))) {
-        throw new OAuthError("invalid_token", "registration needs a valid initial access token", { status: 401 });
+        throw new OAuthError("invalid_token", "registration needs a valid initial access token", {
+          status: 401,
+        });
       }
     }
     const metadata = parseClientMetadata(body);
@@ -121,7 +131,11 @@ export class Registrar {
       throw new OAuthError("invalid_request", "the body's client_id must match the client being updated");
     }
     if (b.client_secret !== undefined) {
-      if (typeof b.client_secret !== "string" || !client.client_secret_hash || !secretMatches(b.client_secret, client.client_secret_hash)) {
+      if (
+        typeof b.client_secret !== "string" ||
+        !client.client_secret_hash ||
+        !secretMatches(b.client_secret, client.client_secret_hash)
+      ) {
         throw new OAuthError("invalid_request", "client_secret does not match the one issued");
       }
     }
@@ -132,7 +146,9 @@ export class Registrar {
       ...metadata,
       client_id: client.client_id,
       client_secret_hash: ClientStore.isConfidential(metadata)
-        ? (clientSecret ? hashSecret(clientSecret) : client.client_secret_hash)
+        ? clientSecret
+          ? hashSecret(clientSecret)
+          : client.client_secret_hash
         : undefined,
       registration_token_hash: client.registration_token_hash,
       client_id_issued_at: client.client_id_issued_at,
@@ -152,13 +168,16 @@ export class Registrar {
 
   /** 401 without a token, 404 for an unknown client, 403 for another client's token. */
   private async authorize(clientId: string, bearer: string | undefined): Promise<ClientRecord> {
-    if (!bearer) throw new OAuthError("invalid_token", "a registration access token is required", { status: 401 });
+    if (!bearer)
+      throw new OAuthError("invalid_token", "a registration access token is required", { status: 401 });
     const client = await this.clients.get(clientId);
-    if (!client || client.source !== "dcr") {
+    if (client?.source !== "dcr") {
       throw new OAuthError("invalid_client", "no such client", { status: 404 });
     }
     if (!client.registration_token_hash || !secretMatches(bearer, client.registration_token_hash)) {
-      throw new OAuthError("invalid_token", "the registration access token is not valid for this client", { status: 403 });
+      throw new OAuthError("invalid_token", "the registration access token is not valid for this client", {
+        status: 403,
+      });
     }
     return client;
   }

@@ -6,7 +6,7 @@
 import type { Revocations } from "../store/revocations.js";
 import { authenticateClient, readCredentials } from "./client-auth.js";
 import type { ClientRecord } from "./clients.js";
-import { OAuthError, invalidRequest } from "./errors.js";
+import { invalidRequest, OAuthError } from "./errors.js";
 import type { GrantStore } from "./grant-store.js";
 import type { KeyRing } from "./keys.js";
 import { readParams } from "./params.js";

@@ -13,7 +13,7 @@ import { type ClientRecord, ClientStore } from "./clients.js";
 import { GrantStore } from "./grant-store.js";
 import { AuthorizationCodeGrant } from "./grants/authorization-code.js";
 import { RefreshTokenGrant } from "./grants/refresh-token.js";
-import { type PendingAuthorization, Interactions } from "./interaction.js";
+import { Interactions, type PendingAuthorization } from "./interaction.js";
 import { IntrospectionEndpoint } from "./introspect.js";
 import { TokenIssuer } from "./issuer.js";
 import type { KeyRing } from "./keys.js";
@@ -87,11 +87,21 @@ export class AuthorizationServer {
       ],
       this.lookupClient,
     );
-    const endpointDeps = { keys, issuer: this.issuer, grants: this.grants, revocations, lookupClient: this.lookupClient };
+    const endpointDeps = {
+      keys,
+      issuer: this.issuer,
+      grants: this.grants,
+      revocations,
+      lookupClient: this.lookupClient,
+    };
     this.revocationEndpoint = new RevocationEndpoint(endpointDeps);
     this.introspectionEndpoint = new IntrospectionEndpoint(endpointDeps);
 
-    const serviceScopes = new Map(Object.entries(config.services).filter(([, s]) => s.enabled).map(([n, s]) => [n, s.scopes]));
+    const serviceScopes = new Map(
+      Object.entries(config.services)
+        .filter(([, s]) => s.enabled)
+        .map(([n, s]) => [n, s.scopes]),
+    );
     this.authorizeDeps = {
       lookupClient: this.lookupClient,
       resources,
@@ -111,7 +121,11 @@ export class AuthorizationServer {
   }
 
   /** Ends a pending authorization with a fresh code; returns the redirect back to the client. */
-  async issueCode(pending: PendingAuthorization, user: UserIdentity, authTime: number): Promise<string | undefined> {
+  async issueCode(
+    pending: PendingAuthorization,
+    user: UserIdentity,
+    authTime: number,
+  ): Promise<string | undefined> {
     if (!(await this.interactions.finishPending(pending.id))) return undefined;
     const code = newSecret();
     await this.grants.saveCode(code, {

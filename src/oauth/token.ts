@@ -4,7 +4,7 @@
  */
 import { authenticateClient, readCredentials } from "./client-auth.js";
 import type { ClientRecord } from "./clients.js";
-import { OAuthError, invalidRequest } from "./errors.js";
+import { invalidRequest, OAuthError } from "./errors.js";
 import type { GrantHandler } from "./grants/grant.js";
 import type { TokenResponse } from "./issuer.js";
 import { readParams } from "./params.js";
@@ -23,7 +23,10 @@ export class TokenEndpoint {
     return [...this.handlers.keys()];
   }
 
-  async handle(body: Record<string, unknown> | undefined, authorization: string | undefined): Promise<TokenResponse> {
+  async handle(
+    body: Record<string, unknown> | undefined,
+    authorization: string | undefined,
+  ): Promise<TokenResponse> {
     const { params, resources } = readParams(body);
     const grantType = params.grant_type;
     if (!grantType) throw invalidRequest("grant_type is required");

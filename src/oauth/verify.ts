@@ -3,7 +3,7 @@
  * `none`, never a key from the token), `typ: at+jwt` (RFC 9068 §4), issuer and expiry.
  * Audience and revocation are the caller's to check: they depend on where the token is used.
  */
-import { type JWTHeaderParameters, decodeProtectedHeader, jwtVerify } from "jose";
+import { decodeProtectedHeader, type JWTHeaderParameters, jwtVerify } from "jose";
 import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from "./claims.js";
 import type { KeyRing } from "./keys.js";
 
@@ -43,13 +43,19 @@ export async function verifyAccessToken(
       ...(options.ignoreExpiry ? { currentDate: new Date(0) } : {}),
     });
     const claims = payload as unknown as AccessTokenClaims;
-    if (typeof claims.sub !== "string" || typeof claims.client_id !== "string" || typeof claims.jti !== "string") {
+    if (
+      typeof claims.sub !== "string" ||
+      typeof claims.client_id !== "string" ||
+      typeof claims.jti !== "string"
+    ) {
       throw new InvalidAccessToken("the access token lacks required claims");
     }
     return claims;
   } catch (err) {
     if (err instanceof InvalidAccessToken) throw err;
     const code = (err as { code?: string }).code;
-    throw new InvalidAccessToken(code === "ERR_JWT_EXPIRED" ? "the access token has expired" : "the access token is invalid");
+    throw new InvalidAccessToken(
+      code === "ERR_JWT_EXPIRED" ? "the access token has expired" : "the access token is invalid",
+    );
   }
 }

@@ -3,7 +3,7 @@
  * Prometheus metrics (/metrics).
  */
 import type { FastifyInstance } from "fastify";
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
 import type { GatewayConfig } from "../config/schema.js";
 import type { Store } from "../store/store.js";
 

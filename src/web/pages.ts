@@ -33,7 +33,8 @@ export function html(strings: TemplateStringsArray, ...values: Value[]): Safe {
 /** Headers for every page: no framing, no scripts, nothing cached. */
 export const PAGE_HEADERS = {
   "content-type": "text/html; charset=utf-8",
-  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'",
+  "content-security-policy":
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'",
   "x-frame-options": "DENY",
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
@@ -63,8 +64,11 @@ export function layout(title: string, body: Safe): string {
 }
 
 export function errorPage(title: string, detail: string): string {
-  return layout(title, html`<h1>${title}</h1><p class="error" role="alert">${detail}</p>
-<p class="muted">You can close this window and start again from your application.</p>`);
+  return layout(
+    title,
+    html`<h1>${title}</h1><p class="error" role="alert">${detail}</p>
+<p class="muted">You can close this window and start again from your application.</p>`,
+  );
 }
 
 export interface LoginPageData {
@@ -76,7 +80,9 @@ export interface LoginPageData {
 }
 
 export function loginPage(d: LoginPageData): string {
-  return layout("Sign in", html`<h1>Sign in to continue</h1>
+  return layout(
+    "Sign in",
+    html`<h1>Sign in to continue</h1>
 <p class="muted"><strong>${d.clientName}</strong> wants to use your MCP services through this gateway.</p>
 ${d.error ? html`<p class="error" role="alert">${d.error}</p>` : undefined}
 <form method="post" action="/login">
@@ -84,7 +90,8 @@ ${d.error ? html`<p class="error" role="alert">${d.error}</p>` : undefined}
 <label for="username">User name</label><input id="username" name="username" type="text" autocomplete="username" value="${d.username ?? ""}" required autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
-</form>`);
+</form>`,
+  );
 }
 
 export interface ConsentPageData {
@@ -105,7 +112,9 @@ export function consentPage(d: ConsentPageData): string {
   const services = d.services.length
     ? html`<ul>${d.services.map((s) => html`<li>${s}</li>`)}</ul>`
     : html`<p>every service behind this gateway</p>`;
-  return layout("Allow access?", html`<h1>Allow <span id="client-name">${d.clientName}</span> to act as ${d.user}?</h1>
+  return layout(
+    "Allow access?",
+    html`<h1>Allow <span id="client-name">${d.clientName}</span> to act as ${d.user}?</h1>
 <p>It will be able to use:</p>${services}
 ${d.scopes.length ? html`<p>with the permissions: ${d.scopes.map((s) => html`<code>${s}</code> `)}</p>` : undefined}
 <p class="muted">After you decide, you go back to <strong id="redirect-host">${d.redirectHost}</strong>.
@@ -115,5 +124,6 @@ ${d.unverified ? html`This application registered itself; the gateway has not ve
 <input type="hidden" name="request" value="${d.request}"><input type="hidden" name="csrf" value="${d.csrf}">
 <div class="actions"><button type="submit" name="decision" value="allow" id="allow">Allow</button>
 <button type="submit" name="decision" value="deny" id="deny" class="secondary">Deny</button></div>
-</form>`);
+</form>`,
+  );
 }

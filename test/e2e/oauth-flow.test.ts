@@ -8,15 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalUsers } from "../../src/idp/local.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import {
-  Browser,
-  REDIRECT_URI,
   authorizeWithLocalLogin,
+  Browser,
   formPost,
   pkcePair,
+  REDIRECT_URI,
   registerClient,
   tokenRequest,
 } from "../support/oauth-client.js";
-import { type TestRedis, startRedis } from "../support/redis.js";
+import { startRedis, type TestRedis } from "../support/redis.js";
 
 const SERVICES = { services: { notes: { url: "http://127.0.0.1:9/mcp", scopes: ["notes:read"] } } };
 const LOGIN = { username: "alice", password: "correct horse battery" };
@@ -68,7 +68,13 @@ describe.each<StoreCase>([
 
     const tokens = await tokenRequest(
       base,
-      { grant_type: "authorization_code", code, code_verifier: verifier, redirect_uri: REDIRECT_URI, resource },
+      {
+        grant_type: "authorization_code",
+        code,
+        code_verifier: verifier,
+        redirect_uri: REDIRECT_URI,
+        resource,
+      },
       basic,
     );
     expect(tokens.status).toBe(200);
@@ -90,13 +96,22 @@ describe.each<StoreCase>([
     const jwks = (await (await fetch(`${base}/jwks`)).json()) as { keys: Array<{ kid: string }> };
     expect(jwks.keys.map((k) => k.kid)).toContain(decodeProtectedHeader(access).kid);
 
-    const refreshed = await tokenRequest(base, { grant_type: "refresh_token", refresh_token: tokens.body.refresh_token as string }, basic);
+    const refreshed = await tokenRequest(
+      base,
+      { grant_type: "refresh_token", refresh_token: tokens.body.refresh_token as string },
+      basic,
+    );
     expect(refreshed.status).toBe(200);
     expect(refreshed.body.refresh_token).not.toBe(tokens.body.refresh_token);
     const access2 = refreshed.body.access_token as string;
 
     let info = await formPost(`${base}/introspect`, { token: access2 }, basic);
-    expect(info.body).toMatchObject({ active: true, client_id: client.client_id, username: "alice", sub: "alice" });
+    expect(info.body).toMatchObject({
+      active: true,
+      client_id: client.client_id,
+      username: "alice",
+      sub: "alice",
+    });
 
     // Restart on the same data: clients, tokens and keys are all still there.
     const port = gw.port;
@@ -114,7 +129,11 @@ describe.each<StoreCase>([
     expect(afterRestart.status).toBe(200);
 
     // Revoking the refresh token ends the grant: access tokens from it become inactive.
-    const revoke = await formPost(`${base}/revoke`, { token: afterRestart.body.refresh_token as string }, basic);
+    const revoke = await formPost(
+      `${base}/revoke`,
+      { token: afterRestart.body.refresh_token as string },
+      basic,
+    );
     expect(revoke.status).toBe(200);
     info = await formPost(`${base}/introspect`, { token: afterRestart.body.access_token as string }, basic);
     expect(info.body).toEqual({ active: false });
@@ -134,7 +153,12 @@ describe.each<StoreCase>([
     const base = gw.url;
     const client = await registerClient(base);
     const browser = new Browser();
-    const first = await authorizeWithLocalLogin(base, browser, { client_id: client.client_id, code_challenge: pkcePair().challenge }, LOGIN);
+    const first = await authorizeWithLocalLogin(
+      base,
+      browser,
+      { client_id: client.client_id, code_challenge: pkcePair().challenge },
+      LOGIN,
+    );
     expect(first.searchParams.get("code")).toBeTruthy();
     // Same browser, same client: straight back with a code.
     const res = await browser.get(

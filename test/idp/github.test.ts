@@ -6,8 +6,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError } from "../../src/config/load.js";
-import { configSchema } from "../../src/config/schema.js";
+import { ConfigError, validateConfig } from "../../src/config/load.js";
 import { createIdentityProvider } from "../../src/idp/create.js";
 import { GitHubIdentityProvider } from "../../src/idp/github.js";
 import { IdpError, type UserIdentity } from "../../src/idp/idp.js";
@@ -31,7 +30,7 @@ afterEach(() => {
 });
 
 function githubConfig(policy: Record<string, unknown> = { allowed_users: ["octocat"] }, e = gh) {
-  return configSchema.parse({
+  return validateConfig({
     idp: {
       type: "github",
       github: {
@@ -322,10 +321,10 @@ describe("GitHub failures become IdpError", () => {
   });
 
   it("missing client id or secret is a config error naming the key", async () => {
-    const cfg = configSchema.parse({ idp: { type: "github", github: { client_secret: "s" } } });
+    const cfg = validateConfig({ idp: { type: "github", github: { client_secret: "s" } } });
     await expect(createIdentityProvider(cfg, undefined as never)).rejects.toThrow(ConfigError);
     await expect(createIdentityProvider(cfg, undefined as never)).rejects.toThrow(/idp\.github\.client_id/);
-    const noSecret = configSchema.parse({ idp: { type: "github", github: { client_id: "c" } } });
+    const noSecret = validateConfig({ idp: { type: "github", github: { client_id: "c" } } });
     await expect(createIdentityProvider(noSecret, undefined as never)).rejects.toThrow(
       /idp\.github\.client_secret/,
     );

@@ -2,8 +2,9 @@
  * Local users on a real SQLite store: the user list, scrypt hashes, the bootstrap admin, and
  * the password login (including that unknown users cost as much time as known ones).
  */
+
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { configSchema } from "../../src/config/schema.js";
+import { validateConfig } from "../../src/config/load.js";
 import { createIdentityProvider } from "../../src/idp/create.js";
 import {
   hashPassword,
@@ -156,7 +157,7 @@ describe("LocalIdentityProvider", () => {
   });
 
   it("is what createIdentityProvider builds for idp.type local", async () => {
-    const idp = await createIdentityProvider(configSchema.parse({}), store);
+    const idp = await createIdentityProvider(validateConfig({}), store);
     expect(idp.kind).toBe("password");
     expect(idp.type).toBe("local");
   });

@@ -4,8 +4,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError } from "../../src/config/load.js";
-import { configSchema } from "../../src/config/schema.js";
+import { ConfigError, validateConfig } from "../../src/config/load.js";
 import { createIdentityProvider } from "../../src/idp/create.js";
 import { IdpError } from "../../src/idp/idp.js";
 import { nonceFor, OidcIdentityProvider } from "../../src/idp/oidc.js";
@@ -35,7 +34,7 @@ afterEach(() => {
 });
 
 function oidcConfig(extra: Record<string, unknown> = { allowed_users: ["ada"] }) {
-  return configSchema.parse({
+  return validateConfig({
     idp: {
       type: "oidc",
       oidc: { issuer: op.issuer, client_id: op.clientId, client_secret: op.clientSecret, ...extra },
@@ -171,10 +170,10 @@ describe("OIDC refusals become IdpError", () => {
   });
 
   it("missing issuer or client id is a config error naming the key", async () => {
-    const cfg = configSchema.parse({ idp: { type: "oidc", oidc: { client_id: "c" } } });
+    const cfg = validateConfig({ idp: { type: "oidc", oidc: { client_id: "c" } } });
     await expect(createIdentityProvider(cfg, undefined as never)).rejects.toThrow(ConfigError);
     await expect(createIdentityProvider(cfg, undefined as never)).rejects.toThrow(/idp\.oidc\.issuer/);
-    const noClient = configSchema.parse({ idp: { type: "oidc", oidc: { issuer: op.issuer } } });
+    const noClient = validateConfig({ idp: { type: "oidc", oidc: { issuer: op.issuer } } });
     await expect(createIdentityProvider(noClient, undefined as never)).rejects.toThrow(
       /idp\.oidc\.client_id/,
     );

@@ -3,17 +3,17 @@
  * gets through authorize and token without registering; bad documents and private addresses
  * are refused with readable errors.
  */
-import { type Server, createServer } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalUsers } from "../../src/idp/local.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import {
-  Browser,
-  REDIRECT_URI,
   authorizeUrl,
   authorizeWithLocalLogin,
+  Browser,
   pkcePair,
+  REDIRECT_URI,
   tokenRequest,
 } from "../support/oauth-client.js";
 
@@ -56,14 +56,20 @@ describe("client ID metadata documents", () => {
   };
 
   const authorizeStatus = async (base: string, clientId: string) => {
-    const res = await fetch(authorizeUrl(base, { client_id: clientId, code_challenge: pkcePair().challenge }), {
-      redirect: "manual",
-    });
+    const res = await fetch(
+      authorizeUrl(base, { client_id: clientId, code_challenge: pkcePair().challenge }),
+      {
+        redirect: "manual",
+      },
+    );
     return { status: res.status, location: res.headers.get("location"), text: await res.text() };
   };
 
   it("advertises support in the metadata", async () => {
-    const meta = (await (await fetch(`${gw.url}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
+    const meta = (await (await fetch(`${gw.url}/.well-known/oauth-authorization-server`)).json()) as Record<
+      string,
+      unknown
+    >;
     expect(meta.client_id_metadata_document_supported).toBe(true);
   });
 
@@ -74,7 +80,12 @@ describe("client ID metadata documents", () => {
       { "cache-control": "max-age=60" },
     );
     const { verifier, challenge } = pkcePair();
-    const back = await authorizeWithLocalLogin(gw.url, new Browser(), { client_id: clientId, code_challenge: challenge }, LOGIN);
+    const back = await authorizeWithLocalLogin(
+      gw.url,
+      new Browser(),
+      { client_id: clientId, code_challenge: challenge },
+      LOGIN,
+    );
     const code = back.searchParams.get("code") as string;
     expect(code).toBeTruthy();
     const before = fetches;
@@ -92,10 +103,18 @@ describe("client ID metadata documents", () => {
   });
 
   it.each([
-    ["a client_id that differs from the URL", { client_id: "https://elsewhere.example/app.json", redirect_uris: [REDIRECT_URI] }, "does not match"],
+    [
+      "a client_id that differs from the URL",
+      { client_id: "https://elsewhere.example/app.json", redirect_uris: [REDIRECT_URI] },
+      "does not match",
+    ],
     ["no redirect_uris", { client_name: "x" }, "redirect_uris"],
     ["a client secret", { redirect_uris: [REDIRECT_URI], client_secret: "s" }, "secret"],
-    ["a confidential auth method", { redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: "client_secret_basic" }, "not supported"],
+    [
+      "a confidential auth method",
+      { redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: "client_secret_basic" },
+      "not supported",
+    ],
   ])("refuses a document with %s", async (_name, doc, message) => {
     const path = `/bad/${Math.random().toString(36).slice(2)}.json`;
     const clientId = `${docBase}${path}`;
@@ -108,7 +127,11 @@ describe("client ID metadata documents", () => {
 
   it("refuses an oversized document and one that is not JSON", async () => {
     documents.set("/big.json", {
-      body: JSON.stringify({ client_id: `${docBase}/big.json`, redirect_uris: [REDIRECT_URI], pad: "x".repeat(10_000) }),
+      body: JSON.stringify({
+        client_id: `${docBase}/big.json`,
+        redirect_uris: [REDIRECT_URI],
+        pad: "x".repeat(10_000),
+      }),
     });
     documents.set("/html.json", { body: "<html>not json</html>" });
     for (const [path, message] of [

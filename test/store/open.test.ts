@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { configSchema } from "../../src/config/schema.js";
+import { validateConfig } from "../../src/config/load.js";
 import { openStore } from "../../src/store/open.js";
 
 describe("openStore", () => {
@@ -13,7 +13,7 @@ describe("openStore", () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it("defaults to SQLite at {data_dir}/gateway.db, and the data survives reopening", async () => {
-    const config = configSchema.parse({ data_dir: join(dir, "data") });
+    const config = validateConfig({ data_dir: join(dir, "data") });
     const store = await openStore(config);
     expect(store.kind).toBe("sqlite");
     expect(store.location).toBe(join(dir, "data", "gateway.db"));
@@ -26,7 +26,7 @@ describe("openStore", () => {
   });
 
   it("honours store.sqlite_path", async () => {
-    const config = configSchema.parse({
+    const config = validateConfig({
       data_dir: join(dir, "unused"),
       store: { sqlite_path: join(dir, "x", "s.db") },
     });
@@ -37,7 +37,7 @@ describe("openStore", () => {
   });
 
   it("fails with one line when the configured Redis is unreachable", async () => {
-    const config = configSchema.parse({ store: { type: "redis", redis: { url: "redis://127.0.0.1:1" } } });
+    const config = validateConfig({ store: { type: "redis", redis: { url: "redis://127.0.0.1:1" } } });
     await expect(openStore(config)).rejects.toThrow(
       /^cannot use Redis at redis:\/\/127\.0\.0\.1:1: connect ECONNREFUSED/,
     );

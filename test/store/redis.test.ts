@@ -1,6 +1,6 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { configSchema } from "../../src/config/schema.js";
+import { validateConfig } from "../../src/config/load.js";
 import { openStore } from "../../src/store/open.js";
 import { RedisStore, type RedisStoreOptions } from "../../src/store/redis.js";
 import type { Store } from "../../src/store/store.js";
@@ -160,7 +160,7 @@ describe.skipIf(skipRedis)("RedisStore specifics", () => {
   });
 
   it("opens from the config's store section", async () => {
-    const config = configSchema.parse({
+    const config = validateConfig({
       store: {
         type: "redis",
         redis: { url: `redis://127.0.0.1:${redis.port}`, password: "pa:ss word", db: 5 },

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Gateway, buildGateway } from "../../src/app.js";
+import { buildGateway, type Gateway } from "../../src/app.js";
 import { validateConfig } from "../../src/config/load.js";
 import type { GatewayConfig } from "../../src/config/schema.js";
 import { freePort } from "./upstream.js";
@@ -28,7 +28,10 @@ export interface FullGatewayOptions {
   port?: number;
 }
 
-export async function startFullGateway(tree: Record<string, unknown> = {}, options: FullGatewayOptions = {}): Promise<RunningGateway> {
+export async function startFullGateway(
+  tree: Record<string, unknown> = {},
+  options: FullGatewayOptions = {},
+): Promise<RunningGateway> {
   const port = options.port ?? (await freePort());
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "mcpgw-test-"));
   const store = options.redisUrl

@@ -19,11 +19,19 @@ export function pkcePair(): { verifier: string; challenge: string } {
   return { verifier, challenge: createHash("sha256").update(verifier).digest("base64url") };
 }
 
-export async function registerClient(base: string, metadata: Record<string, unknown> = {}): Promise<RegisteredClient> {
+export async function registerClient(
+  base: string,
+  metadata: Record<string, unknown> = {},
+): Promise<RegisteredClient> {
   const res = await fetch(`${base}/register`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ client_name: "Test client", redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: "none", ...metadata }),
+    body: JSON.stringify({
+      client_name: "Test client",
+      redirect_uris: [REDIRECT_URI],
+      token_endpoint_auth_method: "none",
+      ...metadata,
+    }),
   });
   if (res.status !== 201) throw new Error(`register failed: ${res.status} ${await res.text()}`);
   return (await res.json()) as RegisteredClient;
@@ -79,7 +87,12 @@ export interface AuthorizeParams {
 export function authorizeUrl(base: string, p: AuthorizeParams): string {
   const url = new URL(`${base}/authorize`);
   const { resource, ...rest } = p;
-  const values: Record<string, string | undefined> = { response_type: "code", redirect_uri: REDIRECT_URI, code_challenge_method: "S256", ...rest };
+  const values: Record<string, string | undefined> = {
+    response_type: "code",
+    redirect_uri: REDIRECT_URI,
+    code_challenge_method: "S256",
+    ...rest,
+  };
   for (const [k, v] of Object.entries(values)) if (v !== undefined) url.searchParams.set(k, v);
   for (const r of [resource ?? []].flat()) url.searchParams.append("resource", r);
   return url.toString();
@@ -132,11 +145,19 @@ export async function tokenRequest(
   const body = new URLSearchParams();
   for (const [k, v] of Object.entries(form)) for (const one of [v].flat()) body.append(k, one);
   // No keep-alive: restart tests must not reuse a socket of the previous server.
-  const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded", connection: "close" };
-  if (basic) headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(basic.id)}:${encodeURIComponent(basic.secret)}`).toString("base64")}`;
+  const headers: Record<string, string> = {
+    "content-type": "application/x-www-form-urlencoded",
+    connection: "close",
+  };
+  if (basic)
+    headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(basic.id)}:${encodeURIComponent(basic.secret)}`).toString("base64")}`;
   const res = await fetch(`${base}/token`, { method: "POST", headers, body });
   const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, headers: res.headers };
+  return {
+    status: res.status,
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+    headers: res.headers,
+  };
 }
 
 export async function formPost(
@@ -144,7 +165,10 @@ export async function formPost(
   form: Record<string, string>,
   basic?: { id: string; secret: string },
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded", connection: "close" };
+  const headers: Record<string, string> = {
+    "content-type": "application/x-www-form-urlencoded",
+    connection: "close",
+  };
   if (basic) headers.authorization = `Basic ${Buffer.from(`${basic.id}:${basic.secret}`).toString("base64")}`;
   const res = await fetch(url, { method: "POST", headers, body: new URLSearchParams(form) });
   const text = await res.text();

@@ -36,9 +36,12 @@ export class AuthorizationCodeGrant implements GrantHandler {
       }
       throw invalidGrant("the authorization code is unknown or expired");
     }
-    if (stored.client_id !== client.client_id) throw invalidGrant("the authorization code was issued to another client");
-    if (stored.redirect_uri !== redirectUri) throw invalidGrant("redirect_uri does not match the authorization request");
-    if (!verifierMatches(verifier, stored.code_challenge)) throw invalidGrant("code_verifier does not match the code challenge");
+    if (stored.client_id !== client.client_id)
+      throw invalidGrant("the authorization code was issued to another client");
+    if (stored.redirect_uri !== redirectUri)
+      throw invalidGrant("redirect_uri does not match the authorization request");
+    if (!verifierMatches(verifier, stored.code_challenge))
+      throw invalidGrant("code_verifier does not match the code challenge");
 
     const unknown = resources.filter((r) => !stored.resources.includes(r));
     if (unknown.length) throw invalidTarget(`resource not authorized for this code: ${unknown.join(" ")}`);

@@ -9,7 +9,7 @@ import type { Revocations } from "../../store/revocations.js";
 import { invalidGrant, invalidRequest, invalidScope, invalidTarget } from "../errors.js";
 import type { GrantStore, RefreshToken } from "../grant-store.js";
 import type { TokenIssuer, TokenResponse } from "../issuer.js";
-import { type GrantHandler, type TokenRequest, splitScope } from "./grant.js";
+import { type GrantHandler, splitScope, type TokenRequest } from "./grant.js";
 
 export class RefreshTokenGrant implements GrantHandler {
   readonly grantType = "refresh_token";
@@ -32,7 +32,8 @@ export class RefreshTokenGrant implements GrantHandler {
     if (!presented) {
       const used = await this.grants.usedRefresh(token);
       if (!used) throw invalidGrant("the refresh token is unknown, expired or revoked");
-      if (Date.now() - used.at > this.graceSeconds * 1000 || used.client_id !== client.client_id) {
+      // `>=`: with no grace at all, a reuse in the same millisecond is still a reuse.
+      if (Date.now() - used.at >= this.graceSeconds * 1000 || used.client_id !== client.client_id) {
         await this.revokeGrant(used.sid);
         throw invalidGrant("the refresh token was already used; the grant is revoked");
       }
@@ -56,9 +57,13 @@ export class RefreshTokenGrant implements GrantHandler {
 
     const requestedScope = params.scope === undefined ? presented.scope : splitScope(params.scope);
     const extraScope = requestedScope.filter((s) => !presented.scope.includes(s));
-    if (extraScope.length) throw invalidScope(`scope may only narrow on refresh: ${extraScope.join(" ")}`);
     const extraResources = resources.filter((r) => !presented.resources.includes(r));
-    if (extraResources.length) throw invalidTarget(`resource not part of this grant: ${extraResources.join(" ")}`);
+    if (extraScope.length || extraResources.length) {
+      // A refused request spends nothing: the token taken above goes back unchanged.
+      if (rotatedNow) await this.grants.saveRefresh(token, presented);
+      if (extraScope.length) throw invalidScope(`scope may only narrow on refresh: ${extraScope.join(" ")}`);
+      throw invalidTarget(`resource not part of this grant: ${extraResources.join(" ")}`);
+    }
 
     // Mark only the first use, so the grace window runs from the rotation and cannot be stretched.
     if (rotatedNow) await this.grants.markRefreshUsed(token, presented);

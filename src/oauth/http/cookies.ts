@@ -30,6 +30,7 @@ export function setCookie(
   if (options.secure) attrs.push("Secure");
   if (options.maxAgeSeconds !== undefined) attrs.push(`Max-Age=${options.maxAgeSeconds}`);
   const previous = reply.getHeader("set-cookie");
-  const list = previous === undefined ? [] : Array.isArray(previous) ? previous.map(String) : [String(previous)];
+  const list =
+    previous === undefined ? [] : Array.isArray(previous) ? previous.map(String) : [String(previous)];
   reply.header("set-cookie", [...list, attrs.join("; ")]);
 }

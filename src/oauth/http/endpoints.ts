@@ -3,7 +3,7 @@
  * token, revocation, introspection. Each route only adapts HTTP to the framework-free parts.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { OAuthError, invalidRequest } from "../errors.js";
+import { invalidRequest, OAuthError } from "../errors.js";
 import type { AuthorizationServer } from "../server.js";
 
 /** Bodies of these endpoints are small; anything bigger is an attack or a mistake. */
@@ -52,12 +52,18 @@ export function metadata(as: AuthorizationServer): Record<string, unknown> {
 
 export async function registerEndpoints(app: FastifyInstance, as: AuthorizationServer): Promise<void> {
   const meta = (_req: FastifyRequest, reply: FastifyReply) =>
-    reply.header("cache-control", "public, max-age=300").header("access-control-allow-origin", "*").send(metadata(as));
+    reply
+      .header("cache-control", "public, max-age=300")
+      .header("access-control-allow-origin", "*")
+      .send(metadata(as));
   app.get("/.well-known/oauth-authorization-server", meta);
   app.get("/.well-known/openid-configuration", meta);
 
   app.get("/jwks", (_req, reply) =>
-    reply.header("cache-control", "public, max-age=300").header("access-control-allow-origin", "*").send(as.parts.keys.jwks()),
+    reply
+      .header("cache-control", "public, max-age=300")
+      .header("access-control-allow-origin", "*")
+      .send(as.parts.keys.jwks()),
   );
 
   const limits = { bodyLimit: OAUTH_BODY_LIMIT };
@@ -74,7 +80,9 @@ export async function registerEndpoints(app: FastifyInstance, as: AuthorizationS
     reply.headers(NO_STORE).send(await as.registrar.read(request.params.clientId, bearer(request))),
   );
   app.put<{ Params: { clientId: string } }>("/register/:clientId", limits, async (request, reply) =>
-    reply.headers(NO_STORE).send(await as.registrar.update(request.params.clientId, bearer(request), request.body)),
+    reply
+      .headers(NO_STORE)
+      .send(await as.registrar.update(request.params.clientId, bearer(request), request.body)),
   );
   app.delete<{ Params: { clientId: string } }>("/register/:clientId", async (request, reply) => {
     await as.registrar.remove(request.params.clientId, bearer(request));

@@ -7,7 +7,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { UserIdentity } from "../../idp/idp.js";
 import { IdpError } from "../../idp/idp.js";
-import { PAGE_HEADERS, consentPage, errorPage, loginPage } from "../../web/pages.js";
+import { consentPage, errorPage, loginPage, PAGE_HEADERS } from "../../web/pages.js";
 import {
   AuthorizePageError,
   AuthorizeRedirectError,
@@ -19,7 +19,7 @@ import type { PendingAuthorization } from "../interaction.js";
 import { s256 } from "../pkce.js";
 import { newSecret } from "../secrets.js";
 import type { AuthorizationServer } from "../server.js";
-import { BROWSER_COOKIE, SESSION_COOKIE, readCookie, setCookie } from "./cookies.js";
+import { BROWSER_COOKIE, readCookie, SESSION_COOKIE, setCookie } from "./cookies.js";
 import { OAUTH_BODY_LIMIT } from "./endpoints.js";
 
 type Form = Record<string, unknown>;
@@ -41,7 +41,10 @@ export function page(reply: FastifyReply, status: number, body: string): Fastify
 }
 
 const EXPIRED = () =>
-  errorPage("This sign-in has expired", "The sign-in link is no longer valid, or it was opened in another browser.");
+  errorPage(
+    "This sign-in has expired",
+    "The sign-in link is no longer valid, or it was opened in another browser.",
+  );
 
 function clientName(client: ClientRecord | undefined, clientId: string): string {
   return client?.client_name ?? clientId;
@@ -52,7 +55,10 @@ function redirectHost(uri: string): string {
   return url.host || `${url.protocol}//`;
 }
 
-export async function registerInteractionRoutes(app: FastifyInstance, as: AuthorizationServer): Promise<void> {
+export async function registerInteractionRoutes(
+  app: FastifyInstance,
+  as: AuthorizationServer,
+): Promise<void> {
   const secure = as.issuer.startsWith("https:");
   const { interactions, parts } = as;
   const idp = parts.idp;
@@ -73,11 +79,17 @@ export async function registerInteractionRoutes(app: FastifyInstance, as: Author
   };
 
   /** Consent (or the remembered decision) for a logged-in user; ends in a redirect or a page. */
-  const decide = async (reply: FastifyReply, pending: PendingAuthorization, user: UserIdentity, authTime: number) => {
+  const decide = async (
+    reply: FastifyReply,
+    pending: PendingAuthorization,
+    user: UserIdentity,
+    authTime: number,
+  ) => {
     const access = idp.checkAccess(user);
     if (!access.allowed) return page(reply, 403, errorPage("Access denied", access.reason));
     const client = await as.lookupClient(pending.client_id);
-    if (!client) return page(reply, 400, errorPage("Unknown application", "The application's registration is gone."));
+    if (!client)
+      return page(reply, 400, errorPage("Unknown application", "The application's registration is gone."));
     if (
       parts.config.consent.remember &&
       (await interactions.hasConsent(user.sub, client.client_id, pending.scope, pending.resources))
@@ -104,7 +116,10 @@ export async function registerInteractionRoutes(app: FastifyInstance, as: Author
 
   app.get("/authorize", async (request, reply) => {
     try {
-      const { request: validated } = await validateAuthorizationRequest(request.query as Form, as.authorizeDeps);
+      const { request: validated } = await validateAuthorizationRequest(
+        request.query as Form,
+        as.authorizeDeps,
+      );
       const pending = await interactions.createPending(validated, browserToken(request, reply));
       const session = await interactions.getSession(readCookie(request, SESSION_COOKIE));
       if (session) return decide(reply, pending, session.user, session.auth_time);
@@ -131,7 +146,15 @@ export async function registerInteractionRoutes(app: FastifyInstance, as: Author
     if (!pending) return page(reply, 400, EXPIRED());
     if (idp.kind === "password") {
       const client = await as.lookupClient(pending.client_id);
-      return page(reply, 200, loginPage({ request: pending.id, csrf: pending.csrf, clientName: clientName(client, pending.client_id) }));
+      return page(
+        reply,
+        200,
+        loginPage({
+          request: pending.id,
+          csrf: pending.csrf,
+          clientName: clientName(client, pending.client_id),
+        }),
+      );
     }
     pending.upstream_verifier = newSecret();
     await interactions.save(pending);
@@ -148,7 +171,11 @@ export async function registerInteractionRoutes(app: FastifyInstance, as: Author
     const pending = await pendingFor(request, field(form, "request"));
     if (!pending || idp.kind !== "password") return page(reply, 400, EXPIRED());
     if (!sameSecret(field(form, "csrf"), pending.csrf)) {
-      return page(reply, 403, errorPage("Request refused", "The form was not sent from this sign-in page (CSRF check failed)."));
+      return page(
+        reply,
+        403,
+        errorPage("Request refused", "The form was not sent from this sign-in page (CSRF check failed)."),
+      );
     }
     const username = field(form, "username") ?? "";
     const user = await idp.verify(username, field(form, "password") ?? "");
@@ -187,9 +214,14 @@ export async function registerInteractionRoutes(app: FastifyInstance, as: Author
     }
     let user: UserIdentity;
     try {
-      user = await idp.complete({ code, redirectUri: `${as.issuer}/callback`, codeVerifier: pending.upstream_verifier });
+      user = await idp.complete({
+        code,
+        redirectUri: `${as.issuer}/callback`,
+        codeVerifier: pending.upstream_verifier,
+      });
     } catch (err) {
-      if (err instanceof IdpError) return page(reply, 502, errorPage(`${idp.displayName} sign-in failed`, err.message));
+      if (err instanceof IdpError)
+        return page(reply, 502, errorPage(`${idp.displayName} sign-in failed`, err.message));
       throw err;
     }
     const access = idp.checkAccess(user);
@@ -211,7 +243,11 @@ export async function registerInteractionRoutes(app: FastifyInstance, as: Author
     const pending = await pendingFor(request, field(form, "request"));
     if (!pending) return page(reply, 400, EXPIRED());
     if (!sameSecret(field(form, "csrf"), pending.csrf)) {
-      return page(reply, 403, errorPage("Request refused", "The form was not sent from this consent page (CSRF check failed)."));
+      return page(
+        reply,
+        403,
+        errorPage("Request refused", "The form was not sent from this consent page (CSRF check failed)."),
+      );
     }
     const session = await interactions.getSession(readCookie(request, SESSION_COOKIE));
     if (!session) return reply.redirect(`/login?request=${encodeURIComponent(pending.id)}`, 302);
@@ -229,7 +265,12 @@ export async function registerInteractionRoutes(app: FastifyInstance, as: Author
       );
     }
     if (parts.config.consent.remember) {
-      await interactions.rememberConsent(session.user.sub, pending.client_id, pending.scope, pending.resources);
+      await interactions.rememberConsent(
+        session.user.sub,
+        pending.client_id,
+        pending.scope,
+        pending.resources,
+      );
     }
     const target = await as.issueCode(pending, session.user, session.auth_time);
     return target ? reply.redirect(target, 302) : page(reply, 400, EXPIRED());

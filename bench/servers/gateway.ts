@@ -1,0 +1,67 @@
+/**
+ * The gateway under load, built from BENCH_CONFIG (JSON config tree). With BENCH_SEED_REFRESH=N
+ * it also registers a client and seeds N refresh tokens (written to BENCH_TOKENS_FILE), so the
+ * refresh-grant scenario can spend one per request.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildGateway } from "../../src/app.js";
+import { validateConfig } from "../../src/config/load.js";
+import { newSecret } from "../../src/oauth/secrets.js";
+
+const tree = JSON.parse(process.env.BENCH_CONFIG ?? "{}") as Record<string, unknown>;
+const config = validateConfig({
+  log_level: "silent",
+  data_dir: mkdtempSync(join(tmpdir(), "mcpgw-bench-")),
+  ...tree,
+});
+const gateway = await buildGateway(config, { logger: false });
+const address = await gateway.app.listen({ port: config.port, host: "127.0.0.1" });
+
+const info: Record<string, unknown> = { url: address };
+const seed = Number(process.env.BENCH_SEED_REFRESH ?? 0);
+if (seed > 0) {
+  const clientId = randomUUID();
+  const now = Math.floor(Date.now() / 1000);
+  await gateway.as.clients.save({
+    client_id: clientId,
+    redirect_uris: ["http://127.0.0.1:9/cb"],
+    token_endpoint_auth_method: "none",
+    grant_types: ["authorization_code", "refresh_token"],
+    response_types: ["code"],
+    client_id_issued_at: now,
+    client_secret_expires_at: 0,
+    source: "admin",
+  });
+  const user = { sub: "bench", login: "bench", provider: "local" };
+  const tokens: string[] = [];
+  for (let i = 0; i < seed; i++) {
+    const sid = randomUUID();
+    await gateway.as.grants.saveGrant({
+      sid,
+      client_id: clientId,
+      user,
+      scope: [],
+      resources: [],
+      created_at: now,
+      auth_time: now,
+    });
+    const token = newSecret();
+    await gateway.as.grants.saveRefresh(token, {
+      sid,
+      client_id: clientId,
+      scope: [],
+      resources: [],
+      issued_at: now,
+    });
+    tokens.push(token);
+  }
+  const file = process.env.BENCH_TOKENS_FILE as string;
+  writeFileSync(file, JSON.stringify(tokens));
+  info.clientId = clientId;
+  info.tokensFile = file;
+}
+process.stdout.write(`READY ${JSON.stringify(info)}\n`);
+process.on("SIGTERM", () => void gateway.app.close().then(() => process.exit(0)));
