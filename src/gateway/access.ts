@@ -1,0 +1,91 @@
+/**
+ * The decision for one request to one service: a valid token for this service's audience, with
+ * the service's scopes, held by a user its policy admits. Shared by the built-in proxy and
+ * /verify, so both answer with the same status and the same WWW-Authenticate.
+ */
+import type { ResourceIndex } from "../config/resources.js";
+import type { GatewayConfig } from "../config/schema.js";
+import { evaluatePolicy } from "../idp/policy.js";
+import type { AccessTokenClaims } from "../oauth/claims.js";
+import { bearerChallenge } from "./challenge.js";
+import type { ServiceRoute, ServiceRouter } from "./routing.js";
+import type { TokenVerifier } from "./token-check.js";
+
+export type AccessOutcome =
+  | { ok: true; claims: AccessTokenClaims }
+  | { ok: false; status: 401 | 403; challenge: string; message: string };
+
+/** Pulls the token out of `Authorization: Bearer …` (RFC 6750 §2.1; scheme is case-insensitive). */
+export function bearerToken(authorization: string | undefined): string | undefined | null {
+  if (authorization === undefined) return undefined;
+  const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(authorization);
+  return match?.[1] ?? null;
+}
+
+export class AccessChecker {
+  private readonly audiences = new Map<string, string[]>();
+
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly resources: ResourceIndex,
+    private readonly router: ServiceRouter,
+    private readonly verifier: TokenVerifier,
+  ) {}
+
+  /** Decides whether `authorization` (the raw header) opens `route`. */
+  async check(authorization: string | undefined, route: ServiceRoute): Promise<AccessOutcome> {
+    const resourceMetadata = this.router.metadataUrl(route);
+    const scopes = route.service.scopes;
+    const refuse = (status: 401 | 403, error: string | undefined, description: string): AccessOutcome => ({
+      ok: false,
+      status,
+      message: description,
+      challenge: bearerChallenge({
+        resourceMetadata,
+        scopes,
+        error,
+        description: error ? description : undefined,
+      }),
+    });
+
+    const token = bearerToken(authorization);
+    if (token === undefined) return refuse(401, undefined, "Authentication required");
+    if (token === null) return refuse(401, "invalid_token", "The Authorization header is not a Bearer token");
+
+    const verified = await this.verifier.verify(token);
+    if (!verified.ok) return refuse(401, "invalid_token", verified.description);
+    const { claims, audiences, scopes: granted } = verified.token;
+
+    if (!this.acceptedAudiences(route.name).some((a) => audiences.has(a))) {
+      return refuse(401, "invalid_token", `The access token is not meant for the service ${route.name}`);
+    }
+    const missing = scopes.filter((s) => !granted.has(s));
+    if (missing.length > 0) {
+      return refuse(
+        403,
+        "insufficient_scope",
+        `The service ${route.name} needs the scope ${missing.join(" ")}`,
+      );
+    }
+    const decision = evaluatePolicy(route.service, {
+      login: claims.preferred_username ?? claims.sub,
+      email: claims.email,
+      groups: claims.groups,
+    });
+    if (!decision.allowed) {
+      // Not a token problem a new token with more scopes would fix, so not insufficient_scope.
+      return refuse(403, "access_denied", `${decision.reason} of the service ${route.name}`);
+    }
+    return { ok: true, claims };
+  }
+
+  private acceptedAudiences(service: string): string[] {
+    let list = this.audiences.get(service);
+    if (!list) {
+      list = this.resources.audiencesFor(service);
+      if (this.config.gateway.accept_gateway_audience) list.push(this.resources.gatewayResource);
+      this.audiences.set(service, list);
+    }
+    return list;
+  }
+}

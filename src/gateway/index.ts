@@ -1,0 +1,5 @@
+/** The resource side: see plugin.ts. */
+
+export { bearerChallenge } from "./challenge.js";
+export { type GatewayDeps, registerGateway } from "./plugin.js";
+export { protectedResourceMetadata } from "./prm.js";

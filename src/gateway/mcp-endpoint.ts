@@ -1,0 +1,62 @@
+/**
+ * The protected MCP endpoint, as a short list of steps: route, Origin, preflight, method,
+ * token, proxy. Authentication comes from the Bearer token on every request, never from an
+ * `Mcp-Session-Id`.
+ */
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { AccessChecker } from "./access.js";
+import { sendJsonRpcError } from "./errors.js";
+import { type IdentityHeaderNames, identityHeaders } from "./headers.js";
+import type { OriginPolicy } from "./origin.js";
+import type { UpstreamProxy } from "./proxy.js";
+import type { ServiceRoute } from "./routing.js";
+
+/** Methods of the Streamable HTTP transport; all of them pass through. */
+export const MCP_METHODS = ["GET", "POST", "DELETE"] as const;
+/** Methods routed to the endpoint: the MCP ones, the preflight, and a few to refuse clearly. */
+export const ROUTED_METHODS = [...MCP_METHODS, "OPTIONS", "HEAD", "PUT", "PATCH"];
+
+export interface McpEndpointDeps {
+  origins: OriginPolicy;
+  access: AccessChecker;
+  proxy: UpstreamProxy;
+  identityNames: IdentityHeaderNames;
+}
+
+/** Returns the handler; the caller resolves the route (by path or by host) first. */
+export function mcpEndpoint(deps: McpEndpointDeps) {
+  const { origins, access, proxy, identityNames } = deps;
+  return async (req: FastifyRequest, reply: FastifyReply, route: ServiceRoute | undefined) => {
+    if (!route) return sendJsonRpcError(reply, 404, "No such service");
+
+    const origin = req.headers.origin;
+    if (!origins.isAllowed(origin, route.name)) return sendJsonRpcError(reply, 403, "Origin not allowed");
+    const cors = origins.corsHeaders(origin);
+
+    if (req.method === "OPTIONS") {
+      const preflight = origin !== undefined && req.headers["access-control-request-method"] !== undefined;
+      const headers = preflight
+        ? origins.preflightHeaders(origin, req.headers["access-control-request-headers"])
+        : { allow: "GET, POST, DELETE, OPTIONS" };
+      return reply.code(204).headers(headers).send();
+    }
+    if (!(MCP_METHODS as readonly string[]).includes(req.method)) {
+      return sendJsonRpcError(reply, 405, `Method ${req.method} not allowed`, {
+        ...cors,
+        allow: "GET, POST, DELETE",
+      });
+    }
+
+    const outcome = await access.check(req.headers.authorization, route);
+    if (!outcome.ok) {
+      return sendJsonRpcError(reply, outcome.status, outcome.message, {
+        ...cors,
+        "www-authenticate": outcome.challenge,
+      });
+    }
+    if (!proxy.has(route.name))
+      return sendJsonRpcError(reply, 502, `The service ${route.name} has no upstream`, cors);
+    reply.headers(cors);
+    return proxy.forward(req, reply, route.name, identityHeaders(outcome.claims, identityNames));
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * The resource side as one encapsulated fastify subtree: protected resource metadata, the
+ * protected MCP endpoints (`/{name}/mcp`, and `/mcp` on `{name}.{base_domain}`), and /verify
+ * for ForwardAuth. Its own body handling (none: bodies are streamed, never parsed) and its
+ * own error handler (JSON-RPC shaped, no stack ever) stay inside this subtree.
+ */
+import type { FastifyError, FastifyInstance } from "fastify";
+import type { ResourceIndex } from "../config/resources.js";
+import type { GatewayConfig } from "../config/schema.js";
+import type { KeyRing } from "../oauth/keys.js";
+import type { Revocations } from "../store/revocations.js";
+import { AccessChecker } from "./access.js";
+import { INTERNAL_ERROR, sendJsonRpcError } from "./errors.js";
+import { registerForwardAuth } from "./forward-auth.js";
+import { reservedHeaderNames } from "./headers.js";
+import { mcpEndpoint, ROUTED_METHODS } from "./mcp-endpoint.js";
+import { OriginPolicy } from "./origin.js";
+import { registerMetadataRoutes } from "./prm.js";
+import { UpstreamProxy } from "./proxy.js";
+import { ServiceRouter } from "./routing.js";
+import { TokenVerifier } from "./token-check.js";
+
+export interface GatewayDeps {
+  config: GatewayConfig;
+  keys: KeyRing;
+  revocations: Revocations;
+  resources: ResourceIndex;
+  /** service name -> upstream base URL of its Streamable HTTP endpoint (stdio services are already bridged to a loopback URL by the lead). */
+  upstreams: Map<string, string>;
+}
+
+/** Registers the gateway's encapsulated subtree on `app`. Upstream pools close with the app. */
+export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
+  const { config, keys, revocations, resources, upstreams } = deps;
+  await app.register(async (scope) => {
+    // Bodies go to the upstream as a stream, untouched: no parser reads them here.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser("*", (_req, _payload, done) => done(null, undefined));
+
+    scope.setErrorHandler((err: FastifyError, req, reply) => {
+      const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+      if (status === 500) req.log.error({ err }, "gateway error");
+      if (reply.sent || reply.raw.headersSent) return;
+      const message = status === 500 ? "Internal gateway error" : "Bad request";
+      return sendJsonRpcError(reply, status, message, {}, status === 500 ? INTERNAL_ERROR : undefined);
+    });
+
+    const router = new ServiceRouter(config, resources);
+    const verifier = new TokenVerifier(keys, revocations, config.public_url);
+    const access = new AccessChecker(config, resources, router, verifier);
+    const origins = new OriginPolicy(config, router);
+    const proxy = new UpstreamProxy(upstreams, {
+      maxBody: config.gateway.max_body,
+      headersTimeoutSeconds: config.gateway.upstream_timeout,
+      reserved: reservedHeaderNames(config.gateway.identity_headers),
+    });
+    scope.addHook("onClose", async () => proxy.close());
+
+    registerMetadataRoutes(scope, config, router);
+    registerForwardAuth(scope, { config, router, origins, access });
+
+    const handle = mcpEndpoint({ origins, access, proxy, identityNames: config.gateway.identity_headers });
+    scope.route<{ Params: { service: string } }>({
+      method: ROUTED_METHODS,
+      url: "/:service/mcp",
+      exposeHeadRoute: false,
+      handler: (req, reply) => handle(req, reply, router.byName(req.params.service)),
+    });
+    if (router.hostRouting) {
+      scope.route({
+        method: ROUTED_METHODS,
+        url: "/mcp",
+        exposeHeadRoute: false,
+        handler: (req, reply) => handle(req, reply, router.byHost(req.host)),
+      });
+    }
+  });
+}

@@ -1,0 +1,168 @@
+/**
+ * The reverse proxy to upstream MCP servers: one keep-alive undici Pool per upstream origin,
+ * request bodies streamed from the socket (never parsed or buffered), responses streamed back
+ * chunk by chunk so SSE events reach the client as the upstream writes them.
+ */
+import { Transform, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { Pool, errors as undiciErrors } from "undici";
+import { sendJsonRpcError } from "./errors.js";
+import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.js";
+
+/** Idle keep-alive connections to an upstream are kept this long. */
+const KEEP_ALIVE_MS = 60_000;
+
+export interface ProxyOptions {
+  /** Largest request body accepted, in bytes (`gateway.max_body`). */
+  maxBody: number;
+  /** How long to wait for the upstream's response headers, in seconds (`gateway.upstream_timeout`). */
+  headersTimeoutSeconds: number;
+  /** Lower-case header names a client may not set (identity header names). */
+  reserved: Set<string>;
+}
+
+interface Target {
+  pool: Pool;
+  /** Path (and query) of the upstream MCP endpoint. */
+  path: string;
+}
+
+class BodyTooLarge extends Error {}
+
+/** Counts bytes on the way through and fails the stream once the limit is passed. */
+class BodyLimit extends Transform {
+  private seen = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) done(new BodyTooLarge());
+    else done(null, chunk);
+  }
+}
+
+export class UpstreamProxy {
+  private readonly targets = new Map<string, Target>();
+  private readonly pools = new Map<string, Pool>();
+
+  /** `upstreams`: service name -> URL of its Streamable HTTP endpoint. */
+  constructor(
+    upstreams: Map<string, string>,
+    private readonly options: ProxyOptions,
+  ) {
+    for (const [name, raw] of upstreams) {
+      const url = new URL(raw);
+      let pool = this.pools.get(url.origin);
+      if (!pool) {
+        pool = new Pool(url.origin, {
+          keepAliveTimeout: KEEP_ALIVE_MS,
+          headersTimeout: options.headersTimeoutSeconds * 1000,
+          // SSE streams may be idle for long; the client's disconnect ends them, not a timer.
+          bodyTimeout: 0,
+        });
+        this.pools.set(url.origin, pool);
+      }
+      this.targets.set(name, { pool, path: `${url.pathname}${url.search}` });
+    }
+  }
+
+  /** Whether the service has an upstream to proxy to. */
+  has(service: string): boolean {
+    return this.targets.has(service);
+  }
+
+  /** Forwards the request to the service's upstream and streams the answer back. */
+  async forward(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    service: string,
+    identity: Record<string, string>,
+  ) {
+    const target = this.targets.get(service);
+    if (!target) return sendJsonRpcError(reply, 502, `The service ${service} has no upstream`);
+    const raw = request.raw;
+    const declared = Number(raw.headers["content-length"] ?? 0);
+    if (declared > this.options.maxBody) return this.tooLarge(reply);
+    const hasBody = declared > 0 || raw.headers["transfer-encoding"] !== undefined;
+
+    const abort = new AbortController();
+    // A client that goes away (closes an SSE stream) releases the upstream request too.
+    reply.raw.on("close", () => {
+      if (!reply.raw.writableFinished) abort.abort();
+    });
+
+    const query = request.url.indexOf("?");
+    const path = query >= 0 ? joinQuery(target.path, request.url.slice(query + 1)) : target.path;
+    const headers = upstreamRequestHeaders(raw.headers, identity, this.options.reserved, {
+      for: request.ip,
+      proto: request.protocol,
+      host: request.host,
+    });
+    try {
+      const upstream = await target.pool.request({
+        method: request.method as "GET",
+        path,
+        headers,
+        body: hasBody ? raw.pipe(new BodyLimit(this.options.maxBody)) : undefined,
+        signal: abort.signal,
+      });
+      const replyHeaders: Record<string, string | string[] | number> = {
+        ...(reply.getHeaders() as Record<string, string | string[] | number>),
+        ...clientResponseHeaders(upstream.headers),
+      };
+      const eventStream = String(upstream.headers["content-type"] ?? "").startsWith("text/event-stream");
+      // Tell a buffering proxy in front of us (nginx) to pass events through at once.
+      if (eventStream) replyHeaders["x-accel-buffering"] = "no";
+      // Hijacked so the headers can be flushed now: a client opening an SSE stream must see
+      // the 200 before the first event, which may be minutes away. onResponse hooks still run.
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(upstream.statusCode, replyHeaders);
+      if (upstream.statusCode === 204 || upstream.statusCode === 304 || request.method === "HEAD") {
+        upstream.body.resume();
+        res.end();
+        return reply;
+      }
+      res.flushHeaders();
+      try {
+        await pipeline(upstream.body, res);
+      } catch (err) {
+        // Client went away or upstream broke mid-stream: nothing left to tell anyone.
+        if (!abort.signal.aborted) request.log.debug({ service, err }, "proxied stream ended early");
+      }
+      return reply;
+    } catch (err) {
+      if (abort.signal.aborted || reply.raw.destroyed) return reply;
+      if (err instanceof BodyTooLarge || (err as Error).cause instanceof BodyTooLarge) {
+        return this.tooLarge(reply);
+      }
+      if (
+        err instanceof undiciErrors.HeadersTimeoutError ||
+        err instanceof undiciErrors.ConnectTimeoutError
+      ) {
+        request.log.warn({ service }, "upstream timed out");
+        return sendJsonRpcError(reply, 504, `The upstream of ${service} did not answer in time`);
+      }
+      request.log.warn({ service, code: (err as NodeJS.ErrnoException).code }, "upstream unavailable");
+      return sendJsonRpcError(reply, 502, `The upstream of ${service} is unavailable`);
+    }
+  }
+
+  async close(): Promise<void> {
+    // destroy, not close: open SSE streams would otherwise hold shutdown forever.
+    await Promise.all([...this.pools.values()].map((p) => p.destroy()));
+  }
+
+  private tooLarge(reply: FastifyReply) {
+    // The rest of the body is not read; close the connection rather than drain it.
+    reply.header("connection", "close");
+    return sendJsonRpcError(reply, 413, `The request body is larger than ${this.options.maxBody} bytes`);
+  }
+}
+
+function joinQuery(path: string, query: string): string {
+  if (!query) return path;
+  return path.includes("?") ? `${path}&${query}` : `${path}?${query}`;
+}

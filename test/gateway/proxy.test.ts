@@ -1,0 +1,285 @@
+/**
+ * The proxy: what reaches the upstream (identity yes, credentials and spoofed identity no),
+ * streaming without buffering, MCP session headers both ways, and clear errors when the
+ * upstream is down, slow, or the body is too big.
+ */
+
+import { Readable } from "node:stream";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { request } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startGateway, type TestGateway } from "../support/gateway.js";
+import { MCP_HEADERS, postInitialize, raw } from "../support/mcp-http.js";
+import { freePort, startHangingServer, startUpstream, type TestUpstream } from "../support/upstream.js";
+
+let upstream: TestUpstream;
+let hanging: Awaited<ReturnType<typeof startHangingServer>>;
+let gw: TestGateway;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  hanging = await startHangingServer();
+  gw = await startGateway({
+    gateway: { upstream_timeout: 1, max_body: 64 * 1024 },
+    services: {
+      echo: { url: upstream.url },
+      down: { url: `http://127.0.0.1:${await freePort()}/mcp` },
+      slow: { url: hanging.url },
+    },
+  });
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await upstream?.close();
+  await hanging?.close();
+});
+
+async function connectClient(token: string, headers: Record<string, string> = {}) {
+  const client = new Client({ name: "gateway-test", version: "1.0.0" });
+  const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/echo/mcp`), {
+    requestInit: { headers: { authorization: `Bearer ${token}`, ...headers } },
+  });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+function toolText(result: unknown): string {
+  const content = (result as { content: Array<{ type: string; text: string }> }).content;
+  return content[0]?.text ?? "";
+}
+
+describe("through the gateway with the MCP SDK client", () => {
+  it("calls a tool; the upstream sees the identity from the token and nothing the client forged", async () => {
+    const token = await gw.token("echo", {
+      sub: "github|42",
+      preferred_username: "alice",
+      email: "alice@example.com",
+      client_id: "client-abc",
+    });
+    const { client } = await connectClient(token, {
+      "x-user-id": "spoofed-admin",
+      "x-user-name": "root",
+      "x-auth-client-id": "evil",
+      "x-auth-anything": "evil",
+      cookie: "session=stolen",
+    });
+    try {
+      const headers = JSON.parse(toolText(await client.callTool({ name: "whoami", arguments: {} })));
+      expect(headers["x-user-id"]).toBe("github|42");
+      expect(headers["x-user-name"]).toBe("alice");
+      expect(headers["x-user-email"]).toBe("alice@example.com");
+      expect(headers["x-auth-client-id"]).toBe("client-abc");
+      expect(headers["x-auth-anything"]).toBeUndefined();
+      expect(headers.authorization).toBeUndefined();
+      expect(headers.cookie).toBeUndefined();
+      expect(headers["mcp-session-id"]).toBeTruthy();
+      expect(headers["mcp-protocol-version"]).toBeTruthy();
+    } finally {
+      await client.close();
+    }
+    // Not one request of the session carried the client's token upstream.
+    const leaked = upstream.requests.filter((r) => JSON.stringify(r.headers).includes(token));
+    expect(leaked).toEqual([]);
+    expect(upstream.requests.every((r) => r.headers.authorization === undefined)).toBe(true);
+  });
+
+  it("delivers each SSE event as the upstream sends it", async () => {
+    const token = await gw.token("echo");
+    const { client } = await connectClient(token);
+    const arrivals: number[] = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, () => {
+      arrivals.push(Date.now());
+    });
+    try {
+      const start = Date.now();
+      const result = await client.callTool({ name: "slow_stream", arguments: { count: 3, delayMs: 400 } });
+      const end = Date.now();
+      expect(toolText(result)).toBe("done");
+      expect(arrivals).toHaveLength(3);
+      // The first event arrives long before the upstream finishes (3 × 400 ms).
+      const first = arrivals[0] ?? Number.NaN;
+      expect(first - start).toBeLessThan(300);
+      expect(end - first).toBeGreaterThan(900);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe("raw streaming and session headers", () => {
+  it("first SSE chunk reaches a raw client before the upstream's stream ends", async () => {
+    const token = await gw.token("echo");
+    const auth = { authorization: `Bearer ${token}` };
+    const init = await postInitialize(`${gw.url}/echo/mcp`, auth);
+    expect(init.status).toBe(200);
+    const sid = init.headers["mcp-session-id"] as string;
+    const version = { "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18" };
+    await raw(`${gw.url}/echo/mcp`, {
+      method: "POST",
+      headers: { ...MCP_HEADERS, ...auth, ...version },
+      body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }),
+    });
+    const start = Date.now();
+    const res = await request(`${gw.url}/echo/mcp`, {
+      method: "POST",
+      headers: { ...MCP_HEADERS, ...auth, ...version },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 2,
+        method: "tools/call",
+        params: { name: "slow_stream", arguments: { count: 2, delayMs: 800 } },
+      }),
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers["content-type"]).toContain("text/event-stream");
+    const chunks: Array<{ at: number; text: string }> = [];
+    for await (const chunk of res.body) chunks.push({ at: Date.now() - start, text: chunk.toString() });
+    const total = Date.now() - start;
+    const first = chunks.find((c) => c.text.includes("tick 1"));
+    expect(first).toBeDefined();
+    expect(first?.at).toBeLessThan(500);
+    expect(total).toBeGreaterThan(1500);
+    expect(chunks.some((c) => c.text.includes('"done"'))).toBe(true);
+  });
+
+  it("passes Mcp-Session-Id back, GET streams and DELETE through", async () => {
+    const token = await gw.token("echo");
+    const auth = { authorization: `Bearer ${token}` };
+    const init = await postInitialize(`${gw.url}/echo/mcp`, auth);
+    const sid = init.headers["mcp-session-id"] as string;
+    expect(sid).toMatch(/^[0-9a-f-]{36}$/);
+
+    const opened = Date.now();
+    const get = await request(`${gw.url}/echo/mcp`, {
+      headers: {
+        ...auth,
+        accept: "text/event-stream",
+        "mcp-session-id": sid,
+        "mcp-protocol-version": "2025-06-18",
+      },
+    });
+    // The stream's headers are flushed at once, not with its first event (15 s keep-alive away).
+    expect(Date.now() - opened).toBeLessThan(1000);
+    expect(get.statusCode).toBe(200);
+    expect(get.headers["content-type"]).toContain("text/event-stream");
+    get.body.destroy();
+
+    const del = await raw(`${gw.url}/echo/mcp`, {
+      method: "DELETE",
+      headers: { ...auth, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18" },
+    });
+    expect(del.status).toBe(200);
+    const after = await postInitialize(`${gw.url}/echo/mcp`, { ...auth, "mcp-session-id": sid });
+    expect(after.status).toBe(404);
+    const seen = upstream.requests.filter((r) => r.headers["mcp-session-id"] === sid).map((r) => r.method);
+    expect(seen).toEqual(expect.arrayContaining(["GET", "DELETE", "POST"]));
+  });
+
+  it("a client closing its SSE stream closes the upstream stream too", async () => {
+    const token = await gw.token("echo");
+    const auth = { authorization: `Bearer ${token}` };
+    const sid = (await postInitialize(`${gw.url}/echo/mcp`, auth)).headers["mcp-session-id"] as string;
+    const headers = {
+      ...auth,
+      accept: "text/event-stream",
+      "mcp-session-id": sid,
+      "mcp-protocol-version": "2025-06-18",
+    };
+    const first = await request(`${gw.url}/echo/mcp`, { headers });
+    expect(first.statusCode).toBe(200);
+    // The SDK allows one standalone stream per session: a second one is 409 while the first lives.
+    const second = await request(`${gw.url}/echo/mcp`, { headers });
+    expect(second.statusCode).toBe(409);
+    await second.body.dump();
+    first.body.destroy();
+    let status = 409;
+    for (let i = 0; i < 20 && status === 409; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const again = await request(`${gw.url}/echo/mcp`, { headers });
+      status = again.statusCode;
+      again.body.destroy();
+    }
+    expect(status).toBe(200);
+  });
+
+  it("Mcp-Method, Mcp-Name and Mcp-Param-* reach the upstream", async () => {
+    const token = await gw.token("echo");
+    const res = await postInitialize(`${gw.url}/echo/mcp`, {
+      authorization: `Bearer ${token}`,
+      "mcp-method": "initialize",
+      "mcp-name": "x",
+      "mcp-param-region": "eu",
+      "last-event-id": "7",
+    });
+    expect(res.status).toBe(200);
+    const last = upstream.requests.at(-1);
+    expect(last?.headers).toMatchObject({
+      "mcp-method": "initialize",
+      "mcp-name": "x",
+      "mcp-param-region": "eu",
+      "last-event-id": "7",
+    });
+  });
+});
+
+describe("upstream failures and limits", () => {
+  it("upstream down: 502 JSON-RPC error", async () => {
+    const res = await postInitialize(`${gw.url}/down/mcp`, {
+      authorization: `Bearer ${await gw.token("down")}`,
+    });
+    expect(res.status).toBe(502);
+    expect(JSON.parse(res.text)).toEqual({
+      jsonrpc: "2.0",
+      error: { code: -32000, message: "The upstream of down is unavailable" },
+      id: null,
+    });
+  });
+
+  it("upstream hanging: 504 after the configured timeout", async () => {
+    const start = Date.now();
+    const res = await postInitialize(`${gw.url}/slow/mcp`, {
+      authorization: `Bearer ${await gw.token("slow")}`,
+    });
+    expect(res.status).toBe(504);
+    expect(Date.now() - start).toBeGreaterThanOrEqual(900);
+    expect(JSON.parse(res.text).error.message).toBe("The upstream of slow did not answer in time");
+  });
+
+  it("a declared body over max_body: 413 without contacting the upstream", async () => {
+    const before = upstream.requests.length;
+    const res = await raw(`${gw.url}/echo/mcp`, {
+      method: "POST",
+      headers: { ...MCP_HEADERS, authorization: `Bearer ${await gw.token("echo")}` },
+      body: Buffer.alloc(65 * 1024, 0x20),
+    });
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.text).error.code).toBe(-32000);
+    expect(upstream.requests.length).toBe(before);
+  });
+
+  it("a chunked body over max_body: 413", async () => {
+    const token = await gw.token("echo");
+    async function* chunks() {
+      for (let i = 0; i < 20; i++) yield Buffer.alloc(8 * 1024, 0x20);
+    }
+    const res = await request(`${gw.url}/echo/mcp`, {
+      method: "POST",
+      headers: { ...MCP_HEADERS, authorization: `Bearer ${token}` },
+      body: Readable.from(chunks()),
+    });
+    expect(res.statusCode).toBe(413);
+    expect(JSON.parse(await res.body.text()).error.message).toContain("larger than");
+  });
+
+  it.each(["PUT", "PATCH", "HEAD"])("%s: 405", async (method) => {
+    const res = await raw(`${gw.url}/echo/mcp`, {
+      method,
+      headers: { authorization: `Bearer ${await gw.token("echo")}` },
+    });
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe("GET, POST, DELETE");
+  });
+});

@@ -1,0 +1,120 @@
+/**
+ * The shipped nginx (auth_request) and Caddy (forward_auth) examples, run as real binaries in
+ * front of a real MCP server, with /verify deciding. Skipped when a binary is missing, failed
+ * instead when CI=true.
+ */
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkBinary } from "../support/binaries.js";
+import { startGateway, type TestGateway } from "../support/gateway.js";
+import { postInitialize, raw } from "../support/mcp-http.js";
+import {
+  CADDY,
+  NGINX,
+  type ProxyValues,
+  type RunningProxy,
+  startCaddy,
+  startNginx,
+} from "../support/proxies.js";
+import { freePort, startUpstream, type TestUpstream } from "../support/upstream.js";
+
+const proxies = [
+  { name: "nginx auth_request", binary: NGINX, start: startNginx },
+  { name: "Caddy forward_auth", binary: CADDY, start: startCaddy },
+];
+
+for (const { name, binary, start } of proxies) {
+  const check = checkBinary(binary);
+  describe.skipIf(!check.available)(name, () => {
+    let upstream: TestUpstream;
+    let gw: TestGateway;
+    let proxy: RunningProxy;
+    let endpoint: string;
+
+    beforeAll(async () => {
+      upstream = await startUpstream();
+      const port = await freePort();
+      // The proxy is what clients reach, so it is the public URL.
+      gw = await startGateway({
+        public_url: `http://127.0.0.1:${port}`,
+        services: { echo: { url: upstream.url } },
+      });
+      const values: ProxyValues = {
+        PORT: port,
+        GATEWAY: gw.url,
+        SERVICE: "echo",
+        UPSTREAM_ADDR: `127.0.0.1:${upstream.port}`,
+        UPSTREAM_PATH: "/mcp",
+      };
+      proxy = await start(values);
+      endpoint = `${proxy.url}/echo/mcp`;
+    });
+
+    afterAll(async () => {
+      await proxy?.close();
+      await gw?.close();
+      await upstream?.close();
+    });
+
+    it("401 without a token, with the gateway's challenge, and the upstream untouched", async () => {
+      const res = await postInitialize(endpoint);
+      expect(res.status).toBe(401);
+      expect(res.headers["www-authenticate"]).toBe(
+        `Bearer resource_metadata="${proxy.url}/.well-known/oauth-protected-resource/echo/mcp"`,
+      );
+      expect(upstream.requests).toHaveLength(0);
+    });
+
+    it("discovery is served by the gateway through the proxy", async () => {
+      const res = await raw(`${proxy.url}/.well-known/oauth-protected-resource/echo/mcp`);
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.text)).toMatchObject({ resource: endpoint, authorization_servers: [proxy.url] });
+    });
+
+    it("401 for a token meant for another resource", async () => {
+      const token = await gw.token("other");
+      const res = await postInitialize(endpoint, { authorization: `Bearer ${token}` });
+      expect(res.status).toBe(401);
+      expect(res.headers["www-authenticate"]).toContain('error="invalid_token"');
+    });
+
+    it("200 with a token; identity headers arrive, spoofed ones and the token do not", async () => {
+      const token = await gw.token("echo", { sub: "u-7", preferred_username: "alice", client_id: "cli-9" });
+      const res = await postInitialize(endpoint, {
+        authorization: `Bearer ${token}`,
+        "x-user-id": "spoofed",
+        "x-auth-role": "admin",
+        cookie: "a=b",
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers["mcp-session-id"]).toBeTruthy();
+      const seen = upstream.requests.at(-1)?.headers ?? {};
+      expect(seen["x-user-id"]).toBe("u-7");
+      expect(seen["x-user-name"]).toBe("alice");
+      expect(seen["x-user-email"]).toBe("alice@example.com");
+      expect(seen["x-auth-client-id"]).toBe("cli-9");
+      expect(seen.authorization).toBeUndefined();
+      expect(seen.cookie).toBeUndefined();
+      if (binary === CADDY) expect(seen["x-auth-role"]).toBeUndefined();
+    });
+
+    it("the MCP SDK client calls a tool through the proxy", async () => {
+      const token = await gw.token("echo", { sub: "u-8" });
+      const client = new Client({ name: "proxy-test", version: "1.0.0" });
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(endpoint), {
+          requestInit: { headers: { authorization: `Bearer ${token}` } },
+        }),
+      );
+      try {
+        const result = (await client.callTool({ name: "whoami", arguments: {} })) as {
+          content: Array<{ text: string }>;
+        };
+        expect(JSON.parse(result.content[0]?.text ?? "{}")["x-user-id"]).toBe("u-8");
+      } finally {
+        await client.close();
+      }
+    });
+  });
+}

@@ -1,0 +1,71 @@
+/**
+ * A running gateway for resource-side tests: fastify + registerGateway over a real SQLite
+ * store (in memory) and a real KeyRing, listening on 127.0.0.1. The authorization server is
+ * not mounted; tokens come from mint.ts with the same KeyRing.
+ */
+import Fastify, { type FastifyInstance } from "fastify";
+import { validateConfig } from "../../src/config/load.js";
+import { ResourceIndex } from "../../src/config/resources.js";
+import type { GatewayConfig } from "../../src/config/schema.js";
+import { registerGateway } from "../../src/gateway/plugin.js";
+import { KeyRing } from "../../src/oauth/keys.js";
+import { Revocations } from "../../src/store/revocations.js";
+import { SqliteStore } from "../../src/store/sqlite.js";
+import { type MintClaims, type MintOptions, mintAccessToken } from "./mint.js";
+import { freePort } from "./upstream.js";
+
+export interface TestGateway {
+  /** http://127.0.0.1:{port}, also the configured public_url unless one was given. */
+  url: string;
+  port: number;
+  config: GatewayConfig;
+  app: FastifyInstance;
+  keys: KeyRing;
+  revocations: Revocations;
+  store: SqliteStore;
+  resources: ResourceIndex;
+  /** A token for `service` (its path-routing resource URL as audience) unless `aud` is given. */
+  token(service: string, claims?: Partial<MintClaims>, options?: MintOptions): Promise<string>;
+  close(): Promise<void>;
+}
+
+/**
+ * `config` is a config tree as in gateway.yaml (services with `url`); `public_url` defaults to
+ * the gateway's own address.
+ */
+export async function startGateway(config: Record<string, unknown>): Promise<TestGateway> {
+  const port = await freePort();
+  const parsed = validateConfig({ public_url: `http://127.0.0.1:${port}`, log_level: "silent", ...config });
+  const store = new SqliteStore(":memory:");
+  const keys = await KeyRing.open(store, parsed.tokens.signing_alg, parsed.tokens.access_ttl);
+  const revocations = new Revocations(store, parsed.tokens.revocation_cache, parsed.tokens.refresh_ttl);
+  const resources = new ResourceIndex(parsed);
+  const upstreams = new Map<string, string>();
+  for (const [name, service] of Object.entries(parsed.services)) {
+    if (service.enabled && service.url) upstreams.set(name, service.url);
+  }
+  const app = Fastify({ logger: false, forceCloseConnections: true });
+  await registerGateway(app, { config: parsed, keys, revocations, resources, upstreams });
+  await app.listen({ port, host: "127.0.0.1" });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    config: parsed,
+    app,
+    keys,
+    revocations,
+    store,
+    resources,
+    token: (service, claims = {}, options = {}) =>
+      mintAccessToken(
+        keys,
+        { iss: parsed.public_url, aud: `${parsed.public_url}/${service}/mcp`, ...claims },
+        options,
+      ),
+    async close() {
+      await app.close();
+      keys.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,46 @@
+/** Raw Streamable HTTP requests for tests that need to see exact statuses and headers. */
+import { request } from "undici";
+
+export const INITIALIZE = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: {
+    protocolVersion: "2025-06-18",
+    capabilities: {},
+    clientInfo: { name: "raw-test", version: "1.0.0" },
+  },
+};
+
+export const MCP_HEADERS = {
+  "content-type": "application/json",
+  accept: "application/json, text/event-stream",
+};
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+/** One HTTP request with undici (which, unlike fetch, lets a test set Host and Origin). */
+export async function raw(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<RawResponse> {
+  const res = await request(url, {
+    method: (options.method ?? "GET") as "GET",
+    headers: options.headers,
+    body: options.body,
+  });
+  return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+}
+
+/** POST an initialize request to an MCP endpoint with extra headers. */
+export function postInitialize(url: string, headers: Record<string, string> = {}): Promise<RawResponse> {
+  return raw(url, {
+    method: "POST",
+    headers: { ...MCP_HEADERS, ...headers },
+    body: JSON.stringify(INITIALIZE),
+  });
+}

@@ -1,0 +1,123 @@
+/**
+ * Real nginx and Caddy in front of an upstream, configured from the example files shipped in
+ * deploy/ with their `{{PLACEHOLDERS}}` filled in, as a user would.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const NGINX = "/usr/sbin/nginx";
+export const CADDY = "/usr/bin/caddy";
+const DEPLOY = resolve(import.meta.dirname, "../../deploy");
+
+export interface RunningProxy {
+  url: string;
+  /** stdout/stderr so far, for failure messages. */
+  output(): string;
+  close(): Promise<void>;
+}
+
+/** Replaces every `{{NAME}}`; throws if the template names a value that was not given. */
+export function fillTemplate(template: string, values: Record<string, string | number>): string {
+  return template.replace(/\{\{([A-Z_]+)\}\}/g, (_m, name: string) => {
+    const value = values[name];
+    if (value === undefined) throw new Error(`template needs {{${name}}}`);
+    return String(value);
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`proxy exited with ${child.exitCode}: ${output()}`);
+    const ok = await new Promise<boolean>((done) => {
+      const socket = connect(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        done(true);
+      });
+      socket.once("error", () => done(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`proxy did not listen on ${port}: ${output()}`);
+}
+
+async function run(
+  command: string,
+  args: string[],
+  port: number,
+  dir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RunningProxy> {
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], cwd: dir, env });
+  let log = "";
+  child.stdout?.on("data", (d) => {
+    log += d;
+  });
+  child.stderr?.on("data", (d) => {
+    log += d;
+  });
+  const output = () => log;
+  try {
+    await waitForPort(port, child, output);
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw err;
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    output,
+    async close() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGTERM");
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        if (child.exitCode === null) child.kill("SIGKILL");
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type ProxyValues = {
+  PORT: number;
+  GATEWAY: string;
+  SERVICE: string;
+  UPSTREAM_ADDR: string;
+  UPSTREAM_PATH: string;
+};
+
+/** nginx with deploy/nginx/nginx.conf, in the foreground, everything under a temp prefix. */
+export async function startNginx(values: ProxyValues): Promise<RunningProxy> {
+  const dir = mkdtempSync(join(tmpdir(), "mcpgw-nginx-"));
+  const conf = join(dir, "nginx.conf");
+  writeFileSync(
+    conf,
+    fillTemplate(readFileSync(join(DEPLOY, "nginx/nginx.conf"), "utf8"), { ...values, PREFIX: dir }),
+  );
+  return run(
+    NGINX,
+    ["-p", dir, "-e", join(dir, "error.log"), "-c", conf, "-g", "daemon off;"],
+    values.PORT,
+    dir,
+  );
+}
+
+/** Caddy with deploy/caddy/Caddyfile (admin endpoint off), in the foreground. */
+export async function startCaddy(values: ProxyValues): Promise<RunningProxy> {
+  const dir = mkdtempSync(join(tmpdir(), "mcpgw-caddy-"));
+  const file = join(dir, "Caddyfile");
+  writeFileSync(file, fillTemplate(readFileSync(join(DEPLOY, "caddy/Caddyfile"), "utf8"), values));
+  // Caddy's data and config dirs under the temp dir, so a test run leaves nothing behind.
+  const env = {
+    ...process.env,
+    HOME: dir,
+    XDG_DATA_HOME: join(dir, "data"),
+    XDG_CONFIG_HOME: join(dir, "config"),
+  };
+  return run(CADDY, ["run", "--config", file, "--adapter", "caddyfile"], values.PORT, dir, env);
+}
