@@ -24,6 +24,26 @@ const bool = z
   .union([z.boolean(), z.enum(["true", "false", "1", "0", "yes", "no", "on", "off"])])
   .transform((v) => v === true || v === "true" || v === "1" || v === "yes" || v === "on");
 
+/** Names a service cannot have: they are the gateway's own paths, or `auth.{base_domain}`. */
+const RESERVED_SERVICE_NAMES = new Set([
+  "auth",
+  "authorize",
+  "callback",
+  "consent",
+  "device",
+  "healthz",
+  "introspect",
+  "jwks",
+  "login",
+  "logout",
+  "metrics",
+  "readyz",
+  "register",
+  "revoke",
+  "token",
+  "verify",
+]);
+
 const port = z.coerce.number().int().min(0).max(65535);
 
 const url = z.string().url();
@@ -197,7 +217,12 @@ export const configSchema = z.strictObject({
 
   services: z
     .record(
-      z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "service names are lowercase a-z, 0-9, -"),
+      z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9-]*$/, "service names are lowercase a-z, 0-9, -")
+        .refine((name) => !RESERVED_SERVICE_NAMES.has(name), {
+          message: "this name is taken by a gateway endpoint",
+        }),
       serviceSchema,
     )
     .default({}),

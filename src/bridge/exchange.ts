@@ -1,0 +1,108 @@
+/**
+ * One POST that carries requests, waiting for their responses. It answers with a JSON body
+ * when the client accepts JSON and nothing needs streaming; it turns into an SSE stream as soon
+ * as a message related to its requests (progress, a server request) must go out first.
+ */
+import type { ServerResponse } from "node:http";
+import type { JsonRpcMessage } from "./jsonrpc.js";
+import { writeSseEvent, writeSseHead } from "./sse.js";
+
+export class Exchange {
+  private mode: "waiting" | "sse" | "done" = "waiting";
+  private readonly collected: JsonRpcMessage[] = [];
+  private remaining: number;
+
+  /**
+   * @param res the HTTP response to answer on
+   * @param expected how many responses complete this exchange
+   * @param batch whether the POST body was an array (a JSON answer is then an array too)
+   * @param accepts what the client's Accept header allows
+   * @param headers extra headers for the answer (Mcp-Session-Id)
+   */
+  constructor(
+    private readonly res: ServerResponse,
+    expected: number,
+    private readonly batch: boolean,
+    private readonly accepts: { json: boolean; sse: boolean },
+    private readonly headers: Record<string, string>,
+  ) {
+    this.remaining = expected;
+  }
+
+  /** True once every response went out, or the client went away. */
+  get finished(): boolean {
+    return this.mode === "done" || this.res.destroyed;
+  }
+
+  /** Whether server-initiated messages can be written into this exchange. */
+  get canStream(): boolean {
+    return this.accepts.sse && !this.finished;
+  }
+
+  /** Send a related notification or server request now; false if this exchange cannot stream. */
+  push(msg: JsonRpcMessage): boolean {
+    if (!this.canStream) return false;
+    this.startStream();
+    writeSseEvent(this.res, msg);
+    return true;
+  }
+
+  /** Deliver one response; the last one ends the HTTP answer. */
+  respond(msg: JsonRpcMessage): void {
+    if (this.mode === "done") return;
+    this.remaining -= 1;
+    if (this.mode === "sse") writeSseEvent(this.res, msg);
+    else this.collected.push(msg);
+    if (this.remaining > 0) return;
+    if (this.mode === "sse") {
+      this.end();
+      return;
+    }
+    if (this.accepts.json) {
+      const body = JSON.stringify(this.batch ? this.collected : this.collected[0]);
+      if (!this.res.destroyed) {
+        this.res.writeHead(200, {
+          ...this.headers,
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+        });
+        this.res.end(body);
+      }
+      this.mode = "done";
+      return;
+    }
+    this.startStream();
+    this.end();
+  }
+
+  /** A request of this exchange was cancelled by the client: no response will come for it. */
+  abandon(): void {
+    if (this.mode === "done") return;
+    this.remaining -= 1;
+    if (this.remaining > 0) return;
+    if (this.mode === "waiting" && this.collected.length > 0) {
+      this.remaining = 1;
+      const last = this.collected.pop() as JsonRpcMessage;
+      this.respond(last);
+      return;
+    }
+    if (this.mode === "waiting" && !this.res.destroyed) {
+      this.mode = "done";
+      this.res.writeHead(202, this.headers).end();
+      return;
+    }
+    this.end();
+  }
+
+  private startStream(): void {
+    if (this.mode !== "waiting") return;
+    this.mode = "sse";
+    if (!this.res.destroyed) writeSseHead(this.res, this.headers);
+    for (const msg of this.collected.splice(0)) writeSseEvent(this.res, msg);
+  }
+
+  private end(): void {
+    this.mode = "done";
+    if (!this.res.destroyed) this.res.end();
+  }
+}

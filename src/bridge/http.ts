@@ -1,0 +1,239 @@
+/**
+ * The Streamable HTTP endpoint of the bridge (MCP transports, 2025-03-26 to 2025-11-25):
+ * POST carries client messages, GET opens the server's stream, DELETE ends a session.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Exchange } from "./exchange.js";
+import {
+  ErrorCode,
+  isMessage,
+  isNotification,
+  isRequest,
+  isResponse,
+  type JsonRpcMessage,
+} from "./jsonrpc.js";
+import type { BridgeLogger, SessionRegistry } from "./registry.js";
+import { sendJsonRpcError } from "./sse.js";
+
+export interface EndpointOptions {
+  path: string;
+  maxBodyBytes: number;
+  maxSessions: number;
+  /** Host header names accepted (DNS-rebinding guard); undefined accepts any. Lowercase, no port. */
+  allowedHosts?: Set<string>;
+  logger?: BridgeLogger;
+}
+
+/** The host name of a Host header, without the port ("[::1]" keeps its brackets). */
+function hostName(header: string | undefined): string {
+  const host = (header ?? "").toLowerCase();
+  return host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : (host.split(":")[0] ?? "");
+}
+
+interface Accepts {
+  json: boolean;
+  sse: boolean;
+}
+
+function parseAccept(header: string | undefined): Accepts {
+  if (!header) return { json: true, sse: true };
+  const h = header.toLowerCase();
+  const any = h.includes("*/*");
+  return {
+    json: any || h.includes("application/json") || h.includes("application/*"),
+    sse: any || h.includes("text/event-stream") || h.includes("text/*"),
+  };
+}
+
+class BodyTooLarge extends Error {}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) throw new BodyTooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new BodyTooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The request handler for a bridge: one endpoint path, everything else 404. */
+export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions) {
+  const sessionIdOf = (req: IncomingMessage, res: ServerResponse): string | undefined => {
+    const sid = req.headers["mcp-session-id"];
+    if (typeof sid !== "string" || !sid) {
+      sendJsonRpcError(res, 400, ErrorCode.ServerError, "Bad Request: Mcp-Session-Id header is required");
+      return undefined;
+    }
+    return sid;
+  };
+  const notFound = (res: ServerResponse) =>
+    sendJsonRpcError(res, 404, ErrorCode.SessionNotFound, "Session not found");
+
+  async function post(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const accepts = parseAccept(req.headers.accept);
+    if (!accepts.json && !accepts.sse) {
+      sendJsonRpcError(
+        res,
+        406,
+        ErrorCode.ServerError,
+        "Not Acceptable: accept application/json or text/event-stream",
+      );
+      return;
+    }
+    const type = (req.headers["content-type"] ?? "").toLowerCase();
+    if (!type.includes("application/json")) {
+      sendJsonRpcError(res, 415, ErrorCode.ServerError, "Unsupported Media Type: send application/json");
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse((await readBody(req, opts.maxBodyBytes)).toString("utf8"));
+    } catch (err) {
+      if (err instanceof BodyTooLarge) {
+        sendJsonRpcError(
+          res,
+          413,
+          ErrorCode.InvalidRequest,
+          `Request body over ${opts.maxBodyBytes} bytes`,
+          null,
+          {
+            connection: "close",
+          },
+        );
+      } else {
+        sendJsonRpcError(res, 400, ErrorCode.ParseError, "Parse error: the body is not JSON");
+      }
+      return;
+    }
+    const batch = Array.isArray(parsed);
+    const messages: unknown[] = Array.isArray(parsed) ? parsed : [parsed];
+    if (messages.length === 0 || !messages.every(isMessage)) {
+      sendJsonRpcError(res, 400, ErrorCode.InvalidRequest, "Invalid Request: not a JSON-RPC 2.0 message");
+      return;
+    }
+    const valid = messages as JsonRpcMessage[];
+    const init = valid.find((m) => isRequest(m) && m.method === "initialize");
+    if (init) {
+      if (valid.length > 1) {
+        sendJsonRpcError(
+          res,
+          400,
+          ErrorCode.InvalidRequest,
+          "Invalid Request: initialize must be sent alone",
+        );
+        return;
+      }
+      initialize(init, accepts, res);
+      return;
+    }
+    const sid = sessionIdOf(req, res);
+    if (!sid) return;
+    const entry = registry.get(sid);
+    if (!entry) {
+      notFound(res);
+      return;
+    }
+    const { session, upstream } = entry;
+    const requests = valid.filter(isRequest);
+    const exchange =
+      requests.length > 0
+        ? new Exchange(res, requests.length, batch, accepts, { "mcp-session-id": sid })
+        : null;
+    if (exchange) {
+      session.exchanges.add(exchange);
+      res.on("close", () => session.exchanges.delete(exchange));
+    }
+    for (const msg of valid) {
+      if (exchange && isRequest(msg)) upstream.request(session, msg, exchange);
+      else if (isNotification(msg)) upstream.notify(session, msg);
+      else if (isResponse(msg)) upstream.reply(msg);
+    }
+    if (!exchange) res.writeHead(202, { "mcp-session-id": sid }).end();
+  }
+
+  function initialize(msg: JsonRpcMessage, accepts: Accepts, res: ServerResponse): void {
+    const entry = registry.open();
+    if (!entry) {
+      sendJsonRpcError(
+        res,
+        503,
+        ErrorCode.ServerError,
+        `Too many sessions (limit ${opts.maxSessions}); try later`,
+        null,
+        {
+          "retry-after": "5",
+        },
+      );
+      return;
+    }
+    const { session, upstream } = entry;
+    const exchange = new Exchange(res, 1, false, accepts, { "mcp-session-id": session.id });
+    upstream.request(session, msg, exchange, (reply) => {
+      // A session whose initialize failed is of no use: end it (and its child).
+      if (!("result" in reply)) registry.end(session.id, "initialize failed");
+    });
+  }
+
+  function get(req: IncomingMessage, res: ServerResponse): void {
+    if (!parseAccept(req.headers.accept).sse) {
+      sendJsonRpcError(
+        res,
+        406,
+        ErrorCode.ServerError,
+        "Not Acceptable: the GET stream needs text/event-stream",
+      );
+      return;
+    }
+    const sid = sessionIdOf(req, res);
+    if (!sid) return;
+    const entry = registry.get(sid);
+    if (!entry) {
+      notFound(res);
+      return;
+    }
+    if (!entry.session.attachStream(res)) {
+      sendJsonRpcError(res, 409, ErrorCode.ServerError, "Conflict: this session already has a GET stream");
+    }
+  }
+
+  function remove(req: IncomingMessage, res: ServerResponse): void {
+    const sid = sessionIdOf(req, res);
+    if (!sid) return;
+    if (!registry.get(sid)) {
+      notFound(res);
+      return;
+    }
+    registry.end(sid, "session deleted by the client");
+    res.writeHead(200).end();
+  }
+
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const path = (req.url ?? "/").split("?")[0];
+      if (path !== opts.path) {
+        sendJsonRpcError(res, 404, ErrorCode.InvalidRequest, `Not found: the MCP endpoint is ${opts.path}`);
+        return;
+      }
+      if (opts.allowedHosts && !opts.allowedHosts.has(hostName(req.headers.host))) {
+        // A page that rebinds its own name to 127.0.0.1 still sends its own Host: refuse it.
+        sendJsonRpcError(res, 403, ErrorCode.ServerError, "Forbidden: unexpected Host header");
+        return;
+      }
+      if (req.method === "POST") await post(req, res);
+      else if (req.method === "GET") get(req, res);
+      else if (req.method === "DELETE") remove(req, res);
+      else {
+        sendJsonRpcError(res, 405, ErrorCode.ServerError, "Method Not Allowed", null, {
+          allow: "GET, POST, DELETE",
+        });
+      }
+    } catch (err) {
+      opts.logger?.error({ err: (err as Error).message }, "bridge request failed");
+      sendJsonRpcError(res, 500, ErrorCode.InternalError, "Internal error");
+    }
+  };
+}

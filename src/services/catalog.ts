@@ -1,0 +1,110 @@
+/**
+ * The services in the box, as the raw `services:` config tree (what YAML would give; the config
+ * schema validates it). npm servers run from node_modules with this Node (no npx, no download at
+ * run time); native servers run from the compiled JS next to this module, or from source via tsx.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const require = createRequire(import.meta.url);
+
+/** Entry file of an installed npm package, or undefined when it is not installed. */
+function packageFile(specifier: string): string | undefined {
+  try {
+    return require.resolve(specifier);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Command and args for a native service module (`time`, `fetch`) in this directory. */
+export function nativeServiceCommand(name: string): { command: string; args: string[] } {
+  const js = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
+  if (existsSync(js)) return { command: process.execPath, args: [js] };
+  // Running from source (tsx, vitest): load TypeScript through tsx, resolved from this package.
+  const ts = fileURLToPath(new URL(`./${name}.ts`, import.meta.url));
+  // tsx's one export ("." -> dist/loader.mjs), as a file URL so any working directory will do.
+  const tsxLoader = join(dirname(require.resolve("tsx/package.json")), "dist", "loader.mjs");
+  return { command: process.execPath, args: ["--import", pathToFileURL(tsxLoader).href, ts] };
+}
+
+function npmService(specifier: string, extraArgs: string[] = []): { command: string; args: string[] } {
+  const entry = packageFile(specifier);
+  if (!entry) throw new Error(`built-in service package missing: ${specifier} (run npm install)`);
+  return { command: process.execPath, args: [entry, ...extraArgs] };
+}
+
+/**
+ * The default `services:` tree. `dataDir` holds the filesystem sandboxes's `workspace/` (created
+ * if missing) and the memory server's file.
+ */
+export function builtinServices(dataDir: string): Record<string, unknown> {
+  const data = resolve(dataDir);
+  const workspace = join(data, "workspace");
+  mkdirSync(workspace, { recursive: true });
+  const playwrightCli = packageFile("@playwright/mcp/cli.js");
+  return {
+    everything: {
+      title: "Everything (MCP test server)",
+      ...npmService("@modelcontextprotocol/server-everything/dist/index.js", ["stdio"]),
+      enabled: true,
+    },
+    filesystem: {
+      title: "Filesystem (sandboxed workspace)",
+      ...npmService("@modelcontextprotocol/server-filesystem/dist/index.js", [workspace]),
+      enabled: true,
+    },
+    memory: {
+      title: "Memory (knowledge graph)",
+      ...npmService("@modelcontextprotocol/server-memory/dist/index.js"),
+      env: { MEMORY_FILE_PATH: join(data, "memory.jsonl") },
+      // One file, so one writer: a shared child avoids sessions overwriting each other.
+      session_mode: "shared",
+      enabled: true,
+    },
+    "sequential-thinking": {
+      title: "Sequential thinking",
+      ...npmService("@modelcontextprotocol/server-sequential-thinking/dist/index.js"),
+      env: { DISABLE_THOUGHT_LOGGING: "true" },
+      enabled: true,
+    },
+    time: {
+      title: "Time and time zones",
+      ...nativeServiceCommand("time"),
+      // Stateless: one child serves every session.
+      session_mode: "shared",
+      enabled: true,
+    },
+    fetch: {
+      title: "Fetch web pages",
+      ...nativeServiceCommand("fetch"),
+      session_mode: "shared",
+      enabled: true,
+    },
+    playwright: {
+      title: "Browser (Playwright)",
+      // Not a dependency: `npm install @playwright/mcp`, or have `playwright-mcp` on PATH.
+      command: playwrightCli ? process.execPath : "playwright-mcp",
+      args: [
+        ...(playwrightCli ? [playwrightCli] : []),
+        "--browser",
+        "chromium",
+        "--executable-path",
+        "/usr/bin/chromium",
+        "--headless",
+        "--no-sandbox",
+        "--isolated",
+      ],
+      enabled: false,
+    },
+    tmux: {
+      title: "tmux",
+      // The tmux-mcp server (npm `tmux-mcp`) on PATH, and tmux itself.
+      command: "tmux-mcp",
+      args: [],
+      enabled: false,
+    },
+  };
+}

@@ -1,0 +1,136 @@
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { afterEach, describe, expect, it } from "vitest";
+import type { RunningBridge } from "../../src/bridge/index.js";
+import {
+  childrenOf,
+  connectClient,
+  everythingBridge,
+  initializeRequest,
+  isAlive,
+  post,
+  waitFor,
+} from "./helpers.js";
+
+let bridge: RunningBridge | undefined;
+const clients: Client[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close().catch(() => {});
+  await bridge?.close();
+  bridge = undefined;
+});
+
+async function openSession(url: string): Promise<string> {
+  const res = await post(url, initializeRequest(1));
+  expect(res.status).toBe(200);
+  await res.json();
+  return res.headers.get("mcp-session-id") as string;
+}
+
+const listTools = { jsonrpc: "2.0", id: 5, method: "tools/list" };
+
+describe("bridge lifecycle", () => {
+  it("a killed child fails its pending request, ends its session (404) with its stderr logged, and the next session works", async () => {
+    let logs: Awaited<ReturnType<typeof everythingBridge>>["logs"];
+    ({ bridge, logs } = await everythingBridge());
+    const client = await connectClient(bridge.url);
+    clients.push(client);
+    const [pid] = bridge.childPids() as [number];
+    const sid = (client.transport as { sessionId?: string }).sessionId as string;
+    const pending = client.callTool({
+      name: "trigger-long-running-operation",
+      arguments: { duration: 5, steps: 5 },
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    process.kill(pid, "SIGKILL");
+    await expect(pending).rejects.toThrow(/MCP server process exited on SIGKILL/);
+    await waitFor(() => bridge?.sessions() === 0);
+    const after = await post(bridge.url, listTools, { "mcp-session-id": sid });
+    expect(after.status).toBe(404);
+    expect(await after.json()).toMatchObject({
+      jsonrpc: "2.0",
+      error: { code: -32001, message: "Session not found" },
+    });
+    const crash = logs.find((l) => l.level === "warn" && l.msg?.includes("exited"));
+    expect(crash?.obj).toMatchObject({ pid, signal: "SIGKILL", sessions: [sid] });
+    // The everything server announces itself on stderr: the tail is in the log.
+    expect(String(crash?.obj.stderr)).toContain("Starting default (STDIO) server");
+
+    const next = await connectClient(bridge.url);
+    clients.push(next);
+    expect((await next.listTools()).tools.length).toBeGreaterThan(0);
+    expect(bridge.childPids()).not.toContain(pid);
+  });
+
+  it("reaps idle sessions and their children", async () => {
+    ({ bridge } = await everythingBridge({ idleTimeoutSeconds: 1 }));
+    const sid = await openSession(bridge.url);
+    const [pid] = bridge.childPids() as [number];
+    expect(isAlive(pid)).toBe(true);
+    await waitFor(() => bridge?.sessions() === 0, 5_000);
+    await waitFor(() => !isAlive(pid));
+    const res = await post(bridge.url, listTools, { "mcp-session-id": sid });
+    expect(res.status).toBe(404);
+  });
+
+  it("keeps a session that is in use alive past the idle timeout", async () => {
+    ({ bridge } = await everythingBridge({ idleTimeoutSeconds: 1 }));
+    const client = await connectClient(bridge.url);
+    clients.push(client);
+    await client.callTool({ name: "trigger-long-running-operation", arguments: { duration: 2, steps: 2 } });
+    expect(bridge.sessions()).toBe(1);
+  });
+
+  it("close() ends every child, leaving none in the process table", async () => {
+    ({ bridge } = await everythingBridge());
+    await Promise.all([openSession(bridge.url), openSession(bridge.url), openSession(bridge.url)]);
+    const pids = bridge.childPids();
+    expect(pids).toHaveLength(3);
+    for (const pid of pids) expect(childrenOf(process.pid)).toContain(pid);
+    await bridge.close();
+    for (const pid of pids) expect(isAlive(pid)).toBe(false);
+    for (const pid of pids) expect(childrenOf(process.pid)).not.toContain(pid);
+    bridge = undefined;
+  });
+
+  it("refuses sessions over the limit with 503 and a JSON-RPC error", async () => {
+    ({ bridge } = await everythingBridge({ maxSessions: 1 }));
+    await openSession(bridge.url);
+    const res = await post(bridge.url, initializeRequest(2));
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({
+      jsonrpc: "2.0",
+      error: { code: -32000, message: /Too many sessions/ },
+    });
+    expect(bridge.childPids()).toHaveLength(1);
+  });
+
+  it("answers a request that outlives the request timeout with a JSON-RPC error", async () => {
+    ({ bridge } = await everythingBridge({ requestTimeoutSeconds: 1 }));
+    const sid = await openSession(bridge.url);
+    const res = await post(
+      bridge.url,
+      {
+        jsonrpc: "2.0",
+        id: "slow",
+        method: "tools/call",
+        params: { name: "trigger-long-running-operation", arguments: { duration: 3, steps: 1 } },
+      },
+      { "mcp-session-id": sid },
+    );
+    expect(await res.json()).toMatchObject({
+      id: "slow",
+      error: { code: -32001, message: /timed out after 1s/ },
+    });
+    // The session survives a timeout.
+    const again = await post(bridge.url, listTools, { "mcp-session-id": sid });
+    expect(again.status).toBe(200);
+  });
+
+  it("ends a session whose child cannot be started, with a JSON-RPC error", async () => {
+    ({ bridge } = await everythingBridge({ command: "/nonexistent/mcp-server", args: [] }));
+    const res = await post(bridge.url, initializeRequest(1));
+    expect(await res.json()).toMatchObject({ id: 1, error: { message: /could not be started/ } });
+    await waitFor(() => bridge?.sessions() === 0);
+  });
+});
