@@ -137,9 +137,9 @@ export function validateConfig(tree: unknown): GatewayConfig {
   }
   const issue = result.error.issues[0];
   const key = issue?.path.length ? issue.path.join(".") : "(top level)";
-  const message =
-    issue?.code === "unrecognized_keys"
-      ? `unknown key ${issue.keys.join(", ")}`
-      : (issue?.message ?? "invalid");
+  let message = issue?.message ?? "invalid";
+  if (issue?.code === "unrecognized_keys") message = `unknown key ${issue.keys.join(", ")}`;
+  // A bad record key (a service name) carries the real reason one level down.
+  if (issue?.code === "invalid_key") message = issue.issues[0]?.message ?? message;
   throw new ConfigError(`config: ${key}: ${message}`);
 }
