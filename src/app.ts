@@ -58,6 +58,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       redact: ["req.headers.authorization", "req.headers.cookie", "res.headers['set-cookie']"],
     },
     trustProxy: config.trust_proxy,
+    // Shutdown must not wait for long-lived SSE streams; clients reconnect to another instance.
+    forceCloseConnections: true,
     bodyLimit: config.gateway.max_body,
     // Client ids in /register/{client_id} may be long (metadata document URLs are not, they are never managed here).
     routerOptions: { maxParamLength: 500 },

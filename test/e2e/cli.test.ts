@@ -1,0 +1,131 @@
+/**
+ * The command line as a user meets it: `serve` on a fresh directory (banner, first-run admin
+ * password, start-up time, SIGTERM), `config check` on good and bad configs, and the admin
+ * commands against the same data.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../support/upstream.js";
+
+const BIN = resolve("bin/mcp-gateway.js");
+const BUILT = existsSync(resolve("dist/cli/main.js"));
+
+function cli(args: string[], cwd: string, input?: string) {
+  const res = spawnSync(process.execPath, [BIN, ...args], { cwd, input, encoding: "utf8", env: cleanEnv() });
+  return { status: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+/** The gateway must not pick up this machine's MCP_* or legacy variables. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (
+      !/^(MCP_|GITHUB_|REDIS_|BASE_DOMAIN|ALLOWED_GITHUB_USERS|CLIENT_LIFETIME|ACCESS_TOKEN|REFRESH_TOKEN)/.test(
+        k,
+      )
+    )
+      env[k] = v;
+  }
+  return env;
+}
+
+describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway CLI (run `npm run build` first)", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "mcpgw-cli-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("serve starts fast on a fresh directory, prints where it is, and stops cleanly on SIGTERM", async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const child: ChildProcess = spawn(process.execPath, [BIN, "serve", "--port", String(port)], {
+      cwd: dir,
+      env: cleanEnv(),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    const banner = await new Promise<number>((resolveBanner, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no banner in 10 s: ${out}`)), 10_000);
+      child.stdout?.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("(shown once")) {
+          clearTimeout(timer);
+          resolveBanner(Date.now() - started);
+        }
+      });
+    });
+    expect(out).toContain(`listening on http://127.0.0.1:${port}`);
+    expect(out).toContain(`issuer:   http://localhost:${port}`);
+    expect(out).toContain(`store:    sqlite ${join(dir, "data", "gateway.db")}`);
+    const password = /password (\S+)/.exec(out)?.[1];
+    expect(password).toBeTruthy();
+    // Node's own start plus the gateway's; generous for a loaded CI machine, printed for the record.
+    console.log(`serve: banner after ${banner} ms`);
+    expect(banner).toBeLessThan(3000);
+
+    const meta = await fetch(`http://127.0.0.1:${port}/.well-known/oauth-authorization-server`);
+    expect(((await meta.json()) as { issuer: string }).issuer).toBe(`http://localhost:${port}`);
+
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+
+    // A second start reuses the data: no new admin password.
+    const again = spawnSync(process.execPath, [BIN, "admin", "users", "list"], {
+      cwd: dir,
+      encoding: "utf8",
+      env: cleanEnv(),
+    });
+    expect(again.stdout).toContain('"name":"admin"');
+  });
+
+  it("config check: ok for a good file, exit 2 and one line naming the key for a bad one", () => {
+    writeFileSync(join(dir, "good.yaml"), "port: 9000\ntokens:\n  access_ttl: 30m\n");
+    const good = cli(["config", "check", "--config", "good.yaml"], dir);
+    expect(good.status).toBe(0);
+    expect(good.stdout).toContain("config ok");
+
+    writeFileSync(join(dir, "bad.yaml"), "tokens:\n  access_ttl: soon\n");
+    const bad = cli(["config", "check", "--config", "bad.yaml"], dir);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    expect(bad.stderr).toContain("tokens.access_ttl");
+
+    writeFileSync(join(dir, "typo.yaml"), "tokens:\n  acess_ttl: 1h\n");
+    const typo = cli(["config", "check", "--config", "typo.yaml"], dir);
+    expect(typo.status).toBe(2);
+    expect(typo.stderr).toContain("acess_ttl");
+  });
+
+  it("admin: add a user with a password from stdin, rotate keys, back up and restore", () => {
+    const add = cli(
+      ["admin", "users", "add", "dora", "--password-stdin", "--email", "dora@example.com"],
+      dir,
+      "a fine password\n",
+    );
+    expect(add.status).toBe(0);
+    const short = cli(["admin", "users", "add", "eve", "--password-stdin"], dir, "short\n");
+    expect(short.status).toBe(1);
+    expect(short.stderr).toMatch(/at least 8/);
+
+    const before = cli(["admin", "keys", "list"], dir).stdout.trim().split("\n");
+    const rotate = cli(["admin", "keys", "rotate"], dir);
+    expect(rotate.stdout).toMatch(/new signing key/);
+    const after = cli(["admin", "keys", "list"], dir).stdout.trim().split("\n");
+    expect(after.length).toBe(before.length + 1);
+    expect(after.filter((l) => l.includes('"signing":true'))).toHaveLength(1);
+
+    const backup = cli(["admin", "backup", "backup.json"], dir);
+    expect(backup.status).toBe(0);
+    const fresh = mkdtempSync(join(tmpdir(), "mcpgw-restore-"));
+    const restore = cli(["admin", "restore", join(dir, "backup.json")], fresh);
+    expect(restore.stdout).toMatch(/restored \d+ entries/);
+    expect(cli(["admin", "users", "list"], fresh).stdout).toContain("dora");
+    expect(cli(["admin", "keys", "list"], fresh).stdout.trim().split("\n").length).toBe(after.length);
+    rmSync(fresh, { recursive: true, force: true });
+  });
+});
