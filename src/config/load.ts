@@ -3,7 +3,7 @@
  * Nested keys in env use a double underscore: MCP_GATEWAY_TOKENS__ACCESS_TTL=2h.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
+import { createRequire } from "node:module";
 import { configSchema, type GatewayConfig } from "./schema.js";
 
 export class ConfigError extends Error {
@@ -112,7 +112,9 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   if (file) {
     let parsed: unknown;
     try {
-      parsed = parseYaml(readFileSync(file, "utf8"));
+      // yaml is required only when there is a file to read (it is a noticeable part of start-up).
+      const { parse } = createRequire(import.meta.url)("yaml") as typeof import("yaml");
+      parsed = parse(readFileSync(file, "utf8"));
     } catch (err) {
       throw new ConfigError(`config file ${file}: ${(err as Error).message.split("\n")[0]}`);
     }

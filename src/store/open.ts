@@ -3,7 +3,7 @@
  */
 import { join } from "node:path";
 import type { GatewayConfig } from "../config/schema.js";
-import { RedisStore, type RedisStoreOptions } from "./redis.js";
+import type { RedisStoreOptions } from "./redis.js";
 import { SqliteStore } from "./sqlite.js";
 import type { Store } from "./store.js";
 
@@ -20,6 +20,8 @@ export interface OpenStoreOptions {
  */
 export async function openStore(config: GatewayConfig, options: OpenStoreOptions = {}): Promise<Store> {
   if (config.store.type === "redis") {
+    // Loaded only when used: ioredis is a large part of start-up time otherwise.
+    const { RedisStore } = await import("./redis.js");
     return RedisStore.connect({ ...config.store.redis, onError: options.onRedisError });
   }
   return new SqliteStore(config.store.sqlite_path ?? join(config.data_dir, "gateway.db"));

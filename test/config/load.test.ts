@@ -23,7 +23,9 @@ describe("durations", () => {
     ["90d", 7_776_000],
     ["2w", 1_209_600],
   ])("%s is %i seconds", (input, seconds) => expect(parseDuration(input)).toBe(seconds));
-  it.each(["soon", "1.5h", "-3", "10y", ""])("%s is refused", (input) => expect(() => parseDuration(input)).toThrow());
+  it.each(["soon", "1.5h", "-3", "10y", ""])("%s is refused", (input) =>
+    expect(() => parseDuration(input)).toThrow(),
+  );
 });
 
 describe("loadConfig", () => {
@@ -38,17 +40,26 @@ describe("loadConfig", () => {
   });
 
   it("public_url follows the port unless set", () => {
-    expect(loadConfig({ env: {}, overrides: { port: 9123 } }).config.public_url).toBe("http://localhost:9123");
-    expect(loadConfig({ env: { MCP_GATEWAY_PUBLIC_URL: "https://mcp.example.com/" } }).config.public_url).toBe(
-      "https://mcp.example.com",
+    expect(loadConfig({ env: {}, overrides: { port: 9123 } }).config.public_url).toBe(
+      "http://localhost:9123",
     );
+    expect(
+      loadConfig({ env: { MCP_GATEWAY_PUBLIC_URL: "https://mcp.example.com/" } }).config.public_url,
+    ).toBe("https://mcp.example.com");
   });
 
   it("layers file < legacy env < MCP_GATEWAY_* env", () => {
-    const path = file("layers.yaml", "tokens:\n  access_ttl: 10m\n  refresh_ttl: 1d\nservices:\n  notes:\n    url: http://127.0.0.1:1/mcp\n");
+    const path = file(
+      "layers.yaml",
+      "tokens:\n  access_ttl: 10m\n  refresh_ttl: 1d\nservices:\n  notes:\n    url: http://127.0.0.1:1/mcp\n",
+    );
     const { config } = loadConfig({
       file: path,
-      env: { ACCESS_TOKEN_LIFETIME: "7200", MCP_GATEWAY_TOKENS__REFRESH_TTL: "2d", MCP_NOTES_ENABLED: "false" },
+      env: {
+        ACCESS_TOKEN_LIFETIME: "7200",
+        MCP_GATEWAY_TOKENS__REFRESH_TTL: "2d",
+        MCP_NOTES_ENABLED: "false",
+      },
     });
     expect(config.tokens.access_ttl).toBe(7200);
     expect(config.tokens.refresh_ttl).toBe(172_800);
@@ -71,8 +82,15 @@ describe("loadConfig", () => {
     expect(config.base_domain).toBe("example.com");
     expect(config.public_url).toBe("https://auth.example.com");
     expect(config.idp.type).toBe("github");
-    expect(config.idp.github).toMatchObject({ client_id: "id", client_secret: "secret", allowed_users: ["Alice", "bob"] });
-    expect(config.store).toMatchObject({ type: "redis", redis: { url: "redis://redis:6379/2", password: "pw" } });
+    expect(config.idp.github).toMatchObject({
+      client_id: "id",
+      client_secret: "secret",
+      allowed_users: ["Alice", "bob"],
+    });
+    expect(config.store).toMatchObject({
+      type: "redis",
+      redis: { url: "redis://redis:6379/2", password: "pw" },
+    });
     expect(config.registration.client_ttl).toBe(0);
     expect(config.tokens.refresh_ttl).toBe(86_400);
   });
@@ -81,8 +99,14 @@ describe("loadConfig", () => {
     ["tokens:\n  access_ttl: soon\n", /^config: tokens\.access_ttl: not a duration/],
     ["tokens:\n  acess_ttl: 1h\n", /^config: tokens: unknown key acess_ttl/],
     ["store:\n  type: postgres\n", /^config: store\.type: /],
-    ["services:\n  register:\n    url: http://127.0.0.1:1/mcp\n", /^config: services\.register: this name is taken/],
-    ["services:\n  Notes:\n    url: http://127.0.0.1:1/mcp\n", /^config: services\.Notes: service names are lowercase/],
+    [
+      "services:\n  register:\n    url: http://127.0.0.1:1/mcp\n",
+      /^config: services\.register: this name is taken/,
+    ],
+    [
+      "services:\n  Notes:\n    url: http://127.0.0.1:1/mcp\n",
+      /^config: services\.Notes: service names are lowercase/,
+    ],
     ["services:\n  notes:\n    enabled: true\n", /^config: services\.notes: needs url or command/],
     ["public_url: not a url\n", /^config: public_url: /],
     ["- a list\n", /expected a mapping/],
@@ -102,7 +126,10 @@ describe("loadConfig", () => {
 
   it("reads nested service settings from the environment, dashes as underscores", () => {
     const { config } = loadConfig({
-      env: { MCP_GATEWAY_SERVICES__SEQ_THINK__URL: "http://127.0.0.1:5/mcp", MCP_GATEWAY_SERVICES__SEQ_THINK__SCOPES: "a,b" },
+      env: {
+        MCP_GATEWAY_SERVICES__SEQ_THINK__URL: "http://127.0.0.1:5/mcp",
+        MCP_GATEWAY_SERVICES__SEQ_THINK__SCOPES: "a,b",
+      },
     });
     expect(config.services["seq-think"]).toMatchObject({ url: "http://127.0.0.1:5/mcp", scopes: ["a", "b"] });
   });
