@@ -6,11 +6,11 @@ import { LocalUsers } from "../../src/idp/local.js";
 import type { RunningGateway } from "../support/full-gateway.js";
 import {
   type AuthorizeParams,
+  authorizeWithLocalLogin,
   Browser,
+  pkcePair,
   REDIRECT_URI,
   type RegisteredClient,
-  authorizeWithLocalLogin,
-  pkcePair,
   tokenRequest,
 } from "../support/oauth-client.js";
 
@@ -64,7 +64,13 @@ export function redeem(
   { code, verifier }: { code: string; verifier: string },
   extra: Record<string, string | string[]> = {},
 ) {
-  const form = { grant_type: "authorization_code", code, code_verifier: verifier, redirect_uri: REDIRECT_URI, ...extra };
+  const form = {
+    grant_type: "authorization_code",
+    code,
+    code_verifier: verifier,
+    redirect_uri: REDIRECT_URI,
+    ...extra,
+  };
   return client.client_secret
     ? tokenRequest(gw.url, form, basicOf(client))
     : tokenRequest(gw.url, { ...form, client_id: client.client_id });
@@ -103,7 +109,8 @@ export async function rawPost(
   const res = await fetch(url, { method: "POST", headers: { connection: "close", ...headers }, body });
   const text = await res.text();
   let parsed: Record<string, unknown> = {};
-  if ((res.headers.get("content-type") ?? "").includes("json") && text) parsed = JSON.parse(text) as Record<string, unknown>;
+  if ((res.headers.get("content-type") ?? "").includes("json") && text)
+    parsed = JSON.parse(text) as Record<string, unknown>;
   return { status: res.status, headers: res.headers, body: parsed, text };
 }
 

@@ -108,7 +108,20 @@ export async function authorizeWithLocalLogin(
   params: AuthorizeParams,
   login: { username: string; password: string },
 ): Promise<URL> {
-  let res = await browser.get(authorizeUrl(base, params));
+  return followAuthorization(base, browser, authorizeUrl(base, params), login);
+}
+
+/**
+ * Like authorizeWithLocalLogin, but starts from a ready-made authorization URL (one built by
+ * a client library, say) and returns the redirect back to the client.
+ */
+export async function followAuthorization(
+  base: string,
+  browser: Browser,
+  url: string,
+  login: { username: string; password: string },
+): Promise<URL> {
+  let res = await browser.get(url);
   for (let hops = 0; hops < 6; hops++) {
     if (res.status === 302) {
       const location = new URL(res.headers.get("location") ?? "", base);

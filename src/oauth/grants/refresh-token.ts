@@ -29,7 +29,14 @@ export class RefreshTokenGrant implements GrantHandler {
 
     let presented: RefreshToken | undefined = await this.grants.takeRefresh(token);
     const rotatedNow = presented !== undefined;
-    if (!presented) {
+    // Only the first use is marked: the grace window runs from the rotation. With a window, the
+    // mark follows the take at once (nothing awaited between), so a concurrent refresh finds it
+    // and is served instead of refused as unknown. Without one, it comes after the grant checks
+    // below, so the request that took the token is answered before a reuse revokes the family.
+    const markNow = this.graceSeconds > 0;
+    if (presented) {
+      if (markNow) await this.grants.markRefreshUsed(token, presented);
+    } else {
       const used = await this.grants.usedRefresh(token);
       if (!used) throw invalidGrant("the refresh token is unknown, expired or revoked");
       // `>=`: with no grace at all, a reuse in the same millisecond is still a reuse.
@@ -65,8 +72,7 @@ export class RefreshTokenGrant implements GrantHandler {
       throw invalidTarget(`resource not part of this grant: ${extraResources.join(" ")}`);
     }
 
-    // Mark only the first use, so the grace window runs from the rotation and cannot be stretched.
-    if (rotatedNow) await this.grants.markRefreshUsed(token, presented);
+    if (rotatedNow && !markNow) await this.grants.markRefreshUsed(token, presented);
     return this.issuer.issue({
       grant,
       scope: requestedScope,
