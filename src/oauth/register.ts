@@ -45,6 +45,10 @@ const metadataSchema = z.object({
   software_version: text(100).optional(),
 });
 
+/** RFC 6750 §3 challenges for the bearer-protected registration endpoints. */
+const BEARER_CHALLENGE = 'Bearer realm="mcp-oauth-gateway"';
+const INVALID_TOKEN_CHALLENGE = 'Bearer realm="mcp-oauth-gateway", error="invalid_token"';
+
 export interface RegistrationPolicy {
   enabled: boolean;
   initialAccessToken?: string;
@@ -97,6 +101,7 @@ export class Registrar {
       if (!bearer || !secretMatches(bearer, hashSecret(this.policy.initialAccessToken))) {
         throw new OAuthError("invalid_token", "registration needs a valid initial access token", {
           status: 401,
+          headers: { "WWW-Authenticate": bearer ? INVALID_TOKEN_CHALLENGE : BEARER_CHALLENGE },
         });
       }
     }
@@ -168,8 +173,12 @@ export class Registrar {
 
   /** 401 without a token, 404 for an unknown client, 403 for another client's token. */
   private async authorize(clientId: string, bearer: string | undefined): Promise<ClientRecord> {
-    if (!bearer)
-      throw new OAuthError("invalid_token", "a registration access token is required", { status: 401 });
+    if (!bearer) {
+      throw new OAuthError("invalid_token", "a registration access token is required", {
+        status: 401,
+        headers: { "WWW-Authenticate": BEARER_CHALLENGE },
+      });
+    }
     const client = await this.clients.get(clientId);
     if (client?.source !== "dcr") {
       throw new OAuthError("invalid_client", "no such client", { status: 404 });
@@ -177,6 +186,7 @@ export class Registrar {
     if (!client.registration_token_hash || !secretMatches(bearer, client.registration_token_hash)) {
       throw new OAuthError("invalid_token", "the registration access token is not valid for this client", {
         status: 403,
+        headers: { "WWW-Authenticate": INVALID_TOKEN_CHALLENGE },
       });
     }
     return client;

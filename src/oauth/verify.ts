@@ -1,19 +1,25 @@
 /**
- * Verifies an access token minted by this gateway: signature by a key of the ring (never
- * `none`, never a key from the token), `typ: at+jwt` (RFC 9068 §4), issuer and expiry.
- * Audience and revocation are the caller's to check: they depend on where the token is used.
+ * Verifies an access token minted by this gateway: the one rule shared by the resource side
+ * (gateway/token-check.ts) and the authorization server (introspection, revocation).
+ * Signature by a key of the ring whose algorithm the header names (never `none`, never a key
+ * from the token), `typ: at+jwt` (RFC 9068 §4), issuer, expiry and the claims the gateway
+ * relies on. Audience and revocation are the caller's: they depend on where the token is used.
  */
-import { decodeProtectedHeader, type JWTHeaderParameters, jwtVerify } from "jose";
+import { type JWTHeaderParameters, errors as joseErrors, jwtVerify } from "jose";
 import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from "./claims.js";
-import type { KeyRing } from "./keys.js";
+import type { KeyRing, SigningAlg } from "./keys.js";
 
-const ALGORITHMS = ["ES256", "RS256", "EdDSA"];
-/** Seconds of clock difference tolerated between instances. */
-const CLOCK_TOLERANCE = 30;
+/** The only algorithms the KeyRing signs with; anything else (and `none`) is refused. */
+const ALGORITHMS: SigningAlg[] = ["ES256", "RS256", "EdDSA"];
+/** Allowed clock skew between instances for exp/nbf, in seconds. */
+export const CLOCK_TOLERANCE_S = 5;
 
+/** A refused token; the message is a public description, specific enough to debug, never the token. */
 export class InvalidAccessToken extends Error {
   override readonly name = "InvalidAccessToken";
 }
+
+class KeyNotFound extends Error {}
 
 export function looksLikeJwt(token: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token);
@@ -25,37 +31,55 @@ export async function verifyAccessToken(
   issuer: string,
   options: { ignoreExpiry?: boolean } = {},
 ): Promise<AccessTokenClaims> {
-  if (!looksLikeJwt(token)) throw new InvalidAccessToken("the access token is malformed");
-  let header: JWTHeaderParameters;
+  let claims: AccessTokenClaims;
   try {
-    header = decodeProtectedHeader(token) as JWTHeaderParameters;
-  } catch {
-    throw new InvalidAccessToken("the access token is malformed");
-  }
-  const key = await keys.verificationKey(header.kid);
-  if (!key) throw new InvalidAccessToken("the access token was not signed by this gateway");
-  try {
-    const { payload } = await jwtVerify(token, key.key, {
-      algorithms: ALGORITHMS.filter((a) => a === key.alg),
-      issuer,
+    const keyFor = async (header: JWTHeaderParameters) => {
+      const found = await keys.verificationKey(header.kid);
+      // The key's own algorithm must be the one the header names: no algorithm confusion.
+      if (!found || found.alg !== header.alg) throw new KeyNotFound();
+      return found.key;
+    };
+    const { payload } = await jwtVerify(token, keyFor, {
+      algorithms: ALGORITHMS,
       typ: ACCESS_TOKEN_TYP,
-      clockTolerance: CLOCK_TOLERANCE,
+      issuer,
+      clockTolerance: CLOCK_TOLERANCE_S,
+      requiredClaims: ["exp", "iat", "sub", "aud", "jti"],
       ...(options.ignoreExpiry ? { currentDate: new Date(0) } : {}),
     });
-    const claims = payload as unknown as AccessTokenClaims;
-    if (
-      typeof claims.sub !== "string" ||
-      typeof claims.client_id !== "string" ||
-      typeof claims.jti !== "string"
-    ) {
-      throw new InvalidAccessToken("the access token lacks required claims");
-    }
-    return claims;
+    claims = payload as unknown as AccessTokenClaims;
   } catch (err) {
-    if (err instanceof InvalidAccessToken) throw err;
-    const code = (err as { code?: string }).code;
-    throw new InvalidAccessToken(
-      code === "ERR_JWT_EXPIRED" ? "the access token has expired" : "the access token is invalid",
-    );
+    throw new InvalidAccessToken(describe(err));
   }
+  const shapeError = checkShape(claims);
+  if (shapeError) throw new InvalidAccessToken(shapeError);
+  return claims;
+}
+
+function checkShape(claims: AccessTokenClaims): string | undefined {
+  for (const name of ["sub", "client_id", "jti", "sid"] as const) {
+    if (typeof claims[name] !== "string" || claims[name] === "") return `The access token has no ${name}`;
+  }
+  if (claims.scope !== undefined && typeof claims.scope !== "string")
+    return "The access token's scope is malformed";
+  if (claims.groups !== undefined && !Array.isArray(claims.groups))
+    return "The access token's groups are malformed";
+  return undefined;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof KeyNotFound || err instanceof joseErrors.JWKSNoMatchingKey) {
+    return "The access token was not signed by a key of this gateway";
+  }
+  if (err instanceof joseErrors.JWTExpired) return "The access token expired";
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return "The access token's algorithm is not allowed";
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed)
+    return "The access token's signature is invalid";
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === "typ") return "The token is not an access token";
+    if (err.claim === "iss") return "The access token was issued by someone else";
+    if (err.claim === "nbf") return "The access token is not valid yet";
+    return `The access token's ${err.claim} claim is invalid`;
+  }
+  return "The access token is malformed";
 }

@@ -16,7 +16,7 @@ async function manage(
   method: "GET" | "PUT" | "DELETE",
   token: string | undefined,
   body?: unknown,
-): Promise<{ status: number; body: Record<string, unknown> }> {
+): Promise<{ status: number; body: Record<string, unknown>; challenge: string | null }> {
   const headers: Record<string, string> = { connection: "close" };
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
@@ -26,7 +26,11 @@ async function manage(
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  return {
+    status: res.status,
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+    challenge: res.headers.get("www-authenticate"),
+  };
 }
 
 describe("POST /register refusals", () => {
@@ -153,8 +157,10 @@ describe.each(STORES)("RFC 7592 client management on $name", ({ redis: useRedis 
       const none = await manage(a.registration_client_uri, method, undefined, body);
       expect(none.status, method).toBe(401);
       expect(none.body.error, method).toBe("invalid_token");
+      expect(none.challenge, method).toMatch(/^Bearer /);
       const other = await manage(a.registration_client_uri, method, b.registration_access_token, body);
       expect(other.status, method).toBe(403);
+      expect(other.challenge, method).toContain('error="invalid_token"');
       const unknown = await manage(
         `${gw.url}/register/00000000-0000-4000-8000-000000000000`,
         method,

@@ -1,17 +1,20 @@
 /**
- * Child process for sqlite.test.ts: opens the file argv[2], waits until the epoch-ms start time
- * argv[3] (so all workers race at once), tries to take keys code0..code{argv[4]-1}, and prints
- * the keys it won as JSON.
+ * Child process for sqlite.test.ts: opens the file argv[2], prints "ready", waits for a line on
+ * stdin (so all workers race at once, however slowly each one started), tries to take keys
+ * code0..code{argv[3]-1}, and prints the keys it won as JSON on a second line.
  */
+import { once } from "node:events";
 import { SqliteStore } from "../../src/store/sqlite.js";
 
-const [file, startAt, count] = process.argv.slice(2);
+const [file, count] = process.argv.slice(2);
 const store = new SqliteStore(file as string);
 const won: string[] = [];
-await new Promise((r) => setTimeout(r, Math.max(0, Number(startAt) - Date.now())));
+process.stdout.write("ready\n");
+await once(process.stdin, "data");
 for (let i = 0; i < Number(count); i++) {
   const key = `code${i}`;
   if ((await store.take("codes", key)) !== undefined) won.push(key);
 }
 await store.close();
-process.stdout.write(JSON.stringify(won));
+process.stdout.write(`${JSON.stringify(won)}\n`);
+process.exit(0);

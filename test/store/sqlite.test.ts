@@ -64,23 +64,35 @@ describe("SqliteStore specifics", () => {
     const store = new SqliteStore(file);
     const keys = Array.from({ length: 3_000 }, (_, i) => `code${i}`);
     for (const key of keys) await store.put("codes", key, key, 60);
-    const startAt = String(Date.now() + 2_000);
     await store.close();
     const worker = join(import.meta.dirname, "sqlite-take-worker.ts");
-    const runs = Array.from({ length: 4 }, () => {
-      const child = spawn(process.execPath, ["--import", "tsx", worker, file, startAt, String(keys.length)], {
-        stdio: ["ignore", "pipe", "inherit"],
-      });
+    const children = Array.from({ length: 4 }, () =>
+      spawn(process.execPath, ["--import", "tsx", worker, file, String(keys.length)], {
+        stdio: ["pipe", "pipe", "inherit"],
+      }),
+    );
+    const outputs = children.map((child) => {
       let out = "";
       child.stdout.on("data", (c) => {
         out += c;
       });
-      return new Promise<string[]>((resolve, reject) =>
+      const ready = new Promise<void>((resolve) => {
+        const check = () => (out.startsWith("ready\n") ? resolve() : undefined);
+        child.stdout.on("data", check);
+      });
+      const done = new Promise<string[]>((resolve, reject) =>
         child.once("exit", (code) =>
-          code === 0 ? resolve(JSON.parse(out) as string[]) : reject(new Error(`worker exit ${code}`)),
+          code === 0
+            ? resolve(JSON.parse(out.split("\n")[1] ?? "[]") as string[])
+            : reject(new Error(`worker exit ${code}`)),
         ),
       );
+      return { ready, done };
     });
+    // Start the race only when every process has opened the file.
+    await Promise.all(outputs.map((o) => o.ready));
+    for (const child of children) child.stdin.end("go\n");
+    const runs = outputs.map((o) => o.done);
     const perWorker = await Promise.all(runs);
     // Each key was won by exactly one process, and the processes really did compete.
     const taken = perWorker.flat();
