@@ -77,7 +77,9 @@ describe("MCP SDK client auth() against the gateway", () => {
 
   beforeAll(async () => {
     upstream = await startUpstream();
-    gw = await startFullGateway({ services: { notes: { url: upstream.url, scopes: ["notes:read"] } } });
+    gw = await startFullGateway({
+      services: { notes: { url: upstream.url, scopes: ["notes:read"] }, files: { url: upstream.url } },
+    });
     await addLocalUser(gw);
   });
   afterAll(async () => {
@@ -174,6 +176,50 @@ describe("MCP SDK client auth() against the gateway", () => {
     } finally {
       await again.close();
       await client.close().catch(() => {});
+    }
+  });
+
+  it("two services, two audiences: each SDK login opens only its own service", async () => {
+    const connect = async (service: string, provider: TestProvider) => {
+      const client = new Client({ name: "sdk-auth-test", version: "1.0.0" });
+      const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/${service}/mcp`), {
+        authProvider: provider,
+      });
+      try {
+        await client.connect(transport);
+      } catch (err) {
+        if (!(err instanceof UnauthorizedError)) throw err;
+        await transport.finishAuth(provider.callback?.searchParams.get("code") as string);
+        await client.connect(
+          new StreamableHTTPClientTransport(new URL(`${gw.url}/${service}/mcp`), { authProvider: provider }),
+        );
+      }
+      return client;
+    };
+    const notes = new TestProvider(gw.url);
+    const files = new TestProvider(gw.url);
+    const notesClient = await connect("notes", notes);
+    const filesClient = await connect("files", files);
+    try {
+      expect((await notesClient.listTools()).tools.length).toBeGreaterThan(0);
+      expect((await filesClient.listTools()).tools.length).toBeGreaterThan(0);
+      expect(decodeJwt(notes.saved?.access_token as string).aud).toBe(`${gw.url}/notes/mcp`);
+      expect(decodeJwt(files.saved?.access_token as string).aud).toBe(`${gw.url}/files/mcp`);
+      // A token for one service is refused by the other.
+      const crossed = await fetch(`${gw.url}/files/mcp`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${notes.saved?.access_token}`,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+        },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+      });
+      expect(crossed.status).toBe(401);
+      expect(crossed.headers.get("www-authenticate")).toContain('error="invalid_token"');
+    } finally {
+      await notesClient.close();
+      await filesClient.close();
     }
   });
 });
