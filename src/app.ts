@@ -14,6 +14,7 @@ import { registerEndpoints } from "./oauth/http/endpoints.js";
 import { registerInteractionRoutes } from "./oauth/http/interaction-routes.js";
 import { KeyRing } from "./oauth/keys.js";
 import { AuthorizationServer } from "./oauth/server.js";
+import { logAudit } from "./ops/audit.js";
 import { registerOps } from "./ops/routes.js";
 import { openStore } from "./store/open.js";
 import { Revocations } from "./store/revocations.js";
@@ -25,6 +26,8 @@ export interface BuildOptions {
   store?: Store;
   /** fastify logger option; defaults to pino at config.log_level with secrets redacted. */
   logger?: FastifyServerOptions["logger"];
+  /** Send the default logger's lines here instead of stdout (tests that read the log). */
+  logStream?: { write(line: string): void };
 }
 
 export interface Gateway {
@@ -56,6 +59,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       level: config.log_level,
       serializers: { req: requestSerializer },
       redact: ["req.headers.authorization", "req.headers.cookie", "res.headers['set-cookie']"],
+      ...(options.logStream ? { stream: options.logStream } : {}),
     },
     trustProxy: config.trust_proxy,
     // Shutdown must not wait for long-lived SSE streams; clients reconnect to another instance.
@@ -66,7 +70,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
 
   const upstreams = await startServiceUpstreams(config, app.log);
-  const as = new AuthorizationServer({ config, store, keys, revocations, resources, idp });
+  const audit = logAudit(app.log.child({ component: "audit" }));
+  const as = new AuthorizationServer({ config, store, keys, revocations, resources, idp, audit });
 
   app.addHook("onClose", async () => {
     await upstreams.close();
@@ -82,6 +87,16 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     await sub.register(formbody);
     sub.setErrorHandler((error: FastifyError, request, reply) => {
       if (error instanceof OAuthError) {
+        if (request.url.startsWith("/token")) {
+          const body = (request.body ?? {}) as Record<string, unknown>;
+          audit.emit({
+            type: "token.refused",
+            grant_type: typeof body.grant_type === "string" ? body.grant_type : undefined,
+            client_id: typeof body.client_id === "string" ? body.client_id : undefined,
+            error: error.code,
+            description: error.description,
+          });
+        }
         return reply
           .code(error.status)
           .headers(error.headers)
@@ -103,7 +118,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     await registerInteractionRoutes(sub, as);
   });
 
-  await registerGateway(app, { config, keys, revocations, resources, upstreams: upstreams.urls });
+  await registerGateway(app, { config, keys, revocations, resources, upstreams: upstreams.urls, audit });
 
   return { app, as, store, keys, idp, upstreams: upstreams.urls };
 }

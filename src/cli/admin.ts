@@ -11,7 +11,9 @@ import { LocalUserError, LocalUsers } from "../idp/local.js";
 import { ClientStore } from "../oauth/clients.js";
 import { GrantStore } from "../oauth/grant-store.js";
 import { KeyRing } from "../oauth/keys.js";
+import { Revoker } from "../oauth/revoker.js";
 import { newSecret } from "../oauth/secrets.js";
+import { NO_AUDIT } from "../ops/audit.js";
 import { openStore } from "../store/open.js";
 import { Revocations } from "../store/revocations.js";
 import type { Store } from "../store/store.js";
@@ -40,6 +42,13 @@ async function withStore<T>(opts: Opts, fn: (store: Store, config: GatewayConfig
     await store.close();
   }
 }
+
+const grantsOf = (store: Store, config: GatewayConfig) =>
+  new GrantStore(store, { code: config.tokens.code_ttl, refresh: config.tokens.refresh_ttl });
+
+/** The CLI prints what it did; the audit trail of admin actions is the shell's. */
+const revokerFor = (store: Store, config: GatewayConfig) =>
+  new Revoker(store, new Revocations(store, 0, config.tokens.refresh_ttl), grantsOf(store, config), NO_AUDIT);
 
 function print(rows: Array<Record<string, unknown>>): void {
   if (rows.length === 0) {
@@ -116,7 +125,8 @@ function registerUsers(admin: Command): void {
     .action((name: string, opts: Opts) =>
       withStore(opts, async (store, config) => {
         if (!(await new LocalUsers(store).remove(name))) fail(`no such user: ${name}`);
-        await new Revocations(store, 0, config.tokens.refresh_ttl).revokeUser(name.toLowerCase());
+        // Local users' subject is their lower-cased name (src/idp/local.ts).
+        await revokerFor(store, config).revokeUser(name.toLowerCase());
         process.stdout.write(`removed ${name}\n`);
       }),
     );
@@ -150,13 +160,7 @@ function registerClients(admin: Command): void {
     .action((clientId: string, opts: Opts) =>
       withStore(opts, async (store, config) => {
         if (!(await new ClientStore(store).delete(clientId))) fail(`no such client: ${clientId}`);
-        await new Revocations(store, 0, config.tokens.refresh_ttl).revokeClient(clientId);
-        const grants = new GrantStore(store, {
-          code: config.tokens.code_ttl,
-          refresh: config.tokens.refresh_ttl,
-        });
-        for (const g of await grants.listGrants())
-          if (g.client_id === clientId) await grants.deleteGrant(g.sid);
+        await revokerFor(store, config).revokeClient(clientId);
         process.stdout.write(`deleted ${clientId}\n`);
       }),
     );
@@ -169,10 +173,7 @@ function registerTokens(admin: Command): void {
     .option("-c, --config <file>")
     .action((opts: Opts) =>
       withStore(opts, async (store, config) => {
-        const grants = new GrantStore(store, {
-          code: config.tokens.code_ttl,
-          refresh: config.tokens.refresh_ttl,
-        });
+        const grants = grantsOf(store, config);
         const resources = new ResourceIndex(config);
         print(
           (await grants.listGrants()).map((g) => ({
@@ -192,12 +193,8 @@ function registerTokens(admin: Command): void {
     .option("-c, --config <file>")
     .action((sid: string, opts: Opts) =>
       withStore(opts, async (store, config) => {
-        const grants = new GrantStore(store, {
-          code: config.tokens.code_ttl,
-          refresh: config.tokens.refresh_ttl,
-        });
-        await new Revocations(store, 0, config.tokens.refresh_ttl).revokeGrant(sid);
-        const existed = await grants.deleteGrant(sid);
+        const existed = (await grantsOf(store, config).getGrant(sid)) !== undefined;
+        await revokerFor(store, config).endGrant(sid, "admin");
         process.stdout.write(existed ? `revoked ${sid}\n` : `no live grant ${sid}; marked revoked anyway\n`);
       }),
     );

@@ -7,13 +7,14 @@ import type { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
 import { evaluatePolicy } from "../idp/policy.js";
 import type { AccessTokenClaims } from "../oauth/claims.js";
+import type { Audit } from "../ops/audit.js";
 import { bearerChallenge } from "./challenge.js";
 import type { ServiceRoute, ServiceRouter } from "./routing.js";
 import type { TokenVerifier } from "./token-check.js";
 
 export type AccessOutcome =
   | { ok: true; claims: AccessTokenClaims }
-  | { ok: false; status: 401 | 403; challenge: string; message: string };
+  | { ok: false; status: 401 | 403; challenge: string; message: string; claims?: AccessTokenClaims };
 
 /** Pulls the token out of `Authorization: Bearer …` (RFC 6750 §2.1; scheme is case-insensitive). */
 export function bearerToken(authorization: string | undefined): string | undefined | null {
@@ -30,16 +31,39 @@ export class AccessChecker {
     private readonly resources: ResourceIndex,
     private readonly router: ServiceRouter,
     private readonly verifier: TokenVerifier,
+    private readonly audit: Audit,
   ) {}
 
-  /** Decides whether `authorization` (the raw header) opens `route`. */
+  /** Decides whether `authorization` (the raw header) opens `route`; refusals of a presented token are audited. */
   async check(authorization: string | undefined, route: ServiceRoute): Promise<AccessOutcome> {
+    const outcome = await this.decide(authorization, route);
+    // A request with no token at all is the normal first step of discovery, not an event.
+    if (!outcome.ok && authorization !== undefined) {
+      this.audit.emit({
+        type: "access.refused",
+        service: route.name,
+        status: outcome.status,
+        reason: outcome.message,
+        client_id: outcome.claims?.client_id,
+        user: outcome.claims?.preferred_username,
+      });
+    }
+    return outcome;
+  }
+
+  private async decide(authorization: string | undefined, route: ServiceRoute): Promise<AccessOutcome> {
     const resourceMetadata = this.router.metadataUrl(route);
     const scopes = route.service.scopes;
-    const refuse = (status: 401 | 403, error: string | undefined, description: string): AccessOutcome => ({
+    const refuse = (
+      status: 401 | 403,
+      error: string | undefined,
+      description: string,
+      claims?: AccessTokenClaims,
+    ): AccessOutcome => ({
       ok: false,
       status,
       message: description,
+      claims,
       challenge: bearerChallenge({
         resourceMetadata,
         scopes,
@@ -57,7 +81,12 @@ export class AccessChecker {
     const { claims, audiences, scopes: granted } = verified.token;
 
     if (!this.acceptedAudiences(route.name).some((a) => audiences.has(a))) {
-      return refuse(401, "invalid_token", `The access token is not meant for the service ${route.name}`);
+      return refuse(
+        401,
+        "invalid_token",
+        `The access token is not meant for the service ${route.name}`,
+        claims,
+      );
     }
     const missing = scopes.filter((s) => !granted.has(s));
     if (missing.length > 0) {
@@ -65,6 +94,7 @@ export class AccessChecker {
         403,
         "insufficient_scope",
         `The service ${route.name} needs the scope ${missing.join(" ")}`,
+        claims,
       );
     }
     const decision = evaluatePolicy(route.service, {
@@ -74,7 +104,7 @@ export class AccessChecker {
     });
     if (!decision.allowed) {
       // Not a token problem a new token with more scopes would fix, so not insufficient_scope.
-      return refuse(403, "access_denied", `${decision.reason} of the service ${route.name}`);
+      return refuse(403, "access_denied", `${decision.reason} of the service ${route.name}`, claims);
     }
     return { ok: true, claims };
   }

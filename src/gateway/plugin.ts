@@ -8,6 +8,7 @@ import type { FastifyError, FastifyInstance } from "fastify";
 import type { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
 import type { KeyRing } from "../oauth/keys.js";
+import { type Audit, NO_AUDIT } from "../ops/audit.js";
 import type { Revocations } from "../store/revocations.js";
 import { AccessChecker } from "./access.js";
 import { INTERNAL_ERROR, sendJsonRpcError } from "./errors.js";
@@ -25,8 +26,10 @@ export interface GatewayDeps {
   keys: KeyRing;
   revocations: Revocations;
   resources: ResourceIndex;
-  /** service name -> upstream base URL of its Streamable HTTP endpoint (stdio services are already bridged to a loopback URL by the lead). */
+  /** service name -> upstream base URL of its Streamable HTTP endpoint (stdio services are bridged to loopback URLs first). */
   upstreams: Map<string, string>;
+  /** Where refusals of presented tokens are recorded; none by default. */
+  audit?: Audit;
 }
 
 /** Registers the gateway's encapsulated subtree on `app`. Upstream pools close with the app. */
@@ -47,7 +50,7 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
 
     const router = new ServiceRouter(config, resources);
     const verifier = new TokenVerifier(keys, revocations, config.public_url);
-    const access = new AccessChecker(config, resources, router, verifier);
+    const access = new AccessChecker(config, resources, router, verifier, deps.audit ?? NO_AUDIT);
     const origins = new OriginPolicy(config, router);
     const proxy = new UpstreamProxy(upstreams, {
       maxBody: config.gateway.max_body,

@@ -107,12 +107,6 @@ export class Interactions {
     );
   }
 
-  async forgetConsents(clientId: string): Promise<void> {
-    for (const { key } of await this.store.list("consents")) {
-      if (key.endsWith(`:${clientId}`)) await this.store.delete("consents", key);
-    }
-  }
-
   private async consent(sub: string, clientId: string): Promise<Consent | undefined> {
     return (await this.store.get("consents", `${sub}:${clientId}`)) as Consent | undefined;
   }

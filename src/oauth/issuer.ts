@@ -4,6 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { SignJWT } from "jose";
+import type { Audit } from "../ops/audit.js";
 import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from "./claims.js";
 import type { Grant, GrantStore } from "./grant-store.js";
 import type { KeyRing } from "./keys.js";
@@ -18,6 +19,8 @@ export interface TokenResponse {
 }
 
 export interface IssueRequest {
+  /** For the audit log. */
+  grantType: string;
   grant: Grant;
   /** Scope and audience of this token: equal to or narrower than the grant's. */
   scope: string[];
@@ -34,9 +37,11 @@ export class TokenIssuer {
     private readonly grants: GrantStore,
     private readonly issuer: string,
     private readonly accessTtlSeconds: number,
+    private readonly audit: Audit,
   ) {}
 
   async issue({
+    grantType,
     grant,
     scope,
     resources,
@@ -88,6 +93,15 @@ export class TokenIssuer {
       await this.grants.saveGrant(grant);
       response.refresh_token = refreshToken;
     }
+    this.audit.emit({
+      type: "token.issued",
+      grant_type: grantType,
+      user: user.login,
+      client_id: grant.client_id,
+      sid: grant.sid,
+      scope,
+      resources: audience,
+    });
     return response;
   }
 }

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
+import type { Audit } from "../ops/audit.js";
 import { type ClientMetadata, type ClientRecord, ClientStore } from "./clients.js";
 import { OAuthError } from "./errors.js";
 import { redirectUriProblem } from "./redirect-uri.js";
@@ -88,6 +89,7 @@ export class Registrar {
     private readonly policy: RegistrationPolicy,
     /** Called when a client is deleted, to revoke every token it holds. */
     private readonly onDelete: (clientId: string) => Promise<void>,
+    private readonly audit: Audit,
   ) {}
 
   /** POST /register. `bearer` is the Authorization bearer token, if any. */
@@ -119,6 +121,12 @@ export class Registrar {
       source: "dcr",
     };
     await this.clients.save(record);
+    this.audit.emit({
+      type: "client.registered",
+      client_id: record.client_id,
+      client_name: record.client_name,
+      auth_method: record.token_endpoint_auth_method,
+    });
     return this.describe(record, { clientSecret, registrationToken });
   }
 
@@ -161,6 +169,7 @@ export class Registrar {
       source: client.source,
     };
     await this.clients.save(updated);
+    this.audit.emit({ type: "client.updated", client_id: clientId });
     return this.describe(updated, { clientSecret });
   }
 

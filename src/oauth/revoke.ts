@@ -3,11 +3,13 @@
  * included (§2.1 SHOULD); revoking an access token ends that token. Unknown tokens, and
  * tokens of another client, answer 200 like success so nothing is learnt by probing.
  */
+import type { Audit } from "../ops/audit.js";
 import type { Revocations } from "../store/revocations.js";
 import { authenticateClient, readCredentials } from "./client-auth.js";
 import type { ClientRecord } from "./clients.js";
 import { invalidRequest, OAuthError } from "./errors.js";
 import type { GrantStore } from "./grant-store.js";
+import type { EndGrant } from "./grants/grant.js";
 import type { KeyRing } from "./keys.js";
 import { readParams } from "./params.js";
 import { InvalidAccessToken, looksLikeJwt, verifyAccessToken } from "./verify.js";
@@ -19,6 +21,8 @@ export class RevocationEndpoint {
       issuer: string;
       grants: GrantStore;
       revocations: Revocations;
+      endGrant: EndGrant;
+      audit: Audit;
       lookupClient: (clientId: string) => Promise<ClientRecord | undefined>;
     },
   ) {}
@@ -38,8 +42,7 @@ export class RevocationEndpoint {
     }
     const refresh = await this.deps.grants.peekRefresh(token);
     if (refresh && refresh.client_id === client.client_id) {
-      await this.deps.revocations.revokeGrant(refresh.sid);
-      await this.deps.grants.deleteGrant(refresh.sid);
+      await this.deps.endGrant(refresh.sid, "revocation");
       await this.deps.grants.takeRefresh(token);
     }
   }
@@ -49,6 +52,7 @@ export class RevocationEndpoint {
       const claims = await verifyAccessToken(token, this.deps.keys, this.deps.issuer, { ignoreExpiry: true });
       if (claims.client_id !== clientId) return;
       await this.deps.revocations.revokeAccessToken(claims.jti, claims.exp);
+      this.deps.audit.emit({ type: "token.revoked", client_id: clientId, jti: claims.jti });
     } catch (err) {
       if (!(err instanceof InvalidAccessToken)) throw err;
     }

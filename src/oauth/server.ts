@@ -5,6 +5,7 @@
 import type { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
 import type { IdentityProvider, UserIdentity } from "../idp/idp.js";
+import { type Audit, NO_AUDIT } from "../ops/audit.js";
 import type { Revocations } from "../store/revocations.js";
 import type { Store } from "../store/store.js";
 import { type AuthorizeDeps, authorizationResponseUrl } from "./authorize.js";
@@ -12,6 +13,7 @@ import { ClientMetadataDocuments } from "./cimd.js";
 import { type ClientRecord, ClientStore } from "./clients.js";
 import { GrantStore } from "./grant-store.js";
 import { AuthorizationCodeGrant } from "./grants/authorization-code.js";
+import type { EndGrant } from "./grants/grant.js";
 import { RefreshTokenGrant } from "./grants/refresh-token.js";
 import { Interactions, type PendingAuthorization } from "./interaction.js";
 import { IntrospectionEndpoint } from "./introspect.js";
@@ -19,6 +21,7 @@ import { TokenIssuer } from "./issuer.js";
 import type { KeyRing } from "./keys.js";
 import { Registrar } from "./register.js";
 import { RevocationEndpoint } from "./revoke.js";
+import { Revoker } from "./revoker.js";
 import { newSecret } from "./secrets.js";
 import { TokenEndpoint } from "./token.js";
 
@@ -29,6 +32,7 @@ export interface AuthorizationServerParts {
   revocations: Revocations;
   resources: ResourceIndex;
   idp: IdentityProvider;
+  audit?: Audit;
 }
 
 export class AuthorizationServer {
@@ -43,10 +47,15 @@ export class AuthorizationServer {
   readonly authorizeDeps: AuthorizeDeps;
   readonly lookupClient: (clientId: string) => Promise<ClientRecord | undefined>;
   readonly documents?: ClientMetadataDocuments;
+  readonly audit: Audit;
+  /** Ends a grant: revokes its tokens, forgets it, and audits why. */
+  readonly endGrant: EndGrant;
+  readonly revoker: Revoker;
 
   constructor(readonly parts: AuthorizationServerParts) {
     const { config, store, keys, revocations, resources, idp } = parts;
     this.issuer = config.public_url;
+    this.audit = parts.audit ?? NO_AUDIT;
     this.clients = new ClientStore(store);
     this.documents = config.cimd.enabled
       ? new ClientMetadataDocuments({
@@ -67,7 +76,9 @@ export class AuthorizationServer {
       session: config.session.ttl,
       consent: config.tokens.refresh_ttl,
     });
-    const minter = new TokenIssuer(keys, this.grants, this.issuer, config.tokens.access_ttl);
+    this.revoker = new Revoker(store, revocations, this.grants, this.audit);
+    this.endGrant = this.revoker.endGrant;
+    const minter = new TokenIssuer(keys, this.grants, this.issuer, config.tokens.access_ttl, this.audit);
     this.registrar = new Registrar(
       this.clients,
       {
@@ -76,13 +87,19 @@ export class AuthorizationServer {
         clientTtlSeconds: config.registration.client_ttl,
         issuer: this.issuer,
       },
-      (clientId) => this.revokeClient(clientId),
+      (clientId) => this.revoker.revokeClient(clientId),
+      this.audit,
     );
     this.tokenEndpoint = new TokenEndpoint(
       [
-        new AuthorizationCodeGrant(this.grants, minter, revocations),
-        new RefreshTokenGrant(this.grants, minter, revocations, config.tokens.refresh_reuse_grace, (user) =>
-          idp.checkAccess(user),
+        new AuthorizationCodeGrant(this.grants, minter, this.endGrant),
+        new RefreshTokenGrant(
+          this.grants,
+          minter,
+          revocations,
+          this.endGrant,
+          config.tokens.refresh_reuse_grace,
+          (user) => idp.checkAccess(user),
         ),
       ],
       this.lookupClient,
@@ -92,6 +109,8 @@ export class AuthorizationServer {
       issuer: this.issuer,
       grants: this.grants,
       revocations,
+      endGrant: this.endGrant,
+      audit: this.audit,
       lookupClient: this.lookupClient,
     };
     this.revocationEndpoint = new RevocationEndpoint(endpointDeps);
@@ -140,22 +159,7 @@ export class AuthorizationServer {
     return authorizationResponseUrl(pending.redirect_uri, this.issuer, { code, state: pending.state });
   }
 
-  /** Deleting a client ends every token it holds and forgets the consents given to it. */
-  async revokeClient(clientId: string): Promise<void> {
-    await this.parts.revocations.revokeClient(clientId);
-    for (const grant of await this.grants.listGrants()) {
-      if (grant.client_id === clientId) await this.grants.deleteGrant(grant.sid);
-    }
-    await this.interactions.forgetConsents(clientId);
-  }
-
   async close(): Promise<void> {
     await this.documents?.close();
-  }
-
-  /** Ends one grant (a login and everything issued from it). */
-  async revokeGrant(sid: string): Promise<void> {
-    await this.parts.revocations.revokeGrant(sid);
-    await this.grants.deleteGrant(sid);
   }
 }

@@ -3,7 +3,7 @@
  * schema validates it). npm servers run from node_modules with this Node (no npx, no download at
  * run time); native servers run from the compiled JS next to this module, or from source via tsx.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -36,6 +36,53 @@ function npmService(specifier: string, extraArgs: string[] = []): { command: str
   return { command: process.execPath, args: [entry, ...extraArgs] };
 }
 
+/** Chromium switches that keep a headless browser quiet: no GPU, no update, sync or other background traffic. */
+const QUIET_CHROMIUM_ARGS = [
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
+/**
+ * @playwright/mcp on the system Chromium, headless, no sandbox, profile in memory. Its launch
+ * switches only go through a config file, written here as `<data>/playwright/config.json`; the
+ * same directory is its working directory (where named files land) and holds `output/`.
+ */
+function playwrightService(data: string): { command: string; args: string[]; cwd: string } {
+  const dir = join(data, "playwright");
+  mkdirSync(join(dir, "output"), { recursive: true });
+  const executablePath = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
+  const config = {
+    browser: {
+      browserName: "chromium",
+      isolated: true,
+      launchOptions: { headless: true, chromiumSandbox: false, executablePath, args: QUIET_CHROMIUM_ARGS },
+    },
+    outputDir: join(dir, "output"),
+  };
+  const configFile = join(dir, "config.json");
+  writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
+  // The package exports only "." and "./package.json"; its CLI sits next to the latter.
+  const pkg = packageFile("@playwright/mcp/package.json");
+  return pkg
+    ? { command: process.execPath, args: [join(dirname(pkg), "cli.js"), "--config", configFile], cwd: dir }
+    : { command: "playwright-mcp", args: ["--config", configFile], cwd: dir };
+}
+
+/**
+ * The native tmux server on its own socket under the data directory, or on `tmux -L mcp-gateway`
+ * when that path is too long for a Unix socket (108 bytes).
+ */
+function tmuxService(data: string): { command: string; args: string[] } {
+  const { command, args } = nativeServiceCommand("tmux");
+  const socket = join(data, "tmux", "tmux.sock");
+  return Buffer.byteLength(socket) < 100
+    ? { command, args: [...args, "--socket", socket] }
+    : { command, args: [...args, "--socket-name", "mcp-gateway"] };
+}
+
 /**
  * The default `services:` tree. `dataDir` holds the filesystem sandboxes's `workspace/` (created
  * if missing) and the memory server's file.
@@ -44,7 +91,6 @@ export function builtinServices(dataDir: string): Record<string, unknown> {
   const data = resolve(dataDir);
   const workspace = join(data, "workspace");
   mkdirSync(workspace, { recursive: true });
-  const playwrightCli = packageFile("@playwright/mcp/cli.js");
   return {
     everything: {
       title: "Everything (MCP test server)",
@@ -83,27 +129,12 @@ export function builtinServices(dataDir: string): Record<string, unknown> {
       session_mode: "shared",
       enabled: true,
     },
-    playwright: {
-      title: "Browser (Playwright)",
-      // Not a dependency: `npm install @playwright/mcp`, or have `playwright-mcp` on PATH.
-      command: playwrightCli ? process.execPath : "playwright-mcp",
-      args: [
-        ...(playwrightCli ? [playwrightCli] : []),
-        "--browser",
-        "chromium",
-        "--executable-path",
-        "/usr/bin/chromium",
-        "--headless",
-        "--no-sandbox",
-        "--isolated",
-      ],
-      enabled: false,
-    },
+    playwright: { title: "Browser (Playwright)", ...playwrightService(data), enabled: false },
     tmux: {
-      title: "tmux",
-      // The tmux-mcp server (npm `tmux-mcp`) on PATH, and tmux itself.
-      command: "tmux-mcp",
-      args: [],
+      title: "tmux terminal sessions",
+      ...tmuxService(data),
+      // The state lives in the tmux server; one child serves every session.
+      session_mode: "shared",
       enabled: false,
     },
   };

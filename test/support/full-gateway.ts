@@ -26,6 +26,8 @@ export interface FullGatewayOptions {
   dataDir?: string;
   /** Reuse a port (restart tests: the issuer must stay the same). */
   port?: number;
+  /** Collect the gateway's log lines (JSON) here instead of discarding them. */
+  logLines?: string[];
 }
 
 export async function startFullGateway(
@@ -45,7 +47,12 @@ export async function startFullGateway(
     store,
     ...tree,
   });
-  const gateway = await buildGateway(config, { logger: false });
+  const gateway = await buildGateway(
+    config,
+    options.logLines
+      ? { logStream: { write: (line: string) => options.logLines?.push(line) } }
+      : { logger: false },
+  );
   await gateway.app.listen({ port, host: "127.0.0.1" });
   return {
     ...gateway,

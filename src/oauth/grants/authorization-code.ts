@@ -4,12 +4,11 @@
  * code revokes everything issued from it (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3).
  */
 import { randomUUID } from "node:crypto";
-import type { Revocations } from "../../store/revocations.js";
 import { invalidGrant, invalidRequest, invalidTarget } from "../errors.js";
 import type { GrantStore } from "../grant-store.js";
 import type { TokenIssuer, TokenResponse } from "../issuer.js";
 import { verifierMatches } from "../pkce.js";
-import type { GrantHandler, TokenRequest } from "./grant.js";
+import type { EndGrant, GrantHandler, TokenRequest } from "./grant.js";
 
 export class AuthorizationCodeGrant implements GrantHandler {
   readonly grantType = "authorization_code";
@@ -17,7 +16,7 @@ export class AuthorizationCodeGrant implements GrantHandler {
   constructor(
     private readonly grants: GrantStore,
     private readonly issuer: TokenIssuer,
-    private readonly revocations: Revocations,
+    private readonly endGrant: EndGrant,
   ) {}
 
   async handle({ client, params, resources }: TokenRequest): Promise<TokenResponse> {
@@ -30,8 +29,7 @@ export class AuthorizationCodeGrant implements GrantHandler {
     if (!stored) {
       const used = await this.grants.usedCode(code);
       if (used) {
-        await this.revocations.revokeGrant(used.sid);
-        await this.grants.deleteGrant(used.sid);
+        await this.endGrant(used.sid, "code-replay");
         throw invalidGrant("the authorization code was already used; tokens issued for it are revoked");
       }
       throw invalidGrant("the authorization code is unknown or expired");
@@ -59,6 +57,7 @@ export class AuthorizationCodeGrant implements GrantHandler {
     await this.grants.saveGrant(grant);
     const withRefreshToken = client.grant_types.includes("refresh_token");
     return this.issuer.issue({
+      grantType: this.grantType,
       grant,
       scope: grant.scope,
       resources: resources.length ? resources : grant.resources,

@@ -11,6 +11,18 @@ export interface TokenRequest {
   resources: string[];
 }
 
+/** Ends a grant: revokes every token issued from it and forgets it; the reason goes to the audit log. */
+export type EndGrant = (
+  sid: string,
+  reason:
+    | "code-replay"
+    | "refresh-reuse"
+    | "refresh-other-client"
+    | "user-not-allowed"
+    | "revocation"
+    | "admin",
+) => Promise<void>;
+
 export interface GrantHandler {
   readonly grantType: string;
   handle(request: TokenRequest): Promise<TokenResponse>;

@@ -9,7 +9,7 @@ import type { Revocations } from "../../store/revocations.js";
 import { invalidGrant, invalidRequest, invalidScope, invalidTarget } from "../errors.js";
 import type { GrantStore, RefreshToken } from "../grant-store.js";
 import type { TokenIssuer, TokenResponse } from "../issuer.js";
-import { type GrantHandler, splitScope, type TokenRequest } from "./grant.js";
+import { type EndGrant, type GrantHandler, splitScope, type TokenRequest } from "./grant.js";
 
 export class RefreshTokenGrant implements GrantHandler {
   readonly grantType = "refresh_token";
@@ -18,6 +18,7 @@ export class RefreshTokenGrant implements GrantHandler {
     private readonly grants: GrantStore,
     private readonly issuer: TokenIssuer,
     private readonly revocations: Revocations,
+    private readonly endGrant: EndGrant,
     private readonly graceSeconds: number,
     /** The identity provider's allowlist as configured now. */
     private readonly checkAccess: (user: UserIdentity) => AccessDecision,
@@ -41,14 +42,14 @@ export class RefreshTokenGrant implements GrantHandler {
       if (!used) throw invalidGrant("the refresh token is unknown, expired or revoked");
       // `>=`: with no grace at all, a reuse in the same millisecond is still a reuse.
       if (Date.now() - used.at >= this.graceSeconds * 1000 || used.client_id !== client.client_id) {
-        await this.revokeGrant(used.sid);
+        await this.endGrant(used.sid, "refresh-reuse");
         throw invalidGrant("the refresh token was already used; the grant is revoked");
       }
       presented = used;
     }
     if (presented.client_id !== client.client_id) {
       // A refresh token shown by another client was leaked: end the grant.
-      await this.revokeGrant(presented.sid);
+      await this.endGrant(presented.sid, "refresh-other-client");
       throw invalidGrant("the refresh token was issued to another client");
     }
 
@@ -58,7 +59,7 @@ export class RefreshTokenGrant implements GrantHandler {
     }
     const access = this.checkAccess(grant.user);
     if (!access.allowed) {
-      await this.revokeGrant(grant.sid);
+      await this.endGrant(grant.sid, "user-not-allowed");
       throw invalidGrant(`the user is no longer allowed: ${access.reason}`);
     }
 
@@ -74,6 +75,7 @@ export class RefreshTokenGrant implements GrantHandler {
 
     if (rotatedNow && !markNow) await this.grants.markRefreshUsed(token, presented);
     return this.issuer.issue({
+      grantType: this.grantType,
       grant,
       scope: requestedScope,
       resources: resources.length ? resources : presented.resources,
@@ -81,10 +83,5 @@ export class RefreshTokenGrant implements GrantHandler {
       refreshScope: presented.scope,
       refreshResources: presented.resources,
     });
-  }
-
-  private async revokeGrant(sid: string): Promise<void> {
-    await this.revocations.revokeGrant(sid);
-    await this.grants.deleteGrant(sid);
   }
 }

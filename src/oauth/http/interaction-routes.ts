@@ -16,6 +16,7 @@ import {
 } from "../authorize.js";
 import type { ClientRecord } from "../clients.js";
 import type { PendingAuthorization } from "../interaction.js";
+import { LoginThrottle } from "../login-throttle.js";
 import { s256 } from "../pkce.js";
 import { newSecret } from "../secrets.js";
 import type { AuthorizationServer } from "../server.js";
@@ -73,9 +74,20 @@ export async function registerInteractionRoutes(
   const pendingFor = (request: FastifyRequest, id: string | undefined) =>
     interactions.getPending(id, readCookie(request, BROWSER_COOKIE));
 
-  const startSession = async (reply: FastifyReply, user: UserIdentity) => {
+  const throttle = new LoginThrottle(parts.store);
+
+  /** After the provider vouched for the person: the allowlist, the audit, the session. */
+  const admit = async (reply: FastifyReply, user: UserIdentity): Promise<boolean> => {
+    const access = idp.checkAccess(user);
+    if (!access.allowed) {
+      as.audit.emit({ type: "login.denied", user: user.login, provider: idp.type, reason: access.reason });
+      page(reply, 403, errorPage("Access denied", access.reason));
+      return false;
+    }
+    as.audit.emit({ type: "login.succeeded", user: user.login, provider: idp.type });
     const token = await interactions.createSession(user);
     setCookie(reply, SESSION_COOKIE, token, { secure, maxAgeSeconds: parts.config.session.ttl });
+    return true;
   };
 
   /** Consent (or the remembered decision) for a logged-in user; ends in a redirect or a page. */
@@ -178,22 +190,33 @@ export async function registerInteractionRoutes(
       );
     }
     const username = field(form, "username") ?? "";
-    const user = await idp.verify(username, field(form, "password") ?? "");
-    if (!user) {
-      const client = await as.lookupClient(pending.client_id);
-      return page(
+    const again = async (status: number, error: string) =>
+      page(
         reply,
-        401,
+        status,
         loginPage({
           request: pending.id,
           csrf: pending.csrf,
-          clientName: clientName(client, pending.client_id),
+          clientName: clientName(await as.lookupClient(pending.client_id), pending.client_id),
           username,
-          error: "Wrong user name or password.",
+          error,
         }),
       );
+    if (await throttle.blocked(request.ip, username)) {
+      return again(429, "Too many failed sign-ins. Wait a few minutes and try again.");
     }
-    await startSession(reply, user);
+    const user = await idp.verify(username, field(form, "password") ?? "");
+    if (!user) {
+      await throttle.failed(request.ip, username);
+      as.audit.emit({
+        type: "login.failed",
+        user: username.slice(0, 64),
+        provider: idp.type,
+        reason: "wrong credentials",
+      });
+      return again(401, "Wrong user name or password.");
+    }
+    if (!(await admit(reply, user))) return reply;
     return decide(reply, pending, user, Math.floor(Date.now() / 1000));
   });
 
@@ -224,9 +247,7 @@ export async function registerInteractionRoutes(
         return page(reply, 502, errorPage(`${idp.displayName} sign-in failed`, err.message));
       throw err;
     }
-    const access = idp.checkAccess(user);
-    if (!access.allowed) return page(reply, 403, errorPage("Access denied", access.reason));
-    await startSession(reply, user);
+    if (!(await admit(reply, user))) return reply;
     return decide(reply, pending, user, Math.floor(Date.now() / 1000));
   });
 
@@ -255,6 +276,7 @@ export async function registerInteractionRoutes(
     if (!access.allowed) return page(reply, 403, errorPage("Access denied", access.reason));
     if (field(form, "decision") !== "allow") {
       await interactions.finishPending(pending.id);
+      as.audit.emit({ type: "consent.denied", user: session.user.login, client_id: pending.client_id });
       return reply.redirect(
         authorizationResponseUrl(pending.redirect_uri, as.issuer, {
           error: "access_denied",
@@ -272,6 +294,14 @@ export async function registerInteractionRoutes(
         pending.resources,
       );
     }
+    as.audit.emit({
+      type: "consent.granted",
+      user: session.user.login,
+      client_id: pending.client_id,
+      scope: pending.scope,
+      resources: pending.resources,
+      remembered: parts.config.consent.remember,
+    });
     const target = await as.issueCode(pending, session.user, session.auth_time);
     return target ? reply.redirect(target, 302) : page(reply, 400, EXPIRED());
   });

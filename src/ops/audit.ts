@@ -1,0 +1,64 @@
+/**
+ * Audit events: every grant, refusal and revocation, as typed records. The authorization
+ * server and the gateway emit them through this interface only; app wiring sends them to the
+ * log (one JSON line each, `"audit": {...}`). Events name users, clients and grants, never a
+ * token, code or secret.
+ */
+export type AuditEvent =
+  | { type: "client.registered"; client_id: string; client_name?: string; auth_method: string }
+  | { type: "client.updated"; client_id: string }
+  | { type: "client.deleted"; client_id: string }
+  | { type: "login.succeeded"; user: string; provider: string }
+  | { type: "login.failed"; user: string; provider: string; reason: string }
+  | { type: "login.denied"; user: string; provider: string; reason: string }
+  | {
+      type: "consent.granted";
+      user: string;
+      client_id: string;
+      scope: string[];
+      resources: string[];
+      remembered: boolean;
+    }
+  | { type: "consent.denied"; user: string; client_id: string }
+  | {
+      type: "token.issued";
+      grant_type: string;
+      user: string;
+      client_id: string;
+      sid: string;
+      scope: string[];
+      resources: string[];
+    }
+  | { type: "token.refused"; grant_type?: string; client_id?: string; error: string; description: string }
+  | {
+      type: "grant.revoked";
+      sid: string;
+      reason:
+        | "code-replay"
+        | "refresh-reuse"
+        | "refresh-other-client"
+        | "user-not-allowed"
+        | "revocation"
+        | "admin";
+    }
+  | { type: "token.revoked"; client_id: string; jti: string }
+  | {
+      type: "access.refused";
+      service: string;
+      status: number;
+      reason: string;
+      client_id?: string;
+      user?: string;
+    };
+
+export interface Audit {
+  emit(event: AuditEvent): void;
+}
+
+/** For tests and tools that do not audit. */
+export const NO_AUDIT: Audit = { emit: () => undefined };
+
+/** Sends events to a pino-style logger, at info level, under the `audit` key. */
+export function logAudit(logger: { info(obj: object, msg?: string): void }): Audit {
+  return { emit: (event) => logger.info({ audit: event }, event.type) };
+}
