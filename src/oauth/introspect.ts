@@ -11,18 +11,19 @@ import type { KeyRing } from "./keys.js";
 import { readParams } from "./params.js";
 import { InvalidAccessToken, looksLikeJwt, verifyAccessToken } from "./verify.js";
 
+/** What the token-handling endpoints (introspection, revocation) need. */
+export interface TokenEndpointDeps {
+  keys: KeyRing;
+  issuer: string;
+  grants: GrantStore;
+  revocations: Revocations;
+  lookupClient: (clientId: string) => Promise<ClientRecord | undefined>;
+}
+
 export type IntrospectionResponse = { active: false } | ({ active: true } & Record<string, unknown>);
 
 export class IntrospectionEndpoint {
-  constructor(
-    private readonly deps: {
-      keys: KeyRing;
-      issuer: string;
-      grants: GrantStore;
-      revocations: Revocations;
-      lookupClient: (clientId: string) => Promise<ClientRecord | undefined>;
-    },
-  ) {}
+  constructor(private readonly deps: TokenEndpointDeps) {}
 
   async handle(
     body: Record<string, unknown> | undefined,

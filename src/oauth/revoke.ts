@@ -4,28 +4,15 @@
  * tokens of another client, answer 200 like success so nothing is learnt by probing.
  */
 import type { Audit } from "../ops/audit.js";
-import type { Revocations } from "../store/revocations.js";
 import { authenticateClient, readCredentials } from "./client-auth.js";
-import type { ClientRecord } from "./clients.js";
 import { invalidRequest, OAuthError } from "./errors.js";
-import type { GrantStore } from "./grant-store.js";
 import type { EndGrant } from "./grants/grant.js";
-import type { KeyRing } from "./keys.js";
+import type { TokenEndpointDeps } from "./introspect.js";
 import { readParams } from "./params.js";
 import { InvalidAccessToken, looksLikeJwt, verifyAccessToken } from "./verify.js";
 
 export class RevocationEndpoint {
-  constructor(
-    private readonly deps: {
-      keys: KeyRing;
-      issuer: string;
-      grants: GrantStore;
-      revocations: Revocations;
-      endGrant: EndGrant;
-      audit: Audit;
-      lookupClient: (clientId: string) => Promise<ClientRecord | undefined>;
-    },
-  ) {}
+  constructor(private readonly deps: TokenEndpointDeps & { endGrant: EndGrant; audit: Audit }) {}
 
   async handle(body: Record<string, unknown> | undefined, authorization: string | undefined): Promise<void> {
     const { params } = readParams(body);

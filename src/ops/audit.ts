@@ -4,6 +4,15 @@
  * log (one JSON line each, `"audit": {...}`). Events name users, clients and grants, never a
  * token, code or secret.
  */
+/** Why a grant was ended. */
+export type GrantEndReason =
+  | "code-replay"
+  | "refresh-reuse"
+  | "refresh-other-client"
+  | "user-not-allowed"
+  | "revocation"
+  | "admin";
+
 export type AuditEvent =
   | { type: "client.registered"; client_id: string; client_name?: string; auth_method: string }
   | { type: "client.updated"; client_id: string }
@@ -33,13 +42,7 @@ export type AuditEvent =
   | {
       type: "grant.revoked";
       sid: string;
-      reason:
-        | "code-replay"
-        | "refresh-reuse"
-        | "refresh-other-client"
-        | "user-not-allowed"
-        | "revocation"
-        | "admin";
+      reason: GrantEndReason;
     }
   | { type: "token.revoked"; client_id: string; jti: string }
   | {

@@ -1,4 +1,5 @@
 /** One module per grant type, all behind this interface; token.ts picks one by `grant_type`. */
+import type { GrantEndReason } from "../../ops/audit.js";
 import type { ClientRecord } from "../clients.js";
 import type { TokenResponse } from "../issuer.js";
 
@@ -12,16 +13,7 @@ export interface TokenRequest {
 }
 
 /** Ends a grant: revokes every token issued from it and forgets it; the reason goes to the audit log. */
-export type EndGrant = (
-  sid: string,
-  reason:
-    | "code-replay"
-    | "refresh-reuse"
-    | "refresh-other-client"
-    | "user-not-allowed"
-    | "revocation"
-    | "admin",
-) => Promise<void>;
+export type EndGrant = (sid: string, reason: GrantEndReason) => Promise<void>;
 
 export interface GrantHandler {
   readonly grantType: string;
