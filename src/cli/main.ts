@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { registerAdminCommands } from "./admin.js";
 import { registerBridgeCommand } from "./bridge.js";
+import { registerClientCommands } from "./client.js";
 import { registerConfigCommand } from "./config.js";
 import { registerServeCommand } from "./serve.js";
 
@@ -17,6 +18,7 @@ registerServeCommand(program);
 registerConfigCommand(program);
 registerAdminCommands(program);
 registerBridgeCommand(program);
+registerClientCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`mcp-gateway: ${(err as Error).message}\n`);

@@ -1,0 +1,38 @@
+/**
+ * `logout`: revoke the refresh token (which ends the whole grant at the gateway, access tokens
+ * included) or, without one, the access token; then delete the local entry either way.
+ */
+import type { CredentialStore } from "./credentials.js";
+import { serverKey } from "./credentials.js";
+import { revokeToken } from "./revoke.js";
+
+export interface LogoutResult {
+  /** Whether there was a local entry. */
+  removed: boolean;
+  /** Whether a token was revoked at the server. */
+  revoked: boolean;
+  /** Why revocation failed, when it did (the entry is deleted anyway). */
+  revokeError?: string;
+}
+
+/** Logs out of `serverUrl`. */
+export async function logout(store: CredentialStore, serverUrl: string): Promise<LogoutResult> {
+  const url = serverKey(serverUrl);
+  const entry = store.get(url);
+  const tokens = entry?.tokens;
+  let revoked = false;
+  let revokeError: string | undefined;
+  if (entry?.client && tokens) {
+    const [token, hint] = tokens.refresh_token
+      ? ([tokens.refresh_token, "refresh_token"] as const)
+      : ([tokens.access_token, "access_token"] as const);
+    try {
+      await revokeToken(url, entry.client, token, hint);
+      revoked = true;
+    } catch (err) {
+      revokeError = (err as Error).message;
+    }
+  }
+  const removed = await store.remove(url);
+  return { removed, revoked, revokeError };
+}

@@ -1,0 +1,135 @@
+/** The credentials file on a real file system: modes, atomic updates, bad files, the lock. */
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { CredentialStore, defaultClientDir, serverKey } from "../../src/client/credentials.js";
+import { CachedOAuthProvider } from "../../src/client/provider.js";
+
+describe("credential store", () => {
+  let root: string;
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), "mcpgw-creds-"));
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it("creates the directory 0700 and the file 0600, even where they existed looser", async () => {
+    const dir = join(root, "loose");
+    mkdirSync(dir, { mode: 0o755 });
+    writeFileSync(join(dir, "credentials.json"), JSON.stringify({ version: 1, servers: {} }), {
+      mode: 0o644,
+    });
+    chmodSync(join(dir, "credentials.json"), 0o644);
+    const store = new CredentialStore(dir);
+    await store.update("https://h/svc/mcp", () => ({ client: { client_id: "c1" } }));
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(store.path).mode & 0o777).toBe(0o600);
+    expect(store.get("https://h/svc/mcp")).toEqual({ client: { client_id: "c1" } });
+  });
+
+  it("keys entries by normalised URL and removes them", async () => {
+    const store = new CredentialStore(join(root, "a"));
+    await store.update("HTTPS://H:443/svc/mcp#frag", () => ({ client: { client_id: "c" } }));
+    expect(store.list()).toEqual(["https://h/svc/mcp"]);
+    expect(store.get("https://h/svc/mcp")?.client?.client_id).toBe("c");
+    expect(await store.remove("https://h/svc/mcp")).toBe(true);
+    expect(await store.remove("https://h/svc/mcp")).toBe(false);
+    expect(store.list()).toEqual([]);
+    expect(() => serverKey("ftp://h/x")).toThrow("not an http(s) URL");
+    expect(() => serverKey("nope")).toThrow("not a URL");
+  });
+
+  it("names the file when it is not a credentials file", async () => {
+    const dir = join(root, "bad");
+    mkdirSync(dir);
+    const store = new CredentialStore(dir);
+    writeFileSync(store.path, "{not json");
+    expect(() => store.get("https://h/x")).toThrow(`${store.path} is not valid JSON`);
+    writeFileSync(
+      store.path,
+      JSON.stringify({ version: 1, servers: { "https://h/x": { tokens: { x: 1 } } } }),
+    );
+    expect(() => store.get("https://h/x")).toThrow("is not a credentials file");
+  });
+
+  it("uses MCP_GATEWAY_CLIENT_DIR, then XDG_CONFIG_HOME, then ~/.config", () => {
+    expect(defaultClientDir({ MCP_GATEWAY_CLIENT_DIR: "/x/y" })).toBe("/x/y");
+    expect(defaultClientDir({ XDG_CONFIG_HOME: "/cfg" })).toBe("/cfg/mcp-gateway");
+    expect(defaultClientDir({})).toMatch(/\.config\/mcp-gateway$/);
+  });
+
+  it("serialises holders, is re-entrant, waits for another process's lock and takes over a stale one", async () => {
+    const store = new CredentialStore(join(root, "lock"));
+    const order: string[] = [];
+    await Promise.all([
+      store.exclusive(async () => {
+        order.push("a-in");
+        await new Promise((r) => setTimeout(r, 50));
+        // Re-entrant: an update inside the section does not deadlock.
+        await store.update("https://h/x", () => ({ client: { client_id: "a" } }));
+        order.push("a-out");
+      }),
+      store.exclusive(async () => {
+        order.push("b-in");
+        order.push("b-out");
+      }),
+    ]);
+    expect(order).toEqual(["a-in", "a-out", "b-in", "b-out"]);
+
+    // A lock file as another live process would hold it: we wait until it is gone.
+    const lockPath = `${store.path}.lock`;
+    writeFileSync(lockPath, "");
+    let entered = false;
+    const waiting = store.exclusive(async () => {
+      entered = true;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(entered).toBe(false);
+    rmSync(lockPath);
+    await waiting;
+    expect(entered).toBe(true);
+
+    // One left by a process that died long ago is taken over.
+    writeFileSync(lockPath, "");
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lockPath, old, old);
+    await store.exclusive(async () => undefined);
+  });
+
+  it("the provider keeps tokens with an absolute expiry and never writes a registration key", async () => {
+    const store = new CredentialStore(join(root, "p"));
+    const url = "https://h/svc/mcp";
+    const provider = new CachedOAuthProvider(store, url);
+    await provider.saveClientInformation({
+      client_id: "c",
+      registration_access_token: "secret-rat",
+    } as never);
+    await provider.saveTokens({
+      access_token: "at",
+      token_type: "Bearer",
+      expires_in: 3600,
+      refresh_token: "rt",
+    });
+    const tokens = store.get(url)?.tokens;
+    expect(tokens?.expires_at).toBeGreaterThan(Date.now() + 3_590_000);
+    expect(provider.tokens()?.expires_in).toBeGreaterThan(3590);
+    expect(readFileSync(store.path, "utf8")).not.toContain("secret-rat");
+    // Without a login, a new authorization is refused with the way out.
+    await expect(provider.redirectToAuthorization(new URL("https://h/authorize"))).rejects.toThrow(
+      `run: mcp-gateway login ${url}`,
+    );
+    await provider.invalidateCredentials("tokens");
+    expect(store.get(url)).toEqual({ client: { client_id: "c" } });
+    await provider.invalidateCredentials("all");
+    expect(store.get(url)).toBeUndefined();
+  });
+});
