@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
+import { Pool } from "undici";
 
 export interface ChildServer<T> {
   info: T;
@@ -14,12 +15,17 @@ export interface ChildServer<T> {
   stop(): Promise<void>;
 }
 
-/** Starts `bench/servers/{name}.ts`; it prints `READY {json}` once listening. */
+/**
+ * Starts `bench/servers/{name}.ts`; it prints `READY {json}` once listening. `nodeArgs` go to
+ * node before the script (e.g. `--cpu-prof`).
+ */
 export async function startServer<T = { url: string }>(
   name: string,
   env: Record<string, string> = {},
+  nodeArgs: string[] = [],
 ): Promise<ChildServer<T>> {
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", `bench/servers/${name}.ts`], {
+  const args = [...nodeArgs, "--import", "tsx", `bench/servers/${name}.ts`];
+  const child: ChildProcess = spawn(process.execPath, args, {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -46,44 +52,213 @@ export async function startServer<T = { url: string }>(
 
 export interface LoadResult {
   rps: number;
+  /** Median latency of 2xx answers in ms, from autocannon's per-response timings (sub-ms). */
   p50: number;
   p99: number;
   errors: number;
   non2xx: number;
   total: number;
+  /** Seconds from the start of the run(s) to the last answer. */
+  durationS: number;
+  /** Every 2xx latency in ms, sorted (what the percentiles come from; merged by `interleave`). */
+  latencies: number[];
 }
 
+/**
+ * Runs autocannon (default: 10 connections for 5 s). Latency percentiles come from every 2xx
+ * response's own timing (autocannon's 'response' event, float ms) rather than its histogram,
+ * which records whole milliseconds: sub-millisecond differences are what the proxy rows compare.
+ */
 export async function load(options: autocannon.Options): Promise<LoadResult> {
-  const result = await autocannon({
+  const timings: number[] = [];
+  const startedAt = performance.now();
+  let lastResponseAt = startedAt;
+  // Without a callback autocannon returns its event emitter made thenable (the types only say Promise).
+  const run = autocannon({
     connections: 10,
     ...(options.amount ? {} : { duration: 5 }),
     ...options,
+  }) as unknown as autocannon.Instance & PromiseLike<autocannon.Result>;
+  run.on("response", (_client, status, _bytes, ms) => {
+    if (status >= 200 && status < 300) timings.push(ms);
+    lastResponseAt = performance.now();
   });
+  const result = await run;
+  const activeS = (lastResponseAt - startedAt) / 1000;
+  timings.sort((a, b) => a - b);
   return {
-    rps: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
+    // Not requests.average (a mean of whole-second samples) nor result.duration (a run by
+    // `amount` ends on the next whole-second tick): the time until the last answer.
+    rps: activeS > 0 ? result.requests.total / activeS : 0,
+    p50: percentile(timings, 0.5),
+    p99: percentile(timings, 0.99),
     errors: result.errors + result.timeouts,
     non2xx: result.non2xx,
     total: result.requests.total,
+    durationS: activeS,
+    latencies: timings,
   };
 }
+
+export interface PacedOptions {
+  url: string;
+  method?: "GET" | "POST";
+  headers?: Record<string, string>;
+  body?: string;
+  /** Requests per second, sent evenly spaced whatever the answers do (open loop). */
+  rate: number;
+  durationS: number;
+}
+
+/**
+ * A steady, open-loop load: one request every 1/rate s on a keep-alive pool, each timed on its
+ * own. autocannon's `overallRate` is no substitute at a moderate rate: each connection fires
+ * its whole per-second quota back to back at the top of the second, so its latencies are those
+ * of short bursts at full concurrency.
+ */
+export async function paced(options: PacedOptions): Promise<LoadResult> {
+  const url = new URL(options.url);
+  const pool = new Pool(url.origin, { connections: 32, keepAliveTimeout: 10_000 });
+  const latencies: number[] = [];
+  let errors = 0;
+  let non2xx = 0;
+  const total = Math.round(options.rate * options.durationS);
+  const intervalMs = 1000 / options.rate;
+  const inFlight: Promise<void>[] = [];
+  const one = async (): Promise<void> => {
+    const t0 = performance.now();
+    try {
+      const res = await pool.request({
+        method: options.method ?? "GET",
+        path: `${url.pathname}${url.search}`,
+        headers: options.headers,
+        body: options.body,
+      });
+      await res.body.dump();
+      if (res.statusCode >= 200 && res.statusCode < 300) latencies.push(performance.now() - t0);
+      else non2xx++;
+    } catch {
+      errors++;
+    }
+  };
+  const start = performance.now();
+  for (let i = 0; i < total; i++) {
+    const due = start + i * intervalMs;
+    const wait = due - performance.now();
+    // Timer jitter (~1 ms) moves when a request leaves, not what it measures: each is timed from its own send.
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    inFlight.push(one());
+  }
+  await Promise.all(inFlight);
+  const activeS = (performance.now() - start) / 1000;
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  return {
+    rps: latencies.length / activeS,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    errors,
+    non2xx,
+    total: latencies.length + non2xx,
+    durationS: activeS,
+    latencies,
+  };
+}
+
+/** Sums runs: rps is total requests over total time, percentiles over all latencies. */
+export function mergeLoads(runs: LoadResult[]): LoadResult {
+  const latencies = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  const total = runs.reduce((n, r) => n + r.total, 0);
+  const durationS = runs.reduce((n, r) => n + r.durationS, 0);
+  return {
+    rps: durationS ? total / durationS : 0,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    errors: runs.reduce((n, r) => n + r.errors, 0),
+    non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
+    total,
+    durationS,
+    latencies,
+  };
+}
+
+/**
+ * Measures subject and baseline in alternating slices (A B B A A B …) after one warm-up of
+ * each, and merges each side's slices. On a shared machine the background load drifts; slices
+ * side by side see the same drift, so the ratio stays meaningful where two long runs would not.
+ */
+export async function interleave(
+  subject: (seconds: number) => Promise<LoadResult>,
+  baseline: (seconds: number) => Promise<LoadResult>,
+  options: { rounds: number; sliceS: number; warmupS: number },
+): Promise<{ subject: LoadResult; baseline: LoadResult }> {
+  await subject(options.warmupS);
+  await baseline(options.warmupS);
+  const a: LoadResult[] = [];
+  const b: LoadResult[] = [];
+  for (let i = 0; i < options.rounds; i++) {
+    if (i % 2 === 0) {
+      a.push(await subject(options.sliceS));
+      b.push(await baseline(options.sliceS));
+    } else {
+      b.push(await baseline(options.sliceS));
+      a.push(await subject(options.sliceS));
+    }
+  }
+  return { subject: mergeLoads(a), baseline: mergeLoads(b) };
+}
+
+/** Nearest-rank percentile of sorted values, rounded to 0.01 ms; 0 when there are none. */
+function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  const value = sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] as number;
+  return Math.round(value * 100) / 100;
+}
+
+/**
+ * What a row is judged on: the req/s ratio subject/baseline (at full load), or the p50 latency
+ * the subject adds over the baseline (at a fixed rate). Reported, never enforced.
+ */
+export type Goal = { kind: "ratio"; min: number } | { kind: "added-p50"; maxMs: number };
 
 export interface Row {
   scenario: string;
   subject: LoadResult;
   baseline: LoadResult;
   baselineName: string;
+  /** Free-text target, for rows without a measurable goal. */
   target?: string;
+  goal?: Goal;
+}
+
+/** The row's result (ratio, or added p50 in ms) and whether it meets its goal. */
+export function judge(row: Row): { result: string; met?: boolean } {
+  if (row.goal?.kind === "added-p50") {
+    const added = row.subject.p50 - row.baseline.p50;
+    return { result: `${added >= 0 ? "+" : ""}${added.toFixed(2)} ms p50`, met: added <= row.goal.maxMs };
+  }
+  if (!row.baseline.rps) return { result: "n/a" };
+  const ratio = row.subject.rps / row.baseline.rps;
+  return {
+    result: ratio.toFixed(2),
+    met: row.goal?.kind === "ratio" ? ratio >= row.goal.min : undefined,
+  };
+}
+
+function targetText(row: Row): string {
+  if (row.goal?.kind === "ratio") return `ratio >= ${row.goal.min}`;
+  if (row.goal?.kind === "added-p50") return `added p50 <= ${row.goal.maxMs} ms`;
+  return row.target ?? "";
 }
 
 export function formatRows(rows: Row[]): string {
   const header =
-    "| scenario | req/s | p50 ms | p99 ms | errors/non-2xx | baseline | baseline req/s | ratio | target |";
-  const sep = "|---|---:|---:|---:|---:|---|---:|---:|---|";
+    "| scenario | req/s | p50 ms | p99 ms | errors/non-2xx | baseline | baseline req/s | baseline p50 ms | result | target | met |";
+  const sep = "|---|---:|---:|---:|---:|---|---:|---:|---:|---|---|";
   const body = rows.map((r) => {
-    const ratio = r.baseline.rps ? (r.subject.rps / r.baseline.rps).toFixed(2) : "n/a";
-    return `| ${r.scenario} | ${r.subject.rps.toFixed(0)} | ${r.subject.p50} | ${r.subject.p99} | ${r.subject.errors}/${r.subject.non2xx} | ${r.baselineName} | ${r.baseline.rps.toFixed(0)} | ${ratio} | ${r.target ?? ""} |`;
+    const { result, met } = judge(r);
+    const verdict = met === undefined ? "" : met ? "yes" : "**no**";
+    return `| ${r.scenario} | ${r.subject.rps.toFixed(0)} | ${r.subject.p50.toFixed(2)} | ${r.subject.p99.toFixed(2)} | ${r.subject.errors}/${r.subject.non2xx} | ${r.baselineName} | ${r.baseline.rps.toFixed(0)} | ${r.baseline.p50.toFixed(2)} | ${result} | ${targetText(r)} | ${verdict} |`;
   });
   return [header, sep, ...body].join("\n");
 }

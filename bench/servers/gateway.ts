@@ -1,7 +1,10 @@
 /**
  * The gateway under load, built from BENCH_CONFIG (JSON config tree). With BENCH_SEED_REFRESH=N
  * it also registers a client and seeds N refresh tokens (written to BENCH_TOKENS_FILE), so the
- * refresh-grant scenario can spend one per request.
+ * refresh-grant scenario can spend one per request. With BENCH_ACCESS_TOKEN_FOR=service it mints
+ * one long-lived access token for that service, signed with the gateway's own key ring (the
+ * token shape the authorization server issues, via test/support/mint.ts), and prints it as
+ * `accessToken` in the READY line.
  */
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -10,6 +13,10 @@ import { join } from "node:path";
 import { buildGateway } from "../../src/app.js";
 import { validateConfig } from "../../src/config/load.js";
 import { newSecret } from "../../src/oauth/secrets.js";
+import { mintAccessToken } from "../../test/support/mint.js";
+
+/** Long enough for any bench run: the token must not expire mid-scenario. */
+const BENCH_ACCESS_TTL_S = 3600;
 
 const tree = JSON.parse(process.env.BENCH_CONFIG ?? "{}") as Record<string, unknown>;
 const config = validateConfig({
@@ -62,6 +69,23 @@ if (seed > 0) {
   writeFileSync(file, JSON.stringify(tokens));
   info.clientId = clientId;
   info.tokensFile = file;
+}
+const tokenFor = process.env.BENCH_ACCESS_TOKEN_FOR;
+if (tokenFor) {
+  const accessToken = await mintAccessToken(
+    gateway.keys,
+    {
+      iss: config.public_url,
+      aud: `${config.public_url}/${tokenFor}/mcp`,
+      sub: "bench",
+      client_id: "bench-client",
+      preferred_username: "bench",
+      email: "bench@example.com",
+    },
+    { ttl: BENCH_ACCESS_TTL_S },
+  );
+  info.accessToken = accessToken;
+  info.publicUrl = config.public_url;
 }
 process.stdout.write(`READY ${JSON.stringify(info)}\n`);
 process.on("SIGTERM", () => void gateway.app.close().then(() => process.exit(0)));

@@ -1,0 +1,106 @@
+/**
+ * The built-in proxy: an MCP `tools/call` (JSON-RPC POST, JSON reply) to a real SDK server
+ * through the gateway (`/{service}/mcp`, Bearer token) against the same upstream reached
+ * directly. Two rows: throughput at full load (autocannon, 10 connections), and the p50
+ * latency the gateway adds at a fixed moderate rate (evenly paced, open loop), where neither
+ * side is saturated. Both sides run in alternating slices (see `interleave`).
+ */
+import { interleave, load, paced, type Row } from "../lib.js";
+
+const WARMUP_S = 2;
+const ROUNDS = 6;
+const SLICE_S = 2;
+/** The fixed rate of the latency row, requests per second across all connections. */
+const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 200);
+const FIXED_ROUNDS = 5;
+const FIXED_SLICE_S = 2;
+const PROTOCOL_VERSION = "2025-06-18";
+
+export interface ProxyTarget {
+  /** Gateway base URL. */
+  gatewayUrl: string;
+  accessToken: string;
+  service: string;
+  /** The upstream MCP endpoint, reached directly (e.g. http://127.0.0.1:1234/mcp). */
+  upstreamUrl: string;
+}
+
+const BODY = JSON.stringify({
+  jsonrpc: "2.0",
+  id: 1,
+  method: "tools/call",
+  params: { name: "echo", arguments: { text: "hello" } },
+});
+
+function mcpHeaders(token?: string): Record<string, string> {
+  return {
+    "content-type": "application/json",
+    accept: "application/json, text/event-stream",
+    "mcp-protocol-version": PROTOCOL_VERSION,
+    ...(token ? { authorization: `Bearer ${token}` } : {}),
+  };
+}
+
+/** One call by hand, so a run that only measures errors (a JSON-RPC error is still a 200) fails loudly. */
+async function checkEcho(url: string, headers: Record<string, string>): Promise<void> {
+  const res = await fetch(url, { method: "POST", headers, body: BODY });
+  const text = await res.text();
+  let parsed: { result?: { content?: { text?: string }[] } } = {};
+  try {
+    parsed = JSON.parse(text) as typeof parsed;
+  } catch {
+    // reported below
+  }
+  if (res.status !== 200 || parsed.result?.content?.[0]?.text !== "hello") {
+    throw new Error(`tools/call at ${url} answered ${res.status}: ${text.slice(0, 300)}`);
+  }
+}
+
+/** Full load: autocannon, 10 connections, closed loop. */
+function call(url: string, headers: Record<string, string>) {
+  return (duration: number) => load({ url, method: "POST", headers, body: BODY, duration });
+}
+
+/** Fixed rate: evenly spaced requests (see `paced`). */
+function steady(url: string, headers: Record<string, string>) {
+  return (durationS: number) =>
+    paced({ url, method: "POST", headers, body: BODY, rate: FIXED_RATE, durationS });
+}
+
+/** Two rows: throughput ratio at full load, and added p50 at FIXED_RATE req/s. */
+export async function proxyScenarios(target: ProxyTarget): Promise<Row[]> {
+  const viaGateway = `${target.gatewayUrl}/${target.service}/mcp`;
+  const gatewayHeaders = mcpHeaders(target.accessToken);
+  const directHeaders = mcpHeaders();
+  await checkEcho(viaGateway, gatewayHeaders);
+  await checkEcho(target.upstreamUrl, directHeaders);
+
+  const full = await interleave(call(viaGateway, gatewayHeaders), call(target.upstreamUrl, directHeaders), {
+    rounds: ROUNDS,
+    sliceS: SLICE_S,
+    warmupS: WARMUP_S,
+  });
+  const atRate = await interleave(
+    steady(viaGateway, gatewayHeaders),
+    steady(target.upstreamUrl, directHeaders),
+    { rounds: FIXED_ROUNDS, sliceS: FIXED_SLICE_S, warmupS: 1 },
+  );
+
+  const baselineName = "same upstream, direct";
+  return [
+    {
+      scenario: "MCP tools/call via gateway, full load",
+      subject: full.subject,
+      baseline: full.baseline,
+      baselineName,
+      goal: { kind: "ratio", min: 0.6 },
+    },
+    {
+      scenario: `MCP tools/call via gateway, ${FIXED_RATE} req/s fixed`,
+      subject: atRate.subject,
+      baseline: atRate.baseline,
+      baselineName,
+      goal: { kind: "added-p50", maxMs: 1 },
+    },
+  ];
+}

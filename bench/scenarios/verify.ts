@@ -1,0 +1,42 @@
+/**
+ * ForwardAuth throughput: `GET /verify` with a valid token and the headers a reverse proxy sets
+ * (`X-Forwarded-Host`, `X-Forwarded-Uri`, ...) for a configured service, against the bare
+ * node:http server answering the same request with 200, at full load (10 connections), in
+ * alternating one-second slices (see `interleave`).
+ */
+import { interleave, load, type Row } from "../lib.js";
+
+const ROUNDS = 6;
+const SLICE_S = 1;
+const WARMUP_S = 1;
+
+export interface VerifyTarget {
+  /** Gateway base URL. */
+  gatewayUrl: string;
+  /** A valid access token for `service`. */
+  accessToken: string;
+  service: string;
+}
+
+/** One row: /verify against bare node:http. */
+export async function verifyScenario(target: VerifyTarget, bare: { url: string }): Promise<Row> {
+  const headers = {
+    authorization: `Bearer ${target.accessToken}`,
+    "x-forwarded-host": new URL(target.gatewayUrl).host,
+    "x-forwarded-uri": `/${target.service}/mcp`,
+    "x-forwarded-proto": "http",
+    "x-forwarded-method": "POST",
+  };
+  const { subject, baseline } = await interleave(
+    (duration) => load({ url: `${target.gatewayUrl}/verify`, headers, duration }),
+    (duration) => load({ url: `${bare.url}/verify`, headers, duration }),
+    { rounds: ROUNDS, sliceS: SLICE_S, warmupS: WARMUP_S },
+  );
+  return {
+    scenario: "ForwardAuth GET /verify (valid token)",
+    subject,
+    baseline,
+    baselineName: "bare node:http GET",
+    goal: { kind: "ratio", min: 0.8 },
+  };
+}
