@@ -52,8 +52,8 @@ export class AccessChecker {
   }
 
   private async decide(authorization: string | undefined, route: ServiceRoute): Promise<AccessOutcome> {
-    const resourceMetadata = this.router.metadataUrl(route);
     const scopes = route.service.scopes;
+    // Built only on the refusal path: a good token costs none of this.
     const refuse = (
       status: 401 | 403,
       error: string | undefined,
@@ -65,7 +65,7 @@ export class AccessChecker {
       message: description,
       claims,
       challenge: bearerChallenge({
-        resourceMetadata,
+        resourceMetadata: this.router.metadataUrl(route),
         scopes,
         error,
         description: error ? description : undefined,

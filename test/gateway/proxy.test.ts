@@ -4,6 +4,8 @@
  * upstream is down, slow, or the body is too big.
  */
 
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -17,16 +19,24 @@ import { freePort, startHangingServer, startUpstream, type TestUpstream } from "
 let upstream: TestUpstream;
 let hanging: Awaited<ReturnType<typeof startHangingServer>>;
 let gw: TestGateway;
+/** An upstream that sends one SSE event and then dies mid-stream. */
+const breaking = createServer((_req, res) => {
+  res.writeHead(200, { "content-type": "text/event-stream" });
+  res.write('event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress"}\n\n');
+  setTimeout(() => res.socket?.destroy(), 100);
+});
 
 beforeAll(async () => {
   upstream = await startUpstream();
   hanging = await startHangingServer();
+  await new Promise<void>((r) => breaking.listen(0, "127.0.0.1", r));
   gw = await startGateway({
     gateway: { upstream_timeout: 1, max_body: 64 * 1024 },
     services: {
       echo: { url: upstream.url },
       down: { url: `http://127.0.0.1:${await freePort()}/mcp` },
       slow: { url: hanging.url },
+      breaking: { url: `http://127.0.0.1:${(breaking.address() as AddressInfo).port}/mcp` },
     },
   });
 });
@@ -35,6 +45,7 @@ afterAll(async () => {
   await gw?.close();
   await upstream?.close();
   await hanging?.close();
+  await new Promise((r) => breaking.close(r));
 });
 
 async function connectClient(token: string, headers: Record<string, string> = {}) {
@@ -236,6 +247,28 @@ describe("upstream failures and limits", () => {
       error: { code: -32000, message: "The upstream of down is unavailable" },
       id: null,
     });
+  });
+
+  it("upstream dying mid-stream: the client's stream ends too, after the event that was sent", async () => {
+    const res = await request(`${gw.url}/breaking/mcp`, {
+      method: "GET",
+      headers: { accept: "text/event-stream", authorization: `Bearer ${await gw.token("breaking")}` },
+    });
+    expect(res.statusCode).toBe(200);
+    let received = "";
+    const ended = await Promise.race([
+      (async () => {
+        try {
+          for await (const chunk of res.body) received += chunk;
+        } catch {
+          // a reset connection is an acceptable end
+        }
+        return "ended";
+      })(),
+      new Promise((r) => setTimeout(() => r("hung"), 5000)),
+    ]);
+    expect(ended).toBe("ended");
+    expect(received).toContain("notifications/progress");
   });
 
   it("upstream hanging: 504 after the configured timeout", async () => {
