@@ -7,7 +7,11 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { childrenOf, isAlive, waitFor } from "../bridge/helpers.js";
+import { accessTokenFor } from "../support/login.js";
 import { freePort } from "../support/upstream.js";
 
 const BIN = resolve("bin/mcp-gateway.js");
@@ -127,5 +131,56 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway CLI (run `npm 
     expect(cli(["admin", "users", "list"], fresh).stdout).toContain("dora");
     expect(cli(["admin", "keys", "list"], fresh).stdout.trim().split("\n").length).toBe(after.length);
     rmSync(fresh, { recursive: true, force: true });
+  });
+
+  it("serve with the services in the box: MCP sessions spawn children, SIGTERM leaves none behind", async () => {
+    const home = mkdtempSync(join(tmpdir(), "mcpgw-serve-"));
+    const port = await freePort();
+    const child = spawn(process.execPath, [BIN, "serve", "--port", String(port)], {
+      cwd: home,
+      env: cleanEnv(),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    await waitFor(() => out.includes("(shown once"), 15_000);
+    const password = /password (\S+)/.exec(out)?.[1] as string;
+    const base = `http://127.0.0.1:${port}`;
+    const issuer = `http://localhost:${port}`;
+    const services = ["time", "everything", "memory"];
+    // The issuer is localhost; the resource URLs the gateway knows are under it.
+    const { accessToken } = await accessTokenFor(
+      base,
+      services.map((s) => `${issuer}/${s}/mcp`),
+      {
+        username: "admin",
+        password,
+      },
+    );
+    const clients: Client[] = [];
+    for (const service of services) {
+      const client = new Client({ name: "serve-test", version: "1.0.0" });
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${base}/${service}/mcp`), {
+          requestInit: { headers: { authorization: `Bearer ${accessToken}` } },
+        }),
+      );
+      expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+      clients.push(client);
+    }
+    // Every bridged service runs as a descendant of the gateway process.
+    const descendants = (pid: number): number[] => childrenOf(pid).flatMap((c) => [c, ...descendants(c)]);
+    const before = descendants(child.pid as number);
+    expect(before.length).toBeGreaterThanOrEqual(services.length);
+
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    // Children were started in their own process groups, so look them up by pid, not by parent.
+    await waitFor(() => before.every((pid) => !isAlive(pid)), 10_000);
+    for (const client of clients) await client.close().catch(() => undefined);
+    rmSync(home, { recursive: true, force: true });
   });
 });
