@@ -253,12 +253,48 @@ function targetText(row: Row): string {
 
 export function formatRows(rows: Row[]): string {
   const header =
-    "| scenario | req/s | p50 ms | p99 ms | errors/non-2xx | baseline | baseline req/s | baseline p50 ms | result | target | met |";
-  const sep = "|---|---:|---:|---:|---:|---|---:|---:|---:|---|---|";
+    "| scenario | req/s | p50 ms | p99 ms | errors/non-2xx | baseline | baseline req/s | baseline p50 ms | baseline p99 ms | result | target | met |";
+  const sep = "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|";
   const body = rows.map((r) => {
     const { result, met } = judge(r);
     const verdict = met === undefined ? "" : met ? "yes" : "**no**";
-    return `| ${r.scenario} | ${r.subject.rps.toFixed(0)} | ${r.subject.p50.toFixed(2)} | ${r.subject.p99.toFixed(2)} | ${r.subject.errors}/${r.subject.non2xx} | ${r.baselineName} | ${r.baseline.rps.toFixed(0)} | ${r.baseline.p50.toFixed(2)} | ${result} | ${targetText(r)} | ${verdict} |`;
+    return `| ${r.scenario} | ${r.subject.rps.toFixed(0)} | ${r.subject.p50.toFixed(2)} | ${r.subject.p99.toFixed(2)} | ${r.subject.errors}/${r.subject.non2xx} | ${r.baselineName} | ${r.baseline.rps.toFixed(0)} | ${r.baseline.p50.toFixed(2)} | ${r.baseline.p99.toFixed(2)} | ${result} | ${targetText(r)} | ${verdict} |`;
   });
   return [header, sep, ...body].join("\n");
+}
+
+/** Memory one session costs on one side: deltas over the whole process tree, divided by the sessions opened. */
+export interface SessionMemory {
+  rssMiB: number;
+  pssMiB: number;
+  /** The bridge process's own RSS growth per session (its children excluded). */
+  parentMiB: number;
+  /** Processes added to the tree by all the sessions together. */
+  processes: number;
+}
+
+/** A memory comparison: lower is better; met when the subject's RSS per session is below the baseline's. */
+export interface MemoryRow {
+  scenario: string;
+  subjectName: string;
+  baselineName: string;
+  subject: SessionMemory;
+  baseline: SessionMemory;
+  /** Not the same mode on both sides: shown for reference, not judged. */
+  reference?: boolean;
+}
+
+export function formatMemoryRows(rows: MemoryRow[]): string {
+  const header =
+    "| scenario | side | RSS MiB/session | PSS MiB/session | bridge process MiB/session | processes added | RSS ratio | target | met |";
+  const sep = "|---|---|---:|---:|---:|---:|---:|---|---|";
+  const line = (r: MemoryRow, side: "subject" | "baseline") => {
+    const m = r[side];
+    const ratio = r.subject.rssMiB / r.baseline.rssMiB;
+    const verdict = r.reference ? "(reference)" : ratio < 1 ? "yes" : "**no**";
+    const last = side === "subject" ? `${ratio.toFixed(2)} | ratio < 1 | ${verdict}` : " | | ";
+    const name = side === "subject" ? r.subjectName : r.baselineName;
+    return `| ${side === "subject" ? r.scenario : ""} | ${name} | ${m.rssMiB.toFixed(2)} | ${m.pssMiB.toFixed(2)} | ${m.parentMiB.toFixed(2)} | ${m.processes} | ${last} |`;
+  };
+  return [header, sep, ...rows.flatMap((r) => [line(r, "subject"), line(r, "baseline")])].join("\n");
 }

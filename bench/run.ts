@@ -4,12 +4,22 @@
  * non-zero only when requests errored; missed targets are reported in the table, not enforced.
  *
  * BENCH_PROFILE=1 runs the resource-side gateway child with `--cpu-prof` (profiles land in
- * $TMPDIR/mcpgw-bench-profiles/; open them in Chrome DevTools or speedscope). BENCH_ONLY=token or
- * BENCH_ONLY=resource runs one group.
+ * $TMPDIR/mcpgw-bench-profiles/; open them in Chrome DevTools or speedscope). BENCH_ONLY=token,
+ * BENCH_ONLY=resource or BENCH_ONLY=bridge runs one group (bridge needs `npm run build` first:
+ * it runs the real CLI from dist/).
  */
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatRows, type LoadResult, load, type Row, startServer } from "./lib.js";
+import {
+  formatMemoryRows,
+  formatRows,
+  type LoadResult,
+  load,
+  type MemoryRow,
+  type Row,
+  startServer,
+} from "./lib.js";
+import { bridgeScenarios } from "./scenarios/bridge.js";
 import { proxyScenarios } from "./scenarios/proxy.js";
 import { tokenScenarios } from "./scenarios/token.js";
 import { verifyScenario } from "./scenarios/verify.js";
@@ -59,20 +69,34 @@ async function resourceScenarios(): Promise<Row[]> {
 
 try {
   const only = process.env.BENCH_ONLY;
-  const rows = [
-    ...(only === "resource" ? [] : await tokenScenarios(bare.info, bareLoad)),
-    ...(only === "token" ? [] : await resourceScenarios()),
+  const wants = (group: "token" | "resource" | "bridge") => !only || only === group;
+  const rows: Row[] = [
+    ...(wants("token") ? await tokenScenarios(bare.info, bareLoad) : []),
+    ...(wants("resource") ? await resourceScenarios() : []),
   ];
+  const memory: MemoryRow[] = [];
+  const failures: string[] = [];
+  if (wants("bridge")) {
+    const bridge = await bridgeScenarios();
+    rows.push(...bridge.rows);
+    memory.push(...bridge.memory);
+    failures.push(...bridge.failures);
+  }
   process.stdout.write(
     `\n${startedAt.toISOString()} · node ${process.version} · ${availableParallelism()} CPUs · ` +
       `load average ${loadBefore} before, ${load1()} after\n\n${formatRows(rows)}\n`,
   );
+  if (memory.length) process.stdout.write(`\n${formatMemoryRows(memory)}\n`);
   if (process.env.BENCH_PROFILE === "1") process.stdout.write(`\nCPU profiles: ${PROFILE_DIR}\n`);
   const failed = rows.filter(
     (r) => r.subject.errors + r.subject.non2xx + r.baseline.errors + r.baseline.non2xx > 0,
   );
   if (failed.length) {
     process.stderr.write(`errors in: ${failed.map((r) => r.scenario).join(", ")}\n`);
+    process.exitCode = 1;
+  }
+  if (failures.length) {
+    process.stderr.write(`bridge clean-up failed: ${failures.join("; ")}\n`);
     process.exitCode = 1;
   }
 } finally {

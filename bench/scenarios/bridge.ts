@@ -1,0 +1,274 @@
+/**
+ * The stdio bridge against supergateway (npm), both wrapping the same stdio MCP server (the
+ * in-box `time` server, `node dist/services/time.js`), both real CLIs run as child processes
+ * on loopback in the same run:
+ *
+ * - `mcp-gateway bridge --mode per-session` (dist/, so `npm run build` first);
+ * - `supergateway --stdio … --outputTransport streamableHttp --stateful`: its stateful mode
+ *   spawns one child per session (through `sh -c`), like our `per-session`; its stateless mode
+ *   spawns one child per request and has no sessions at all, so it is not the one to compare.
+ *
+ * Two measurements: `tools/call` throughput over real sessions (initialize, initialized, then
+ * calls spread over the session ids, every body checked for a result), and memory per session
+ * (RSS and PSS of the bridge's whole process tree before and after opening SESSIONS sessions).
+ * A third bridge, ours in `shared` mode (one child for every session), is measured for memory
+ * only, as a reference row: supergateway has no mode to compare it with.
+ */
+import { interleave, type LoadResult, load, type MemoryRow, type Row, type SessionMemory } from "../lib.js";
+import { type TreeMemory, treeMemory, treePids } from "../proctree.js";
+import { type Bridge, startOurs, startSupergateway } from "./bridge-procs.js";
+
+/** Sessions opened on each bridge: the memory sample, then the throughput run's session pool. */
+const SESSIONS = Number(process.env.BENCH_BRIDGE_SESSIONS ?? 20);
+const ROUNDS = 4;
+const SLICE_S = 2;
+const WARMUP_S = 1;
+/** Time for freshly started children to finish loading before RSS is read. */
+const SETTLE_MS = 1500;
+const PROTOCOL_VERSION = "2025-06-18";
+
+const HEADERS = {
+  "content-type": "application/json",
+  accept: "application/json, text/event-stream",
+};
+
+function callBody(id: number): string {
+  return JSON.stringify({
+    jsonrpc: "2.0",
+    id,
+    method: "tools/call",
+    params: { name: "get_current_time", arguments: { timezone: "UTC" } },
+  });
+}
+
+/** A tools/call answer (JSON, or one SSE `data:` event) that carries the tool's result. */
+function isResult(body: string): boolean {
+  return body.includes('"result":{"content":[') && body.includes('"timezone":"UTC"');
+}
+
+/** Reads a reply whether it came as JSON or as an SSE stream of one event. */
+async function post(
+  url: string,
+  body: string,
+  sid?: string,
+): Promise<{ status: number; text: string; sid: string | null }> {
+  const headers: Record<string, string> = { ...HEADERS };
+  if (sid) Object.assign(headers, { "mcp-session-id": sid, "mcp-protocol-version": PROTOCOL_VERSION });
+  const res = await fetch(url, { method: "POST", headers, body });
+  return { status: res.status, text: await res.text(), sid: res.headers.get("mcp-session-id") };
+}
+
+/** initialize, notifications/initialized and one checked tools/call: a session as a client leaves it. */
+async function openSession(url: string): Promise<string> {
+  const init = await post(
+    url,
+    JSON.stringify({
+      jsonrpc: "2.0",
+      id: 0,
+      method: "initialize",
+      params: {
+        protocolVersion: PROTOCOL_VERSION,
+        capabilities: {},
+        clientInfo: { name: "bench", version: "1" },
+      },
+    }),
+  );
+  if (init.status !== 200 || !init.sid || !init.text.includes('"result"')) {
+    throw new Error(`initialize at ${url} answered ${init.status}: ${init.text.slice(0, 300)}`);
+  }
+  const ack = await post(
+    url,
+    JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }),
+    init.sid,
+  );
+  if (ack.status !== 202) throw new Error(`initialized at ${url} answered ${ack.status}`);
+  const call = await post(url, callBody(1), init.sid);
+  if (call.status !== 200 || !isResult(call.text)) {
+    throw new Error(`tools/call at ${url} answered ${call.status}: ${call.text.slice(0, 300)}`);
+  }
+  return init.sid;
+}
+
+/** Opens `count` sessions, a few at a time (each one spawns a node child). */
+async function openSessions(url: string, count: number): Promise<string[]> {
+  const sids: string[] = [];
+  while (sids.length < count) {
+    const batch = Math.min(4, count - sids.length);
+    sids.push(...(await Promise.all(Array.from({ length: batch }, () => openSession(url)))));
+  }
+  return sids;
+}
+
+async function closeSessions(url: string, sids: string[]): Promise<number> {
+  let failed = 0;
+  for (const sid of sids) {
+    const res = await fetch(url, { method: "DELETE", headers: { ...HEADERS, "mcp-session-id": sid } });
+    await res.text();
+    if (res.status !== 200) failed++;
+  }
+  return failed;
+}
+
+/** Waits until the bridge has no more than `children` child processes (DELETE ends them asynchronously). */
+async function waitForChildren(pid: number, children: number, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (treePids(pid).length - 1 <= children) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+/** tools/call at full load, each request on the next session id with a fresh JSON-RPC id. */
+function callLoad(url: string, sids: string[]) {
+  let next = 0;
+  return async (duration: number): Promise<LoadResult> => {
+    let bad = 0;
+    const result = await load({
+      url,
+      method: "POST",
+      headers: { ...HEADERS, "mcp-protocol-version": PROTOCOL_VERSION },
+      duration,
+      requests: [
+        {
+          setupRequest: (req) => {
+            const n = next++;
+            return {
+              ...req,
+              headers: { ...req.headers, "mcp-session-id": sids[n % sids.length] as string },
+              body: callBody(n + 100),
+            };
+          },
+          onResponse: (status, body) => {
+            if (status === 200 && !isResult(body)) bad++;
+          },
+        },
+      ],
+    });
+    // A 200 without a tool result (a JSON-RPC error, an empty stream) is a failure too.
+    return { ...result, errors: result.errors + bad };
+  };
+}
+
+const MIB = 1024 * 1024;
+
+function perSessionMemory(m: { before: TreeMemory; after: TreeMemory }): SessionMemory {
+  const per = (key: keyof TreeMemory) => (m.after[key] - m.before[key]) / SESSIONS / MIB;
+  return {
+    rssMiB: per("rss"),
+    pssMiB: per("pss"),
+    parentMiB: per("parentRss"),
+    processes: m.after.processes - m.before.processes,
+  };
+}
+
+/**
+ * Warm-up session (first-request costs such as lazy modules and JIT are not per-session
+ * costs), then the tree's memory before and after opening SESSIONS sessions, left open.
+ */
+async function measureSessions(
+  bridge: Bridge,
+  failures: string[],
+): Promise<{ before: TreeMemory; after: TreeMemory; sids: string[] }> {
+  const warm = await openSession(bridge.url);
+  if (await closeSessions(bridge.url, [warm])) failures.push(`${bridge.name}: DELETE failed`);
+  if (!(await waitForChildren(bridge.pid, bridge.idleChildren))) {
+    failures.push(`${bridge.name}: warm-up child did not exit`);
+  }
+  const before = treeMemory(bridge.pid);
+  const sids = await openSessions(bridge.url, SESSIONS);
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  return { before, after: treeMemory(bridge.pid), sids };
+}
+
+/** DELETEs the sessions and checks their children go (per-session) or the shared one stays. */
+async function endSessions(bridge: Bridge, sids: string[], failures: string[]): Promise<void> {
+  const failed = await closeSessions(bridge.url, sids);
+  if (failed) failures.push(`${bridge.name}: ${failed} DELETE(s) failed`);
+  if (!(await waitForChildren(bridge.pid, bridge.idleChildren))) {
+    failures.push(`${bridge.name}: children left after DELETE`);
+  }
+}
+
+export interface BridgeResults {
+  rows: Row[];
+  memory: MemoryRow[];
+  /** Clean-up that went wrong (failed DELETEs, children left behind): the run fails on any. */
+  failures: string[];
+}
+
+/**
+ * The bridge group: a throughput row (in the main table) and memory rows: ours per-session
+ * against supergateway --stateful (judged), and ours shared against the same (reference only:
+ * supergateway has no mode where sessions share a child).
+ */
+export async function bridgeScenarios(): Promise<BridgeResults> {
+  const failures: string[] = [];
+  const started: Bridge[] = [];
+  const open = new Map<Bridge, string[]>();
+  try {
+    const ours = await startOurs("per-session", SESSIONS + 10);
+    started.push(ours);
+    const theirs = await startSupergateway();
+    started.push(theirs);
+    const memory = new Map<Bridge, { before: TreeMemory; after: TreeMemory }>();
+    for (const bridge of [ours, theirs]) {
+      const measured = await measureSessions(bridge, failures);
+      open.set(bridge, measured.sids);
+      memory.set(bridge, measured);
+    }
+    const full = await interleave(
+      callLoad(ours.url, open.get(ours) ?? []),
+      callLoad(theirs.url, open.get(theirs) ?? []),
+      { rounds: ROUNDS, sliceS: SLICE_S, warmupS: WARMUP_S },
+    );
+    for (const bridge of [ours, theirs]) {
+      await endSessions(bridge, open.get(bridge) ?? [], failures);
+      open.delete(bridge);
+    }
+    // Shared mode only after the throughput run, so its child does not compete with it.
+    const shared = await startOurs("shared", SESSIONS + 10);
+    started.push(shared);
+    const sharedMemory = await measureSessions(shared, failures);
+    open.set(shared, sharedMemory.sids);
+    await endSessions(shared, sharedMemory.sids, failures);
+    open.delete(shared);
+
+    const of = (b: Bridge) => perSessionMemory(memory.get(b) as { before: TreeMemory; after: TreeMemory });
+    return {
+      rows: [
+        {
+          scenario: `bridge tools/call, ${SESSIONS} sessions (child per session)`,
+          subject: full.subject,
+          baseline: full.baseline,
+          baselineName: theirs.name,
+          goal: { kind: "ratio", min: 1 },
+        },
+      ],
+      memory: [
+        {
+          scenario: `bridge memory per session, ${SESSIONS} sessions (child per session)`,
+          subject: of(ours),
+          baseline: of(theirs),
+          subjectName: ours.name,
+          baselineName: theirs.name,
+        },
+        {
+          scenario: `bridge memory per session, ${SESSIONS} sessions (ours: one shared child)`,
+          subject: perSessionMemory(sharedMemory),
+          baseline: of(theirs),
+          subjectName: shared.name,
+          baselineName: theirs.name,
+          reference: true,
+        },
+      ],
+      failures,
+    };
+  } finally {
+    for (const [bridge, sids] of open) await closeSessions(bridge.url, sids).catch(() => 0);
+    for (const bridge of started) {
+      const left = await bridge.stop();
+      if (left) failures.push(`${bridge.name}: ${left} process(es) outlived it (killed)`);
+    }
+  }
+}
