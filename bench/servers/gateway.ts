@@ -10,10 +10,16 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildGateway } from "../../src/app.js";
-import { validateConfig } from "../../src/config/load.js";
-import { newSecret } from "../../src/oauth/secrets.js";
 import { mintAccessToken } from "../../test/support/mint.js";
+
+// The gateway under test is the compiled one users run (dist/, built by `npm run bench`), not
+// the TypeScript source through tsx, whose helpers add per-call work on the hot path.
+const dist = (path: string) => new URL(`../../dist/${path}`, import.meta.url).href;
+const { buildGateway } = (await import(dist("app.js"))) as typeof import("../../src/app.js");
+const { validateConfig } = (await import(
+  dist("config/load.js")
+)) as typeof import("../../src/config/load.js");
+const { newSecret } = (await import(dist("oauth/secrets.js"))) as typeof import("../../src/oauth/secrets.js");
 
 /** Long enough for any bench run: the token must not expire mid-scenario. */
 const BENCH_ACCESS_TTL_S = 3600;

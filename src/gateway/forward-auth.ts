@@ -25,8 +25,10 @@ import type { ServiceRoute, ServiceRouter } from "./routing.js";
 
 function first(value: string | string[] | undefined): string | undefined {
   const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined) return undefined;
   // X-Forwarded-Host may list a chain; the first entry is what the client asked for.
-  return v?.split(",")[0]?.trim() || undefined;
+  const comma = v.indexOf(",");
+  return (comma < 0 ? v : v.slice(0, comma)).trim() || undefined;
 }
 
 export interface ForwardAuthDeps {

@@ -39,12 +39,16 @@ function isReserved(name: string, reserved: Set<string>): boolean {
   return name.startsWith("x-user-") || name.startsWith("x-auth-") || reserved.has(name);
 }
 
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
 /** Names listed in a Connection header are hop-by-hop for this message too. */
 function connectionTokens(
   headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
-): Set<string> {
+): ReadonlySet<string> {
   const value = headers.connection;
-  const list = Array.isArray(value) ? value.join(",") : (value ?? "");
+  // The common cases name no other header: skip the parsing.
+  if (value === undefined || value === "keep-alive" || value === "close") return NO_TOKENS;
+  const list = Array.isArray(value) ? value.join(",") : value;
   return new Set(
     list
       .split(",")
@@ -66,13 +70,24 @@ export function identityHeaders(
   claims: AccessTokenClaims,
   names: IdentityHeaderNames,
 ): Record<string, string> {
-  return {
+  // Verified claims are cached per token, so the same object comes back on every request
+  // with that token: encode its headers once.
+  const memo = identityMemo.get(claims);
+  if (memo?.names === names) return memo.headers;
+  const headers = {
     [names.user_id]: headerSafe(claims.sub),
     [names.user_name]: headerSafe(claims.preferred_username ?? ""),
     [names.user_email]: headerSafe(claims.email ?? ""),
     [names.client_id]: headerSafe(claims.client_id),
   };
+  identityMemo.set(claims, { names, headers });
+  return headers;
 }
+
+const identityMemo = new WeakMap<
+  AccessTokenClaims,
+  { names: IdentityHeaderNames; headers: Record<string, string> }
+>();
 
 /** Request headers for the upstream: filtered client headers, forwarding info, then identity. */
 export function upstreamRequestHeaders(
