@@ -10,6 +10,7 @@ import { registerGateway } from "./gateway/index.js";
 import { createIdentityProvider } from "./idp/create.js";
 import type { IdentityProvider } from "./idp/idp.js";
 import { OAuthError } from "./oauth/errors.js";
+import { registerMachineCors } from "./oauth/http/cors.js";
 import { registerEndpoints } from "./oauth/http/endpoints.js";
 import { registerInteractionRoutes } from "./oauth/http/interaction-routes.js";
 import { KeyRing } from "./oauth/keys.js";
@@ -114,6 +115,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
       const code = request.url.startsWith("/register") ? "invalid_client_metadata" : "invalid_request";
       return reply.code(status).send({ error: code, error_description: describeFrameworkError(error) });
     });
+    registerMachineCors(sub);
     await registerEndpoints(sub, as);
     await registerInteractionRoutes(sub, as);
   });

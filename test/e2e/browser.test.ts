@@ -175,4 +175,63 @@ describe.skipIf(!chromiumCheck.available)("authorization in headless Chromium", 
       await context.close();
     }
   });
+
+  it("lets a browser-based client on another origin discover, register and hit /token with fetch()", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    // An app page on another origin (localhost vs 127.0.0.1), like the MCP Inspector.
+    const app = createServer((_req, res) =>
+      res.writeHead(200, { "content-type": "text/html" }).end("<p>app</p>"),
+    );
+    await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+    try {
+      await page.goto(`http://localhost:${(app.address() as AddressInfo).port}/`);
+      const result = await page.evaluate(async (base) => {
+        const meta = await (await fetch(`${base}/.well-known/oauth-authorization-server`)).json();
+        const reg = await fetch(meta.registration_endpoint, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            redirect_uris: ["http://localhost:6274/oauth/callback"],
+            token_endpoint_auth_method: "none",
+          }),
+        });
+        const client = await reg.json();
+        const token = await fetch(meta.token_endpoint, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", authorization: "Basic eDp5" },
+          body: "grant_type=authorization_code&code=nope",
+        });
+        return {
+          issuer: meta.issuer,
+          registered: reg.status,
+          clientId: client.client_id,
+          tokenStatus: token.status,
+          tokenError: (await token.json()).error,
+          challenge: token.headers.get("www-authenticate"),
+        };
+      }, gw.url);
+      expect(result).toMatchObject({
+        issuer: gw.url,
+        registered: 201,
+        tokenStatus: 401,
+        tokenError: "invalid_client",
+      });
+      expect(result.clientId).toBeTruthy();
+      expect(result.challenge).toMatch(/^Basic /);
+      // The pages a person uses are not readable cross-origin.
+      const consentReadable = await page.evaluate(async (base) => {
+        try {
+          await fetch(`${base}/consent?request=x`);
+          return true;
+        } catch {
+          return false;
+        }
+      }, gw.url);
+      expect(consentReadable).toBe(false);
+    } finally {
+      await context.close();
+      await new Promise((r) => app.close(r));
+    }
+  });
 });

@@ -54,7 +54,7 @@ export async function registerEndpoints(app: FastifyInstance, as: AuthorizationS
   const meta = (_req: FastifyRequest, reply: FastifyReply) =>
     reply
       .header("cache-control", "public, max-age=300")
-      .header("access-control-allow-origin", "*")
+
       .send(metadata(as));
   app.get("/.well-known/oauth-authorization-server", meta);
   app.get("/.well-known/openid-configuration", meta);
@@ -62,7 +62,7 @@ export async function registerEndpoints(app: FastifyInstance, as: AuthorizationS
   app.get("/jwks", (_req, reply) =>
     reply
       .header("cache-control", "public, max-age=300")
-      .header("access-control-allow-origin", "*")
+
       .send(as.parts.keys.jwks()),
   );
 
