@@ -50,7 +50,11 @@ const requestSerializer = (req: { method: string; url: string; ip?: string }) =>
 
 export async function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Promise<Gateway> {
   const store = options.store ?? (await openStore(config));
-  const keys = await KeyRing.open(store, config.tokens.signing_alg, config.tokens.access_ttl);
+  const keys = await KeyRing.open(store, {
+    alg: config.tokens.signing_alg,
+    accessTtlSeconds: config.tokens.access_ttl,
+    encryptionSecret: config.keys.encryption_secret,
+  });
   const revocations = new Revocations(store, config.tokens.revocation_cache, config.tokens.refresh_ttl);
   const resources = new ResourceIndex(config);
   const idp = await createIdentityProvider(config, store);

@@ -203,7 +203,11 @@ function registerTokens(admin: Command): void {
 function registerKeys(admin: Command): void {
   const keys = admin.command("keys").description("access token signing keys");
   const open = (store: Store, config: GatewayConfig) =>
-    KeyRing.open(store, config.tokens.signing_alg, config.tokens.access_ttl);
+    KeyRing.open(store, {
+      alg: config.tokens.signing_alg,
+      accessTtlSeconds: config.tokens.access_ttl,
+      encryptionSecret: config.keys.encryption_secret,
+    });
   keys
     .command("list")
     .option("-c, --config <file>")

@@ -125,6 +125,16 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
+  keys: z
+    .strictObject({
+      /**
+       * Seals the private signing keys in the store (AES-256-GCM, scrypt-derived key). Set it for
+       * any shared store (Redis); once set, the gateway cannot start without it.
+       */
+      encryption_secret: z.string().min(16, "use at least 16 characters").optional(),
+    })
+    .prefault({}),
+
   registration: z
     .strictObject({
       enabled: bool.default(true),

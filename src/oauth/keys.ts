@@ -7,13 +7,16 @@
 import { randomUUID } from "node:crypto";
 import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import type { Store } from "../store/store.js";
+import { KeySealingError, type SealedJwk, sealJwk, unsealJwk } from "./key-sealing.js";
 
 export type SigningAlg = "ES256" | "RS256" | "EdDSA";
 
 interface StoredKey {
   kid: string;
   alg: SigningAlg;
-  private_jwk: JWK;
+  /** The private key, plain; or `private_sealed` when an encryption secret is configured. */
+  private_jwk?: JWK;
+  private_sealed?: SealedJwk;
   public_jwk: JWK;
   created_at: number;
   /** Set when a newer key took over: the key is published until then, only for verifying. */
@@ -30,6 +33,14 @@ interface LoadedKey {
 }
 
 const NS = "keys";
+
+export interface KeyRingOptions {
+  alg: SigningAlg;
+  /** Access token lifetime: how long a key that was rotated out must still verify. */
+  accessTtlSeconds: number;
+  /** Seals private keys at rest (config `keys.encryption_secret`). */
+  encryptionSecret?: string;
+}
 /** Reload at least this often, so a rotation on another instance is picked up. */
 const RELOAD_EVERY_MS = 60_000;
 /** An unknown kid triggers a reload, but not more often than this (no store storm from junk tokens). */
@@ -41,16 +52,26 @@ export class KeyRing {
   private lastUnknownReload = 0;
   private timer?: NodeJS.Timeout;
 
+  private readonly alg: SigningAlg;
+  /** Access token lifetime: how long a retired key must still verify. */
+  private readonly accessTtlSeconds: number;
+  private readonly encryptionSecret?: string;
+
   private constructor(
     private readonly store: Store,
-    private readonly alg: SigningAlg,
-    /** Access token lifetime: how long a retired key must still verify. */
-    private readonly accessTtlSeconds: number,
-  ) {}
+    options: KeyRingOptions,
+  ) {
+    this.alg = options.alg;
+    this.accessTtlSeconds = options.accessTtlSeconds;
+    this.encryptionSecret = options.encryptionSecret;
+  }
 
-  /** Loads the keys, creating the first one on a fresh store. */
-  static async open(store: Store, alg: SigningAlg, accessTtlSeconds: number): Promise<KeyRing> {
-    const ring = new KeyRing(store, alg, accessTtlSeconds);
+  /**
+   * Loads the keys, creating the first one on a fresh store. Throws KeySealingError when keys
+   * are sealed and the secret is missing or wrong.
+   */
+  static async open(store: Store, options: KeyRingOptions): Promise<KeyRing> {
+    const ring = new KeyRing(store, options);
     await ring.reload();
     if (ring.keys.length === 0) {
       await ring.rotate();
@@ -66,14 +87,22 @@ export class KeyRing {
 
   async reload(): Promise<void> {
     const entries = await this.store.list<StoredKey & Record<string, never>>(NS);
+    // A key never changes under its kid: reuse what is loaded (unsealing costs a scrypt).
+    const known = new Map(this.keys.map((k) => [k.kid, k]));
     const loaded: LoadedKey[] = [];
     for (const { value } of entries) {
       const stored = value as unknown as StoredKey;
+      const already = known.get(stored.kid);
+      if (already) {
+        loaded.push(already);
+        continue;
+      }
+      const privateJwk = this.privateJwk(stored);
       loaded.push({
         kid: stored.kid,
         alg: stored.alg,
         createdAt: stored.created_at,
-        privateKey: (await importJWK(stored.private_jwk, stored.alg)) as CryptoKey,
+        privateKey: (await importJWK(privateJwk, stored.alg)) as CryptoKey,
         publicKey: (await importJWK(stored.public_jwk, stored.alg)) as CryptoKey,
         publicJwk: stored.public_jwk,
       });
@@ -92,10 +121,13 @@ export class KeyRing {
     const { privateKey, publicKey } = await generateKeyPair(this.alg, { extractable: true });
     const kid = randomUUID();
     const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: this.alg, use: "sig" };
+    const privateJwk = { ...(await exportJWK(privateKey)), kid, alg: this.alg };
     const stored: StoredKey = {
       kid,
       alg: this.alg,
-      private_jwk: { ...(await exportJWK(privateKey)), kid, alg: this.alg },
+      ...(this.encryptionSecret
+        ? { private_sealed: sealJwk(privateJwk, this.encryptionSecret) }
+        : { private_jwk: privateJwk }),
       public_jwk: publicJwk,
       created_at: Date.now(),
     };
@@ -115,6 +147,15 @@ export class KeyRing {
     await this.store.put(NS, kid, stored as never);
     await this.reload();
     return kid;
+  }
+
+  private privateJwk(stored: StoredKey): JWK {
+    if (stored.private_jwk) return stored.private_jwk;
+    if (!stored.private_sealed) throw new KeySealingError(`signing key ${stored.kid} has no private part`);
+    if (!this.encryptionSecret) {
+      throw new KeySealingError(`signing key ${stored.kid} is encrypted: set keys.encryption_secret`);
+    }
+    return unsealJwk(stored.private_sealed, this.encryptionSecret, stored.kid);
   }
 
   /** The key that signs new tokens. */

@@ -187,8 +187,11 @@ describe.skipIf(!chromiumCheck.available)("authorization in headless Chromium", 
     try {
       await page.goto(`http://localhost:${(app.address() as AddressInfo).port}/`);
       const result = await page.evaluate(async (base) => {
-        const meta = await (await fetch(`${base}/.well-known/oauth-authorization-server`)).json();
-        const reg = await fetch(meta.registration_endpoint, {
+        const meta = (await (await fetch(`${base}/.well-known/oauth-authorization-server`)).json()) as Record<
+          string,
+          string
+        >;
+        const reg = await fetch(meta.registration_endpoint as string, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body: JSON.stringify({
@@ -196,8 +199,8 @@ describe.skipIf(!chromiumCheck.available)("authorization in headless Chromium", 
             token_endpoint_auth_method: "none",
           }),
         });
-        const client = await reg.json();
-        const token = await fetch(meta.token_endpoint, {
+        const client = (await reg.json()) as { client_id: string };
+        const token = await fetch(meta.token_endpoint as string, {
           method: "POST",
           headers: { "content-type": "application/x-www-form-urlencoded", authorization: "Basic eDp5" },
           body: "grant_type=authorization_code&code=nope",
@@ -207,7 +210,7 @@ describe.skipIf(!chromiumCheck.available)("authorization in headless Chromium", 
           registered: reg.status,
           clientId: client.client_id,
           tokenStatus: token.status,
-          tokenError: (await token.json()).error,
+          tokenError: ((await token.json()) as { error: string }).error,
           challenge: token.headers.get("www-authenticate"),
         };
       }, gw.url);
