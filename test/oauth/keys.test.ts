@@ -63,7 +63,7 @@ describe("KeyRing", () => {
     const store = new SqliteStore(":memory:");
     const ring = await KeyRing.open(store, { ...options, encryptionSecret: SECRET });
     const token = await sign(ring);
-    const [stored] = await store.list<Record<string, unknown>>("keys");
+    const [stored] = (await store.list("keys")) as Array<{ value: Record<string, unknown> }>;
     expect(stored?.value.private_jwk).toBeUndefined();
     expect(JSON.stringify(stored?.value)).not.toContain('"d":');
     ring.close();

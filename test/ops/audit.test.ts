@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalUsers } from "../../src/idp/local.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
+import { INITIALIZE, MCP_HEADERS } from "../support/mcp-http.js";
 import {
   authorizeUrl,
   authorizeWithLocalLogin,
@@ -89,21 +90,8 @@ describe("audit events and log hygiene", () => {
     const call = (token: string) =>
       fetch(resource, {
         method: "POST",
-        headers: {
-          authorization: `Bearer ${token}`,
-          "content-type": "application/json",
-          accept: "application/json, text/event-stream",
-        },
-        body: JSON.stringify({
-          jsonrpc: "2.0",
-          id: 1,
-          method: "initialize",
-          params: {
-            protocolVersion: "2025-06-18",
-            capabilities: {},
-            clientInfo: { name: "t", version: "1" },
-          },
-        }),
+        headers: { ...MCP_HEADERS, authorization: `Bearer ${token}` },
+        body: JSON.stringify(INITIALIZE),
       });
     expect((await call(access)).status).toBe(200);
     expect((await call(`${access.slice(0, -4)}AAAA`)).status).toBe(401);
