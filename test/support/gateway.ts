@@ -37,7 +37,10 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
   const port = await freePort();
   const parsed = validateConfig({ public_url: `http://127.0.0.1:${port}`, log_level: "silent", ...config });
   const store = new SqliteStore(":memory:");
-  const keys = await KeyRing.open(store, { alg: parsed.tokens.signing_alg, accessTtlSeconds: parsed.tokens.access_ttl });
+  const keys = await KeyRing.open(store, {
+    alg: parsed.tokens.signing_alg,
+    accessTtlSeconds: parsed.tokens.access_ttl,
+  });
   const revocations = new Revocations(store, parsed.tokens.revocation_cache, parsed.tokens.refresh_ttl);
   const resources = new ResourceIndex(parsed);
   const upstreams = new Map<string, string>();
