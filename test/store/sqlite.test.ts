@@ -66,10 +66,14 @@ describe("SqliteStore specifics", () => {
     for (const key of keys) await store.put("codes", key, key, 60);
     await store.close();
     const worker = join(import.meta.dirname, "sqlite-take-worker.ts");
-    const children = Array.from({ length: 4 }, () =>
-      spawn(process.execPath, ["--import", "tsx", worker, file, String(keys.length)], {
-        stdio: ["pipe", "pipe", "inherit"],
-      }),
+    const children = Array.from({ length: 4 }, (_, i) =>
+      spawn(
+        process.execPath,
+        ["--import", "tsx", worker, file, String(keys.length), String((i * keys.length) / 4)],
+        {
+          stdio: ["pipe", "pipe", "inherit"],
+        },
+      ),
     );
     const outputs = children.map((child) => {
       let out = "";
