@@ -31,7 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-[ -d node_modules ] || npm ci
+[ -d node_modules ] || npm install --no-audit --no-fund
 npm run build
 npx tsc --noEmit -p .
 npx biome check .
