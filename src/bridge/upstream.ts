@@ -253,6 +253,8 @@ export class Upstream {
     this.pending.delete(key);
     if (entry.progressKey) this.progress.delete(entry.progressKey);
     entry.session.pendingCount -= 1;
+    // Idle time counts from the last answer, not from when a long request started.
+    entry.session.touch();
   }
 
   private childExited(exit: ChildExit): void {
