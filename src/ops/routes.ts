@@ -3,9 +3,10 @@
  * Prometheus metrics (/metrics).
  */
 import type { FastifyInstance } from "fastify";
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Registry } from "prom-client";
 import type { GatewayConfig } from "../config/schema.js";
 import type { Store } from "../store/store.js";
+import { RequestMetrics } from "./request-metrics.js";
 
 export interface OpsDeps {
   store: Store;
@@ -15,25 +16,19 @@ export interface OpsDeps {
 export async function registerOps(app: FastifyInstance, { store }: OpsDeps): Promise<void> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "mcpgw_" });
-  const requests = new Counter({
-    name: "mcpgw_http_requests_total",
-    help: "HTTP requests by route and status",
-    labelNames: ["route", "method", "status"] as const,
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: "mcpgw_http_request_duration_seconds",
-    help: "Time to response headers, by route",
-    labelNames: ["route"] as const,
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
-    registers: [registry],
-  });
+  const metrics = new RequestMetrics();
+  metrics.register(registry);
 
-  app.addHook("onResponse", async (request, reply) => {
+  // Callback style, not async: no promise per request on the hot path.
+  app.addHook("onResponse", (request, reply, done) => {
     // The route pattern, never the raw URL: bounded label cardinality, no secrets in labels.
-    const route = request.routeOptions.url ?? "unmatched";
-    requests.inc({ route, method: request.method, status: String(reply.statusCode) });
-    duration.observe({ route }, reply.elapsedTime / 1000);
+    metrics.record(
+      request.routeOptions.url ?? "unmatched",
+      request.method,
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
+    done();
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
