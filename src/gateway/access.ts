@@ -10,7 +10,7 @@ import type { AccessTokenClaims } from "../oauth/claims.js";
 import type { Audit } from "../ops/audit.js";
 import { bearerChallenge } from "./challenge.js";
 import type { ServiceRoute, ServiceRouter } from "./routing.js";
-import type { TokenVerifier } from "./token-check.js";
+import type { TokenVerifier, VerifiedToken } from "./token-check.js";
 
 export type AccessOutcome =
   | { ok: true; claims: AccessTokenClaims }
@@ -38,7 +38,28 @@ export class AccessChecker {
 
   /** Decides whether `authorization` (the raw header) opens `route`; refusals of a presented token are audited. */
   async check(authorization: string | undefined, route: ServiceRoute): Promise<AccessOutcome> {
-    const outcome = await this.decide(authorization, route);
+    return (
+      this.checkCached(authorization, route) ??
+      this.audited(authorization, route, await this.decide(authorization, route))
+    );
+  }
+
+  /**
+   * The same decision without waiting, when the token's signature and revocation verdicts are
+   * cached (the common case for a client in a session); undefined means "use check()".
+   */
+  checkCached(authorization: string | undefined, route: ServiceRoute): AccessOutcome | undefined {
+    const token = bearerToken(authorization);
+    if (!token) return undefined;
+    const verified = this.verifier.verifyCached(token);
+    return verified && this.audited(authorization, route, this.judge(route, verified));
+  }
+
+  private audited(
+    authorization: string | undefined,
+    route: ServiceRoute,
+    outcome: AccessOutcome,
+  ): AccessOutcome {
     // A request with no token at all is the normal first step of discovery, not an event.
     if (!outcome.ok && authorization !== undefined) {
       this.audit.emit({
@@ -54,50 +75,27 @@ export class AccessChecker {
   }
 
   private async decide(authorization: string | undefined, route: ServiceRoute): Promise<AccessOutcome> {
-    const scopes = route.service.scopes;
-    // Built only on the refusal path: a good token costs none of this.
-    const refuse = (
-      status: 401 | 403,
-      error: string | undefined,
-      description: string,
-      claims?: AccessTokenClaims,
-    ): AccessOutcome => ({
-      ok: false,
-      status,
-      message: description,
-      claims,
-      challenge: bearerChallenge({
-        resourceMetadata: this.router.metadataUrl(route),
-        scopes,
-        error,
-        description: error ? description : undefined,
-      }),
-    });
-
     const token = bearerToken(authorization);
-    if (token === undefined) return refuse(401, undefined, "Authentication required");
-    if (token === null) return refuse(401, "invalid_token", "The Authorization header is not a Bearer token");
-
-    const verified = await this.verifier.verify(token);
-    if (!verified.ok) return refuse(401, "invalid_token", verified.description);
-    const { claims, audiences, scopes: granted } = verified.token;
-
-    if (!this.acceptedAudiences(route.name).some((a) => audiences.has(a))) {
-      return refuse(
-        401,
-        "invalid_token",
-        `The access token is not meant for the service ${route.name}`,
-        claims,
-      );
+    if (token === undefined) return this.refuse(route, 401, undefined, "Authentication required");
+    if (token === null) {
+      return this.refuse(route, 401, "invalid_token", "The Authorization header is not a Bearer token");
     }
-    const missing = scopes.filter((s) => !granted.has(s));
+    const verified = await this.verifier.verify(token);
+    if (!verified.ok) return this.refuse(route, 401, "invalid_token", verified.description);
+    return this.judge(route, verified.token);
+  }
+
+  /** Audience, scopes and the service's policy, for a token whose signature and revocation are fine. */
+  private judge(route: ServiceRoute, verified: VerifiedToken): AccessOutcome {
+    const { claims, audiences, scopes: granted } = verified;
+    if (!this.acceptedAudiences(route.name).some((a) => audiences.has(a))) {
+      const why = `The access token is not meant for the service ${route.name}`;
+      return this.refuse(route, 401, "invalid_token", why, claims);
+    }
+    const missing = route.service.scopes.filter((s) => !granted.has(s));
     if (missing.length > 0) {
-      return refuse(
-        403,
-        "insufficient_scope",
-        `The service ${route.name} needs the scope ${missing.join(" ")}`,
-        claims,
-      );
+      const why = `The service ${route.name} needs the scope ${missing.join(" ")}`;
+      return this.refuse(route, 403, "insufficient_scope", why, claims);
     }
     const decision = evaluatePolicy(route.service, {
       login: claims.preferred_username ?? claims.sub,
@@ -106,9 +104,37 @@ export class AccessChecker {
     });
     if (!decision.allowed) {
       // Not a token problem a new token with more scopes would fix, so not insufficient_scope.
-      return refuse(403, "access_denied", `${decision.reason} of the service ${route.name}`, claims);
+      return this.refuse(
+        route,
+        403,
+        "access_denied",
+        `${decision.reason} of the service ${route.name}`,
+        claims,
+      );
     }
     return { ok: true, claims };
+  }
+
+  /** Built only on the refusal path: a good token costs none of this. */
+  private refuse(
+    route: ServiceRoute,
+    status: 401 | 403,
+    error: string | undefined,
+    description: string,
+    claims?: AccessTokenClaims,
+  ): AccessOutcome {
+    return {
+      ok: false,
+      status,
+      message: description,
+      claims,
+      challenge: bearerChallenge({
+        resourceMetadata: this.router.metadataUrl(route),
+        scopes: route.service.scopes,
+        error,
+        description: error ? description : undefined,
+      }),
+    };
   }
 
   private acceptedAudiences(service: string): string[] {

@@ -83,7 +83,9 @@ export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps)
         return deny(reply, 403, undefined, "Origin not allowed");
       }
 
-      const outcome = await access.check(req.headers.authorization, route);
+      const outcome =
+        access.checkCached(req.headers.authorization, route) ??
+        (await access.check(req.headers.authorization, route));
       if (!outcome.ok) return deny(reply, outcome.status, outcome.challenge, outcome.message);
       return reply
         .code(200)

@@ -47,7 +47,9 @@ export function mcpEndpoint(deps: McpEndpointDeps) {
       });
     }
 
-    const outcome = await access.check(req.headers.authorization, route);
+    const outcome =
+      access.checkCached(req.headers.authorization, route) ??
+      (await access.check(req.headers.authorization, route));
     if (!outcome.ok) {
       return sendJsonRpcError(reply, outcome.status, outcome.message, {
         ...cors,

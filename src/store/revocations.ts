@@ -59,6 +59,12 @@ export class Revocations {
     return (await this.store.get<Mark>(NS, `sid:${sid}`)) !== undefined;
   }
 
+  /** The cached verdict for a token while it is fresh, without touching the store; else undefined. */
+  cachedVerdict(jti: string): boolean | undefined {
+    const cached = this.cache.get(jti);
+    return cached && cached.until > Date.now() ? cached.revoked : undefined;
+  }
+
   /**
    * Whether a token is revoked; cached per token for `cacheSeconds` unless `fresh` (the
    * authorization server's own answers, such as introspection, are never stale).
