@@ -106,7 +106,7 @@ describe.skipIf(!tmuxCheck.available)("tmux service through the bridge", () => {
     });
     expect(sent.isError).toBeFalsy();
     // The shell's output, not only the echo of what was typed: the arithmetic is done.
-    const pane = await captureUntil(client, "work-1", /^hello-from-tmux 42$/m);
+    const pane = await captureUntil(client, "work-1", /hello-from-tmux 42$/m);
     expect(pane).toContain("echo hello-from-tmux $((6 * 7))");
 
     // Keys are literal: a tmux key name is typed as text, not pressed.
