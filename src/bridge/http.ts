@@ -62,16 +62,17 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 
 /** The request handler for a bridge: one endpoint path, everything else 404. */
 export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions) {
-  const sessionIdOf = (req: IncomingMessage, res: ServerResponse): string | undefined => {
+  /** The live session a request names; otherwise the 400 or 404 is already sent. */
+  const sessionOf = (req: IncomingMessage, res: ServerResponse) => {
     const sid = req.headers["mcp-session-id"];
     if (typeof sid !== "string" || !sid) {
       sendJsonRpcError(res, 400, ErrorCode.ServerError, "Bad Request: Mcp-Session-Id header is required");
       return undefined;
     }
-    return sid;
+    const entry = registry.get(sid);
+    if (!entry) sendJsonRpcError(res, 404, ErrorCode.SessionNotFound, "Session not found");
+    return entry && { sid, ...entry };
   };
-  const notFound = (res: ServerResponse) =>
-    sendJsonRpcError(res, 404, ErrorCode.SessionNotFound, "Session not found");
 
   async function post(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const accepts = parseAccept(req.headers.accept);
@@ -130,14 +131,9 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
       initialize(init, accepts, res);
       return;
     }
-    const sid = sessionIdOf(req, res);
-    if (!sid) return;
-    const entry = registry.get(sid);
-    if (!entry) {
-      notFound(res);
-      return;
-    }
-    const { session, upstream } = entry;
+    const entry = sessionOf(req, res);
+    if (!entry) return;
+    const { sid, session, upstream } = entry;
     const requests = valid.filter(isRequest);
     const exchange =
       requests.length > 0
@@ -188,26 +184,17 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
       );
       return;
     }
-    const sid = sessionIdOf(req, res);
-    if (!sid) return;
-    const entry = registry.get(sid);
-    if (!entry) {
-      notFound(res);
-      return;
-    }
+    const entry = sessionOf(req, res);
+    if (!entry) return;
     if (!entry.session.attachStream(res)) {
       sendJsonRpcError(res, 409, ErrorCode.ServerError, "Conflict: this session already has a GET stream");
     }
   }
 
   function remove(req: IncomingMessage, res: ServerResponse): void {
-    const sid = sessionIdOf(req, res);
-    if (!sid) return;
-    if (!registry.get(sid)) {
-      notFound(res);
-      return;
-    }
-    registry.end(sid, "session deleted by the client");
+    const entry = sessionOf(req, res);
+    if (!entry) return;
+    registry.end(entry.sid, "session deleted by the client");
     res.writeHead(200).end();
   }
 

@@ -34,8 +34,9 @@ export class TmuxCommandError extends Error {
     super(text);
     this.name = "TmuxCommandError";
     // tmux says "no server running on …" or "error connecting to … (No such file…)" before the
-    // first session exists: that is an empty server, not a failure.
-    this.noServer = /no server running|error connecting to/.test(text);
+    // first session exists, and "server exited unexpectedly" when the last session was just
+    // killed and the server is going away: all of them an empty server, not a failure.
+    this.noServer = /no server running|error connecting to|server exited unexpectedly/.test(text);
     this.noSession = /can't find (session|window|pane)/.test(text);
     this.duplicate = /duplicate session/.test(text);
   }
