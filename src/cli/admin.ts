@@ -124,9 +124,11 @@ function registerUsers(admin: Command): void {
     .option("-c, --config <file>")
     .action((name: string, opts: Opts) =>
       withStore(opts, async (store, config) => {
-        if (!(await new LocalUsers(store).remove(name))) fail(`no such user: ${name}`);
-        // Local users' subject is their lower-cased name (src/idp/local.ts).
-        await revokerFor(store, config).revokeUser(name.toLowerCase());
+        const users = new LocalUsers(store);
+        // Their tokens' subject is the name as it was added (src/idp/local.ts), whatever case is typed here.
+        const user = await users.get(name);
+        if (!user || !(await users.remove(name))) fail(`no such user: ${name}`);
+        await revokerFor(store, config).revokeUser(user.name);
         process.stdout.write(`removed ${name}\n`);
       }),
     );

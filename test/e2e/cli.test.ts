@@ -9,8 +9,12 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalUsers } from "../../src/idp/local.js";
+import type { AccessTokenClaims } from "../../src/oauth/claims.js";
 import { childrenOf, isAlive, waitFor } from "../bridge/helpers.js";
+import { startFullGateway } from "../support/full-gateway.js";
 import { accessTokenFor } from "../support/login.js";
 import { freePort } from "../support/upstream.js";
 
@@ -182,5 +186,29 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway CLI (run `npm 
     await waitFor(() => before.every((pid) => !isAlive(pid)), 10_000);
     for (const client of clients) await client.close().catch(() => undefined);
     rmSync(home, { recursive: true, force: true });
+  });
+
+  it("admin users remove revokes the user's tokens, whatever case the name is typed in", async () => {
+    const data = mkdtempSync(join(tmpdir(), "mcpgw-remove-"));
+    const gw = await startFullGateway(
+      { services: { notes: { url: "http://127.0.0.1:9/mcp" } } },
+      { dataDir: data },
+    );
+    try {
+      await new LocalUsers(gw.store).add("Ivy", "ivy's password");
+      const { accessToken } = await accessTokenFor(gw.url, [`${gw.url}/notes/mcp`], {
+        username: "Ivy",
+        password: "ivy's password",
+      });
+      const claims = decodeJwt(accessToken) as unknown as AccessTokenClaims;
+      expect(claims.sub).toBe("Ivy");
+      writeFileSync(join(data, "gateway.yaml"), `data_dir: ${data}\n`);
+      const removed = cli(["admin", "users", "remove", "ivy", "--config", join(data, "gateway.yaml")], data);
+      expect(removed.status).toBe(0);
+      expect(await gw.as.parts.revocations.isRevoked(claims, { fresh: true })).toBe(true);
+    } finally {
+      await gw.close({ wipe: true });
+      rmSync(data, { recursive: true, force: true });
+    }
   });
 });
