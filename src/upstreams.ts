@@ -3,13 +3,27 @@
  * loopback URL in this process (so bridged and remote services share one proxy path).
  */
 import type { FastifyBaseLogger } from "fastify";
-import { type RunningBridge, startBridge } from "./bridge/index.js";
-import type { GatewayConfig } from "./config/schema.js";
+import { type BridgeOptions, type RunningBridge, startBridge } from "./bridge/index.js";
+import type { GatewayConfig, ServiceConfig } from "./config/schema.js";
 
 export interface ServiceUpstreams {
   urls: Map<string, string>;
   bridges: Map<string, RunningBridge>;
   close(): Promise<void>;
+}
+
+/** How a stdio service's config becomes a bridge: the one mapping, for serve and the tests. */
+export function bridgeOptions(service: ServiceConfig): BridgeOptions {
+  return {
+    command: service.command as string,
+    args: service.args,
+    env: service.env,
+    cwd: service.cwd,
+    sessionMode: service.session_mode,
+    maxSessions: service.max_sessions,
+    idleTimeoutSeconds: service.idle_timeout,
+    requestTimeoutSeconds: service.request_timeout,
+  };
 }
 
 export async function startServiceUpstreams(
@@ -31,14 +45,7 @@ export async function startServiceUpstreams(
       if (!service.command) continue;
       const serviceLog = log.child({ service: name });
       const bridge = await startBridge({
-        command: service.command,
-        args: service.args,
-        env: service.env,
-        cwd: service.cwd,
-        sessionMode: service.session_mode,
-        maxSessions: service.max_sessions,
-        idleTimeoutSeconds: service.idle_timeout,
-        requestTimeoutSeconds: service.request_timeout,
+        ...bridgeOptions(service),
         maxBodyBytes: config.gateway.max_body,
         logger: serviceLog,
       });

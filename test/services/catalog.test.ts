@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningBridge, startBridge } from "../../src/bridge/index.js";
 import { configSchema, type ServiceConfig } from "../../src/config/schema.js";
 import { builtinServices } from "../../src/services/catalog.js";
+import { bridgeOptions } from "../../src/upstreams.js";
 import { connectClient } from "../bridge/helpers.js";
 import { DEFAULT_SERVICES, serviceCalls, startTestPage } from "../support/service-calls.js";
 
@@ -58,16 +59,7 @@ describe("built-in services", () => {
       let bridge: RunningBridge | undefined;
       let client: Client | undefined;
       try {
-        bridge = await startBridge({
-          command: svc.command as string,
-          args: svc.args,
-          env: svc.env,
-          cwd: svc.cwd,
-          sessionMode: svc.session_mode,
-          maxSessions: svc.max_sessions,
-          idleTimeoutSeconds: svc.idle_timeout,
-          requestTimeoutSeconds: svc.request_timeout,
-        });
+        bridge = await startBridge(bridgeOptions(svc));
         client = await connectClient(bridge.url);
         expect((await client.listTools()).tools.length).toBeGreaterThan(0);
         await calls[name]?.(client);

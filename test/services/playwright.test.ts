@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningBridge, startBridge } from "../../src/bridge/index.js";
 import { configSchema, type ServiceConfig } from "../../src/config/schema.js";
 import { builtinServices } from "../../src/services/catalog.js";
+import { bridgeOptions } from "../../src/upstreams.js";
 import { connectClient } from "../bridge/helpers.js";
 import { checkBinary } from "../support/binaries.js";
 
@@ -43,16 +44,7 @@ describe.skipIf(!chromium.available)("playwright service through the bridge", ()
     await new Promise<void>((r) => page.listen(0, "127.0.0.1", r));
     pageUrl = `http://127.0.0.1:${(page.address() as AddressInfo).port}/page`;
     svc = configSchema.parse({ services: builtinServices(dataDir) }).services.playwright as ServiceConfig;
-    bridge = await startBridge({
-      command: svc.command as string,
-      args: svc.args,
-      env: svc.env,
-      cwd: svc.cwd,
-      sessionMode: svc.session_mode,
-      maxSessions: svc.max_sessions,
-      idleTimeoutSeconds: svc.idle_timeout,
-      requestTimeoutSeconds: svc.request_timeout,
-    });
+    bridge = await startBridge(bridgeOptions(svc));
     client = await connectClient(bridge.url);
   });
 

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningBridge, startBridge } from "../../src/bridge/index.js";
 import { configSchema, type ServiceConfig } from "../../src/config/schema.js";
 import { builtinServices } from "../../src/services/catalog.js";
+import { bridgeOptions } from "../../src/upstreams.js";
 import { connectClient } from "../bridge/helpers.js";
 import { checkBinary } from "../support/binaries.js";
 
@@ -25,16 +26,8 @@ function text(result: unknown): string {
 }
 
 async function bridgeFor(svc: ServiceConfig, env: Record<string, string> = {}): Promise<RunningBridge> {
-  return startBridge({
-    command: svc.command as string,
-    args: svc.args,
-    env: { ...svc.env, ...env },
-    cwd: svc.cwd,
-    sessionMode: svc.session_mode,
-    maxSessions: svc.max_sessions,
-    idleTimeoutSeconds: svc.idle_timeout,
-    requestTimeoutSeconds: svc.request_timeout,
-  });
+  const options = bridgeOptions(svc);
+  return startBridge({ ...options, env: { ...options.env, ...env } });
 }
 
 /** Poll the pane until `pattern` shows up (the shell needs a moment to run what was typed). */
