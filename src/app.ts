@@ -7,6 +7,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOpt
 import { ResourceIndex } from "./config/resources.js";
 import type { GatewayConfig } from "./config/schema.js";
 import { registerGateway } from "./gateway/index.js";
+import { Shortcuts } from "./http/server.js";
 import { createIdentityProvider } from "./idp/create.js";
 import type { IdentityProvider } from "./idp/idp.js";
 import { OAuthError } from "./oauth/errors.js";
@@ -16,6 +17,7 @@ import { registerInteractionRoutes } from "./oauth/http/interaction-routes.js";
 import { KeyRing } from "./oauth/keys.js";
 import { AuthorizationServer } from "./oauth/server.js";
 import { logAudit } from "./ops/audit.js";
+import { OneLinePerRequest, RequestLog } from "./ops/request-log.js";
 import { registerOps } from "./ops/routes.js";
 import { openStore } from "./store/open.js";
 import { Revocations } from "./store/revocations.js";
@@ -59,7 +61,11 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const resources = new ResourceIndex(config);
   const idp = await createIdentityProvider(config, store);
 
+  const shortcuts = new Shortcuts();
   const app = Fastify({
+    serverFactory: shortcuts.serverFactory,
+    // One access-log line per request, the same for fastify and the shortcuts.
+    logController: new OneLinePerRequest(),
     logger: options.logger ?? {
       level: config.log_level,
       serializers: { req: requestSerializer },
@@ -74,6 +80,10 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     routerOptions: { maxParamLength: 500 },
   });
 
+  shortcuts.onError = (err) => app.log.error({ err }, "shortcut failed; fastify answers instead");
+  const requests = new RequestLog(app.log, config.trust_proxy);
+  requests.attach(app);
+
   const upstreams = await startServiceUpstreams(config, app.log);
   const audit = logAudit(app.log.child({ component: "audit" }));
   const as = new AuthorizationServer({ config, store, keys, revocations, resources, idp, audit });
@@ -85,7 +95,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     if (!options.store) await store.close();
   });
 
-  await registerOps(app, { store, config });
+  await registerOps(app, { store, config, metrics: requests.metrics });
 
   // The authorization server: its own subtree with OAuth-shaped errors.
   await app.register(async (sub) => {
@@ -124,7 +134,16 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     await registerInteractionRoutes(sub, as);
   });
 
-  await registerGateway(app, { config, keys, revocations, resources, upstreams: upstreams.urls, audit });
+  await registerGateway(app, {
+    config,
+    keys,
+    revocations,
+    resources,
+    upstreams: upstreams.urls,
+    audit,
+    shortcuts,
+    requests,
+  });
 
   return { app, as, store, keys, idp, upstreams: upstreams.urls };
 }

@@ -55,6 +55,18 @@ export class AccessChecker {
     return verified && this.audited(authorization, route, this.judge(route, verified));
   }
 
+  /**
+   * The claims of a token that is cached and admitted to `route`; undefined for anything else
+   * (uncached, refused: nothing is audited here, the caller asks check() for those).
+   */
+  allowedCached(authorization: string | undefined, route: ServiceRoute): AccessTokenClaims | undefined {
+    const token = bearerToken(authorization);
+    const verified = token ? this.verifier.verifyCached(token) : undefined;
+    if (!verified) return undefined;
+    const outcome = this.judge(route, verified);
+    return outcome.ok ? outcome.claims : undefined;
+  }
+
   private audited(
     authorization: string | undefined,
     route: ServiceRoute,

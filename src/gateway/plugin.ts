@@ -7,12 +7,14 @@
 import type { FastifyError, FastifyInstance } from "fastify";
 import type { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
+import type { Shortcuts } from "../http/server.js";
 import type { KeyRing } from "../oauth/keys.js";
 import { type Audit, NO_AUDIT } from "../ops/audit.js";
+import type { RequestLog } from "../ops/request-log.js";
 import type { Revocations } from "../store/revocations.js";
 import { AccessChecker } from "./access.js";
 import { INTERNAL_ERROR, sendJsonRpcError } from "./errors.js";
-import { registerForwardAuth } from "./forward-auth.js";
+import { registerForwardAuth, verifyShortcut } from "./forward-auth.js";
 import { reservedHeaderNames } from "./headers.js";
 import { mcpEndpoint, ROUTED_METHODS } from "./mcp-endpoint.js";
 import { OriginPolicy } from "./origin.js";
@@ -30,6 +32,10 @@ export interface GatewayDeps {
   upstreams: Map<string, string>;
   /** Where refusals of presented tokens are recorded; none by default. */
   audit?: Audit;
+  /** Where /verify's shortcut is added (the app's server must be built with them). */
+  shortcuts: Shortcuts;
+  /** What the shortcut records its answers in, as fastify's hook does for the rest. */
+  requests: RequestLog;
 }
 
 /** Registers the gateway's encapsulated subtree on `app`. Upstream pools close with the app. */
@@ -61,6 +67,7 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
 
     registerMetadataRoutes(scope, config, router);
     registerForwardAuth(scope, { config, router, origins, access });
+    deps.shortcuts.add(verifyShortcut({ config, router, origins, access, requests: deps.requests }));
 
     const handle = mcpEndpoint({ origins, access, proxy, identityNames: config.gateway.identity_headers });
     scope.route<{ Params: { service: string } }>({

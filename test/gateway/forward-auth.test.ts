@@ -1,5 +1,6 @@
 /** /verify as Traefik, Caddy and nginx call it, without a proxy in between. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLOCK_TOLERANCE_S } from "../../src/oauth/verify.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
 import { raw } from "../support/mcp-http.js";
 
@@ -9,6 +10,7 @@ let verify: string;
 beforeAll(async () => {
   gw = await startGateway({
     base_domain: "mcp.test",
+    tokens: { revocation_cache: 1 },
     services: {
       echo: { url: "http://127.0.0.1:9/mcp" },
       team: { url: "http://127.0.0.1:9/mcp", allowed_users: ["bob"] },
@@ -134,5 +136,122 @@ describe("/verify", () => {
       },
     });
     expect(own.status).toBe(200);
+  });
+});
+
+/**
+ * A token seen once has its verdict cached, and repeats are answered ahead of fastify (see
+ * test/ops/request-log.test.ts for which lane answered). Each case warms the cache with one
+ * good request first, then checks that nothing the full route would refuse gets through.
+ */
+describe("/verify with the token's verdict cached", () => {
+  const echo = { "x-forwarded-uri": "/echo/mcp" };
+  const warm = async (token: string, headers: Record<string, string> = echo) => {
+    const res = await raw(verify, { headers: { ...headers, authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    return res;
+  };
+
+  it("answers repeats with the same status and headers as the first time", async () => {
+    const token = await gw.token("echo", { sub: "7", preferred_username: "ada", client_id: "c-7" });
+    const first = await warm(token);
+    for (const method of ["GET", "POST"]) {
+      const again = await raw(verify, { method, headers: { ...echo, authorization: `Bearer ${token}` } });
+      const { date: _d1, ...expected } = first.headers;
+      const { date: _d2, ...got } = again.headers;
+      expect({ method, status: again.status, headers: got }).toEqual({
+        method,
+        status: 200,
+        headers: expected,
+      });
+    }
+    // (undici closes the connection after a HEAD, so its Connection header differs.)
+    const head = await raw(verify, {
+      method: "HEAD",
+      headers: { ...echo, authorization: `Bearer ${token}` },
+    });
+    expect(head.status).toBe(200);
+    expect(head.headers["x-user-name"]).toBe("ada");
+    expect(first.headers["x-user-id"]).toBe("7");
+    expect(first.headers["cache-control"]).toBe("no-store");
+  });
+
+  it("still refuses another service, a user outside the policy, and a foreign Origin", async () => {
+    const token = await gw.token("echo", { preferred_username: "mallory" });
+    await warm(token);
+    const other = await raw(verify, {
+      headers: { "x-forwarded-uri": "/team/mcp", authorization: `Bearer ${token}` },
+    });
+    expect(other.status).toBe(401);
+    expect(other.headers["www-authenticate"]).toContain('error="invalid_token"');
+    const named = await raw(`${verify}?service=team`, {
+      headers: { ...echo, authorization: `Bearer ${token}` },
+    });
+    expect(named.status).toBe(401);
+    expect(named.headers["x-user-id"]).toBeUndefined();
+
+    const teamToken = await gw.token("team", { preferred_username: "mallory" });
+    for (let i = 0; i < 2; i++) {
+      const res = await raw(verify, {
+        headers: { "x-forwarded-uri": "/team/mcp", authorization: `Bearer ${teamToken}` },
+      });
+      expect(res.status).toBe(403);
+    }
+
+    const foreign = await raw(verify, {
+      headers: { ...echo, origin: "http://evil.example", authorization: `Bearer ${token}` },
+    });
+    expect(foreign.status).toBe(403);
+    expect(foreign.headers["x-user-id"]).toBeUndefined();
+  });
+
+  it("a preflight gets no identity; a body or an odd path goes the full way", async () => {
+    const token = await gw.token("echo");
+    await warm(token);
+    const bearer = { authorization: `Bearer ${token}` };
+    const pre = await raw(verify, { headers: { ...echo, ...bearer, "x-forwarded-method": "OPTIONS" } });
+    expect(pre.status).toBe(200);
+    expect(pre.headers["x-user-id"]).toBeUndefined();
+    const withBody = await raw(verify, {
+      method: "POST",
+      headers: { ...echo, ...bearer },
+      body: "x".repeat(10),
+    });
+    expect(withBody.status).toBe(200);
+    expect(withBody.headers["x-user-id"]).toBe("user-1");
+    expect((await raw(`${verify}/`, { headers: { ...echo, ...bearer } })).status).toBe(404);
+    expect((await raw(`${verify}x`, { headers: { ...echo, ...bearer } })).status).toBe(404);
+    // A repeated ?service= is not a service name: the forwarded headers decide, as on the route.
+    const twice = await raw(`${verify}?service=team&service=nope`, { headers: { ...echo, ...bearer } });
+    expect(twice.status).toBe(200);
+  });
+
+  it("a revoked token is refused within the revocation cache bound", async () => {
+    const token = await gw.token("echo", { sid: "verify-grant" });
+    await warm(token);
+    await gw.revocations.revokeGrant("verify-grant");
+    const deadline = Date.now() + gw.config.tokens.revocation_cache * 1000 + 300;
+    let status = 200;
+    while (status === 200) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 50));
+      status = (await raw(verify, { headers: { ...echo, authorization: `Bearer ${token}` } })).status;
+    }
+    expect(status).toBe(401);
+  });
+
+  it("a token is refused once it expires, though its verdict was cached", async () => {
+    // Past its exp already, but inside the clock tolerance for one to two more seconds.
+    const token = await gw.token("echo", {}, { ttl: 2 - CLOCK_TOLERANCE_S });
+    await warm(token);
+    const deadline = Date.now() + 2500;
+    let res = await raw(verify, { headers: { ...echo, authorization: `Bearer ${token}` } });
+    while (res.status === 200) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 50));
+      res = await raw(verify, { headers: { ...echo, authorization: `Bearer ${token}` } });
+    }
+    expect(res.status).toBe(401);
+    expect(res.headers["www-authenticate"]).toContain('error_description="The access token expired"');
   });
 });

@@ -8,7 +8,9 @@ import { validateConfig } from "../../src/config/load.js";
 import { ResourceIndex } from "../../src/config/resources.js";
 import type { GatewayConfig } from "../../src/config/schema.js";
 import { registerGateway } from "../../src/gateway/plugin.js";
+import { Shortcuts } from "../../src/http/server.js";
 import { KeyRing } from "../../src/oauth/keys.js";
+import { OneLinePerRequest, RequestLog } from "../../src/ops/request-log.js";
 import { Revocations } from "../../src/store/revocations.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { type MintClaims, type MintOptions, mintAccessToken } from "./mint.js";
@@ -24,6 +26,8 @@ export interface TestGateway {
   revocations: Revocations;
   store: SqliteStore;
   resources: ResourceIndex;
+  /** What both lanes record: metrics of every answered request. */
+  requests: RequestLog;
   /** A token for `service` (its path-routing resource URL as audience) unless `aud` is given. */
   token(service: string, claims?: Partial<MintClaims>, options?: MintOptions): Promise<string>;
   close(): Promise<void>;
@@ -47,8 +51,25 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
   for (const [name, service] of Object.entries(parsed.services)) {
     if (service.enabled && service.url) upstreams.set(name, service.url);
   }
-  const app = Fastify({ logger: false, forceCloseConnections: true });
-  await registerGateway(app, { config: parsed, keys, revocations, resources, upstreams });
+  // Built as app.ts builds it: the /verify shortcut ahead of fastify, one request log for both.
+  const shortcuts = new Shortcuts();
+  const app = Fastify({
+    logger: false,
+    forceCloseConnections: true,
+    serverFactory: shortcuts.serverFactory,
+    logController: new OneLinePerRequest(),
+  });
+  const requests = new RequestLog(app.log, parsed.trust_proxy);
+  requests.attach(app);
+  await registerGateway(app, {
+    config: parsed,
+    keys,
+    revocations,
+    resources,
+    upstreams,
+    shortcuts,
+    requests,
+  });
   await app.listen({ port, host: "127.0.0.1" });
   return {
     url: `http://127.0.0.1:${port}`,
@@ -59,6 +80,7 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
     revocations,
     store,
     resources,
+    requests,
     token: (service, claims = {}, options = {}) =>
       mintAccessToken(
         keys,

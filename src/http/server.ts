@@ -1,0 +1,58 @@
+/**
+ * The node:http server fastify runs on, with a first look at each request for shortcuts:
+ * handlers that can answer a request in full without fastify's routing, hooks and reply
+ * objects. Today that is /verify for a token whose verdict is already cached, the one request
+ * a reverse proxy makes before every request of every client, where fastify's own cost was a
+ * fifth of the throughput (bench/RESULTS.md).
+ *
+ * A shortcut answers and returns true, or touches nothing and returns false; fastify then
+ * handles the request as if no shortcut existed, so fastify's routes stay the authority for
+ * everything a shortcut declines (refusals, first sight of a token, odd requests).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { FastifyServerFactory } from "fastify";
+
+export type Shortcut = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+export class Shortcuts {
+  private readonly list: Shortcut[] = [];
+  /** Where a shortcut's own failure is reported; the request then goes to fastify. */
+  onError: (err: unknown) => void = () => {};
+
+  add(shortcut: Shortcut): void {
+    this.list.push(shortcut);
+  }
+
+  /** Offers the request to each shortcut in turn; true when one answered it. */
+  take(req: IncomingMessage, res: ServerResponse): boolean {
+    for (const shortcut of this.list) {
+      try {
+        if (shortcut(req, res)) return true;
+      } catch (err) {
+        this.onError(err);
+        // Half an answer cannot be finished by fastify: end the connection instead.
+        if (res.headersSent) {
+          res.destroy();
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /**
+   * fastify's `serverFactory`: the HTTP/1 server fastify itself would create, with the same
+   * timeouts from fastify's resolved options, taking shortcuts before fastify's handler.
+   */
+  readonly serverFactory: FastifyServerFactory<Server> = (handler, options) => {
+    const server = createServer((options.http ?? {}) as object, (req, res) => {
+      if (!this.take(req, res)) handler(req, res);
+    });
+    server.keepAliveTimeout = options.keepAliveTimeout as number;
+    server.requestTimeout = options.requestTimeout as number;
+    server.setTimeout(options.connectionTimeout as number);
+    const perSocket = options.maxRequestsPerSocket as number | null | undefined;
+    if (perSocket && perSocket > 0) server.maxRequestsPerSocket = perSocket;
+    return server;
+  };
+}

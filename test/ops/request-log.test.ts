@@ -1,0 +1,68 @@
+/**
+ * One access-log line and one metrics count per answered request, the same whichever lane
+ * answered it: fastify, or the /verify shortcut that answers cached verdicts ahead of it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
+import { raw } from "../support/mcp-http.js";
+import { mintAccessToken } from "../support/mint.js";
+
+interface Line {
+  msg: string;
+  reqId?: string;
+  req?: { method: string; path: string; ip: string };
+  res?: { statusCode: number };
+  responseTime?: number;
+}
+
+describe("request log and metrics across both lanes", () => {
+  const lines: string[] = [];
+  let gw: RunningGateway;
+  let token: string;
+
+  beforeAll(async () => {
+    gw = await startFullGateway(
+      { log_level: "info", trust_proxy: true, services: { echo: { url: "http://127.0.0.1:9/mcp" } } },
+      { logLines: lines },
+    );
+    token = await mintAccessToken(gw.keys, {
+      iss: gw.config.public_url,
+      aud: `${gw.config.public_url}/echo/mcp`,
+    });
+  });
+  afterAll(async () => gw.close({ wipe: true }));
+
+  it("logs each /verify once, with the same fields, and counts it", async () => {
+    const headers = { "x-forwarded-uri": "/echo/mcp", "x-forwarded-for": "203.0.113.9" };
+    const statuses: number[] = [];
+    statuses.push((await raw(`${gw.url}/verify`, { headers })).status);
+    for (let i = 0; i < 3; i++) {
+      const res = await raw(`${gw.url}/verify?x=${i}`, {
+        headers: { ...headers, authorization: `Bearer ${token}` },
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual([401, 200, 200, 200]);
+
+    const parsed = lines.map((l) => JSON.parse(l) as Line);
+    expect(parsed.some((l) => l.msg === "incoming request")).toBe(false);
+    const verifies = parsed.filter((l) => l.msg === "request completed" && l.req?.path === "/verify");
+    expect(verifies).toHaveLength(4);
+    for (const line of verifies) {
+      expect(line.req).toEqual({ method: "GET", path: "/verify", ip: "203.0.113.9" });
+      expect(line.responseTime).toBeGreaterThan(0);
+    }
+    expect(verifies.map((l) => l.res?.statusCode)).toEqual([401, 200, 200, 200]);
+    // The first sight of the token went through fastify (its lines carry a request id); the
+    // repeats were answered from the cached verdict ahead of fastify.
+    expect(verifies.map((l) => l.reqId !== undefined)).toEqual([true, true, false, false]);
+    // No query string, no token, in any line.
+    expect(lines.join("\n")).not.toContain(token.slice(-20));
+    expect(lines.join("\n")).not.toContain("x=1");
+
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toContain('mcpgw_http_requests_total{route="/verify",method="GET",status="200"} 3');
+    expect(metrics).toContain('mcpgw_http_requests_total{route="/verify",method="GET",status="401"} 1');
+    expect(metrics).toMatch(/mcpgw_http_request_duration_seconds_count\{route="\/verify"\} 4/);
+  });
+});
