@@ -17,7 +17,9 @@ export interface OpsDeps {
 
 export async function registerOps(app: FastifyInstance, { store, metrics }: OpsDeps): Promise<void> {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "mcpgw_" });
+  // Event-loop lag sampled every 100 ms, not prom-client's default 10 ms: those 100 wake-ups a
+  // second were nearly all of an idle gateway's CPU (28 ms/s measured, 1 ms/s after).
+  collectDefaultMetrics({ register: registry, prefix: "mcpgw_", eventLoopMonitoringPrecision: 100 });
   metrics.register(registry);
 
   app.get("/healthz", async () => ({ status: "ok" }));

@@ -39,6 +39,7 @@ describe("operations endpoints", () => {
     expect(count).toBe(inf);
     expect(fast).toBeLessThanOrEqual(inf);
     expect(text).toContain("mcpgw_process_cpu_user_seconds_total");
+    expect(text).toMatch(/^mcpgw_nodejs_eventloop_lag_p99_seconds \d/m);
     // Labels carry route patterns only: no raw URLs, no query strings.
     expect(text).not.toContain("should-not-appear");
   });
