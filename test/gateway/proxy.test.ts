@@ -26,8 +26,15 @@ const breaking = createServer((_req, res) => {
   setTimeout(() => res.socket?.destroy(), 100);
 });
 
+/** An upstream that never answers, and notes when the gateway lets go of each request. */
+const released: number[] = [];
+const stalling = createServer((req) => {
+  req.socket.once("close", () => released.push(Date.now()));
+});
+
 beforeAll(async () => {
   upstream = await startUpstream();
+  await new Promise<void>((r) => stalling.listen(0, "127.0.0.1", r));
   hanging = await startHangingServer();
   await new Promise<void>((r) => breaking.listen(0, "127.0.0.1", r));
   gw = await startGateway({
@@ -37,6 +44,7 @@ beforeAll(async () => {
       down: { url: `http://127.0.0.1:${await freePort()}/mcp` },
       slow: { url: hanging.url },
       breaking: { url: `http://127.0.0.1:${(breaking.address() as AddressInfo).port}/mcp` },
+      stalling: { url: `http://127.0.0.1:${(stalling.address() as AddressInfo).port}/mcp` },
     },
   });
 });
@@ -46,6 +54,8 @@ afterAll(async () => {
   await upstream?.close();
   await hanging?.close();
   await new Promise((r) => breaking.close(r));
+  stalling.closeAllConnections();
+  await new Promise((r) => stalling.close(r));
 });
 
 async function connectClient(token: string, headers: Record<string, string> = {}) {
@@ -269,6 +279,26 @@ describe("upstream failures and limits", () => {
     ]);
     expect(ended).toBe("ended");
     expect(received).toContain("notifications/progress");
+  });
+
+  it("a client leaving before the upstream answers releases the upstream request at once", async () => {
+    const token = await gw.token("stalling");
+    const leaving = new AbortController();
+    const sent = request(`${gw.url}/stalling/mcp`, {
+      method: "POST",
+      headers: { ...MCP_HEADERS, authorization: `Bearer ${token}` },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+      signal: leaving.signal,
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(released).toHaveLength(0);
+    const leftAt = Date.now();
+    leaving.abort();
+    await expect(sent).rejects.toThrow();
+    for (let i = 0; i < 40 && released.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(released).toHaveLength(1);
+    // Well before the 1 s upstream timeout would have ended it.
+    expect((released[0] as number) - leftAt).toBeLessThan(400);
   });
 
   it("upstream hanging: 504 after the configured timeout", async () => {
