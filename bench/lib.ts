@@ -192,20 +192,28 @@ export async function interleave(
   baseline: (seconds: number) => Promise<LoadResult>,
   options: { rounds: number; sliceS: number; warmupS: number },
 ): Promise<{ subject: LoadResult; baseline: LoadResult }> {
-  await subject(options.warmupS);
-  await baseline(options.warmupS);
-  const a: LoadResult[] = [];
-  const b: LoadResult[] = [];
-  for (let i = 0; i < options.rounds; i++) {
-    if (i % 2 === 0) {
-      a.push(await subject(options.sliceS));
-      b.push(await baseline(options.sliceS));
-    } else {
-      b.push(await baseline(options.sliceS));
-      a.push(await subject(options.sliceS));
-    }
+  const [a, b] = await interleaveAll([subject, baseline], options);
+  return { subject: a as LoadResult, baseline: b as LoadResult };
+}
+
+/**
+ * `interleave` for any number of sides: one warm-up each, then `rounds` rounds in which every
+ * side runs one slice, the order rotating (and reversing every other round) so no side always
+ * runs first or last. Returns each side's merged slices, in the order given.
+ */
+export async function interleaveAll(
+  sides: Array<(seconds: number) => Promise<LoadResult>>,
+  options: { rounds: number; sliceS: number; warmupS: number },
+): Promise<LoadResult[]> {
+  for (const side of sides) await side(options.warmupS);
+  const slices: LoadResult[][] = sides.map(() => []);
+  for (let round = 0; round < options.rounds; round++) {
+    const order = sides.map((_, i) => (i + Math.floor(round / 2)) % sides.length);
+    if (round % 2 === 1) order.reverse();
+    for (const i of order)
+      slices[i]?.push(await (sides[i] as (s: number) => Promise<LoadResult>)(options.sliceS));
   }
-  return { subject: mergeLoads(a), baseline: mergeLoads(b) };
+  return slices.map(mergeLoads);
 }
 
 /** Nearest-rank percentile of sorted values, rounded to 0.01 ms; 0 when there are none. */
@@ -219,7 +227,10 @@ function percentile(sorted: number[], q: number): number {
  * What a row is judged on: the req/s ratio subject/baseline (at full load), or the p50 latency
  * the subject adds over the baseline (at a fixed rate). Reported, never enforced.
  */
-export type Goal = { kind: "ratio"; min: number } | { kind: "added-p50"; maxMs: number };
+export type Goal =
+  | { kind: "ratio"; min: number }
+  /** Without `maxMs`, a reference row: the added p50 is shown, not judged. */
+  | { kind: "added-p50"; maxMs?: number };
 
 export interface Row {
   scenario: string;
@@ -235,7 +246,8 @@ export interface Row {
 export function judge(row: Row): { result: string; met?: boolean } {
   if (row.goal?.kind === "added-p50") {
     const added = row.subject.p50 - row.baseline.p50;
-    return { result: `${added >= 0 ? "+" : ""}${added.toFixed(2)} ms p50`, met: added <= row.goal.maxMs };
+    const result = `${added >= 0 ? "+" : ""}${added.toFixed(2)} ms p50`;
+    return { result, met: row.goal.maxMs === undefined ? undefined : added <= row.goal.maxMs };
   }
   if (!row.baseline.rps) return { result: "n/a" };
   const ratio = row.subject.rps / row.baseline.rps;
@@ -247,7 +259,8 @@ export function judge(row: Row): { result: string; met?: boolean } {
 
 function targetText(row: Row): string {
   if (row.goal?.kind === "ratio") return `ratio >= ${row.goal.min}`;
-  if (row.goal?.kind === "added-p50") return `added p50 <= ${row.goal.maxMs} ms`;
+  if (row.goal?.kind === "added-p50" && row.goal.maxMs !== undefined)
+    return `added p50 <= ${row.goal.maxMs} ms`;
   return row.target ?? "";
 }
 

@@ -57,8 +57,17 @@ async function resourceScenarios(): Promise<Row[]> {
         service: SERVICE,
       };
       const verify = await verifyScenario(target, bare.info);
-      const proxy = await proxyScenarios({ ...target, upstreamUrl: upstream.info.url });
-      return [verify, ...proxy];
+      const passthrough = await startServer("passthrough", { TARGET: upstream.info.url });
+      try {
+        const proxy = await proxyScenarios({
+          ...target,
+          upstreamUrl: upstream.info.url,
+          passthroughUrl: passthrough.info.url,
+        });
+        return [verify, ...proxy];
+      } finally {
+        await passthrough.stop();
+      }
     } finally {
       await gateway.stop();
     }

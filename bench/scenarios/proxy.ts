@@ -3,9 +3,11 @@
  * through the gateway (`/{service}/mcp`, Bearer token) against the same upstream reached
  * directly. Two rows: throughput at full load (autocannon, 10 connections), and the p50
  * latency the gateway adds at a fixed moderate rate (evenly paced, open loop), where neither
- * side is saturated. Both sides run in alternating slices (see `interleave`).
+ * side is saturated. A third row, for reference, measures the same fixed-rate latency through
+ * the least a Node proxy can be (bench/servers/passthrough.ts): the cost of the extra hop
+ * itself. Both sides of each row run in alternating slices (see `interleave`).
  */
-import { interleave, load, paced, type Row } from "../lib.js";
+import { interleave, interleaveAll, type LoadResult, load, paced, type Row } from "../lib.js";
 
 const WARMUP_S = 2;
 const ROUNDS = 6;
@@ -23,6 +25,8 @@ export interface ProxyTarget {
   service: string;
   /** The upstream MCP endpoint, reached directly (e.g. http://127.0.0.1:1234/mcp). */
   upstreamUrl: string;
+  /** The same endpoint through the bare pass-through proxy. */
+  passthroughUrl: string;
 }
 
 const BODY = JSON.stringify({
@@ -67,24 +71,30 @@ function steady(url: string, headers: Record<string, string>) {
     paced({ url, method: "POST", headers, body: BODY, rate: FIXED_RATE, durationS });
 }
 
-/** Two rows: throughput ratio at full load, and added p50 at FIXED_RATE req/s. */
+/** Three rows: throughput ratio at full load, added p50 at FIXED_RATE req/s, and the pass-through's added p50. */
 export async function proxyScenarios(target: ProxyTarget): Promise<Row[]> {
   const viaGateway = `${target.gatewayUrl}/${target.service}/mcp`;
   const gatewayHeaders = mcpHeaders(target.accessToken);
   const directHeaders = mcpHeaders();
   await checkEcho(viaGateway, gatewayHeaders);
   await checkEcho(target.upstreamUrl, directHeaders);
+  await checkEcho(target.passthroughUrl, directHeaders);
 
   const full = await interleave(call(viaGateway, gatewayHeaders), call(target.upstreamUrl, directHeaders), {
     rounds: ROUNDS,
     sliceS: SLICE_S,
     warmupS: WARMUP_S,
   });
-  const atRate = await interleave(
-    steady(viaGateway, gatewayHeaders),
-    steady(target.upstreamUrl, directHeaders),
+  // Gateway, pass-through and direct side by side in each round: the two added-p50 rows share
+  // one baseline measured under the same drift.
+  const [viaRate, passRate, directRate] = (await interleaveAll(
+    [
+      steady(viaGateway, gatewayHeaders),
+      steady(target.passthroughUrl, directHeaders),
+      steady(target.upstreamUrl, directHeaders),
+    ],
     { rounds: FIXED_ROUNDS, sliceS: FIXED_SLICE_S, warmupS: 1 },
-  );
+  )) as [LoadResult, LoadResult, LoadResult];
 
   const baselineName = "same upstream, direct";
   return [
@@ -97,10 +107,17 @@ export async function proxyScenarios(target: ProxyTarget): Promise<Row[]> {
     },
     {
       scenario: `MCP tools/call via gateway, ${FIXED_RATE} req/s fixed`,
-      subject: atRate.subject,
-      baseline: atRate.baseline,
+      subject: viaRate,
+      baseline: directRate,
       baselineName,
       goal: { kind: "added-p50", maxMs: 1 },
+    },
+    {
+      scenario: `bare node:http + undici pass-through (reference), ${FIXED_RATE} req/s fixed`,
+      subject: passRate,
+      baseline: directRate,
+      baselineName,
+      goal: { kind: "added-p50" },
     },
   ];
 }
