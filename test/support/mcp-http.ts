@@ -44,3 +44,18 @@ export function postInitialize(url: string, headers: Record<string, string> = {}
     body: JSON.stringify(INITIALIZE),
   });
 }
+
+/**
+ * Sends `send()` every 50 ms until it is answered with something other than 200 and returns
+ * that answer; throws if it is still 200 after `withinMs` (a revocation or expiry that did not
+ * bite in time).
+ */
+export async function firstRefusal(send: () => Promise<RawResponse>, withinMs: number): Promise<RawResponse> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const res = await send();
+    if (res.status !== 200) return res;
+    if (Date.now() > deadline) throw new Error(`still 200 after ${withinMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
