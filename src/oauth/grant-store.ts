@@ -61,13 +61,19 @@ export class GrantStore {
     return this.store.put("codes", hashSecret(code), data as never, this.ttl.code);
   }
 
-  /** Single use: of concurrent redemptions exactly one gets the code. */
-  async takeCode(code: string): Promise<AuthorizationCode | undefined> {
-    return (await this.store.take("codes", hashSecret(code))) as AuthorizationCode | undefined;
-  }
-
-  markCodeUsed(code: string, sid: string): Promise<void> {
-    return this.store.put("codes_used", hashSecret(code), { sid, at: Date.now() }, this.ttl.code);
+  /**
+   * Single use, decided in one atomic step (the used mark's put-if-absent): of concurrent
+   * redemptions on any number of instances exactly one gets the code, and every other one finds
+   * it marked as used by `sid` (a replay), never a moment where it is neither live nor marked.
+   */
+  async claimCode(code: string, sid: string): Promise<AuthorizationCode | undefined> {
+    const key = hashSecret(code);
+    const stored = (await this.store.get("codes", key)) as AuthorizationCode | undefined;
+    if (!stored) return undefined;
+    const mark: UsedMark = { sid, at: Date.now() };
+    if (!(await this.store.putIfAbsent("codes_used", key, mark as never, this.ttl.code))) return undefined;
+    await this.store.delete("codes", key);
+    return stored;
   }
 
   async usedCode(code: string): Promise<UsedMark | undefined> {
@@ -103,9 +109,26 @@ export class GrantStore {
     return (await this.store.take("refresh", hashSecret(token))) as RefreshToken | undefined;
   }
 
-  markRefreshUsed(token: string, data: RefreshToken): Promise<void> {
+  /**
+   * Rotation's single use, as claimCode: of concurrent refreshes on any instance exactly one
+   * gets the token's data; the others find the used mark (with the time of the rotation, which
+   * the grace window runs from).
+   */
+  async claimRefresh(token: string): Promise<RefreshToken | undefined> {
+    const key = hashSecret(token);
+    const data = (await this.store.get("refresh", key)) as RefreshToken | undefined;
+    if (!data) return undefined;
     const mark: UsedRefreshMark = { ...data, at: Date.now() };
-    return this.store.put("refresh_used", hashSecret(token), mark as never, this.ttl.refresh);
+    if (!(await this.store.putIfAbsent("refresh_used", key, mark as never, this.ttl.refresh)))
+      return undefined;
+    await this.store.delete("refresh", key);
+    return data;
+  }
+
+  /** Undoes claimRefresh for a refused request: the token is live again and unmarked. */
+  async releaseRefresh(token: string, data: RefreshToken): Promise<void> {
+    await this.saveRefresh(token, data);
+    await this.store.delete("refresh_used", hashSecret(token));
   }
 
   async usedRefresh(token: string): Promise<UsedRefreshMark | undefined> {

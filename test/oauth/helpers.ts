@@ -2,6 +2,7 @@
  * Shared steps of the authorization-server HTTP tests: a gateway with a local user, a code
  * obtained through the real login and consent pages, and the tokens it redeems for.
  */
+import { expect } from "vitest";
 import { LocalUsers } from "../../src/idp/local.js";
 import type { RunningGateway } from "../support/full-gateway.js";
 import {
@@ -115,3 +116,25 @@ export async function rawPost(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Concurrent presentations of one refresh token with no reuse grace: one of them rotates it and
+ * the others are reuse, which ends the grant. Whether the rotating request is answered before
+ * the family ends is a race, so: at most one 200, every other answer invalid_grant, and the
+ * 200's successor (if any) refused afterwards.
+ */
+export async function expectFamilyEnded(
+  results: Array<{ status: number; body: Record<string, unknown> }>,
+  refreshSuccessor?: (token: string) => Promise<{ status: number; body: Record<string, unknown> }>,
+): Promise<void> {
+  const won = results.filter((r) => r.status === 200);
+  expect(won.length).toBeLessThanOrEqual(1);
+  expect(results.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.body.error}`)).toEqual(
+    Array(results.length - won.length).fill("400 invalid_grant"),
+  );
+  const successor = won[0]?.body.refresh_token;
+  if (successor && refreshSuccessor) {
+    const after = await refreshSuccessor(successor as string);
+    expect(`${after.status} ${after.body.error}`).toBe("400 invalid_grant");
+  }
+}

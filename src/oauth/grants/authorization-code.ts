@@ -25,7 +25,10 @@ export class AuthorizationCodeGrant implements GrantHandler {
     if (!verifier) throw invalidRequest("code_verifier is required (PKCE)");
     if (!redirectUri) throw invalidRequest("redirect_uri is required");
 
-    const stored = await this.grants.takeCode(code);
+    // The grant's id is chosen first so the claim can mark the code with it in one step: a
+    // replay on any instance then ends exactly what this redemption creates.
+    const sid = randomUUID();
+    const stored = await this.grants.claimCode(code, sid);
     if (!stored) {
       const used = await this.grants.usedCode(code);
       if (used) {
@@ -45,7 +48,7 @@ export class AuthorizationCodeGrant implements GrantHandler {
     if (unknown.length) throw invalidTarget(`resource not authorized for this code: ${unknown.join(" ")}`);
 
     const grant = {
-      sid: randomUUID(),
+      sid,
       client_id: client.client_id,
       user: stored.user,
       scope: stored.scope,
@@ -53,7 +56,6 @@ export class AuthorizationCodeGrant implements GrantHandler {
       created_at: Math.floor(Date.now() / 1000),
       auth_time: stored.auth_time,
     };
-    await this.grants.markCodeUsed(code, grant.sid);
     await this.grants.saveGrant(grant);
     const withRefreshToken = client.grant_types.includes("refresh_token");
     return this.issuer.issue({

@@ -28,16 +28,12 @@ export class RefreshTokenGrant implements GrantHandler {
     const token = params.refresh_token;
     if (!token) throw invalidRequest("refresh_token is required");
 
-    let presented: RefreshToken | undefined = await this.grants.takeRefresh(token);
+    // Claiming marks the token used in the same atomic step, so a concurrent refresh on any
+    // instance finds the mark (served inside the grace window, which runs from the rotation;
+    // theft outside it), never a moment where the token looks unknown.
+    let presented: RefreshToken | undefined = await this.grants.claimRefresh(token);
     const rotatedNow = presented !== undefined;
-    // Only the first use is marked: the grace window runs from the rotation. With a window, the
-    // mark follows the take at once (nothing awaited between), so a concurrent refresh finds it
-    // and is served instead of refused as unknown. Without one, it comes after the grant checks
-    // below, so the request that took the token is answered before a reuse revokes the family.
-    const markNow = this.graceSeconds > 0;
-    if (presented) {
-      if (markNow) await this.grants.markRefreshUsed(token, presented);
-    } else {
+    if (!presented) {
       const used = await this.grants.usedRefresh(token);
       if (!used) throw invalidGrant("the refresh token is unknown, expired or revoked");
       // `>=`: with no grace at all, a reuse in the same millisecond is still a reuse.
@@ -68,12 +64,11 @@ export class RefreshTokenGrant implements GrantHandler {
     const extraResources = resources.filter((r) => !presented.resources.includes(r));
     if (extraScope.length || extraResources.length) {
       // A refused request spends nothing: the token taken above goes back unchanged.
-      if (rotatedNow) await this.grants.saveRefresh(token, presented);
+      if (rotatedNow) await this.grants.releaseRefresh(token, presented);
       if (extraScope.length) throw invalidScope(`scope may only narrow on refresh: ${extraScope.join(" ")}`);
       throw invalidTarget(`resource not part of this grant: ${extraResources.join(" ")}`);
     }
 
-    if (rotatedNow && !markNow) await this.grants.markRefreshUsed(token, presented);
     return this.issuer.issue({
       grantType: this.grantType,
       grant,
