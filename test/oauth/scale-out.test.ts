@@ -47,27 +47,27 @@ describe.each(STORES)("two instances on one $name store", ({ redis: useRedis }) 
     await redis?.stop();
   });
 
-  it("serves 20 parallel refreshes of one token spread over both, inside the grace window", async (ctx) => {
-    if (useRedis && !redis) ctx.skip();
-    const [a, b] = lenient as [RunningGateway, RunningGateway];
+  /** One login on the first instance, then 20 refreshes of its token at once, alternating instances. */
+  async function refreshOnBoth(pair: RunningGateway[]) {
+    const [a, b] = pair as [RunningGateway, RunningGateway];
     const client = await registerClient(a.url);
     const { refresh_token: token } = await obtainTokens(a, client);
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) => refresh(i % 2 ? b : a, client, token)),
     );
+    return { results, refreshOnB: (successor: string) => refresh(b, client, successor) };
+  }
+
+  it("serves 20 parallel refreshes of one token spread over both, inside the grace window", async (ctx) => {
+    if (useRedis && !redis) ctx.skip();
+    const { results, refreshOnB } = await refreshOnBoth(lenient);
     expect(results.map((r) => `${r.status} ${r.body.error ?? ""}`)).toEqual(Array(20).fill("200 "));
-    const next = await refresh(b, client, results[0]?.body.refresh_token as string);
-    expect(next.status).toBe(200);
+    expect((await refreshOnB(results[0]?.body.refresh_token as string)).status).toBe(200);
   });
 
   it("without grace, rotates once and treats the others as reuse: the family ends", async (ctx) => {
     if (useRedis && !redis) ctx.skip();
-    const [a, b] = strict as [RunningGateway, RunningGateway];
-    const client = await registerClient(a.url);
-    const { refresh_token: token } = await obtainTokens(a, client);
-    const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => refresh(i % 2 ? b : a, client, token)),
-    );
-    await expectFamilyEnded(results, (successor) => refresh(b, client, successor));
+    const { results, refreshOnB } = await refreshOnBoth(strict);
+    await expectFamilyEnded(results, refreshOnB);
   });
 });
