@@ -30,7 +30,8 @@ export class Shortcuts {
         if (shortcut(req, res)) return true;
       } catch (err) {
         this.onError(err);
-        // Half an answer cannot be finished by fastify: end the connection instead.
+        // A full answer stands; half of one cannot be finished by fastify: end the connection.
+        if (res.writableEnded) return true;
         if (res.headersSent) {
           res.destroy();
           return true;

@@ -1,5 +1,6 @@
 /** The server under fastify: fastify's own timeouts, shortcuts first, fastify for the rest. */
 import Fastify, { type FastifyInstance } from "fastify";
+import { Pool } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { Shortcuts } from "../../src/http/server.js";
 
@@ -49,6 +50,27 @@ describe("Shortcuts.serverFactory", () => {
     expect(await res.json()).toEqual({ answeredBy: "fastify", url: "/any" });
     expect(errors).toHaveLength(1);
     expect((errors[0] as Error).message).toBe("broken shortcut");
+  });
+
+  it("a shortcut that throws after a full answer keeps the answer and the connection", async () => {
+    const shortcuts = new Shortcuts();
+    shortcuts.add((_req, res) => {
+      res.writeHead(200, { "content-type": "text/plain" }).end("done");
+      throw new Error("broken after answering");
+    });
+    const url = await start(shortcuts);
+    let connections = 0;
+    app?.server.on("connection", () => connections++);
+    const pool = new Pool(url, { connections: 1 });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await pool.request({ method: "GET", path: "/x" });
+        expect(await res.body.text()).toBe("done");
+      }
+    } finally {
+      await pool.close();
+    }
+    expect(connections).toBe(1);
   });
 
   it("a shortcut that throws mid-answer ends that connection, and the server lives on", async () => {
