@@ -66,6 +66,11 @@ const redisStore = z.strictObject({
   sentinel_name: z.string().optional(),
   /** Cluster: list of host:port seed nodes; when set, `url` is ignored. */
   cluster_nodes: stringList.optional(),
+  /** With `rediss://`: a PEM file of the CA(s) to trust instead of the system's (a private CA). */
+  tls_ca: z.string().optional(),
+  /** With `rediss://`: a client certificate and its key (PEM files), for servers that require one. */
+  tls_cert: z.string().optional(),
+  tls_key: z.string().optional(),
 });
 
 const serviceSchema = z

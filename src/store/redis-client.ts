@@ -5,7 +5,9 @@
  * Start-up fails fast with one line when Redis cannot be reached; once connected, the client
  * reconnects with backoff for the life of the process.
  */
+import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import type { ConnectionOptions } from "node:tls";
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 
 /** The config's `store.redis` section, plus knobs for tests and embedding. */
@@ -23,6 +25,10 @@ export interface RedisStoreOptions {
   sentinel_name?: string;
   /** Cluster seed nodes `host:port`. */
   cluster_nodes?: string[];
+  /** TLS (`rediss://` only): PEM files of the CA(s) to trust, and of a client certificate and key. */
+  tls_ca?: string;
+  tls_cert?: string;
+  tls_key?: string;
   /** Start-up connect timeout in milliseconds (default 5000). */
   connect_timeout_ms?: number;
   /** Called with connection errors after start-up (ioredis keeps reconnecting meanwhile). */
@@ -59,6 +65,35 @@ export function describeRedis(opts: RedisStoreOptions): string {
   }
 }
 
+/**
+ * TLS options when the URL says `rediss://`: SNI for a host name, and the configured CA and
+ * client certificate files, read once at start-up. A tls_* setting without `rediss://` is a
+ * config mistake (it would silently talk in clear), so it stops start-up.
+ */
+function tlsOptions(opts: RedisStoreOptions, host?: string): ConnectionOptions | undefined {
+  const files = { ca: opts.tls_ca, cert: opts.tls_cert, key: opts.tls_key };
+  const named = Object.entries(files).filter(([, path]) => path !== undefined);
+  if (!opts.url?.startsWith("rediss://")) {
+    if (named.length) throw new Error(`store.redis.tls_${named[0]?.[0]} needs a rediss:// url`);
+    return undefined;
+  }
+  if ((files.cert === undefined) !== (files.key === undefined))
+    throw new Error("store.redis.tls_cert and store.redis.tls_key go together");
+  const tls: ConnectionOptions = {};
+  // SNI takes host names only, not IP addresses.
+  if (host && !isIP(host)) tls.servername = host;
+  for (const [name, path] of named) {
+    try {
+      tls[name as "ca" | "cert" | "key"] = readFileSync(path as string);
+    } catch (err) {
+      throw new Error(
+        `store.redis.tls_${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code})`,
+      );
+    }
+  }
+  return tls;
+}
+
 /** ioredis options for a standalone or Sentinel connection. */
 function standaloneOptions(opts: RedisStoreOptions, timeout: number): RedisOptions {
   const base: RedisOptions = {
@@ -70,6 +105,9 @@ function standaloneOptions(opts: RedisStoreOptions, timeout: number): RedisOptio
   if (opts.sentinels?.length) {
     if (!opts.sentinel_name)
       throw new Error("store.redis.sentinel_name is required with store.redis.sentinels");
+    // Refused rather than ignored: a TLS setting that silently fell back to clear text would be worse.
+    if (opts.tls_ca || opts.tls_cert || opts.tls_key)
+      throw new Error("store.redis.tls_* is not supported with store.redis.sentinels");
     return {
       ...base,
       sentinels: opts.sentinels.map(hostPort),
@@ -98,8 +136,7 @@ function standaloneOptions(opts: RedisStoreOptions, timeout: number): RedisOptio
     username: u.username ? decodeURIComponent(u.username) : undefined,
     password: opts.password ?? (u.password ? decodeURIComponent(u.password) : undefined),
     db: opts.db ?? dbInUrl,
-    // SNI takes host names only, not IP addresses.
-    tls: u.protocol === "rediss:" ? (isIP(u.hostname) ? {} : { servername: u.hostname }) : undefined,
+    tls: tlsOptions(opts, u.hostname.replace(/^\[|\]$/g, "")),
   };
 }
 
@@ -132,7 +169,7 @@ export async function connectRedis(opts: RedisStoreOptions): Promise<RedisClient
         connectTimeout: timeout,
         maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
         password: opts.password,
-        tls: opts.url?.startsWith("rediss://") ? {} : undefined,
+        tls: tlsOptions(opts),
       },
     });
   } else {

@@ -10,20 +10,30 @@
  * `restart()` brings the same data back on the same port. The child is killed on process exit.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
 
 export interface RedisOptions {
   /** Sets `requirepass`; the URL then carries it (`redis://:password@…`). */
   password?: string;
   /** Append-only file in the temp dir, so restart() keeps the data. */
   persist?: boolean;
+  /** TLS only (no plain port): the server's certificate and key, the CA it checks clients against. */
+  tls?: {
+    cert: string;
+    key: string;
+    ca: string;
+    requireClientCert: boolean;
+    clientCert: string;
+    clientKey: string;
+  };
 }
 
 export interface TestRedis {
-  /** `redis://[:password@]127.0.0.1:port` */
+  /** `redis://[:password@]127.0.0.1:port` (`rediss://` with `tls`) */
   url: string;
   port: number;
   /** Stops the server (data kept on disk when persist) and starts it again on the same port. */
@@ -55,10 +65,19 @@ function freePort(): Promise<number> {
   });
 }
 
-/** One PING (AUTH first if needed); resolves true on +PONG. */
-function pingOnce(port: number, password?: string): Promise<boolean> {
+/** One PING (AUTH first if needed), over TLS with `opts.tls`; resolves true on +PONG. */
+function pingOnce(port: number, opts: RedisOptions): Promise<boolean> {
+  const password = opts.password;
   return new Promise((resolve) => {
-    const socket = createConnection({ host: "127.0.0.1", port });
+    const socket = opts.tls
+      ? tlsConnect({
+          host: "127.0.0.1",
+          port,
+          ca: readFileSync(opts.tls.ca),
+          cert: readFileSync(opts.tls.clientCert),
+          key: readFileSync(opts.tls.clientKey),
+        })
+      : createConnection({ host: "127.0.0.1", port });
     let reply = "";
     const done = (ok: boolean) => {
       socket.destroy();
@@ -66,7 +85,7 @@ function pingOnce(port: number, password?: string): Promise<boolean> {
     };
     socket.setTimeout(500, () => done(false));
     socket.once("error", () => done(false));
-    socket.once("connect", () => {
+    socket.once(opts.tls ? "secureConnect" : "connect", () => {
       socket.write(password ? `AUTH ${JSON.stringify(password)}\r\nPING\r\n` : "PING\r\n");
     });
     socket.on("data", (chunk) => {
@@ -78,7 +97,14 @@ function pingOnce(port: number, password?: string): Promise<boolean> {
 }
 
 function spawnServer(port: number, dir: string, opts: RedisOptions, extra: string[] = []): ChildProcess {
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", ""];
+  const ports = opts.tls
+    ? [
+        ...["--port", "0", "--tls-port", String(port), "--tls-cert-file", opts.tls.cert],
+        ...["--tls-key-file", opts.tls.key, "--tls-ca-cert-file", opts.tls.ca],
+        ...["--tls-auth-clients", opts.tls.requireClientCert ? "yes" : "no"],
+      ]
+    : ["--port", String(port)];
+  const args = [...ports, "--bind", "127.0.0.1", "--dir", dir, "--save", ""];
   args.push(...(opts.persist ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]));
   if (opts.password) args.push("--requirepass", opts.password, "--masterauth", opts.password);
   args.push(...extra);
@@ -94,7 +120,7 @@ function spawnServer(port: number, dir: string, opts: RedisOptions, extra: strin
   return child;
 }
 
-async function waitUntilReady(child: ChildProcess, port: number, password?: string): Promise<void> {
+async function waitUntilReady(child: ChildProcess, port: number, opts: RedisOptions): Promise<void> {
   let stderr = "";
   child.stderr?.on("data", (chunk) => {
     stderr += chunk.toString();
@@ -102,7 +128,7 @@ async function waitUntilReady(child: ChildProcess, port: number, password?: stri
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}): ${stderr.trim()}`);
-    if (await pingOnce(port, password)) return;
+    if (await pingOnce(port, opts)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   child.kill("SIGKILL");
@@ -138,7 +164,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<TestRedis | u
     port = await freePort();
     child = spawnServer(port, dir, opts);
     try {
-      await waitUntilReady(child, port, opts.password);
+      await waitUntilReady(child, port, opts);
       break;
     } catch (err) {
       await stopChild(child);
@@ -151,12 +177,12 @@ export async function startRedis(opts: RedisOptions = {}): Promise<TestRedis | u
   const auth = opts.password ? `:${encodeURIComponent(opts.password)}@` : "";
   let current: ChildProcess = child;
   return {
-    url: `redis://${auth}127.0.0.1:${port}`,
+    url: `${opts.tls ? "rediss" : "redis"}://${auth}127.0.0.1:${port}`,
     port,
     async restart() {
       await stopChild(current);
       current = spawnServer(port, dir, opts);
-      await waitUntilReady(current, port, opts.password);
+      await waitUntilReady(current, port, opts);
     },
     async stop() {
       await stopChild(current);
@@ -214,7 +240,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster | undefined>
       ]);
       children.push(child);
       ports.push(port);
-      await waitUntilReady(child, port);
+      await waitUntilReady(child, port, {});
     }
     const nodes = ports.map((p) => `127.0.0.1:${p}`);
     const create = spawnSync("redis-cli", ["--cluster", "create", ...nodes, "--cluster-yes"], {
@@ -265,7 +291,7 @@ export async function startRedisSentinel(): Promise<TestRedisSentinel | undefine
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitUntilReady(child, port);
+    await waitUntilReady(child, port, {});
     return { sentinels: [`127.0.0.1:${port}`], name: "mymaster", master, stop };
   } catch (err) {
     await stop();
