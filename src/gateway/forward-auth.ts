@@ -27,7 +27,7 @@ import type { RequestLog } from "../ops/request-log.js";
 import type { AccessChecker } from "./access.js";
 import { bearerChallenge } from "./challenge.js";
 import { jsonRpcError } from "./errors.js";
-import { identityHeaders } from "./headers.js";
+import { declaresBody, identityHeaders } from "./headers.js";
 import type { OriginPolicy } from "./origin.js";
 import type { ServiceRoute, ServiceRouter } from "./routing.js";
 
@@ -117,12 +117,6 @@ export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps)
   });
 }
 
-/** A request with no body to read: the shortcut never parses or limits one. */
-function bodiless(headers: IncomingHttpHeaders): boolean {
-  const length = headers["content-length"];
-  return headers["transfer-encoding"] === undefined && (length === undefined || length === "0");
-}
-
 /**
  * The /verify shortcut: a GET, HEAD or bodiless POST whose token verdict is cached and admits
  * the user gets the route's 200 without fastify. Anything else is declined, untouched.
@@ -149,7 +143,9 @@ export function verifyShortcut(deps: ForwardAuthDeps & { requests: RequestLog })
     const url = req.url as string;
     if (!url.startsWith(PATH) || (url.length > PATH.length && url[PATH.length] !== "?")) return false;
     const method = req.method;
-    if (method !== "GET" && method !== "HEAD" && !(method === "POST" && bodiless(req.headers))) return false;
+    // The shortcut never reads or limits a body: a POST with one goes the full way.
+    if (method !== "GET" && method !== "HEAD" && !(method === "POST" && !declaresBody(req.headers)))
+      return false;
     const startedAt = performance.now();
 
     let explicit: string | undefined;

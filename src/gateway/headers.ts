@@ -30,6 +30,11 @@ const CLIENT_ONLY = new Set(["authorization", "cookie", "origin"]);
 
 export type IdentityHeaderNames = GatewayConfig["gateway"]["identity_headers"];
 
+/** Whether a request says it carries a body (a length above zero, or a transfer coding). */
+export function declaresBody(headers: IncomingHttpHeaders): boolean {
+  return headers["transfer-encoding"] !== undefined || Number(headers["content-length"] ?? 0) > 0;
+}
+
 /** Header names (lower-case) a client must never be able to set for the upstream. */
 export function reservedHeaderNames(names: IdentityHeaderNames): Set<string> {
   return new Set(Object.values(names).map((n) => n.toLowerCase()));

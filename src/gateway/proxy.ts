@@ -8,7 +8,7 @@ import { type Readable, Transform, type TransformCallback } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { Pool, errors as undiciErrors } from "undici";
 import { sendJsonRpcError } from "./errors.js";
-import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.js";
+import { clientResponseHeaders, declaresBody, upstreamRequestHeaders } from "./headers.js";
 
 /** Idle keep-alive connections to an upstream are kept this long. */
 const KEEP_ALIVE_MS = 60_000;
@@ -85,7 +85,7 @@ export class UpstreamProxy {
     const raw = request.raw;
     const declared = Number(raw.headers["content-length"] ?? 0);
     if (declared > this.options.maxBody) return this.tooLarge(reply);
-    const hasBody = declared > 0 || raw.headers["transfer-encoding"] !== undefined;
+    const hasBody = declaresBody(raw.headers);
 
     // A client that goes away (closes an SSE stream) releases the upstream request too: before
     // the upstream answers, through the signal; after, by destroying its body. (An emitter, not
