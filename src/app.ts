@@ -65,7 +65,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const app = Fastify({
     serverFactory: shortcuts.serverFactory,
     // One access-log line per request, the same for fastify and the shortcuts.
-    logController: new OneLinePerRequest(),
+    logController: new OneLinePerRequest(config.log_requests),
     logger: options.logger ?? {
       level: config.log_level,
       serializers: { req: requestSerializer },
@@ -81,7 +81,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
 
   shortcuts.onError = (err) => app.log.error({ err }, "shortcut failed; fastify answers instead");
-  const requests = new RequestLog(app.log, config.trust_proxy);
+  const requests = new RequestLog(app.log, config.trust_proxy, config.log_requests);
   requests.attach(app);
 
   const upstreams = await startServiceUpstreams(config, app.log);

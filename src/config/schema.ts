@@ -107,6 +107,11 @@ export const configSchema = z.strictObject({
   /** Host routing: `{service}.{base_domain}` and `auth.{base_domain}`. Path routing always works. */
   base_domain: z.string().optional(),
   log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /**
+   * One info line per answered request. Off keeps audit events, errors and warnings; worth it
+   * for a busy /verify, where the line costs close to half the throughput (bench/RESULTS.md).
+   */
+  log_requests: bool.default(true),
 
   store: z
     .strictObject({

@@ -17,8 +17,15 @@ import { RequestMetrics } from "./request-metrics.js";
 
 const COMPLETED = "request completed";
 
-/** fastify's request log lines, one per request; its error and not-found lines stay as they are. */
+/**
+ * fastify's request log lines, one per request (none when `enabled` is false); its error and
+ * not-found lines stay as they are.
+ */
 export class OneLinePerRequest extends LogController {
+  constructor(private readonly enabled: boolean) {
+    super();
+  }
+
   override incomingRequest(): void {}
 
   override requestCompleted(
@@ -29,7 +36,7 @@ export class OneLinePerRequest extends LogController {
     if (this.isLogDisabled(request)) return;
     const line = { req: request, res: reply, responseTime: reply.elapsedTime };
     if (error) reply.log.error({ ...line, err: error }, "request errored");
-    else reply.log.info(line, COMPLETED);
+    else if (this.enabled) reply.log.info(line, COMPLETED);
   }
 }
 
@@ -69,6 +76,8 @@ export class RequestLog {
   constructor(
     private readonly log: FastifyBaseLogger,
     trustProxy: TrustProxy,
+    /** Whether answered requests get a log line (`log_requests`); metrics count them either way. */
+    private readonly logLines: boolean,
   ) {
     this.trust = trustFunction(trustProxy);
   }
@@ -92,6 +101,7 @@ export class RequestLog {
   shortcutAnswered(route: string, raw: IncomingMessage, status: number, startedAt: number): void {
     const ms = performance.now() - startedAt;
     this.metrics.record(route, raw.method ?? "", status, ms / 1000);
+    if (!this.logLines) return;
     this.log.info(
       { req: new RawRequestView(raw, this.trust), res: { statusCode: status }, responseTime: ms },
       COMPLETED,

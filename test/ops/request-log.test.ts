@@ -66,3 +66,34 @@ describe("request log and metrics across both lanes", () => {
     expect(metrics).toMatch(/mcpgw_http_request_duration_seconds_count\{route="\/verify"\} 4/);
   });
 });
+
+describe("log_requests: false", () => {
+  it("drops the per-request lines of both lanes, keeps the counts and the audit events", async () => {
+    const lines: string[] = [];
+    const gw = await startFullGateway(
+      { log_level: "info", log_requests: false, services: { echo: { url: "http://127.0.0.1:9/mcp" } } },
+      { logLines: lines },
+    );
+    try {
+      const good = await mintAccessToken(gw.keys, {
+        iss: gw.config.public_url,
+        aud: `${gw.config.public_url}/echo/mcp`,
+      });
+      const other = await mintAccessToken(gw.keys, {
+        iss: gw.config.public_url,
+        aud: "http://elsewhere/mcp",
+      });
+      const headers = { "x-forwarded-uri": "/echo/mcp" };
+      for (const token of [good, good, good, other]) {
+        await raw(`${gw.url}/verify`, { headers: { ...headers, authorization: `Bearer ${token}` } });
+      }
+      const parsed = lines.map((l) => JSON.parse(l) as Line & { audit?: { type: string } });
+      expect(parsed.filter((l) => l.msg === "request completed")).toEqual([]);
+      expect(parsed.filter((l) => l.audit).map((l) => l.audit?.type)).toEqual(["access.refused"]);
+      const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+      expect(metrics).toContain('mcpgw_http_requests_total{route="/verify",method="GET",status="200"} 3');
+    } finally {
+      await gw.close({ wipe: true });
+    }
+  });
+});

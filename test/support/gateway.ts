@@ -57,9 +57,9 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
     logger: false,
     forceCloseConnections: true,
     serverFactory: shortcuts.serverFactory,
-    logController: new OneLinePerRequest(),
+    logController: new OneLinePerRequest(parsed.log_requests),
   });
-  const requests = new RequestLog(app.log, parsed.trust_proxy);
+  const requests = new RequestLog(app.log, parsed.trust_proxy, parsed.log_requests);
   requests.attach(app);
   await registerGateway(app, {
     config: parsed,
