@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { afterEach } from "vitest";
 import { type BridgeOptions, type RunningBridge, startBridge } from "../../src/bridge/index.js";
 
 const require = createRequire(import.meta.url);
@@ -109,4 +110,18 @@ export function initializeRequest(id: number | string, protocolVersion = "2025-0
     method: "initialize",
     params: { protocolVersion, capabilities: {}, clientInfo: { name: "raw", version: "0" } },
   };
+}
+
+/**
+ * What a bridge test opens, closed after each test: its SDK clients first, then its bridge.
+ * Call once per file at top level; tests assign `open.bridge` and push to `open.clients`.
+ */
+export function closedAfterEach(): { bridge: RunningBridge | undefined; clients: Client[] } {
+  const open = { bridge: undefined as RunningBridge | undefined, clients: [] as Client[] };
+  afterEach(async () => {
+    for (const c of open.clients.splice(0)) await c.close().catch(() => {});
+    await open.bridge?.close();
+    open.bridge = undefined;
+  });
+  return open;
 }

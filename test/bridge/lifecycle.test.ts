@@ -1,8 +1,7 @@
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { afterEach, describe, expect, it } from "vitest";
-import type { RunningBridge } from "../../src/bridge/index.js";
+import { describe, expect, it } from "vitest";
 import {
   childrenOf,
+  closedAfterEach,
   connectClient,
   everythingBridge,
   initializeRequest,
@@ -11,14 +10,7 @@ import {
   waitFor,
 } from "./helpers.js";
 
-let bridge: RunningBridge | undefined;
-const clients: Client[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => {});
-  await bridge?.close();
-  bridge = undefined;
-});
+const open = closedAfterEach();
 
 async function openSession(url: string): Promise<string> {
   const res = await post(url, initializeRequest(1));
@@ -32,10 +24,10 @@ const listTools = { jsonrpc: "2.0", id: 5, method: "tools/list" };
 describe("bridge lifecycle", () => {
   it("a killed child fails its pending request, ends its session (404) with its stderr logged, and the next session works", async () => {
     let logs: Awaited<ReturnType<typeof everythingBridge>>["logs"];
-    ({ bridge, logs } = await everythingBridge());
-    const client = await connectClient(bridge.url);
-    clients.push(client);
-    const [pid] = bridge.childPids() as [number];
+    ({ bridge: open.bridge, logs } = await everythingBridge());
+    const client = await connectClient(open.bridge.url);
+    open.clients.push(client);
+    const [pid] = open.bridge.childPids() as [number];
     const sid = (client.transport as { sessionId?: string }).sessionId as string;
     const pending = client.callTool({
       name: "trigger-long-running-operation",
@@ -44,8 +36,8 @@ describe("bridge lifecycle", () => {
     await new Promise((r) => setTimeout(r, 200));
     process.kill(pid, "SIGKILL");
     await expect(pending).rejects.toThrow(/MCP server process exited on SIGKILL/);
-    await waitFor(() => bridge?.sessions() === 0);
-    const after = await post(bridge.url, listTools, { "mcp-session-id": sid });
+    await waitFor(() => open.bridge?.sessions() === 0);
+    const after = await post(open.bridge.url, listTools, { "mcp-session-id": sid });
     expect(after.status).toBe(404);
     expect(await after.json()).toMatchObject({
       jsonrpc: "2.0",
@@ -56,60 +48,64 @@ describe("bridge lifecycle", () => {
     // The everything server announces itself on stderr: the tail is in the log.
     expect(String(crash?.obj.stderr)).toContain("Starting default (STDIO) server");
 
-    const next = await connectClient(bridge.url);
-    clients.push(next);
+    const next = await connectClient(open.bridge.url);
+    open.clients.push(next);
     expect((await next.listTools()).tools.length).toBeGreaterThan(0);
-    expect(bridge.childPids()).not.toContain(pid);
+    expect(open.bridge.childPids()).not.toContain(pid);
   });
 
   it("reaps idle sessions and their children", async () => {
-    ({ bridge } = await everythingBridge({ idleTimeoutSeconds: 1 }));
-    const sid = await openSession(bridge.url);
-    const [pid] = bridge.childPids() as [number];
+    ({ bridge: open.bridge } = await everythingBridge({ idleTimeoutSeconds: 1 }));
+    const sid = await openSession(open.bridge.url);
+    const [pid] = open.bridge.childPids() as [number];
     expect(isAlive(pid)).toBe(true);
-    await waitFor(() => bridge?.sessions() === 0, 5_000);
+    await waitFor(() => open.bridge?.sessions() === 0, 5_000);
     await waitFor(() => !isAlive(pid));
-    const res = await post(bridge.url, listTools, { "mcp-session-id": sid });
+    const res = await post(open.bridge.url, listTools, { "mcp-session-id": sid });
     expect(res.status).toBe(404);
   });
 
   it("keeps a session that is in use alive past the idle timeout", async () => {
-    ({ bridge } = await everythingBridge({ idleTimeoutSeconds: 1 }));
-    const client = await connectClient(bridge.url);
-    clients.push(client);
+    ({ bridge: open.bridge } = await everythingBridge({ idleTimeoutSeconds: 1 }));
+    const client = await connectClient(open.bridge.url);
+    open.clients.push(client);
     await client.callTool({ name: "trigger-long-running-operation", arguments: { duration: 2, steps: 2 } });
-    expect(bridge.sessions()).toBe(1);
+    expect(open.bridge.sessions()).toBe(1);
   });
 
   it("close() ends every child, leaving none in the process table", async () => {
-    ({ bridge } = await everythingBridge());
-    await Promise.all([openSession(bridge.url), openSession(bridge.url), openSession(bridge.url)]);
-    const pids = bridge.childPids();
+    ({ bridge: open.bridge } = await everythingBridge());
+    await Promise.all([
+      openSession(open.bridge.url),
+      openSession(open.bridge.url),
+      openSession(open.bridge.url),
+    ]);
+    const pids = open.bridge.childPids();
     expect(pids).toHaveLength(3);
     for (const pid of pids) expect(childrenOf(process.pid)).toContain(pid);
-    await bridge.close();
+    await open.bridge.close();
     for (const pid of pids) expect(isAlive(pid)).toBe(false);
     for (const pid of pids) expect(childrenOf(process.pid)).not.toContain(pid);
-    bridge = undefined;
+    open.bridge = undefined;
   });
 
   it("refuses sessions over the limit with 503 and a JSON-RPC error", async () => {
-    ({ bridge } = await everythingBridge({ maxSessions: 1 }));
-    await openSession(bridge.url);
-    const res = await post(bridge.url, initializeRequest(2));
+    ({ bridge: open.bridge } = await everythingBridge({ maxSessions: 1 }));
+    await openSession(open.bridge.url);
+    const res = await post(open.bridge.url, initializeRequest(2));
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({
       jsonrpc: "2.0",
       error: { code: -32000, message: /Too many sessions/ },
     });
-    expect(bridge.childPids()).toHaveLength(1);
+    expect(open.bridge.childPids()).toHaveLength(1);
   });
 
   it("answers a request that outlives the request timeout with a JSON-RPC error", async () => {
-    ({ bridge } = await everythingBridge({ requestTimeoutSeconds: 1 }));
-    const sid = await openSession(bridge.url);
+    ({ bridge: open.bridge } = await everythingBridge({ requestTimeoutSeconds: 1 }));
+    const sid = await openSession(open.bridge.url);
     const res = await post(
-      bridge.url,
+      open.bridge.url,
       {
         jsonrpc: "2.0",
         id: "slow",
@@ -123,14 +119,14 @@ describe("bridge lifecycle", () => {
       error: { code: -32001, message: /timed out after 1s/ },
     });
     // The session survives a timeout.
-    const again = await post(bridge.url, listTools, { "mcp-session-id": sid });
+    const again = await post(open.bridge.url, listTools, { "mcp-session-id": sid });
     expect(again.status).toBe(200);
   });
 
   it("ends a session whose child cannot be started, with a JSON-RPC error", async () => {
-    ({ bridge } = await everythingBridge({ command: "/nonexistent/mcp-server", args: [] }));
-    const res = await post(bridge.url, initializeRequest(1));
+    ({ bridge: open.bridge } = await everythingBridge({ command: "/nonexistent/mcp-server", args: [] }));
+    const res = await post(open.bridge.url, initializeRequest(1));
     expect(await res.json()).toMatchObject({ id: 1, error: { message: /could not be started/ } });
-    await waitFor(() => bridge?.sessions() === 0);
+    await waitFor(() => open.bridge?.sessions() === 0);
   });
 });

@@ -1,17 +1,8 @@
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { afterEach, describe, expect, it } from "vitest";
-import type { RunningBridge } from "../../src/bridge/index.js";
-import { childrenOf, connectClient, everythingBridge, isAlive, waitFor } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { childrenOf, closedAfterEach, connectClient, everythingBridge, isAlive, waitFor } from "./helpers.js";
 
-let bridge: RunningBridge | undefined;
-const clients: Client[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => {});
-  await bridge?.close();
-  bridge = undefined;
-});
+const open = closedAfterEach();
 
 function textOf(result: unknown): string {
   const content = (result as { content: Array<{ type: string; text?: string }> }).content;
@@ -20,9 +11,9 @@ function textOf(result: unknown): string {
 
 describe("bridge sessions", () => {
   it("lists the everything server's tools and makes real calls", async () => {
-    ({ bridge } = await everythingBridge());
-    const client = await connectClient(bridge.url);
-    clients.push(client);
+    ({ bridge: open.bridge } = await everythingBridge());
+    const client = await connectClient(open.bridge.url);
+    open.clients.push(client);
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(["echo", "get-sum", "get-env"]));
     expect(textOf(await client.callTool({ name: "echo", arguments: { message: "hello bridge" } }))).toContain(
@@ -32,11 +23,11 @@ describe("bridge sessions", () => {
   });
 
   it("per-session: two concurrent sessions get two separate child processes", async () => {
-    ({ bridge } = await everythingBridge());
-    const [a, b] = await Promise.all([connectClient(bridge.url), connectClient(bridge.url)]);
-    clients.push(a, b);
-    expect(bridge.sessions()).toBe(2);
-    const pids = bridge.childPids();
+    ({ bridge: open.bridge } = await everythingBridge());
+    const [a, b] = await Promise.all([connectClient(open.bridge.url), connectClient(open.bridge.url)]);
+    open.clients.push(a, b);
+    expect(open.bridge.sessions()).toBe(2);
+    const pids = open.bridge.childPids();
     expect(pids).toHaveLength(2);
     expect(new Set(pids).size).toBe(2);
     for (const pid of pids) expect(childrenOf(process.pid)).toContain(pid);
@@ -50,23 +41,23 @@ describe("bridge sessions", () => {
     const transport = a.transport as StreamableHTTPClientTransport;
     expect(transport.sessionId).toBeTruthy();
     await transport.terminateSession();
-    await waitFor(() => bridge?.childPids().length === 1);
-    const gone = pids.find((pid) => !bridge?.childPids().includes(pid)) as number;
+    await waitFor(() => open.bridge?.childPids().length === 1);
+    const gone = pids.find((pid) => !open.bridge?.childPids().includes(pid)) as number;
     await waitFor(() => !isAlive(gone));
-    expect(bridge.sessions()).toBe(1);
-    expect(bridge.childPids().filter(isAlive)).toHaveLength(1);
+    expect(open.bridge.sessions()).toBe(1);
+    expect(open.bridge.childPids().filter(isAlive)).toHaveLength(1);
   });
 
   it("shared: one child serves every session, with ids remapped per session", async () => {
-    ({ bridge } = await everythingBridge({ sessionMode: "shared" }));
+    ({ bridge: open.bridge } = await everythingBridge({ sessionMode: "shared" }));
     const [a, b, c] = await Promise.all([
-      connectClient(bridge.url),
-      connectClient(bridge.url),
-      connectClient(bridge.url),
+      connectClient(open.bridge.url),
+      connectClient(open.bridge.url),
+      connectClient(open.bridge.url),
     ]);
-    clients.push(a, b, c);
-    expect(bridge.sessions()).toBe(3);
-    expect(bridge.childPids()).toHaveLength(1);
+    open.clients.push(a, b, c);
+    expect(open.bridge.sessions()).toBe(3);
+    expect(open.bridge.childPids()).toHaveLength(1);
     // Every SDK client numbers its requests from 0: the same ids, concurrently, on one child.
     const results = await Promise.all(
       [a, b, c].flatMap((client, i) =>
@@ -83,9 +74,9 @@ describe("bridge sessions", () => {
   it("gives the child only PATH, HOME and its configured env, never the gateway's secrets", async () => {
     process.env.BRIDGE_TEST_SECRET = "must-not-leak";
     try {
-      ({ bridge } = await everythingBridge({ env: { GIVEN_VAR: "given-value" } }));
-      const client = await connectClient(bridge.url);
-      clients.push(client);
+      ({ bridge: open.bridge } = await everythingBridge({ env: { GIVEN_VAR: "given-value" } }));
+      const client = await connectClient(open.bridge.url);
+      open.clients.push(client);
       const env = JSON.parse(textOf(await client.callTool({ name: "get-env", arguments: {} })));
       expect(env.GIVEN_VAR).toBe("given-value");
       expect(env.PATH).toBe(process.env.PATH);

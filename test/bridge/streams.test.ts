@@ -1,17 +1,8 @@
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
-import { afterEach, describe, expect, it } from "vitest";
-import type { RunningBridge } from "../../src/bridge/index.js";
-import { connectClient, everythingBridge, initializeRequest, post } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { closedAfterEach, connectClient, everythingBridge, initializeRequest, post } from "./helpers.js";
 
-let bridge: RunningBridge | undefined;
-const clients: Client[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close().catch(() => {});
-  await bridge?.close();
-  bridge = undefined;
-});
+const open = closedAfterEach();
 
 /** Read SSE `data:` payloads from a streaming response until `until` matches one. */
 async function readEvents(
@@ -52,22 +43,26 @@ async function readEvents(
 }
 
 for (const sessionMode of ["per-session", "shared"] as const) {
-  describe(`bridge streams (${sessionMode})`, () => {
+  describe(`open.bridge streams (${sessionMode})`, () => {
     it("delivers a server notification on the session's GET stream", async () => {
-      ({ bridge } = await everythingBridge({ sessionMode }));
-      const init = await post(bridge.url, initializeRequest(1));
+      ({ bridge: open.bridge } = await everythingBridge({ sessionMode }));
+      const init = await post(open.bridge.url, initializeRequest(1));
       expect(init.status).toBe(200);
       const sid = init.headers.get("mcp-session-id") as string;
       expect(sid).toMatch(/^[0-9a-f-]{36}$/);
       await init.json();
       const headers = { "mcp-session-id": sid };
-      const ack = await post(bridge.url, { jsonrpc: "2.0", method: "notifications/initialized" }, headers);
+      const ack = await post(
+        open.bridge.url,
+        { jsonrpc: "2.0", method: "notifications/initialized" },
+        headers,
+      );
       expect(ack.status).toBe(202);
-      const stream = await fetch(bridge.url, { headers: { ...headers, accept: "text/event-stream" } });
+      const stream = await fetch(open.bridge.url, { headers: { ...headers, accept: "text/event-stream" } });
       expect(stream.status).toBe(200);
       expect(stream.headers.get("content-type")).toBe("text/event-stream");
       const call = await post(
-        bridge.url,
+        open.bridge.url,
         {
           jsonrpc: "2.0",
           id: 2,
@@ -94,9 +89,9 @@ for (const sessionMode of ["per-session", "shared"] as const) {
     });
 
     it("streams progress on the POST and routes a sampling request to the client and back", async () => {
-      ({ bridge } = await everythingBridge({ sessionMode }));
-      const client = await connectClient(bridge.url, { sampling: {} });
-      clients.push(client);
+      ({ bridge: open.bridge } = await everythingBridge({ sessionMode }));
+      const client = await connectClient(open.bridge.url, { sampling: {} });
+      open.clients.push(client);
       const progress: number[] = [];
       const done = await client.callTool(
         { name: "trigger-long-running-operation", arguments: { duration: 0.4, steps: 4 } },
@@ -122,14 +117,14 @@ for (const sessionMode of ["per-session", "shared"] as const) {
 
 describe("bridge protocol pass-through", () => {
   it("does not rewrite the protocol version, and answers in SSE when only SSE is accepted", async () => {
-    ({ bridge } = await everythingBridge());
+    ({ bridge: open.bridge } = await everythingBridge());
     for (const version of ["2024-11-05", "2025-03-26", "2025-06-18"]) {
-      const res = await post(bridge.url, initializeRequest("init-1", version));
+      const res = await post(open.bridge.url, initializeRequest("init-1", version));
       const body = (await res.json()) as { id: unknown; result: { protocolVersion: string } };
       expect(body.id).toBe("init-1");
       expect(body.result.protocolVersion).toBe(version);
     }
-    const sse = await post(bridge.url, initializeRequest(7), { accept: "text/event-stream" });
+    const sse = await post(open.bridge.url, initializeRequest(7), { accept: "text/event-stream" });
     expect(sse.headers.get("content-type")).toBe("text/event-stream");
     const [reply] = await readEvents(sse, (m) => m.id === 7);
     expect(reply).toMatchObject({ id: 7, result: { serverInfo: expect.any(Object) } });
