@@ -176,6 +176,29 @@ describe("/verify with the token's verdict cached", () => {
     expect(first.headers["cache-control"]).toBe("no-store");
   });
 
+  it("finds the service the same ways: ?service=, X-Forwarded-Host, X-Original-URI", async () => {
+    const pathToken = await gw.token("echo", { preferred_username: "ada" });
+    const hostToken = await gw.token("echo", { aud: "http://echo.mcp.test/mcp", preferred_username: "ada" });
+    const cases: Array<[string, string, Record<string, string>]> = [
+      [`${verify}?service=echo`, pathToken, {}],
+      [`${verify}?other=1&service=echo`, pathToken, { "x-forwarded-uri": "/team/mcp" }],
+      [verify, hostToken, { "x-forwarded-host": "echo.mcp.test", "x-forwarded-uri": "/mcp" }],
+      [verify, pathToken, { "x-original-uri": "/echo/mcp" }],
+    ];
+    for (const [url, token, headers] of cases) {
+      for (let i = 0; i < 2; i++) {
+        const res = await raw(url, { headers: { ...headers, authorization: `Bearer ${token}` } });
+        expect({ url, headers, i, status: res.status, user: res.headers["x-user-name"] }).toEqual({
+          url,
+          headers,
+          i,
+          status: 200,
+          user: "ada",
+        });
+      }
+    }
+  });
+
   it("still refuses another service, a user outside the policy, and a foreign Origin", async () => {
     const token = await gw.token("echo", { preferred_username: "mallory" });
     await warm(token);
