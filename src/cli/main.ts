@@ -14,6 +14,7 @@ const GROUPS: Record<string, () => Promise<Register>> = {
   admin: async () => (await import("./admin.js")).registerAdminCommands,
   bridge: async () => (await import("./bridge.js")).registerBridgeCommand,
   client: async () => (await import("./client.js")).registerClientCommands,
+  doctor: async () => (await import("./doctor.js")).registerDoctorCommand,
 };
 const CLIENT_COMMANDS = new Set(["login", "token", "connect", "logout"]);
 

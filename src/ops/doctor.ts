@@ -1,0 +1,149 @@
+/**
+ * `mcp-gateway doctor`: what would go wrong at start-up or on the first request, found before
+ * it does, against the real things (the store, the identity provider, each service's upstream
+ * or command). Each check is one line: ok, warn (works, but probably not as meant) or fail.
+ */
+import { accessSync, constants, existsSync } from "node:fs";
+import { delimiter, isAbsolute, join } from "node:path";
+import { request } from "undici";
+import type { GatewayConfig } from "../config/schema.js";
+import { createIdentityProvider } from "../idp/create.js";
+import { isLoopbackHttp } from "../oauth/redirect-uri.js";
+import { openStore } from "../store/open.js";
+import type { Store } from "../store/store.js";
+
+export type Verdict = "ok" | "warn" | "fail";
+export interface Finding {
+  verdict: Verdict;
+  /** What was checked, e.g. `store`, `service notes`. */
+  check: string;
+  detail: string;
+}
+
+/** How long an upstream may take to answer the probe. */
+const PROBE_TIMEOUT_MS = 3_000;
+
+const message = (err: unknown) => {
+  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  return e.cause?.code ?? e.code ?? e.message;
+};
+
+function publicUrl(config: GatewayConfig): Finding {
+  const url = new URL(config.public_url as string);
+  if (url.protocol === "https:" || isLoopbackHttp(url))
+    return { verdict: "ok", check: "public_url", detail: url.href };
+  return {
+    verdict: "warn",
+    check: "public_url",
+    detail: `${url.href} is plain http on a non-loopback host: MCP clients expect https (put TLS in front and set public_url to the https URL)`,
+  };
+}
+
+async function storeAndLogin(config: GatewayConfig): Promise<Finding[]> {
+  let store: Store;
+  try {
+    store = await openStore(config);
+    await store.ping();
+  } catch (err) {
+    return [{ verdict: "fail", check: "store", detail: message(err) }];
+  }
+  const found: Finding[] = [{ verdict: "ok", check: "store", detail: `${store.kind} ${store.location}` }];
+  try {
+    if (store.kind === "redis" && !config.keys.encryption_secret) {
+      found.push({
+        verdict: "warn",
+        check: "keys",
+        detail: "keys.encryption_secret is not set: the private signing keys sit unsealed in Redis",
+      });
+    }
+    try {
+      const idp = await createIdentityProvider(config, store);
+      found.push({ verdict: "ok", check: "login", detail: idp.displayName });
+    } catch (err) {
+      found.push({ verdict: "fail", check: "login", detail: message(err) });
+    }
+  } finally {
+    await store.close();
+  }
+  return found;
+}
+
+/** An executable by path, or the first one of that name on PATH. */
+function findExecutable(command: string): string | undefined {
+  const candidates =
+    isAbsolute(command) || command.includes("/")
+      ? [command]
+      : (process.env.PATH ?? "")
+          .split(delimiter)
+          .filter(Boolean)
+          .map((dir) => join(dir, command));
+  return candidates.find((path) => {
+    try {
+      accessSync(path, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** A Streamable HTTP upstream is probed with an MCP initialize, as the gateway's first client would. */
+async function probe(name: string, url: string): Promise<Finding> {
+  const check = `service ${name}`;
+  try {
+    const res = await request(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: {
+          protocolVersion: "2025-06-18",
+          capabilities: {},
+          clientInfo: { name: "mcp-gateway doctor", version: "1" },
+        },
+      }),
+      headersTimeout: PROBE_TIMEOUT_MS,
+      bodyTimeout: PROBE_TIMEOUT_MS,
+    });
+    await res.body.dump();
+    const status = res.statusCode;
+    if (status < 300) return { verdict: "ok", check, detail: `${url} answers initialize` };
+    if (status === 401 || status === 403)
+      return {
+        verdict: "warn",
+        check,
+        detail: `${url} answers ${status}: it wants credentials of its own, and the gateway never forwards the client's token`,
+      };
+    return {
+      verdict: status >= 500 ? "fail" : "warn",
+      check,
+      detail: `${url} answers initialize with ${status}`,
+    };
+  } catch (err) {
+    return { verdict: "fail", check, detail: `${url}: ${message(err)}` };
+  }
+}
+
+function services(config: GatewayConfig): Array<Promise<Finding>> {
+  return Object.entries(config.services).map(async ([name, service]): Promise<Finding> => {
+    const check = `service ${name}`;
+    if (!service.enabled) return { verdict: "ok", check, detail: "disabled" };
+    if (service.url) return probe(name, service.url);
+    const command = service.command as string;
+    const path = findExecutable(command);
+    if (!path) return { verdict: "fail", check, detail: `command not found: ${command}` };
+    // `node /path/server.js`: a script given by absolute path must exist too.
+    const script = service.args[0];
+    if (script && isAbsolute(script) && !existsSync(script))
+      return { verdict: "fail", check, detail: `${command} would run ${script}, which does not exist` };
+    return { verdict: "ok", check, detail: `runs ${[path, ...service.args].join(" ")}` };
+  });
+}
+
+/** Every check, in a stable order: public URL, store, keys, login, then services as configured. */
+export async function diagnose(config: GatewayConfig): Promise<Finding[]> {
+  const [store, probes] = await Promise.all([storeAndLogin(config), Promise.all(services(config))]);
+  return [publicUrl(config), ...store, ...probes];
+}
