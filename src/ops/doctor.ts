@@ -4,7 +4,7 @@
  * or command). Each check is one line: ok, warn (works, but probably not as meant) or fail.
  */
 import { accessSync, constants, existsSync } from "node:fs";
-import { delimiter, isAbsolute, join } from "node:path";
+import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { request } from "undici";
 import type { GatewayConfig } from "../config/schema.js";
 import { createIdentityProvider } from "../idp/create.js";
@@ -68,11 +68,11 @@ async function storeAndLogin(config: GatewayConfig): Promise<Finding[]> {
   return found;
 }
 
-/** An executable by path, or the first one of that name on PATH. */
-function findExecutable(command: string): string | undefined {
+/** An executable by path (relative to the service's `cwd`), or the first one of that name on PATH. */
+function findExecutable(command: string, cwd: string | undefined): string | undefined {
   const candidates =
     isAbsolute(command) || command.includes("/")
-      ? [command]
+      ? [resolve(cwd ?? ".", command)]
       : (process.env.PATH ?? "")
           .split(delimiter)
           .filter(Boolean)
@@ -132,7 +132,7 @@ function services(config: GatewayConfig): Array<Promise<Finding>> {
     if (!service.enabled) return { verdict: "ok", check, detail: "disabled" };
     if (service.url) return probe(name, service.url);
     const command = service.command as string;
-    const path = findExecutable(command);
+    const path = findExecutable(command, service.cwd);
     if (!path) return { verdict: "fail", check, detail: `command not found: ${command}` };
     // `node /path/server.js`: a script given by absolute path must exist too.
     const script = service.args[0];

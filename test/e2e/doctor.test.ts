@@ -4,7 +4,7 @@
  * URL MCP clients would refuse; exit 1 when anything fails, 0 when all is well.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -61,6 +61,8 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway doctor", () =>
 
   it("names each problem on its own line and exits 1", async () => {
     const dead = `http://127.0.0.1:${await freePort()}/mcp`;
+    mkdirSync(join(dir, "bin"), { recursive: true });
+    writeFileSync(join(dir, "bin", "run.sh"), "#!/bin/sh\n", { mode: 0o755 });
     const guardedUrl = `http://127.0.0.1:${(guarded.address() as AddressInfo).port}/mcp`;
     const { status, lines } = await doctor(`
 public_url: http://gateway.example.com
@@ -72,6 +74,7 @@ services:
   ghost: { command: /nonexistent/mcp-server }
   script: { command: node, args: [/nonexistent/server.js] }
   local: { command: node, args: [--version] }
+  relative: { command: ./run.sh, cwd: "${join(dir, "bin")}" }
   off: { url: "${dead}", enabled: false }
 `);
     expect(status).toBe(1);
@@ -87,6 +90,7 @@ services:
       "fail node would run /nonexistent/server.js, which does not exist",
     );
     expect(lines.get("service local")).toMatch(/^ok runs \/.*node --version$/);
+    expect(lines.get("service relative")).toBe(`ok runs ${join(dir, "bin", "run.sh")}`);
     expect(lines.get("service off")).toBe("ok disabled");
   });
 
