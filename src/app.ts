@@ -3,11 +3,11 @@
  * config. Nothing else wires things together.
  */
 import formbody from "@fastify/formbody";
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyServerOptions } from "fastify";
 import { ResourceIndex } from "./config/resources.js";
 import type { GatewayConfig } from "./config/schema.js";
 import { registerGateway } from "./gateway/index.js";
-import { Shortcuts } from "./http/server.js";
+import { createHttpApp } from "./http/app.js";
 import { createIdentityProvider } from "./idp/create.js";
 import type { IdentityProvider } from "./idp/idp.js";
 import { OAuthError } from "./oauth/errors.js";
@@ -17,7 +17,6 @@ import { registerInteractionRoutes } from "./oauth/http/interaction-routes.js";
 import { KeyRing } from "./oauth/keys.js";
 import { AuthorizationServer } from "./oauth/server.js";
 import { logAudit } from "./ops/audit.js";
-import { OneLinePerRequest, RequestLog } from "./ops/request-log.js";
 import { registerOps } from "./ops/routes.js";
 import { openStore } from "./store/open.js";
 import { Revocations } from "./store/revocations.js";
@@ -61,28 +60,17 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const resources = new ResourceIndex(config);
   const idp = await createIdentityProvider(config, store);
 
-  const shortcuts = new Shortcuts();
-  const app = Fastify({
-    serverFactory: shortcuts.serverFactory,
-    // One access-log line per request, the same for fastify and the shortcuts.
-    logController: new OneLinePerRequest(config.log_requests),
+  const { app, shortcuts, requests } = createHttpApp(config, {
     logger: options.logger ?? {
       level: config.log_level,
       serializers: { req: requestSerializer },
       redact: ["req.headers.authorization", "req.headers.cookie", "res.headers['set-cookie']"],
       ...(options.logStream ? { stream: options.logStream } : {}),
     },
-    trustProxy: config.trust_proxy,
-    // Shutdown must not wait for long-lived SSE streams; clients reconnect to another instance.
-    forceCloseConnections: true,
     bodyLimit: config.gateway.max_body,
     // Client ids in /register/{client_id} may be long (metadata document URLs are not, they are never managed here).
     routerOptions: { maxParamLength: 500 },
   });
-
-  shortcuts.onError = (err) => app.log.error({ err }, "shortcut failed; fastify answers instead");
-  const requests = new RequestLog(app.log, config.trust_proxy, config.log_requests);
-  requests.attach(app);
 
   const upstreams = await startServiceUpstreams(config, app.log);
   const audit = logAudit(app.log.child({ component: "audit" }));

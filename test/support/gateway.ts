@@ -3,14 +3,14 @@
  * store (in memory) and a real KeyRing, listening on 127.0.0.1. The authorization server is
  * not mounted; tokens come from mint.ts with the same KeyRing.
  */
-import Fastify, { type FastifyInstance } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { validateConfig } from "../../src/config/load.js";
 import { ResourceIndex } from "../../src/config/resources.js";
 import type { GatewayConfig } from "../../src/config/schema.js";
 import { registerGateway } from "../../src/gateway/plugin.js";
-import { Shortcuts } from "../../src/http/server.js";
+import { createHttpApp } from "../../src/http/app.js";
 import { KeyRing } from "../../src/oauth/keys.js";
-import { OneLinePerRequest, RequestLog } from "../../src/ops/request-log.js";
+import type { RequestLog } from "../../src/ops/request-log.js";
 import { Revocations } from "../../src/store/revocations.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { type MintClaims, type MintOptions, mintAccessToken } from "./mint.js";
@@ -51,16 +51,8 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
   for (const [name, service] of Object.entries(parsed.services)) {
     if (service.enabled && service.url) upstreams.set(name, service.url);
   }
-  // Built as app.ts builds it: the /verify shortcut ahead of fastify, one request log for both.
-  const shortcuts = new Shortcuts();
-  const app = Fastify({
-    logger: false,
-    forceCloseConnections: true,
-    serverFactory: shortcuts.serverFactory,
-    logController: new OneLinePerRequest(parsed.log_requests),
-  });
-  const requests = new RequestLog(app.log, parsed.trust_proxy, parsed.log_requests);
-  requests.attach(app);
+  // Built on the same HTTP app as buildGateway: the /verify shortcut ahead of fastify.
+  const { app, shortcuts, requests } = createHttpApp(parsed, { logger: false });
   await registerGateway(app, {
     config: parsed,
     keys,

@@ -1,0 +1,34 @@
+/**
+ * The fastify instance a gateway runs on, wired the one way both lanes need: shortcuts taking
+ * requests ahead of fastify (src/http/server.ts), and one request log (metrics and access line)
+ * that fastify's hooks and the shortcuts both write to. buildGateway and the resource-side test
+ * harness both start from here, so they cannot drift apart.
+ */
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { GatewayConfig } from "../config/schema.js";
+import { OneLinePerRequest, RequestLog } from "../ops/request-log.js";
+import { Shortcuts } from "./server.js";
+
+export interface HttpApp {
+  app: FastifyInstance;
+  shortcuts: Shortcuts;
+  requests: RequestLog;
+}
+
+/** `options` are fastify's own (logger, limits); server, log controller and trustProxy come from here. */
+export function createHttpApp(config: GatewayConfig, options: FastifyServerOptions): HttpApp {
+  const shortcuts = new Shortcuts();
+  const app = Fastify({
+    ...options,
+    serverFactory: shortcuts.serverFactory,
+    // One access-log line per request, the same for fastify and the shortcuts.
+    logController: new OneLinePerRequest(config.log_requests),
+    trustProxy: config.trust_proxy,
+    // Shutdown must not wait for long-lived SSE streams; clients reconnect to another instance.
+    forceCloseConnections: true,
+  });
+  shortcuts.onError = (err) => app.log.error({ err }, "shortcut failed; fastify answers instead");
+  const requests = new RequestLog(app.log, config.trust_proxy, config.log_requests);
+  requests.attach(app);
+  return { app, shortcuts, requests };
+}
