@@ -66,3 +66,12 @@ export function treeMemory(root: number): TreeMemory {
   }
   return { rss, pss, parentRss: kbField(read(`/proc/${root}/status`), "VmRSS"), processes: pids.length };
 }
+
+/** CPU time (user + system) a process has used so far, in milliseconds (from /proc/PID/stat). */
+export function cpuMillis(pid: number): number {
+  const stat = read(`/proc/${pid}/stat`);
+  if (!stat) return Number.NaN;
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}

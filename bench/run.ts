@@ -37,6 +37,31 @@ const bare = await startServer("bare");
 const bareLoad = (amount: number): Promise<LoadResult> =>
   load({ url: bare.info.url, method: "POST", body: "grant_type=x", amount });
 
+/**
+ * /verify on a gateway that logs as a default install does (log_level info, one line per
+ * request, written to /dev/null): what `log_requests: false` buys back.
+ */
+async function loggedVerify(upstreamUrl: string): Promise<Row> {
+  const gateway = await startServer<{ url: string; accessToken: string }>("gateway", {
+    BENCH_CONFIG: JSON.stringify({
+      port: 0,
+      log_level: "info",
+      services: { [SERVICE]: { url: upstreamUrl } },
+    }),
+    BENCH_ACCESS_TOKEN_FOR: SERVICE,
+    BENCH_LOG_DEVNULL: "1",
+  });
+  try {
+    const target = { gatewayUrl: gateway.info.url, accessToken: gateway.info.accessToken, service: SERVICE };
+    return await verifyScenario(target, bare.info, "log_level info, a line per request to /dev/null");
+  } finally {
+    await gateway.stop();
+  }
+}
+
+/** Lines printed under the tables (figures that are not a ratio against a baseline). */
+const notes: string[] = [];
+
 /** The resource side: a real SDK upstream, and a gateway protecting it as service `echo`. */
 async function resourceScenarios(): Promise<Row[]> {
   const upstream = await startServer("upstream");
@@ -57,14 +82,18 @@ async function resourceScenarios(): Promise<Row[]> {
         service: SERVICE,
       };
       const verify = await verifyScenario(target, bare.info);
+      const logged = await loggedVerify(upstream.info.url);
       const passthrough = await startServer("passthrough", { TARGET: upstream.info.url });
       try {
         const proxy = await proxyScenarios({
           ...target,
           upstreamUrl: upstream.info.url,
           passthroughUrl: passthrough.info.url,
+          gatewayPid: gateway.pid,
+          passthroughPid: passthrough.pid,
         });
-        return [verify, ...proxy];
+        notes.push(proxy.note);
+        return [verify, logged, ...proxy.rows];
       } finally {
         await passthrough.stop();
       }
@@ -96,6 +125,7 @@ try {
       `load average ${loadBefore} before, ${load1()} after\n\n${formatRows(rows)}\n`,
   );
   if (memory.length) process.stdout.write(`\n${formatMemoryRows(memory)}\n`);
+  for (const note of notes) process.stdout.write(`\n${note}\n`);
   if (process.env.BENCH_PROFILE === "1") process.stdout.write(`\nCPU profiles: ${PROFILE_DIR}\n`);
   const failed = rows.filter(
     (r) => r.subject.errors + r.subject.non2xx + r.baseline.errors + r.baseline.non2xx > 0,

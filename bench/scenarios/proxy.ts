@@ -8,6 +8,7 @@
  * itself. Both sides of each row run in alternating slices (see `interleave`).
  */
 import { interleave, interleaveAll, type LoadResult, load, paced, type Row } from "../lib.js";
+import { cpuMillis } from "../proctree.js";
 
 const WARMUP_S = 2;
 const ROUNDS = 6;
@@ -27,6 +28,21 @@ export interface ProxyTarget {
   upstreamUrl: string;
   /** The same endpoint through the bare pass-through proxy. */
   passthroughUrl: string;
+  /** Process ids of the gateway and the pass-through, for their CPU per call. */
+  gatewayPid: number;
+  passthroughPid: number;
+}
+
+/** Calls for the CPU-per-call figure: enough that /proc's 10 ms ticks are below 1 % of it. */
+const CPU_CALLS = 8000;
+
+/** CPU (user + system) the process `pid` spends per call, in µs, over CPU_CALLS calls at 4 connections. */
+async function cpuPerCall(pid: number, url: string, headers: Record<string, string>): Promise<number> {
+  await load({ url, method: "POST", headers, body: BODY, amount: 1000, connections: 4 });
+  const before = cpuMillis(pid);
+  const run = await load({ url, method: "POST", headers, body: BODY, amount: CPU_CALLS, connections: 4 });
+  if (run.errors + run.non2xx > 0) throw new Error(`${url}: ${run.errors + run.non2xx} failed calls`);
+  return ((cpuMillis(pid) - before) * 1000) / run.total;
 }
 
 const BODY = JSON.stringify({
@@ -71,8 +87,11 @@ function steady(url: string, headers: Record<string, string>) {
     paced({ url, method: "POST", headers, body: BODY, rate: FIXED_RATE, durationS });
 }
 
-/** Three rows: throughput ratio at full load, added p50 at FIXED_RATE req/s, and the pass-through's added p50. */
-export async function proxyScenarios(target: ProxyTarget): Promise<Row[]> {
+/**
+ * Three rows: throughput ratio at full load, added p50 at FIXED_RATE req/s, and the
+ * pass-through's added p50; and a note with the CPU each proxy spends per call.
+ */
+export async function proxyScenarios(target: ProxyTarget): Promise<{ rows: Row[]; note: string }> {
   const viaGateway = `${target.gatewayUrl}/${target.service}/mcp`;
   const gatewayHeaders = mcpHeaders(target.accessToken);
   const directHeaders = mcpHeaders();
@@ -96,8 +115,14 @@ export async function proxyScenarios(target: ProxyTarget): Promise<Row[]> {
     { rounds: FIXED_ROUNDS, sliceS: FIXED_SLICE_S, warmupS: 1 },
   )) as [LoadResult, LoadResult, LoadResult];
 
+  const gatewayCpu = await cpuPerCall(target.gatewayPid, viaGateway, gatewayHeaders);
+  const passthroughCpu = await cpuPerCall(target.passthroughPid, target.passthroughUrl, directHeaders);
+  const note =
+    `CPU per proxied tools/call (user + system, /proc, ${CPU_CALLS} calls at 4 connections): ` +
+    `gateway ${gatewayCpu.toFixed(0)} µs, bare pass-through ${passthroughCpu.toFixed(0)} µs`;
+
   const baselineName = "same upstream, direct";
-  return [
+  const rows: Row[] = [
     {
       scenario: "MCP tools/call via gateway, full load",
       subject: full.subject,
@@ -120,4 +145,5 @@ export async function proxyScenarios(target: ProxyTarget): Promise<Row[]> {
       goal: { kind: "added-p50" },
     },
   ];
+  return { rows, note };
 }

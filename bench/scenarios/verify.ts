@@ -18,8 +18,15 @@ export interface VerifyTarget {
   service: string;
 }
 
-/** One row: /verify against bare node:http. */
-export async function verifyScenario(target: VerifyTarget, bare: { url: string }): Promise<Row> {
+/**
+ * One row: /verify against bare node:http. `variant` names a gateway run differently (the row
+ * is then a reference, not judged).
+ */
+export async function verifyScenario(
+  target: VerifyTarget,
+  bare: { url: string },
+  variant?: string,
+): Promise<Row> {
   const headers = {
     authorization: `Bearer ${target.accessToken}`,
     "x-forwarded-host": new URL(target.gatewayUrl).host,
@@ -33,10 +40,10 @@ export async function verifyScenario(target: VerifyTarget, bare: { url: string }
     { rounds: ROUNDS, sliceS: SLICE_S, warmupS: WARMUP_S },
   );
   return {
-    scenario: "ForwardAuth GET /verify (valid token)",
+    scenario: `ForwardAuth GET /verify (valid token)${variant ? `, ${variant}` : ""}`,
     subject,
     baseline,
     baselineName: "bare node:http GET",
-    goal: { kind: "ratio", min: 0.8 },
+    ...(variant ? { target: "(reference)" } : { goal: { kind: "ratio" as const, min: 0.8 } }),
   };
 }

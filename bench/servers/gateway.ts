@@ -4,10 +4,11 @@
  * refresh-grant scenario can spend one per request. With BENCH_ACCESS_TOKEN_FOR=service it mints
  * one long-lived access token for that service, signed with the gateway's own key ring (the
  * token shape the authorization server issues, via test/support/mint.ts), and prints it as
- * `accessToken` in the READY line.
+ * `accessToken` in the READY line. With BENCH_LOG_DEVNULL=1 it logs as a default install does
+ * (see below) instead of not at all.
  */
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, openSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mintAccessToken } from "../../test/support/mint.js";
@@ -30,7 +31,15 @@ const config = validateConfig({
   data_dir: mkdtempSync(join(tmpdir(), "mcpgw-bench-")),
   ...tree,
 });
-const gateway = await buildGateway(config, { logger: false });
+// BENCH_LOG_DEVNULL=1: the gateway's own default logger (its level from the config), each line
+// written synchronously to /dev/null, as the default logger writes to stdout: one write per line.
+const devNull = process.env.BENCH_LOG_DEVNULL === "1" ? openSync("/dev/null", "w") : undefined;
+const gateway = await buildGateway(
+  config,
+  devNull === undefined
+    ? { logger: false }
+    : { logStream: { write: (line: string) => writeSync(devNull, line) } },
+);
 const address = await gateway.app.listen({ port: config.port, host: "127.0.0.1" });
 
 const info: Record<string, unknown> = { url: address };
