@@ -65,6 +65,32 @@ describe("request log and metrics across both lanes", () => {
     expect(metrics).toContain('mcpgw_http_requests_total{route="/verify",method="GET",status="401"} 1');
     expect(metrics).toMatch(/mcpgw_http_request_duration_seconds_count\{route="\/verify"\} 4/);
   });
+
+  it("takes the cached lane for ?service= and bodiless POSTs too, not for a POST with a body", async () => {
+    const lanes = async (url: string, init: { method?: string; body?: string } = {}) => {
+      const before = lines.length;
+      for (let i = 0; i < 2; i++) {
+        const res = await raw(url, { ...init, headers: { authorization: `Bearer ${token}` } });
+        expect(res.status).toBe(200);
+      }
+      return lines
+        .slice(before)
+        .map((l) => JSON.parse(l) as Line)
+        .filter((l) => l.msg === "request completed")
+        .map((l) => (l.reqId === undefined ? "shortcut" : "fastify"));
+    };
+    // One answer puts the token's verdicts in the caches; from then on the shortcut may answer.
+    await raw(`${gw.url}/verify?service=echo`, { headers: { authorization: `Bearer ${token}` } });
+    expect(await lanes(`${gw.url}/verify?service=echo`)).toEqual(["shortcut", "shortcut"]);
+    expect(await lanes(`${gw.url}/verify?service=echo`, { method: "POST" })).toEqual([
+      "shortcut",
+      "shortcut",
+    ]);
+    expect(await lanes(`${gw.url}/verify?service=echo`, { method: "POST", body: "{}" })).toEqual([
+      "fastify",
+      "fastify",
+    ]);
+  });
 });
 
 describe("log_requests: false", () => {
