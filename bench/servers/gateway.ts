@@ -20,7 +20,9 @@ const { buildGateway } = (await import(dist("app.js"))) as typeof import("../../
 const { validateConfig } = (await import(
   dist("config/load.js")
 )) as typeof import("../../src/config/load.js");
-const { newSecret } = (await import(dist("oauth/secrets.js"))) as typeof import("../../src/oauth/secrets.js");
+const { newSecret } = (await import(
+  dist("crypto/secrets.js")
+)) as typeof import("../../src/crypto/secrets.js");
 
 /** Long enough for any bench run: the token must not expire mid-scenario. */
 const BENCH_ACCESS_TTL_S = 3600;

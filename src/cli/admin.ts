@@ -7,16 +7,16 @@ import { readFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
+import { newSecret } from "../crypto/secrets.js";
 import { LocalUserError, LocalUsers } from "../idp/local.js";
 import { ClientStore } from "../oauth/clients.js";
 import { GrantStore } from "../oauth/grant-store.js";
 import { KeyRing } from "../oauth/keys.js";
 import { Revoker } from "../oauth/revoker.js";
-import { newSecret } from "../oauth/secrets.js";
 import { NO_AUDIT } from "../ops/audit.js";
 import { openStore } from "../store/open.js";
-import { Revocations } from "../store/revocations.js";
 import type { Store } from "../store/store.js";
+import { Revocations } from "../tokens/revocations.js";
 import { configOrExit } from "./load-config.js";
 
 /** Namespaces worth a backup: durable state. Codes, sessions and pending logins are transient. */

@@ -6,8 +6,9 @@
 import type { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
 import { evaluatePolicy } from "../idp/policy.js";
-import type { AccessTokenClaims } from "../oauth/claims.js";
 import type { Audit } from "../ops/audit.js";
+import { bearerToken } from "../tokens/bearer.js";
+import type { AccessTokenClaims } from "../tokens/claims.js";
 import { bearerChallenge } from "./challenge.js";
 import type { ServiceRoute, ServiceRouter } from "./routing.js";
 import type { TokenVerifier, VerifiedToken } from "./token-check.js";
@@ -15,15 +16,6 @@ import type { TokenVerifier, VerifiedToken } from "./token-check.js";
 export type AccessOutcome =
   | { ok: true; claims: AccessTokenClaims }
   | { ok: false; status: 401 | 403; challenge: string; message: string; claims?: AccessTokenClaims };
-
-/** Pulls the token out of `Authorization: Bearer …` (RFC 6750 §2.1; scheme is case-insensitive). */
-export function bearerToken(authorization: string | undefined): string | undefined | null {
-  if (authorization === undefined) return undefined;
-  // No regex over the whole token on the hot path: the signature check refuses anything else.
-  if (authorization.length < 8 || authorization.slice(0, 7).toLowerCase() !== "bearer ") return null;
-  const token = authorization.slice(7).trim();
-  return token === "" || token.includes(" ") ? null : token;
-}
 
 export class AccessChecker {
   private readonly audiences = new Map<string, string[]>();

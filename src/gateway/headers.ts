@@ -8,7 +8,7 @@
  */
 import type { IncomingHttpHeaders } from "node:http";
 import type { GatewayConfig } from "../config/schema.js";
-import type { AccessTokenClaims } from "../oauth/claims.js";
+import type { AccessTokenClaims } from "../tokens/claims.js";
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the ones the HTTP client sets itself. */
 const HOP_BY_HOP = new Set([

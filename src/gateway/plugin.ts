@@ -8,10 +8,11 @@ import type { FastifyError, FastifyInstance } from "fastify";
 import type { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
 import type { Shortcuts } from "../http/server.js";
-import type { KeyRing } from "../oauth/keys.js";
 import { type Audit, NO_AUDIT } from "../ops/audit.js";
 import type { RequestLog } from "../ops/request-log.js";
-import type { Revocations } from "../store/revocations.js";
+import { StoreUnavailableError } from "../store/errors.js";
+import type { VerificationKeys } from "../tokens/key-set.js";
+import type { Revocations } from "../tokens/revocations.js";
 import { AccessChecker } from "./access.js";
 import { INTERNAL_ERROR, sendJsonRpcError } from "./errors.js";
 import { registerForwardAuth, verifyShortcut } from "./forward-auth.js";
@@ -25,7 +26,8 @@ import { TokenVerifier } from "./token-check.js";
 
 export interface GatewayDeps {
   config: GatewayConfig;
-  keys: KeyRing;
+  /** Public keys only: the resource side verifies and never signs. */
+  keys: VerificationKeys;
   revocations: Revocations;
   resources: ResourceIndex;
   /** service name -> upstream base URL of its Streamable HTTP endpoint (stdio services are bridged to loopback URLs first). */
@@ -47,6 +49,13 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
     scope.addContentTypeParser("*", (_req, _payload, done) => done(null, undefined));
 
     scope.setErrorHandler((err: FastifyError, req, reply) => {
+      if (err instanceof StoreUnavailableError) {
+        req.log.warn({ err }, "store unavailable");
+        if (reply.sent || reply.raw.headersSent) return;
+        return sendJsonRpcError(reply, 503, "The gateway cannot reach its data store; try again shortly", {
+          "retry-after": String(err.retryAfterSeconds),
+        });
+      }
       const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
       if (status === 500) req.log.error({ err }, "gateway error");
       if (reply.sent || reply.raw.headersSent) return;

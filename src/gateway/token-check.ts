@@ -5,10 +5,10 @@
  * bounds how long a revocation takes to bite (`tokens.revocation_cache`).
  */
 import { canonicalResource } from "../config/resources.js";
-import type { AccessTokenClaims } from "../oauth/claims.js";
-import type { KeyRing } from "../oauth/keys.js";
-import { CLOCK_TOLERANCE_S, InvalidAccessToken, verifyAccessToken } from "../oauth/verify.js";
-import type { Revocations } from "../store/revocations.js";
+import type { AccessTokenClaims } from "../tokens/claims.js";
+import type { VerificationKeys } from "../tokens/key-set.js";
+import type { Revocations } from "../tokens/revocations.js";
+import { CLOCK_TOLERANCE_S, InvalidAccessToken, verifyAccessToken } from "../tokens/verify.js";
 
 /** How long a verified signature is trusted without re-checking it. */
 const VERIFIED_CACHE_MS = 10_000;
@@ -38,7 +38,7 @@ export class TokenVerifier {
   private readonly cache = new Map<string, CacheEntry>();
 
   constructor(
-    private readonly keys: KeyRing,
+    private readonly keys: VerificationKeys,
     private readonly revocations: Revocations,
     /** Expected `iss`: the gateway's public URL. */
     private readonly issuer: string,

@@ -2,8 +2,9 @@
  * Local accounts: user names and scrypt password hashes kept in the gateway's own store, so a
  * first try needs no GitHub app. Namespace "users", key = lower-cased user name.
  */
-import { randomBytes, scrypt as scryptCb, timingSafeEqual } from "node:crypto";
+import { randomBytes, scrypt as scryptCb } from "node:crypto";
 import { promisify } from "node:util";
+import { constantTimeEqual } from "../crypto/secrets.js";
 import type { Store } from "../store/store.js";
 import type { AccessDecision, PasswordIdentityProvider, UserIdentity } from "./idp.js";
 
@@ -75,7 +76,7 @@ export async function verifyPassword(password: string, stored: string): Promise<
     p: P,
     maxmem: 256 * N * R,
   });
-  return timingSafeEqual(actual, expected);
+  return constantTimeEqual(actual, expected);
 }
 
 function checkPassword(password: string): void {

@@ -6,7 +6,7 @@
  * that the document's `client_id` is the URL itself.
  */
 import { Agent, request } from "undici";
-import { assertLiteralHostAllowed, guardedLookup } from "../services/ssrf.js";
+import { assertLiteralHostAllowed, guardedLookup } from "../net/ssrf.js";
 import type { ClientRecord } from "./clients.js";
 import { OAuthError } from "./errors.js";
 import { parseClientMetadata } from "./register.js";

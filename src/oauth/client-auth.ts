@@ -3,9 +3,10 @@
  * `client_secret_basic`, `client_secret_post`, or `none` for public clients (which are
  * identified, not authenticated, and must then prove PKCE or hold a refresh token).
  */
+
+import { secretMatches } from "../crypto/secrets.js";
 import { type ClientRecord, ClientStore } from "./clients.js";
 import { invalidClient, invalidRequest, OAuthError } from "./errors.js";
-import { secretMatches } from "./secrets.js";
 
 export interface PresentedCredentials {
   clientId?: string;

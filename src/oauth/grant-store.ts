@@ -8,9 +8,10 @@
  *   refresh:{hash}       a live refresh token                     TTL refresh lifetime
  *   refresh_used:{hash}  a rotated refresh token -> its grant     TTL refresh lifetime (reuse detection)
  */
+
+import { hashSecret } from "../crypto/secrets.js";
 import type { UserIdentity } from "../idp/idp.js";
 import type { Store } from "../store/store.js";
-import { hashSecret } from "./secrets.js";
 
 export interface AuthorizationCode {
   client_id: string;

@@ -9,10 +9,11 @@
  * A pending request is bound to the browser that started it: the hash of a cookie value is
  * stored with it, so a link to /consent?request=… opened in another browser does nothing.
  */
+
+import { hashSecret, newSecret, secretMatches } from "../crypto/secrets.js";
 import type { UserIdentity } from "../idp/idp.js";
 import type { Store } from "../store/store.js";
 import type { AuthorizationRequest } from "./authorize.js";
-import { hashSecret, newSecret, secretMatches } from "./secrets.js";
 
 export interface PendingAuthorization extends AuthorizationRequest {
   id: string;

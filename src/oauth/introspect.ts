@@ -2,14 +2,14 @@
  * POST /introspect (RFC 7662), for authenticated (confidential) clients such as resource
  * servers. A token that is expired, revoked, malformed or unknown is `{ "active": false }`.
  */
-import type { Revocations } from "../store/revocations.js";
+import type { Revocations } from "../tokens/revocations.js";
+import { InvalidAccessToken, looksLikeJwt, verifyAccessToken } from "../tokens/verify.js";
 import { authenticateClient, readCredentials } from "./client-auth.js";
 import type { ClientRecord } from "./clients.js";
 import { invalidRequest } from "./errors.js";
 import type { GrantStore } from "./grant-store.js";
 import type { KeyRing } from "./keys.js";
 import { readParams } from "./params.js";
-import { InvalidAccessToken, looksLikeJwt, verifyAccessToken } from "./verify.js";
 
 /** What the token-handling endpoints (introspection, revocation) need. */
 export interface TokenEndpointDeps {

@@ -4,11 +4,11 @@
  */
 import { randomUUID } from "node:crypto";
 import { SignJWT } from "jose";
+import { newSecret } from "../crypto/secrets.js";
 import type { Audit } from "../ops/audit.js";
-import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from "./claims.js";
+import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from "../tokens/claims.js";
 import type { Grant, GrantStore } from "./grant-store.js";
 import type { KeyRing } from "./keys.js";
-import { newSecret } from "./secrets.js";
 
 export interface TokenResponse {
   access_token: string;

@@ -6,19 +6,18 @@
  */
 import { randomUUID } from "node:crypto";
 import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import { KeySealingError, type SealedJwk, sealJwk, unsealJwk } from "../crypto/sealing.js";
 import type { Store } from "../store/store.js";
-import { KeySealingError, type SealedJwk, sealJwk, unsealJwk } from "./key-sealing.js";
+import type { SigningAlg } from "../tokens/claims.js";
+import { KEYS_NAMESPACE, type PublishedKey, type VerificationKeys } from "../tokens/key-set.js";
 
-export type SigningAlg = "ES256" | "RS256" | "EdDSA";
+export type { SigningAlg } from "../tokens/claims.js";
 
-interface StoredKey {
-  kid: string;
-  alg: SigningAlg;
+/** A key as the ring stores it: the published public part, and the private part. */
+interface StoredKey extends PublishedKey {
   /** The private key, plain; or `private_sealed` when an encryption secret is configured. */
   private_jwk?: JWK;
   private_sealed?: SealedJwk;
-  public_jwk: JWK;
-  created_at: number;
   /** Set when a newer key took over: the key is published until then, only for verifying. */
   retire_at?: number;
 }
@@ -32,7 +31,7 @@ interface LoadedKey {
   publicJwk: JWK;
 }
 
-const NS = "keys";
+const NS = KEYS_NAMESPACE;
 
 export interface KeyRingOptions {
   alg: SigningAlg;
@@ -46,11 +45,12 @@ const RELOAD_EVERY_MS = 60_000;
 /** An unknown kid triggers a reload, but not more often than this (no store storm from junk tokens). */
 const UNKNOWN_KID_RELOAD_MS = 5_000;
 
-export class KeyRing {
+export class KeyRing implements VerificationKeys {
   private keys: LoadedKey[] = [];
   private loadedAt = 0;
   private lastUnknownReload = 0;
   private timer?: NodeJS.Timeout;
+  private readonly rotated: Array<() => void> = [];
 
   private readonly alg: SigningAlg;
   /** Access token lifetime: how long a retired key must still verify. */
@@ -146,7 +146,13 @@ export class KeyRing {
     }
     await this.store.put(NS, kid, stored as never);
     await this.reload();
+    for (const listener of this.rotated) listener();
     return kid;
+  }
+
+  /** Called after this ring rotated (verifiers elsewhere reload their public keys). */
+  onRotate(listener: () => void): void {
+    this.rotated.push(listener);
   }
 
   private privateJwk(stored: StoredKey): JWK {

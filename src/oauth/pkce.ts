@@ -1,5 +1,6 @@
 /** PKCE (RFC 7636), S256 only: OAuth 2.1 and the MCP spec forbid `plain`. */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
+import { constantTimeEqual } from "../crypto/secrets.js";
 
 /** 43–128 characters of [A-Z a-z 0-9 - . _ ~] (RFC 7636 §4.1); challenges have the same alphabet. */
 const PKCE_VALUE = /^[A-Za-z0-9\-._~]{43,128}$/;
@@ -19,7 +20,5 @@ export function s256(verifier: string): string {
 
 export function verifierMatches(verifier: string, challenge: string): boolean {
   if (!isValidVerifier(verifier)) return false;
-  const a = Buffer.from(s256(verifier));
-  const b = Buffer.from(challenge);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return constantTimeEqual(s256(verifier), challenge);
 }

@@ -5,7 +5,8 @@
  *   schemes that run or read things in the browser;
  * - no fragments; matched exactly at /authorize, except that a loopback port may vary.
  */
-const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+import { isLoopbackHttp } from "../net/loopback.js";
+
 const FORBIDDEN_SCHEMES = new Set([
   "javascript:",
   "data:",
@@ -24,10 +25,6 @@ function parse(uri: string): URL | undefined {
   } catch {
     return undefined;
   }
-}
-
-export function isLoopbackHttp(url: URL): boolean {
-  return url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);
 }
 
 /** Why a redirect URI may not be registered, or undefined if it may. */

@@ -4,11 +4,11 @@
  */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
+import { hashSecret, newSecret, secretMatches } from "../crypto/secrets.js";
 import type { Audit } from "../ops/audit.js";
 import { type ClientMetadata, type ClientRecord, ClientStore } from "./clients.js";
 import { OAuthError } from "./errors.js";
 import { redirectUriProblem } from "./redirect-uri.js";
-import { hashSecret, newSecret, secretMatches } from "./secrets.js";
 
 const text = (max: number) => z.string().trim().min(1).max(max);
 const httpsUrl = z

@@ -4,12 +4,12 @@
  * tokens of another client, answer 200 like success so nothing is learnt by probing.
  */
 import type { Audit } from "../ops/audit.js";
+import { InvalidAccessToken, looksLikeJwt, verifyAccessToken } from "../tokens/verify.js";
 import { authenticateClient, readCredentials } from "./client-auth.js";
 import { invalidRequest, OAuthError } from "./errors.js";
 import type { EndGrant } from "./grants/grant.js";
 import type { TokenEndpointDeps } from "./introspect.js";
 import { readParams } from "./params.js";
-import { InvalidAccessToken, looksLikeJwt, verifyAccessToken } from "./verify.js";
 
 export class RevocationEndpoint {
   constructor(private readonly deps: TokenEndpointDeps & { endGrant: EndGrant; audit: Audit }) {}

@@ -3,8 +3,8 @@
  * the authorization server and the admin CLI so both revoke the same way and audit it.
  */
 import type { Audit } from "../ops/audit.js";
-import type { Revocations } from "../store/revocations.js";
 import type { Store } from "../store/store.js";
+import type { Revocations } from "../tokens/revocations.js";
 import type { GrantStore } from "./grant-store.js";
 import type { EndGrant } from "./grants/grant.js";
 

@@ -4,10 +4,11 @@
  */
 import type { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
+import { newSecret } from "../crypto/secrets.js";
 import type { IdentityProvider, UserIdentity } from "../idp/idp.js";
 import { type Audit, NO_AUDIT } from "../ops/audit.js";
-import type { Revocations } from "../store/revocations.js";
 import type { Store } from "../store/store.js";
+import type { Revocations } from "../tokens/revocations.js";
 import { type AuthorizeDeps, authorizationResponseUrl } from "./authorize.js";
 import { ClientMetadataDocuments } from "./cimd.js";
 import { type ClientRecord, ClientStore } from "./clients.js";
@@ -22,7 +23,6 @@ import type { KeyRing } from "./keys.js";
 import { Registrar } from "./register.js";
 import { RevocationEndpoint } from "./revoke.js";
 import { Revoker } from "./revoker.js";
-import { newSecret } from "./secrets.js";
 import { TokenEndpoint } from "./token.js";
 
 export interface AuthorizationServerParts {

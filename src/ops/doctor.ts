@@ -8,7 +8,7 @@ import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { request } from "undici";
 import type { GatewayConfig } from "../config/schema.js";
 import { createIdentityProvider } from "../idp/create.js";
-import { isLoopbackHttp } from "../oauth/redirect-uri.js";
+import { isLoopbackHttp } from "../net/loopback.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/store.js";
 

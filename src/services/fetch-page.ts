@@ -5,7 +5,12 @@
 import robotsParserModule from "robots-parser";
 import TurndownService from "turndown";
 import { Agent, type Dispatcher, fetch } from "undici";
-import { assertLiteralHostAllowed, ForbiddenAddressError, guardedLookup, type Resolver } from "./ssrf.js";
+import {
+  assertLiteralHostAllowed,
+  ForbiddenAddressError,
+  guardedLookup,
+  type Resolver,
+} from "../net/ssrf.js";
 
 // robots-parser is CommonJS (`module.exports = fn`) but its types declare an ES default export.
 const robotsParser = robotsParserModule as unknown as typeof robotsParserModule.default;

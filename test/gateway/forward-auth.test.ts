@@ -1,6 +1,6 @@
 /** /verify as Traefik, Caddy and nginx call it, without a proxy in between. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLOCK_TOLERANCE_S } from "../../src/oauth/verify.js";
+import { CLOCK_TOLERANCE_S } from "../../src/tokens/verify.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
 import { firstRefusal, raw } from "../support/mcp-http.js";
 

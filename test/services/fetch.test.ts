@@ -5,10 +5,10 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { forbiddenAddressReason, systemResolver } from "../../src/net/ssrf.js";
 import { nativeServiceCommand } from "../../src/services/catalog.js";
 import type { PageFetcherOptions } from "../../src/services/fetch-page.js";
 import { createFetchServer, pageOf } from "../../src/services/fetch-server.js";
-import { forbiddenAddressReason, systemResolver } from "../../src/services/ssrf.js";
 
 const paragraphs = Array.from(
   { length: 40 },

@@ -1,7 +1,8 @@
 /**
  * A running gateway for resource-side tests: fastify + registerGateway over a real SQLite
- * store (in memory) and a real KeyRing, listening on 127.0.0.1. The authorization server is
- * not mounted; tokens come from mint.ts with the same KeyRing.
+ * store (in memory), listening on 127.0.0.1. The authorization server is not mounted; tokens
+ * come from mint.ts with a real KeyRing on the same store, and the gateway verifies them as in
+ * production, with a PublicKeySet read from that store (public keys only).
  */
 import type { FastifyInstance } from "fastify";
 import { validateConfig } from "../../src/config/load.js";
@@ -11,8 +12,9 @@ import { registerGateway } from "../../src/gateway/plugin.js";
 import { createHttpApp } from "../../src/http/app.js";
 import { KeyRing } from "../../src/oauth/keys.js";
 import type { RequestLog } from "../../src/ops/request-log.js";
-import { Revocations } from "../../src/store/revocations.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
+import { PublicKeySet } from "../../src/tokens/key-set.js";
+import { Revocations } from "../../src/tokens/revocations.js";
 import { type MintClaims, type MintOptions, mintAccessToken } from "./mint.js";
 import { freePort } from "./upstream.js";
 
@@ -45,6 +47,8 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
     alg: parsed.tokens.signing_alg,
     accessTtlSeconds: parsed.tokens.access_ttl,
   });
+  const publicKeys = await PublicKeySet.open(store);
+  keys.onRotate(() => void publicKeys.reload());
   const revocations = new Revocations(store, parsed.tokens.revocation_cache, parsed.tokens.refresh_ttl);
   const resources = new ResourceIndex(parsed);
   const upstreams = new Map<string, string>();
@@ -55,7 +59,7 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
   const { app, shortcuts, requests } = createHttpApp(parsed, { logger: false });
   await registerGateway(app, {
     config: parsed,
-    keys,
+    keys: publicKeys,
     revocations,
     resources,
     upstreams,
@@ -82,6 +86,7 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
     async close() {
       await app.close();
       keys.close();
+      publicKeys.close();
       await store.close();
     },
   };

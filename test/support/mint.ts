@@ -5,8 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { type CryptoKey, generateKeyPair, SignJWT } from "jose";
-import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from "../../src/oauth/claims.js";
 import type { KeyRing } from "../../src/oauth/keys.js";
+import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from "../../src/tokens/claims.js";
 
 export interface MintOptions {
   /** Lifetime in seconds from now (negative: already expired). Default 300. */

@@ -5,7 +5,7 @@
  * audience may only narrow; the identity provider's allowlist is checked again.
  */
 import type { AccessDecision, UserIdentity } from "../../idp/idp.js";
-import type { Revocations } from "../../store/revocations.js";
+import type { Revocations } from "../../tokens/revocations.js";
 import { invalidGrant, invalidRequest, invalidScope, invalidTarget } from "../errors.js";
 import type { GrantStore, RefreshToken } from "../grant-store.js";
 import type { TokenIssuer, TokenResponse } from "../issuer.js";

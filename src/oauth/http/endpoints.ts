@@ -3,6 +3,7 @@
  * token, revocation, introspection. Each route only adapts HTTP to the framework-free parts.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { bearerToken } from "../../tokens/bearer.js";
 import { invalidRequest, OAuthError } from "../errors.js";
 import type { AuthorizationServer } from "../server.js";
 
@@ -11,10 +12,9 @@ export const OAUTH_BODY_LIMIT = 64 * 1024;
 
 const NO_STORE = { "cache-control": "no-store", pragma: "no-cache" };
 
+/** The registration access token (or initial access token) presented, if it is a usable Bearer credential. */
 function bearer(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization;
-  if (!header?.toLowerCase().startsWith("bearer ")) return undefined;
-  return header.slice(7).trim() || undefined;
+  return bearerToken(request.headers.authorization) ?? undefined;
 }
 
 function requireForm(request: FastifyRequest): Record<string, unknown> {

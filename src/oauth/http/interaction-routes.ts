@@ -3,11 +3,11 @@
  * /consent -> back to the client with a code. Each step finds the pending request by id and
  * checks it belongs to this browser; forms carry an anti-CSRF token.
  */
-import { timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { constantTimeEqual, newSecret } from "../../crypto/secrets.js";
 import type { UserIdentity } from "../../idp/idp.js";
 import { IdpError } from "../../idp/idp.js";
-import { consentPage, errorPage, loginPage, PAGE_HEADERS } from "../../web/pages.js";
+import { consentPage, errorPage, loginPage } from "../../web/pages.js";
 import {
   AuthorizePageError,
   AuthorizeRedirectError,
@@ -18,10 +18,10 @@ import type { ClientRecord } from "../clients.js";
 import type { PendingAuthorization } from "../interaction.js";
 import { LoginThrottle } from "../login-throttle.js";
 import { s256 } from "../pkce.js";
-import { newSecret } from "../secrets.js";
 import type { AuthorizationServer } from "../server.js";
 import { BROWSER_COOKIE, readCookie, SESSION_COOKIE, setCookie } from "./cookies.js";
 import { OAUTH_BODY_LIMIT } from "./endpoints.js";
+import { PERSON, page } from "./error-handler.js";
 
 type Form = Record<string, unknown>;
 
@@ -29,17 +29,6 @@ const field = (form: Form, name: string): string | undefined => {
   const v = form[name];
   return typeof v === "string" ? v : undefined;
 };
-
-function sameSecret(a: string | undefined, b: string): boolean {
-  if (a === undefined) return false;
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
-export function page(reply: FastifyReply, status: number, body: string): FastifyReply {
-  return reply.code(status).headers(PAGE_HEADERS).send(body);
-}
 
 const EXPIRED = () =>
   errorPage(
@@ -126,7 +115,7 @@ export async function registerInteractionRoutes(
     );
   };
 
-  app.get("/authorize", async (request, reply) => {
+  app.get("/authorize", PERSON, async (request, reply) => {
     try {
       const { request: validated } = await validateAuthorizationRequest(
         request.query as Form,
@@ -153,7 +142,7 @@ export async function registerInteractionRoutes(
     }
   });
 
-  app.get<{ Querystring: { request?: string } }>("/login", async (request, reply) => {
+  app.get<{ Querystring: { request?: string } }>("/login", PERSON, async (request, reply) => {
     const pending = await pendingFor(request, request.query.request);
     if (!pending) return page(reply, 400, EXPIRED());
     if (idp.kind === "password") {
@@ -178,11 +167,11 @@ export async function registerInteractionRoutes(
     return reply.redirect(target, 302);
   });
 
-  app.post("/login", { bodyLimit: OAUTH_BODY_LIMIT }, async (request, reply) => {
+  app.post("/login", { ...PERSON, bodyLimit: OAUTH_BODY_LIMIT }, async (request, reply) => {
     const form = (request.body ?? {}) as Form;
     const pending = await pendingFor(request, field(form, "request"));
     if (!pending || idp.kind !== "password") return page(reply, 400, EXPIRED());
-    if (!sameSecret(field(form, "csrf"), pending.csrf)) {
+    if (!constantTimeEqual(field(form, "csrf"), pending.csrf)) {
       return page(
         reply,
         403,
@@ -220,38 +209,43 @@ export async function registerInteractionRoutes(
     return decide(reply, pending, user, Math.floor(Date.now() / 1000));
   });
 
-  app.get<{ Querystring: Record<string, string | undefined> }>("/callback", async (request, reply) => {
-    const { state, code, error, error_description: description } = request.query;
-    const pending = await pendingFor(request, state);
-    if (!pending || idp.kind !== "redirect" || !pending.upstream_verifier) return page(reply, 400, EXPIRED());
-    if (error || !code) {
-      await interactions.finishPending(pending.id);
-      return reply.redirect(
-        authorizationResponseUrl(pending.redirect_uri, as.issuer, {
-          error: "access_denied",
-          error_description: `${idp.displayName} sign-in did not complete${description ? `: ${description}` : ""}`,
-          state: pending.state,
-        }),
-        302,
-      );
-    }
-    let user: UserIdentity;
-    try {
-      user = await idp.complete({
-        code,
-        redirectUri: `${as.issuer}/callback`,
-        codeVerifier: pending.upstream_verifier,
-      });
-    } catch (err) {
-      if (err instanceof IdpError)
-        return page(reply, 502, errorPage(`${idp.displayName} sign-in failed`, err.message));
-      throw err;
-    }
-    if (!(await admit(reply, user))) return reply;
-    return decide(reply, pending, user, Math.floor(Date.now() / 1000));
-  });
+  app.get<{ Querystring: Record<string, string | undefined> }>(
+    "/callback",
+    PERSON,
+    async (request, reply) => {
+      const { state, code, error, error_description: description } = request.query;
+      const pending = await pendingFor(request, state);
+      if (!pending || idp.kind !== "redirect" || !pending.upstream_verifier)
+        return page(reply, 400, EXPIRED());
+      if (error || !code) {
+        await interactions.finishPending(pending.id);
+        return reply.redirect(
+          authorizationResponseUrl(pending.redirect_uri, as.issuer, {
+            error: "access_denied",
+            error_description: `${idp.displayName} sign-in did not complete${description ? `: ${description}` : ""}`,
+            state: pending.state,
+          }),
+          302,
+        );
+      }
+      let user: UserIdentity;
+      try {
+        user = await idp.complete({
+          code,
+          redirectUri: `${as.issuer}/callback`,
+          codeVerifier: pending.upstream_verifier,
+        });
+      } catch (err) {
+        if (err instanceof IdpError)
+          return page(reply, 502, errorPage(`${idp.displayName} sign-in failed`, err.message));
+        throw err;
+      }
+      if (!(await admit(reply, user))) return reply;
+      return decide(reply, pending, user, Math.floor(Date.now() / 1000));
+    },
+  );
 
-  app.get<{ Querystring: { request?: string } }>("/consent", async (request, reply) => {
+  app.get<{ Querystring: { request?: string } }>("/consent", PERSON, async (request, reply) => {
     const pending = await pendingFor(request, request.query.request);
     if (!pending) return page(reply, 400, EXPIRED());
     const session = await interactions.getSession(readCookie(request, SESSION_COOKIE));
@@ -259,11 +253,11 @@ export async function registerInteractionRoutes(
     return decide(reply, pending, session.user, session.auth_time);
   });
 
-  app.post("/consent", { bodyLimit: OAUTH_BODY_LIMIT }, async (request, reply) => {
+  app.post("/consent", { ...PERSON, bodyLimit: OAUTH_BODY_LIMIT }, async (request, reply) => {
     const form = (request.body ?? {}) as Form;
     const pending = await pendingFor(request, field(form, "request"));
     if (!pending) return page(reply, 400, EXPIRED());
-    if (!sameSecret(field(form, "csrf"), pending.csrf)) {
+    if (!constantTimeEqual(field(form, "csrf"), pending.csrf)) {
       return page(
         reply,
         403,
@@ -306,7 +300,7 @@ export async function registerInteractionRoutes(
     return target ? reply.redirect(target, 302) : page(reply, 400, EXPIRED());
   });
 
-  app.post("/logout", async (request, reply) => {
+  app.post("/logout", PERSON, async (request, reply) => {
     await interactions.deleteSession(readCookie(request, SESSION_COOKIE));
     setCookie(reply, SESSION_COOKIE, "", { secure, maxAgeSeconds: 0 });
     return page(reply, 200, errorPage("Signed out", "You are signed out of the gateway."));

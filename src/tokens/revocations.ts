@@ -9,7 +9,7 @@
  *   client:{id}      every token issued to a client before `at`
  *   user:{sub}       every token issued to a user before `at`
  */
-import type { Store } from "./store.js";
+import type { Store } from "../store/store.js";
 
 const NS = "revoked";
 /** Upper bound on cached verdicts, so a flood of distinct tokens cannot grow memory without limit. */

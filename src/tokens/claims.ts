@@ -1,6 +1,8 @@
 /**
- * What an access token says. Access tokens are JWTs per RFC 9068 (`typ: at+jwt`), signed by a
- * key from the KeyRing; the resource side (gateway/) verifies them without a store round trip.
+ * The access-token contract shared by the authorization server (which mints) and the resource
+ * side (which verifies): what an access token says and how it is signed. Access tokens are JWTs
+ * per RFC 9068 (`typ: at+jwt`), signed by the authorization server's KeyRing (oauth/keys.ts);
+ * the resource side verifies them with public keys only (key-set.ts), without a store round trip.
  */
 export interface AccessTokenClaims {
   iss: string;
@@ -26,3 +28,7 @@ export interface AccessTokenClaims {
 
 /** The JOSE header type RFC 9068 requires; verifiers must check it. */
 export const ACCESS_TOKEN_TYP = "at+jwt";
+
+/** The algorithms access tokens are signed with; anything else (and `none`) is refused. */
+export type SigningAlg = "ES256" | "RS256" | "EdDSA";
+export const SIGNING_ALGORITHMS: readonly SigningAlg[] = ["ES256", "RS256", "EdDSA"];

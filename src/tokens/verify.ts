@@ -1,18 +1,23 @@
 /**
  * Verifies an access token minted by this gateway: the one rule shared by the resource side
  * (gateway/token-check.ts) and the authorization server (introspection, revocation).
- * Signature by a key of the ring whose algorithm the header names (never `none`, never a key
- * from the token), `typ: at+jwt` (RFC 9068 §4), issuer, expiry and the claims the gateway
- * relies on. Audience and revocation are the caller's: they depend on where the token is used.
+ * Signature by a published key whose algorithm the header names (never `none`, never a key
+ * from the token), `typ: at+jwt` (RFC 9068 §4), issuer, expiry, not-before, an issue time that
+ * is not in the future, and the claims the gateway relies on. Audience and revocation are the
+ * caller's: they depend on where the token is used.
  */
 import { type JWTHeaderParameters, errors as joseErrors, jwtVerify } from "jose";
-import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from "./claims.js";
-import type { KeyRing, SigningAlg } from "./keys.js";
+import { ACCESS_TOKEN_TYP, type AccessTokenClaims, SIGNING_ALGORITHMS } from "./claims.js";
+import type { VerificationKeys } from "./key-set.js";
 
-/** The only algorithms the KeyRing signs with; anything else (and `none`) is refused. */
-const ALGORITHMS: SigningAlg[] = ["ES256", "RS256", "EdDSA"];
 /** Allowed clock skew between instances for exp/nbf, in seconds. */
 export const CLOCK_TOLERANCE_S = 5;
+/**
+ * How far ahead of this clock a token's `iat` may be. A token "issued" later than that was not
+ * minted by an instance whose clock is sane: either a forged issue time under a leaked key or
+ * a badly skewed clock, and either way revocation marks (compared with `iat`) would miss it.
+ */
+export const MAX_IAT_AHEAD_S = 60;
 
 /** A refused token; the message is a public description, specific enough to debug, never the token. */
 export class InvalidAccessToken extends Error {
@@ -27,7 +32,7 @@ export function looksLikeJwt(token: string): boolean {
 
 export async function verifyAccessToken(
   token: string,
-  keys: KeyRing,
+  keys: VerificationKeys,
   issuer: string,
   options: { ignoreExpiry?: boolean } = {},
 ): Promise<AccessTokenClaims> {
@@ -40,7 +45,7 @@ export async function verifyAccessToken(
       return found.key;
     };
     const { payload } = await jwtVerify(token, keyFor, {
-      algorithms: ALGORITHMS,
+      algorithms: [...SIGNING_ALGORITHMS],
       typ: ACCESS_TOKEN_TYP,
       issuer,
       clockTolerance: CLOCK_TOLERANCE_S,
@@ -51,7 +56,7 @@ export async function verifyAccessToken(
   } catch (err) {
     throw new InvalidAccessToken(describe(err));
   }
-  const shapeError = checkShape(claims);
+  const shapeError = checkShape(claims) ?? checkIssueTime(claims, options.ignoreExpiry === true);
   if (shapeError) throw new InvalidAccessToken(shapeError);
   return claims;
 }
@@ -65,6 +70,13 @@ function checkShape(claims: AccessTokenClaims): string | undefined {
   if (claims.groups !== undefined && !Array.isArray(claims.groups))
     return "The access token's groups are malformed";
   return undefined;
+}
+
+function checkIssueTime(claims: AccessTokenClaims, ignoreTime: boolean): string | undefined {
+  if (ignoreTime) return undefined;
+  return claims.iat > Date.now() / 1000 + MAX_IAT_AHEAD_S
+    ? "The access token was issued in the future"
+    : undefined;
 }
 
 function describe(err: unknown): string {

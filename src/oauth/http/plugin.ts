@@ -1,0 +1,25 @@
+/**
+ * The authorization server as one encapsulated fastify subtree, symmetric with the resource
+ * side's (gateway/plugin.ts): its own body parsing (forms, JSON), its own error converter, CORS
+ * for the machine endpoints, then the machine endpoints and the pages a person goes through.
+ */
+import formbody from "@fastify/formbody";
+import type { FastifyInstance } from "fastify";
+import type { AuthorizationServer } from "../server.js";
+import { registerMachineCors } from "./cors.js";
+import { registerEndpoints } from "./endpoints.js";
+import { oauthErrorHandler } from "./error-handler.js";
+import { registerInteractionRoutes } from "./interaction-routes.js";
+
+export async function registerAuthorizationServer(
+  app: FastifyInstance,
+  as: AuthorizationServer,
+): Promise<void> {
+  await app.register(async (scope) => {
+    await scope.register(formbody);
+    scope.setErrorHandler(oauthErrorHandler(as.audit));
+    registerMachineCors(scope);
+    await registerEndpoints(scope, as);
+    await registerInteractionRoutes(scope, as);
+  });
+}
