@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { ResourceIndex } from "./config/resources.js";
 import type { GatewayConfig } from "./config/schema.js";
-import { registerGateway } from "./gateway/index.js";
+import { registerGateway, type UpstreamTarget } from "./gateway/index.js";
 import { createHttpApp } from "./http/app.js";
 import { createIdentityProvider } from "./idp/create.js";
 import type { IdentityProvider } from "./idp/idp.js";
@@ -35,8 +35,8 @@ export interface Gateway {
   store: Store;
   keys: KeyRing;
   idp: IdentityProvider;
-  /** service name -> upstream URL (bridged stdio services included). */
-  upstreams: Map<string, string>;
+  /** service name -> how its upstream is reached (bridged stdio services: a unix socket). */
+  upstreams: Map<string, UpstreamTarget>;
 }
 
 /** What may appear in a log line about a request: never a query string (codes), never a header. */
@@ -93,11 +93,11 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     keys: publicKeys,
     revocations,
     resources,
-    upstreams: upstreams.urls,
+    upstreams: upstreams.targets,
     audit,
     shortcuts,
     requests,
   });
 
-  return { app, as, store, keys, idp, upstreams: upstreams.urls };
+  return { app, as, store, keys, idp, upstreams: upstreams.targets };
 }

@@ -3,6 +3,8 @@
  * POST carries client messages, GET opens the server's stream, DELETE ends a session.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { secretMatches } from "../crypto/secrets.js";
+import { bearerToken } from "../tokens/bearer.js";
 import { Exchange } from "./exchange.js";
 import {
   ErrorCode,
@@ -15,12 +17,22 @@ import {
 import type { BridgeLogger, SessionRegistry } from "./registry.js";
 import { sendJsonRpcError } from "./sse.js";
 
+/** The request headers that name the caller; the gateway sets them from the verified token. */
+export interface OwnerHeaders {
+  userId: string;
+  clientId: string;
+}
+
 export interface EndpointOptions {
   path: string;
   maxBodyBytes: number;
   maxSessions: number;
   /** Host header names accepted (DNS-rebinding guard); undefined accepts any. Lowercase, no port. */
   allowedHosts?: Set<string>;
+  /** hashSecret() of the bearer every request must present; undefined requires none. */
+  authTokenHash?: string;
+  /** Whose session it is: the user and client these headers name (trusted: see authTokenHash). */
+  identityHeaders: OwnerHeaders;
   logger?: BridgeLogger;
 }
 
@@ -60,16 +72,36 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** Whether the request carries the bridge's bearer secret (compared in constant time). */
+function authorized(req: IncomingMessage, expectedHash: string | undefined): boolean {
+  if (expectedHash === undefined) return true;
+  const token = bearerToken(req.headers.authorization);
+  return typeof token === "string" && secretMatches(token, expectedHash);
+}
+
 /** The request handler for a bridge: one endpoint path, everything else 404. */
 export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions) {
-  /** The live session a request names; otherwise the 400 or 404 is already sent. */
+  const userHeader = opts.identityHeaders.userId.toLowerCase();
+  const clientHeader = opts.identityHeaders.clientId.toLowerCase();
+  /** Who is asking: user and client from the identity headers ("" for each one absent). */
+  const ownerOf = (req: IncomingMessage): string => {
+    const user = req.headers[userHeader];
+    const client = req.headers[clientHeader];
+    // A newline cannot occur in a header value, so the pair is unambiguous.
+    return `${typeof user === "string" ? user : ""}\n${typeof client === "string" ? client : ""}`;
+  };
+
+  /**
+   * The live session a request names, if it is the caller's; otherwise the 400 or 404 is already
+   * sent. Someone else's session is "not found", as an unknown one is (MCP: 404), and untouched.
+   */
   const sessionOf = (req: IncomingMessage, res: ServerResponse) => {
     const sid = req.headers["mcp-session-id"];
     if (typeof sid !== "string" || !sid) {
       sendJsonRpcError(res, 400, ErrorCode.ServerError, "Bad Request: Mcp-Session-Id header is required");
       return undefined;
     }
-    const entry = registry.get(sid);
+    const entry = registry.get(sid, ownerOf(req));
     if (!entry) sendJsonRpcError(res, 404, ErrorCode.SessionNotFound, "Session not found");
     return entry && { sid, ...entry };
   };
@@ -128,7 +160,7 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
         );
         return;
       }
-      initialize(init, accepts, res);
+      initialize(init, accepts, ownerOf(req), res);
       return;
     }
     const entry = sessionOf(req, res);
@@ -151,8 +183,8 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
     if (!exchange) res.writeHead(202, { "mcp-session-id": sid }).end();
   }
 
-  function initialize(msg: JsonRpcMessage, accepts: Accepts, res: ServerResponse): void {
-    const entry = registry.open();
+  function initialize(msg: JsonRpcMessage, accepts: Accepts, owner: string, res: ServerResponse): void {
+    const entry = registry.open(owner);
     if (!entry) {
       sendJsonRpcError(
         res,
@@ -200,6 +232,19 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
+      if (!authorized(req, opts.authTokenHash)) {
+        sendJsonRpcError(
+          res,
+          401,
+          ErrorCode.ServerError,
+          "Unauthorized: this bridge requires its bearer token",
+          null,
+          {
+            "www-authenticate": 'Bearer realm="mcp-gateway bridge"',
+          },
+        );
+        return;
+      }
       const path = (req.url ?? "/").split("?")[0];
       if (path !== opts.path) {
         sendJsonRpcError(res, 404, ErrorCode.InvalidRequest, `Not found: the MCP endpoint is ${opts.path}`);

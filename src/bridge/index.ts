@@ -1,13 +1,18 @@
 /**
- * The stdio <-> Streamable HTTP bridge: serves a stdio MCP server at `http://host:port/path`,
- * one child per session (`per-session`) or one child for all sessions (`shared`).
+ * The stdio <-> Streamable HTTP bridge: serves a stdio MCP server at `http://host:port/path`, or
+ * on a unix socket (the gateway's in-process bridges), one child per session (`per-session`) or
+ * one child for all sessions (`shared`).
  */
+import { chmodSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createEndpoint } from "./http.js";
+import { hashSecret } from "../crypto/secrets.js";
+import { createEndpoint, type OwnerHeaders } from "./http.js";
 import { type BridgeLogger, SessionRegistry } from "./registry.js";
 
+export type { OwnerHeaders } from "./http.js";
 export type { BridgeLogger } from "./registry.js";
+export { SocketDir } from "./socket-dir.js";
 
 /** How to run and serve one stdio MCP server. */
 export interface BridgeOptions {
@@ -24,6 +29,19 @@ export interface BridgeOptions {
   host?: string;
   /** 0 (the default) picks a free port. */
   port?: number;
+  /**
+   * Listen on this unix socket instead of host and port, mode 0600; its directory must be one
+   * only this user can enter (see SocketDir). Node removes the socket file on close.
+   */
+  socketPath?: string;
+  /** Require `Authorization: Bearer <authToken>` on every request (401 otherwise). */
+  authToken?: string;
+  /**
+   * The headers that name who is calling (the gateway's `identity_headers`); a session answers
+   * only requests with the same user and client as the one that opened it. Default X-User-Id
+   * and X-Auth-Client-Id; requests without them are all one anonymous owner.
+   */
+  identityHeaders?: OwnerHeaders;
   /** Default "/mcp". */
   path?: string;
   /**
@@ -38,8 +56,10 @@ export interface BridgeOptions {
 
 /** A bridge that is listening. */
 export interface RunningBridge {
-  /** e.g. http://127.0.0.1:34567/mcp */
+  /** e.g. http://127.0.0.1:34567/mcp; on a unix socket, http://localhost/mcp (the Host to send). */
   url: string;
+  /** The unix socket it listens on, if it does. */
+  socketPath?: string;
   /** Number of live sessions. */
   sessions(): number;
   /** PIDs of the live child processes. */
@@ -48,10 +68,18 @@ export interface RunningBridge {
   close(): Promise<void>;
 }
 
+/** The gateway's default identity header names (config `gateway.identity_headers`). */
+const DEFAULT_IDENTITY_HEADERS: OwnerHeaders = { userId: "X-User-Id", clientId: "X-Auth-Client-Id" };
+
 /** Seconds between keep-alive comments on open GET streams. */
 const PING_INTERVAL_MS = 25_000;
 
-function isLoopback(host: string): boolean {
+function tcpUrl({ port }: AddressInfo, host: string, path: string): string {
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}${path}`;
+}
+
+/** Whether a listen address is reachable from this machine only. */
+export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\./.test(host);
 }
 
@@ -77,7 +105,10 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
   });
   const handle = createEndpoint(registry, {
     path,
-    allowedHosts: hostAllowList(host, opts.allowedHosts),
+    // No browser reaches a unix socket: DNS rebinding is a TCP concern.
+    allowedHosts: opts.socketPath ? undefined : hostAllowList(host, opts.allowedHosts),
+    authTokenHash: opts.authToken === undefined ? undefined : hashSecret(opts.authToken),
+    identityHeaders: opts.identityHeaders ?? DEFAULT_IDENTITY_HEADERS,
     maxBodyBytes: opts.maxBodyBytes ?? 4 * 1024 * 1024,
     maxSessions: opts.maxSessions,
     logger: opts.logger,
@@ -87,21 +118,30 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
   server.requestTimeout = 0;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(opts.port ?? 0, host, () => {
+    const listening = () => {
       server.off("error", reject);
       resolve();
-    });
+    };
+    if (opts.socketPath) server.listen(opts.socketPath, listening);
+    else server.listen(opts.port ?? 0, host, listening);
   });
+  if (opts.socketPath) {
+    try {
+      chmodSync(opts.socketPath, 0o600);
+    } catch (err) {
+      server.close();
+      throw err;
+    }
+  }
   const reaper = setInterval(() => registry.reap(), Math.min(30_000, Math.max(200, idleTimeoutMs / 4)));
   reaper.unref();
   const pinger = setInterval(() => registry.ping(), PING_INTERVAL_MS);
   pinger.unref();
 
-  const { port } = server.address() as AddressInfo;
-  const urlHost = host.includes(":") ? `[${host}]` : host;
   let closing: Promise<void> | null = null;
   return {
-    url: `http://${urlHost}:${port}${path}`,
+    url: opts.socketPath ? `http://localhost${path}` : tcpUrl(server.address() as AddressInfo, host, path),
+    socketPath: opts.socketPath,
     sessions: () => registry.size,
     childPids: () => registry.childPids(),
     close() {

@@ -42,10 +42,13 @@ export class SessionRegistry {
     return this.entries.size;
   }
 
-  /** Start a session; null when the session limit is reached or the bridge is closing. */
-  open(): Entry | null {
+  /**
+   * Start a session for `owner` (who opened it: user and client); null when the session limit is
+   * reached or the bridge is closing.
+   */
+  open(owner: string): Entry | null {
     if (this.closing || this.entries.size >= this.opts.maxSessions) return null;
-    const session = new Session(randomUUID());
+    const session = new Session(randomUUID(), owner);
     let upstream = this.sharedUpstream;
     if (!upstream) {
       upstream = this.spawn();
@@ -57,10 +60,11 @@ export class SessionRegistry {
     return entry;
   }
 
-  /** The live session with this id, marked active. */
-  get(id: string): Entry | undefined {
+  /** The live session with this id if `owner` opened it, marked active; someone else's is left as it is. */
+  get(id: string, owner: string): Entry | undefined {
     const entry = this.entries.get(id);
-    entry?.session.touch();
+    if (!entry || entry.session.owner !== owner) return undefined;
+    entry.session.touch();
     return entry;
   }
 

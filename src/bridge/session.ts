@@ -20,7 +20,11 @@ export class Session {
   private stream: ServerResponse | null = null;
   private readonly backlog: JsonRpcMessage[] = [];
 
-  constructor(readonly id: string) {}
+  /** @param owner who opened it (user and client, from the identity headers); only they may use it */
+  constructor(
+    readonly id: string,
+    readonly owner: string,
+  ) {}
 
   touch(): void {
     this.lastActivity = Date.now();

@@ -3,7 +3,8 @@
  * HTTP until SIGTERM/SIGINT, then end every child before exiting.
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { startBridge } from "../bridge/index.js";
+import { isLoopback, startBridge } from "../bridge/index.js";
+import { readSecretFile } from "../bridge/secret-file.js";
 import { parseDuration } from "../config/duration.js";
 
 function intArg(min: number, max: number) {
@@ -40,6 +41,18 @@ interface BridgeFlags {
   requestTimeout: number;
   env: Record<string, string>;
   passEnv: string[];
+  /** The secret read from --auth-token-file (the parser reads the file), not its path. */
+  authTokenFile?: string;
+  userHeader: string;
+  clientHeader: string;
+}
+
+function secretFileArg(path: string): string {
+  try {
+    return readSecretFile(path);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 /** Add the `bridge` command to the CLI. */
@@ -47,7 +60,7 @@ export function registerBridgeCommand(program: Command): void {
   program
     .command("bridge")
     .description(
-      "serve a stdio MCP server over Streamable HTTP (no authentication: put the gateway in front)",
+      "serve a stdio MCP server over Streamable HTTP (put the gateway in front; --auth-token-file makes it the only way in)",
     )
     .argument("<command>", "the stdio MCP server to run (put it after --)")
     .argument("[args...]", "its arguments")
@@ -64,7 +77,28 @@ export function registerBridgeCommand(program: Command): void {
     .option("--request-timeout <duration>", "fail requests unanswered this long", durationArg, 120)
     .option("-e, --env <NAME=VALUE>", "environment for the child (repeatable)", envArg, {})
     .option("--pass-env <NAME...>", "copy these variables from this environment to the child", [])
+    .option(
+      "--auth-token-file <file>",
+      "require every request to carry the secret in this file as Authorization: Bearer (the gateway's upstream_bearer_file)",
+      secretFileArg,
+    )
+    .option(
+      "--user-header <name>",
+      "header naming the user a session belongs to (gateway identity_headers.user_id)",
+      "X-User-Id",
+    )
+    .option(
+      "--client-header <name>",
+      "header naming the client a session belongs to (gateway identity_headers.client_id)",
+      "X-Auth-Client-Id",
+    )
     .action(async (command: string, args: string[], flags: BridgeFlags) => {
+      const authToken = flags.authTokenFile;
+      if (!authToken && !isLoopback(flags.host)) {
+        process.stderr.write(
+          `bridge: warning: listening on ${flags.host} without --auth-token-file: anyone who can reach this address runs ${command} unauthenticated\n`,
+        );
+      }
       const env = { ...flags.env };
       for (const name of flags.passEnv) {
         const value = process.env[name];
@@ -81,15 +115,18 @@ export function registerBridgeCommand(program: Command): void {
         host: flags.host,
         port: flags.port,
         path: flags.path,
+        authToken,
+        identityHeaders: { userId: flags.userHeader, clientId: flags.clientHeader },
         logger: stderrLogger(),
       });
-      process.stdout.write(`${bridge.url}\n`);
       const shutdown = (signal: string) => {
         process.stderr.write(`bridge: ${signal}, ending ${bridge.sessions()} session(s)\n`);
         void bridge.close().then(() => process.exit(0));
       };
       process.once("SIGTERM", () => shutdown("SIGTERM"));
       process.once("SIGINT", () => shutdown("SIGINT"));
+      // Only now: whoever reads the URL may signal us at once, and must find the handlers.
+      process.stdout.write(`${bridge.url}\n`);
     });
 }
 

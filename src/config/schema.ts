@@ -78,6 +78,11 @@ const serviceSchema = z
     enabled: bool.default(true),
     /** Upstream Streamable HTTP MCP server. */
     url: url.optional(),
+    /**
+     * With `url`: a file holding the secret the upstream requires as `Authorization: Bearer …`
+     * (e.g. `mcp-gateway bridge --auth-token-file`); read at start-up, never from the client.
+     */
+    upstream_bearer_file: z.string().optional(),
     /** Or a stdio MCP server, bridged in-process. */
     command: z.string().optional(),
     args: z.array(z.string()).default([]),
@@ -94,6 +99,9 @@ const serviceSchema = z
     ...accessPolicy,
   })
   .refine((s) => !(s.url && s.command), { message: "give either url or command, not both" })
+  .refine((s) => !s.upstream_bearer_file || Boolean(s.url), {
+    message: "upstream_bearer_file goes with url (a bridged command is reached over its own socket)",
+  })
   .refine((s) => !s.enabled || Boolean(s.url || s.command), { message: "needs url or command" });
 
 export const configSchema = z.strictObject({

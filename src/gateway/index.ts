@@ -3,3 +3,4 @@
 export { bearerChallenge } from "./challenge.js";
 export { type GatewayDeps, registerGateway } from "./plugin.js";
 export { protectedResourceMetadata } from "./prm.js";
+export type { UpstreamTarget } from "./proxy.js";

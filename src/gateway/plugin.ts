@@ -20,7 +20,7 @@ import { reservedHeaderNames } from "./headers.js";
 import { mcpEndpoint, ROUTED_METHODS } from "./mcp-endpoint.js";
 import { OriginPolicy } from "./origin.js";
 import { registerMetadataRoutes } from "./prm.js";
-import { UpstreamProxy } from "./proxy.js";
+import { UpstreamProxy, type UpstreamTarget } from "./proxy.js";
 import { ServiceRouter } from "./routing.js";
 import { TokenVerifier } from "./token-check.js";
 
@@ -30,8 +30,8 @@ export interface GatewayDeps {
   keys: VerificationKeys;
   revocations: Revocations;
   resources: ResourceIndex;
-  /** service name -> upstream base URL of its Streamable HTTP endpoint (stdio services are bridged to loopback URLs first). */
-  upstreams: Map<string, string>;
+  /** service name -> how its Streamable HTTP endpoint is reached (stdio services are bridged to unix sockets first). */
+  upstreams: Map<string, UpstreamTarget>;
   /** Where refusals of presented tokens are recorded; none by default. */
   audit?: Audit;
   /** Where /verify's shortcut is added (the app's server must be built with them). */

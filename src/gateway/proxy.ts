@@ -6,7 +6,7 @@
 import { EventEmitter } from "node:events";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { Pool, errors as undiciErrors } from "undici";
+import { type Dispatcher, Pool, errors as undiciErrors } from "undici";
 import { sendJsonRpcError } from "./errors.js";
 import { clientResponseHeaders, declaresBody, upstreamRequestHeaders } from "./headers.js";
 
@@ -22,10 +22,34 @@ export interface ProxyOptions {
   reserved: Set<string>;
 }
 
+/** How one service's upstream is reached. */
+export interface UpstreamTarget {
+  /** Its Streamable HTTP endpoint; over a unix socket the host only names the Host header. */
+  url: string;
+  /** Connect to this unix socket instead of the URL's host and port (an in-process bridge). */
+  socketPath?: string;
+  /**
+   * Sent as `Authorization: Bearer …` on every request (a standalone bridge's secret). Set over
+   * whatever the request carries; the client's own Authorization is never forwarded anyway.
+   */
+  bearer?: string;
+}
+
 interface Target {
-  pool: Pool;
+  pool: Dispatcher;
   /** Path (and query) of the upstream MCP endpoint. */
   path: string;
+}
+
+/** Puts the upstream's own credential on every request through a dispatcher, last. */
+function withAuthorization(value: string): Dispatcher.DispatcherComposeInterceptor {
+  return (dispatch) => (opts, handler) => {
+    // forward() passes an object (upstreamRequestHeaders); a flat [name, value, …] list is kept working.
+    const headers = Array.isArray(opts.headers)
+      ? [...opts.headers, "authorization", value]
+      : { ...(opts.headers as Record<string, string | string[]> | null), authorization: value };
+    return dispatch({ ...opts, headers }, handler);
+  };
 }
 
 class BodyTooLarge extends Error {}
@@ -47,24 +71,30 @@ export class UpstreamProxy {
   private readonly targets = new Map<string, Target>();
   private readonly pools = new Map<string, Pool>();
 
-  /** `upstreams`: service name -> URL of its Streamable HTTP endpoint. */
+  /** `upstreams`: service name -> where its Streamable HTTP endpoint is and how to reach it. */
   constructor(
-    upstreams: Map<string, string>,
+    upstreams: Map<string, UpstreamTarget>,
     private readonly options: ProxyOptions,
   ) {
-    for (const [name, raw] of upstreams) {
-      const url = new URL(raw);
-      let pool = this.pools.get(url.origin);
+    for (const [name, upstream] of upstreams) {
+      const url = new URL(upstream.url);
+      // One pool per place connections go to: an origin, or a unix socket.
+      const key = upstream.socketPath ? `unix:${upstream.socketPath}` : url.origin;
+      let pool = this.pools.get(key);
       if (!pool) {
         pool = new Pool(url.origin, {
           keepAliveTimeout: KEEP_ALIVE_MS,
           headersTimeout: options.headersTimeoutSeconds * 1000,
           // SSE streams may be idle for long; the client's disconnect ends them, not a timer.
           bodyTimeout: 0,
+          ...(upstream.socketPath ? { socketPath: upstream.socketPath } : {}),
         });
-        this.pools.set(url.origin, pool);
+        this.pools.set(key, pool);
       }
-      this.targets.set(name, { pool, path: `${url.pathname}${url.search}` });
+      const dispatcher = upstream.bearer
+        ? pool.compose(withAuthorization(`Bearer ${upstream.bearer}`))
+        : pool;
+      this.targets.set(name, { pool: dispatcher, path: `${url.pathname}${url.search}` });
     }
   }
 

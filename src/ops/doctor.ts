@@ -6,7 +6,8 @@
 import { accessSync, constants, existsSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { request } from "undici";
-import type { GatewayConfig } from "../config/schema.js";
+import { readSecretFile } from "../bridge/secret-file.js";
+import type { GatewayConfig, ServiceConfig } from "../config/schema.js";
 import { createIdentityProvider } from "../idp/create.js";
 import { isLoopbackHttp } from "../net/loopback.js";
 import { openStore } from "../store/open.js";
@@ -87,13 +88,31 @@ function findExecutable(command: string, cwd: string | undefined): string | unde
   });
 }
 
-/** A Streamable HTTP upstream is probed with an MCP initialize, as the gateway's first client would. */
-async function probe(name: string, url: string): Promise<Finding> {
+/**
+ * A Streamable HTTP upstream is probed with an MCP initialize, as the gateway's first client
+ * would, with the upstream's own bearer (`upstream_bearer_file`) as the proxy sends it.
+ */
+async function probe(name: string, service: ServiceConfig): Promise<Finding> {
   const check = `service ${name}`;
+  const url = service.url as string;
+  let bearer: string | undefined;
+  try {
+    if (service.upstream_bearer_file) bearer = readSecretFile(service.upstream_bearer_file);
+  } catch (err) {
+    return {
+      verdict: "fail",
+      check,
+      detail: `services.${name}.upstream_bearer_file: ${(err as Error).message}`,
+    };
+  }
   try {
     const res = await request(url, {
       method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
+      },
       body: JSON.stringify({
         jsonrpc: "2.0",
         id: 1,
@@ -114,7 +133,9 @@ async function probe(name: string, url: string): Promise<Finding> {
       return {
         verdict: "warn",
         check,
-        detail: `${url} answers ${status}: it wants credentials of its own, and the gateway never forwards the client's token`,
+        detail: bearer
+          ? `${url} answers ${status} to the secret in upstream_bearer_file`
+          : `${url} answers ${status}: it wants credentials of its own (upstream_bearer_file), and the gateway never forwards the client's token`,
       };
     return {
       verdict: status >= 500 ? "fail" : "warn",
@@ -130,7 +151,7 @@ function services(config: GatewayConfig): Array<Promise<Finding>> {
   return Object.entries(config.services).map(async ([name, service]): Promise<Finding> => {
     const check = `service ${name}`;
     if (!service.enabled) return { verdict: "ok", check, detail: "disabled" };
-    if (service.url) return probe(name, service.url);
+    if (service.url) return probe(name, service);
     const command = service.command as string;
     const path = findExecutable(command, service.cwd);
     if (!path) return { verdict: "fail", check, detail: `command not found: ${command}` };

@@ -1,6 +1,8 @@
 /** Shared pieces of the bridge tests: the everything server, SDK clients, the process table. */
+import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterEach } from "vitest";
@@ -124,4 +126,51 @@ export function closedAfterEach(): { bridge: RunningBridge | undefined; clients:
     open.bridge = undefined;
   });
   return open;
+}
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+/** A stand-in for the CLI's main: only the bridge command, run from source. */
+const driver = `
+import { Command } from "commander";
+import { registerBridgeCommand } from "./src/cli/bridge.ts";
+const program = new Command("mcp-gateway");
+registerBridgeCommand(program);
+// With -e there is no script path in argv: everything after node is user input.
+await program.parseAsync(process.argv.slice(1), { from: "user" });
+`;
+
+/** The command line of a process, NUL-separated ("" once it is gone). */
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** `mcp-gateway bridge ARGS…` as a process; resolves with the URL it prints on stdout. */
+export interface CliBridge {
+  url: string;
+  proc: ChildProcess;
+  /** Everything written on stderr so far. */
+  stderr(): string;
+}
+
+/** Starts the bridge CLI; rejects with its stderr if it exits before printing its URL. */
+export function startCliBridge(args: string[]): Promise<CliBridge> {
+  const proc = spawn(
+    process.execPath,
+    ["--import", "tsx", "--input-type=module", "-e", driver, "bridge", ...args],
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stderr = "";
+  proc.stderr?.on("data", (d) => {
+    stderr += d;
+  });
+  return new Promise((resolve, reject) => {
+    proc.stdout?.once("data", (d: Buffer) =>
+      resolve({ url: d.toString().trim(), proc, stderr: () => stderr }),
+    );
+    proc.once("exit", (code) => reject(new Error(`bridge exited with ${code}: ${stderr}`)));
+  });
 }

@@ -8,6 +8,7 @@ import type { FastifyInstance } from "fastify";
 import { validateConfig } from "../../src/config/load.js";
 import { ResourceIndex } from "../../src/config/resources.js";
 import type { GatewayConfig } from "../../src/config/schema.js";
+import type { UpstreamTarget } from "../../src/gateway/index.js";
 import { registerGateway } from "../../src/gateway/plugin.js";
 import { createHttpApp } from "../../src/http/app.js";
 import { KeyRing } from "../../src/oauth/keys.js";
@@ -15,6 +16,7 @@ import type { RequestLog } from "../../src/ops/request-log.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { PublicKeySet } from "../../src/tokens/key-set.js";
 import { Revocations } from "../../src/tokens/revocations.js";
+import { remoteUpstream } from "../../src/upstreams.js";
 import { type MintClaims, type MintOptions, mintAccessToken } from "./mint.js";
 import { freePort } from "./upstream.js";
 
@@ -51,9 +53,9 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
   keys.onRotate(() => void publicKeys.reload());
   const revocations = new Revocations(store, parsed.tokens.revocation_cache, parsed.tokens.refresh_ttl);
   const resources = new ResourceIndex(parsed);
-  const upstreams = new Map<string, string>();
+  const upstreams = new Map<string, UpstreamTarget>();
   for (const [name, service] of Object.entries(parsed.services)) {
-    if (service.enabled && service.url) upstreams.set(name, service.url);
+    if (service.enabled && service.url) upstreams.set(name, remoteUpstream(name, service));
   }
   // Built on the same HTTP app as buildGateway: the /verify shortcut ahead of fastify.
   const { app, shortcuts, requests } = createHttpApp(parsed, { logger: false });
