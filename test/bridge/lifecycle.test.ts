@@ -102,7 +102,8 @@ describe("bridge lifecycle", () => {
   });
 
   it("answers a request that outlives the request timeout with a JSON-RPC error", async () => {
-    ({ bridge: open.bridge } = await everythingBridge({ requestTimeoutSeconds: 1 }));
+    // 3 s, not 1: the child's own start-up (initialize) must fit in it on a busy machine.
+    ({ bridge: open.bridge } = await everythingBridge({ requestTimeoutSeconds: 3 }));
     const sid = await openSession(open.bridge.url);
     const res = await post(
       open.bridge.url,
@@ -110,13 +111,13 @@ describe("bridge lifecycle", () => {
         jsonrpc: "2.0",
         id: "slow",
         method: "tools/call",
-        params: { name: "trigger-long-running-operation", arguments: { duration: 3, steps: 1 } },
+        params: { name: "trigger-long-running-operation", arguments: { duration: 8, steps: 1 } },
       },
       { "mcp-session-id": sid },
     );
     expect(await res.json()).toMatchObject({
       id: "slow",
-      error: { code: -32001, message: /timed out after 1s/ },
+      error: { code: -32001, message: /timed out after 3s/ },
     });
     // The session survives a timeout.
     const again = await post(open.bridge.url, listTools, { "mcp-session-id": sid });
