@@ -163,6 +163,17 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
+  /** RFC 7662 introspection: who may learn about tokens issued to other clients. */
+  introspection: z
+    .strictObject({
+      /**
+       * Client ids of resource servers that may introspect any token. Every other client learns
+       * only about its own tokens (`{"active": false}` for the rest).
+       */
+      allowed_clients: stringList.default([]),
+    })
+    .prefault({}),
+
   /** Client ID Metadata Documents (https URL as client_id). */
   cimd: z
     .strictObject({

@@ -5,7 +5,7 @@
  */
 
 import { secretMatches } from "../crypto/secrets.js";
-import { type ClientRecord, ClientStore } from "./clients.js";
+import { type ClientRecord, ClientStore, type TokenEndpointAuthMethod } from "./clients.js";
 import { invalidClient, invalidRequest, OAuthError } from "./errors.js";
 
 export interface PresentedCredentials {
@@ -49,7 +49,18 @@ function basicFailure(description: string): OAuthError {
   });
 }
 
-/** The client behind the credentials, or invalid_client (401). */
+/** The method the credentials were presented with (RFC 7591 §2 names). */
+function presentedMethod(creds: PresentedCredentials): TokenEndpointAuthMethod {
+  if (creds.basic) return "client_secret_basic";
+  return creds.clientSecret !== undefined ? "client_secret_post" : "none";
+}
+
+/**
+ * The client behind the credentials, or invalid_client (401). A client authenticates with the
+ * method it registered and no other (a `client_secret_basic` client may not switch to the form
+ * body, a public client may not present a secret), as RFC 7591 §2 makes the method part of the
+ * registration.
+ */
 export async function authenticateClient(
   creds: PresentedCredentials,
   lookup: (clientId: string) => Promise<ClientRecord | undefined>,
@@ -59,6 +70,12 @@ export async function authenticateClient(
   if (!creds.clientId) throw fail("client authentication failed: no client_id");
   const client = await lookup(creds.clientId);
   if (!client) throw fail("client authentication failed: unknown client");
+  const method = presentedMethod(creds);
+  if (method !== client.token_endpoint_auth_method) {
+    throw fail(
+      `client authentication failed: this client authenticates with ${client.token_endpoint_auth_method}, not ${method}`,
+    );
+  }
   if (ClientStore.isConfidential(client)) {
     if (
       !creds.clientSecret ||
@@ -67,10 +84,8 @@ export async function authenticateClient(
     ) {
       throw fail("client authentication failed");
     }
-  } else {
-    if (creds.clientSecret)
-      throw fail("client authentication failed: this is a public client without a secret");
-    if (options.requireConfidential) throw fail("this endpoint needs an authenticated (confidential) client");
+  } else if (options.requireConfidential) {
+    throw fail("this endpoint needs an authenticated (confidential) client");
   }
   return client;
 }

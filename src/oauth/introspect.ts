@@ -1,6 +1,9 @@
 /**
- * POST /introspect (RFC 7662), for authenticated (confidential) clients such as resource
- * servers. A token that is expired, revoked, malformed or unknown is `{ "active": false }`.
+ * POST /introspect (RFC 7662), for authenticated (confidential) clients. A client learns about
+ * its own tokens; only the resource servers named in `introspection.allowed_clients` learn about
+ * anyone's (RFC 7662 §4: the server decides who may see what). A token that is expired, revoked,
+ * malformed, unknown or not the caller's to see is `{ "active": false }`, alike, so probing
+ * teaches nothing.
  */
 import type { Revocations } from "../tokens/revocations.js";
 import { InvalidAccessToken, looksLikeJwt, verifyAccessToken } from "../tokens/verify.js";
@@ -18,6 +21,8 @@ export interface TokenEndpointDeps {
   grants: GrantStore;
   revocations: Revocations;
   lookupClient: (clientId: string) => Promise<ClientRecord | undefined>;
+  /** Clients that may introspect tokens of any client (`introspection.allowed_clients`). */
+  introspectors?: ReadonlySet<string>;
 }
 
 export type IntrospectionResponse = { active: false } | ({ active: true } & Record<string, unknown>);
@@ -30,12 +35,17 @@ export class IntrospectionEndpoint {
     authorization: string | undefined,
   ): Promise<IntrospectionResponse> {
     const { params } = readParams(body);
-    await authenticateClient(readCredentials(authorization, params), this.deps.lookupClient, {
+    const caller = await authenticateClient(readCredentials(authorization, params), this.deps.lookupClient, {
       requireConfidential: true,
     });
     const token = params.token;
     if (!token) throw invalidRequest("token is required");
-    return looksLikeJwt(token) ? this.accessToken(token) : this.refreshToken(token);
+    const answer = looksLikeJwt(token) ? await this.accessToken(token) : await this.refreshToken(token);
+    return answer.active && !this.maySee(caller.client_id, answer.client_id) ? { active: false } : answer;
+  }
+
+  private maySee(caller: string, owner: unknown): boolean {
+    return caller === owner || this.deps.introspectors?.has(caller) === true;
   }
 
   private async accessToken(token: string): Promise<IntrospectionResponse> {

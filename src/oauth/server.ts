@@ -25,6 +25,9 @@ import { RevocationEndpoint } from "./revoke.js";
 import { Revoker } from "./revoker.js";
 import { TokenEndpoint } from "./token.js";
 
+/** The least time an authorization waits for its person to sign in and consent. */
+const PENDING_MIN_SECONDS = 600;
+
 export interface AuthorizationServerParts {
   config: GatewayConfig;
   store: Store;
@@ -72,7 +75,8 @@ export class AuthorizationServer {
     };
     this.grants = new GrantStore(store, { code: config.tokens.code_ttl, refresh: config.tokens.refresh_ttl });
     this.interactions = new Interactions(store, {
-      pending: config.tokens.code_ttl * 2,
+      // A person needs time to sign in, however short-lived the codes are.
+      pending: Math.max(config.tokens.code_ttl * 2, PENDING_MIN_SECONDS),
       session: config.session.ttl,
       consent: config.tokens.refresh_ttl,
     });
@@ -112,6 +116,7 @@ export class AuthorizationServer {
       endGrant: this.endGrant,
       audit: this.audit,
       lookupClient: this.lookupClient,
+      introspectors: new Set(config.introspection.allowed_clients),
     };
     this.revocationEndpoint = new RevocationEndpoint(endpointDeps);
     this.introspectionEndpoint = new IntrospectionEndpoint(endpointDeps);

@@ -3,12 +3,15 @@
  * obtained through the real login and consent pages, and the tokens it redeems for.
  */
 import { expect } from "vitest";
+import { hashSecret } from "../../src/crypto/secrets.js";
 import { LocalUsers } from "../../src/idp/local.js";
+import type { TokenEndpointAuthMethod } from "../../src/oauth/clients.js";
 import type { RunningGateway } from "../support/full-gateway.js";
 import {
   type AuthorizeParams,
   authorizeWithLocalLogin,
   Browser,
+  formPost,
   pkcePair,
   REDIRECT_URI,
   type RegisteredClient,
@@ -33,6 +36,45 @@ export const STORES: StoreCase[] = [
 
 export async function addLocalUser(gw: RunningGateway): Promise<void> {
   await new LocalUsers(gw.store).add(LOGIN.username, LOGIN.password, "alice@example.com");
+}
+
+/**
+ * Resource servers the operator registered with known ids (as `admin` would) and listed in
+ * `introspection.allowed_clients`: the only clients that may introspect other clients' tokens.
+ */
+export const RESOURCE_SERVERS = {
+  basic: { id: "test-resource-server", secret: "the resource server's long secret" },
+  post: { id: "test-resource-server-post", secret: "the other resource server's secret" },
+};
+/** Config tree part that lets RESOURCE_SERVERS introspect any token. */
+export const INTROSPECTION = {
+  introspection: { allowed_clients: [RESOURCE_SERVERS.basic.id, RESOURCE_SERVERS.post.id] },
+};
+
+export async function addResourceServers(gw: RunningGateway): Promise<void> {
+  const methods: Record<keyof typeof RESOURCE_SERVERS, TokenEndpointAuthMethod> = {
+    basic: "client_secret_basic",
+    post: "client_secret_post",
+  };
+  for (const [kind, { id, secret }] of Object.entries(RESOURCE_SERVERS)) {
+    await gw.as.clients.save({
+      client_id: id,
+      client_secret_hash: hashSecret(secret),
+      client_name: `Resource server (${kind})`,
+      redirect_uris: [],
+      grant_types: [],
+      response_types: [],
+      token_endpoint_auth_method: methods[kind as keyof typeof RESOURCE_SERVERS],
+      client_id_issued_at: Math.floor(Date.now() / 1000),
+      client_secret_expires_at: 0,
+      source: "admin",
+    });
+  }
+}
+
+/** Whether the gateway still considers `token` live, asked by a resource server. */
+export async function isActive(gw: RunningGateway, token: string): Promise<unknown> {
+  return (await formPost(`${gw.url}/introspect`, { token }, RESOURCE_SERVERS.basic)).body.active;
 }
 
 export function basicOf(client: RegisteredClient): { id: string; secret: string } {

@@ -5,13 +5,22 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { formPost, REDIRECT_URI, registerClient, tokenRequest } from "../support/oauth-client.js";
-import { addLocalUser, obtainCode, obtainTokens, SERVICES } from "./helpers.js";
+import {
+  addLocalUser,
+  addResourceServers,
+  INTROSPECTION,
+  obtainCode,
+  obtainTokens,
+  RESOURCE_SERVERS,
+  SERVICES,
+} from "./helpers.js";
 
 let gw: RunningGateway;
 let meta: Record<string, unknown>;
 
 beforeAll(async () => {
-  gw = await startFullGateway(SERVICES);
+  gw = await startFullGateway({ ...SERVICES, ...INTROSPECTION });
+  await addResourceServers(gw);
   await addLocalUser(gw);
   const res = await fetch(`${gw.url}/.well-known/oauth-authorization-server`);
   expect(res.status).toBe(200);
@@ -119,14 +128,14 @@ describe("authorization server metadata", () => {
       "client_secret_basic",
       "client_secret_post",
     ]);
-    const rs = await registerClient(gw.url, { token_endpoint_auth_method: "client_secret_post" });
+    const rs = RESOURCE_SERVERS.post;
     const publicClient = await registerClient(gw.url);
     const tokens = await obtainTokens(gw, publicClient);
 
     const introspect = await formPost(str("introspection_endpoint"), {
       token: tokens.access_token,
-      client_id: rs.client_id,
-      client_secret: rs.client_secret as string,
+      client_id: rs.id,
+      client_secret: rs.secret,
     });
     expect(introspect.status).toBe(200);
     expect(introspect.body.active).toBe(true);
@@ -147,8 +156,8 @@ describe("authorization server metadata", () => {
     expect(revoke.status).toBe(200);
     const after = await formPost(str("introspection_endpoint"), {
       token: tokens.access_token,
-      client_id: rs.client_id,
-      client_secret: rs.client_secret as string,
+      client_id: rs.id,
+      client_secret: rs.secret,
     });
     expect(after.body).toEqual({ active: false });
   });

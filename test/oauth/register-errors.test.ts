@@ -5,9 +5,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import { formPost, REDIRECT_URI, registerClient } from "../support/oauth-client.js";
+import { REDIRECT_URI, registerClient } from "../support/oauth-client.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
-import { addLocalUser, basicOf, obtainTokens, rawPost, refresh, SERVICES, STORES } from "./helpers.js";
+import {
+  addLocalUser,
+  addResourceServers,
+  INTROSPECTION,
+  isActive,
+  obtainTokens,
+  rawPost,
+  refresh,
+  SERVICES,
+  STORES,
+} from "./helpers.js";
 
 const json = { "content-type": "application/json" };
 
@@ -140,7 +150,8 @@ describe.each(STORES)("RFC 7592 client management on $name", ({ redis: useRedis 
       redis = await startRedis();
       if (!redis) return;
     }
-    gw = await startFullGateway(SERVICES, { redisUrl: redis?.url });
+    gw = await startFullGateway({ ...SERVICES, ...INTROSPECTION }, { redisUrl: redis?.url });
+    await addResourceServers(gw);
     await addLocalUser(gw);
   });
   afterAll(async () => {
@@ -214,9 +225,7 @@ describe.each(STORES)("RFC 7592 client management on $name", ({ redis: useRedis 
     expect(badPut.status).toBe(400);
     expect(badPut.body.error).toBe("invalid_request");
 
-    const introspector = await registerClient(gw.url, { token_endpoint_auth_method: "client_secret_basic" });
-    const active = async (t: string) =>
-      (await formPost(`${gw.url}/introspect`, { token: t }, basicOf(introspector))).body.active;
+    const active = (t: string) => isActive(gw, t);
     expect(await active(tokens.access_token)).toBe(true);
 
     const del = await fetch(client.registration_client_uri, {

@@ -4,18 +4,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import {
-  formPost,
-  REDIRECT_URI,
-  type RegisteredClient,
-  registerClient,
-  tokenRequest,
-} from "../support/oauth-client.js";
+import { REDIRECT_URI, registerClient, tokenRequest } from "../support/oauth-client.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
 import {
   addLocalUser,
+  addResourceServers,
   basicOf,
   expectFamilyEnded,
+  INTROSPECTION,
+  isActive,
   obtainCode,
   obtainTokens,
   rawPost,
@@ -36,7 +33,6 @@ describe.each(STORES)("token endpoint refusals on $name", ({ redis: useRedis }) 
   let strict: RunningGateway;
   /** Codes live one second. */
   let shortCode: RunningGateway;
-  let introspector: RegisteredClient;
 
   beforeAll(async () => {
     if (useRedis) {
@@ -45,21 +41,20 @@ describe.each(STORES)("token endpoint refusals on $name", ({ redis: useRedis }) 
     }
     const redisUrl = redis?.url;
     [gw, strict, shortCode] = await Promise.all([
-      startFullGateway(SERVICES, { redisUrl }),
-      startFullGateway({ ...SERVICES, tokens: { refresh_reuse_grace: 0 } }, { redisUrl }),
-      startFullGateway({ ...SERVICES, tokens: { code_ttl: 1 } }, { redisUrl }),
+      startFullGateway({ ...SERVICES, ...INTROSPECTION }, { redisUrl }),
+      startFullGateway({ ...SERVICES, ...INTROSPECTION, tokens: { refresh_reuse_grace: 0 } }, { redisUrl }),
+      startFullGateway({ ...SERVICES, ...INTROSPECTION, tokens: { code_ttl: 1 } }, { redisUrl }),
     ]);
     await Promise.all([gw, strict, shortCode].map(addLocalUser));
-    introspector = await registerClient(gw.url, CONFIDENTIAL);
+    await Promise.all([gw, strict, shortCode].map(addResourceServers));
   });
   afterAll(async () => {
     await Promise.all([gw, strict, shortCode].map((g) => g?.close({ wipe: true })));
     await redis?.stop();
   });
 
-  /** Whether the gateway still considers `token` live (introspection by a third client). */
-  const active = async (g: RunningGateway, token: string, by = introspector) =>
-    (await formPost(`${g.url}/introspect`, { token }, basicOf(by))).body.active;
+  /** Whether the gateway still considers `token` live (introspection by a resource server). */
+  const active = isActive;
 
   const skipWithoutRedis = (ctx: { skip: () => void }) => {
     if (useRedis && !redis) ctx.skip();
@@ -158,8 +153,7 @@ describe.each(STORES)("token endpoint refusals on $name", ({ redis: useRedis }) 
       const second = await refresh(strict, client, first.refresh_token);
       expect(second.status).toBe(200);
       const newest = second.body as Record<string, string>;
-      const by = await registerClient(strict.url, CONFIDENTIAL);
-      expect(await active(strict, newest.access_token as string, by)).toBe(true);
+      expect(await active(strict, newest.access_token as string)).toBe(true);
 
       await sleep(20);
       const reuse = await refresh(strict, client, first.refresh_token);
@@ -167,8 +161,8 @@ describe.each(STORES)("token endpoint refusals on $name", ({ redis: useRedis }) 
       expect(reuse.body.error).toBe("invalid_grant");
 
       // The newest tokens of the family die with it.
-      expect(await active(strict, newest.access_token as string, by)).toBe(false);
-      expect(await active(strict, newest.refresh_token as string, by)).toBe(false);
+      expect(await active(strict, newest.access_token as string)).toBe(false);
+      expect(await active(strict, newest.refresh_token as string)).toBe(false);
       const next = await refresh(strict, client, newest.refresh_token as string);
       expect(next.status).toBe(400);
       expect(next.body.error).toBe("invalid_grant");
@@ -297,11 +291,7 @@ describe("token endpoint request checks", () => {
     expect(unknown.body.error).toBe("invalid_client");
 
     // A failed authentication did not spend the code: the right secret still redeems it.
-    const right = await tokenRequest(gw.url, {
-      ...form,
-      client_id: client.client_id,
-      client_secret: client.client_secret as string,
-    });
+    const right = await tokenRequest(gw.url, form, basicOf(client));
     expect(right.status).toBe(200);
   });
 

@@ -45,10 +45,24 @@ export class Browser {
     return this.send(url, { method: "GET" });
   }
 
-  async postForm(url: string, form: Record<string, string>): Promise<Response> {
+  /**
+   * Posts a form as a browser does from a page of the same site: with that page's `Origin`
+   * (a browser adds it to every form POST). `headers` replace or add to that (an attacker's
+   * page); an empty value leaves the header out.
+   */
+  async postForm(
+    url: string,
+    form: Record<string, string>,
+    headers: Record<string, string> = {},
+  ): Promise<Response> {
+    const all: Record<string, string> = {
+      "content-type": "application/x-www-form-urlencoded",
+      origin: new URL(url).origin,
+      ...headers,
+    };
     return this.send(url, {
       method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
+      headers: Object.fromEntries(Object.entries(all).filter(([, v]) => v !== "")),
       body: new URLSearchParams(form).toString(),
     });
   }

@@ -1,10 +1,22 @@
-/** The two cookies of the login flow, and their attributes. */
+/**
+ * The two cookies of the login flow, and their attributes. On an https issuer they carry the
+ * `__Host-` prefix (RFC 6265bis §4.1.3.2): the browser then insists on Secure, Path=/ and no
+ * Domain, so no sibling subdomain and no plain-http page can plant or overwrite them. A plain
+ * http issuer (localhost) cannot have Secure cookies everywhere, so there they keep bare names.
+ */
 import type { FastifyReply, FastifyRequest } from "fastify";
 
-/** Binds a pending authorization to the browser that started it. */
-export const BROWSER_COOKIE = "mcpgw_browser";
-/** The login session ("log in once"). */
-export const SESSION_COOKIE = "mcpgw_session";
+export interface CookieNames {
+  /** Binds a pending authorization to the browser that started it. */
+  browser: string;
+  /** The login session ("log in once"). */
+  session: string;
+}
+
+export function cookieNames(secure: boolean): CookieNames {
+  const prefix = secure ? "__Host-" : "";
+  return { browser: `${prefix}mcpgw_browser`, session: `${prefix}mcpgw_session` };
+}
 
 export function readCookie(request: FastifyRequest, name: string): string | undefined {
   const header = request.headers.cookie;

@@ -14,7 +14,8 @@ import { OAuthError } from "../errors.js";
 /** Route option for the pages a person uses: errors there are pages, not JSON. */
 export const PERSON = { config: { audience: "person" } } as const;
 
-function forPerson(request: FastifyRequest): boolean {
+/** Whether the matched route is one of the pages a person uses. */
+export function isPersonRoute(request: FastifyRequest): boolean {
   return (request.routeOptions.config as { audience?: string } | undefined)?.audience === "person";
 }
 
@@ -27,7 +28,7 @@ const UNAVAILABLE = "The gateway cannot reach its data store right now; try agai
 
 export function oauthErrorHandler(audit: Audit) {
   return (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const person = forPerson(request);
+    const person = isPersonRoute(request);
 
     if (error instanceof StoreUnavailableError) {
       request.log.warn({ err: error }, "store unavailable");

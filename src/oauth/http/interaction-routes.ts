@@ -19,7 +19,7 @@ import type { PendingAuthorization } from "../interaction.js";
 import { LoginThrottle } from "../login-throttle.js";
 import { s256 } from "../pkce.js";
 import type { AuthorizationServer } from "../server.js";
-import { BROWSER_COOKIE, readCookie, SESSION_COOKIE, setCookie } from "./cookies.js";
+import { cookieNames, readCookie, setCookie } from "./cookies.js";
 import { OAUTH_BODY_LIMIT } from "./endpoints.js";
 import { PERSON, page } from "./error-handler.js";
 
@@ -50,6 +50,7 @@ export async function registerInteractionRoutes(
   as: AuthorizationServer,
 ): Promise<void> {
   const secure = as.issuer.startsWith("https:");
+  const { browser: BROWSER_COOKIE, session: SESSION_COOKIE } = cookieNames(secure);
   const { interactions, parts } = as;
   const idp = parts.idp;
 

@@ -9,6 +9,7 @@ import type { AuthorizationServer } from "../server.js";
 import { registerMachineCors } from "./cors.js";
 import { registerEndpoints } from "./endpoints.js";
 import { oauthErrorHandler } from "./error-handler.js";
+import { sameOriginForms } from "./form-origin.js";
 import { registerInteractionRoutes } from "./interaction-routes.js";
 
 export async function registerAuthorizationServer(
@@ -18,6 +19,7 @@ export async function registerAuthorizationServer(
   await app.register(async (scope) => {
     await scope.register(formbody);
     scope.setErrorHandler(oauthErrorHandler(as.audit));
+    scope.addHook("onRequest", sameOriginForms(as.issuer));
     registerMachineCors(scope);
     await registerEndpoints(scope, as);
     await registerInteractionRoutes(scope, as);
