@@ -135,7 +135,8 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway CLI (run `npm 
     expect(cli(["admin", "users", "list"], fresh).stdout).toContain("dora");
     expect(cli(["admin", "keys", "list"], fresh).stdout.trim().split("\n").length).toBe(after.length);
     rmSync(fresh, { recursive: true, force: true });
-  });
+    // Ten CLI processes one after another: a loaded machine needs more than the default 30 s.
+  }, 120_000);
 
   it("serve with the services in the box: MCP sessions spawn children, SIGTERM leaves none behind", async () => {
     const home = mkdtempSync(join(tmpdir(), "mcpgw-serve-"));

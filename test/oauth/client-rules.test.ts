@@ -106,8 +106,9 @@ async function loginPage(browser: Browser, base = gw.url) {
 
 describe("forms a person posts come from the gateway's own pages", () => {
   const crossSite: Array<{ name: string; headers: Record<string, string> }> = [
-    { name: "another site's Origin", headers: { origin: "https://evil.example" } },
-    { name: "no Origin and no Fetch Metadata", headers: { origin: "" } },
+    // A browser without Fetch Metadata (older Safari) is judged by its Origin.
+    { name: "another site's Origin", headers: { origin: "https://evil.example", "sec-fetch-site": "" } },
+    { name: "no Origin and no Fetch Metadata", headers: { origin: "", "sec-fetch-site": "" } },
     { name: "Sec-Fetch-Site cross-site (whatever Origin says)", headers: { "sec-fetch-site": "cross-site" } },
     { name: "Sec-Fetch-Site same-site (a sibling subdomain)", headers: { "sec-fetch-site": "same-site" } },
   ];
@@ -175,7 +176,8 @@ describe("cookies on an https issuer", () => {
     const login = await browser.postForm(
       `${tls.url}/login`,
       { request: formField(html, "request"), csrf: formField(html, "csrf"), ...LOGIN },
-      { origin: new URL(tls.config.public_url).origin },
+      // Behind the TLS proxy the page's origin is the https issuer; judged by Origin alone here.
+      { origin: new URL(tls.config.public_url).origin, "sec-fetch-site": "" },
     );
     expect(login.status).toBe(200);
     const session = login.headers.getSetCookie().find((c) => c.includes("mcpgw_session="));

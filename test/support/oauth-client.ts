@@ -46,9 +46,9 @@ export class Browser {
   }
 
   /**
-   * Posts a form as a browser does from a page of the same site: with that page's `Origin`
-   * (a browser adds it to every form POST). `headers` replace or add to that (an attacker's
-   * page); an empty value leaves the header out.
+   * Posts a form as a current browser does from one of the site's own pages: with that page's
+   * `Origin` and `Sec-Fetch-Site: same-origin`. `headers` replace or add to those (an attacker's
+   * page, an older browser); an empty value leaves the header out.
    */
   async postForm(
     url: string,
@@ -58,6 +58,7 @@ export class Browser {
     const all: Record<string, string> = {
       "content-type": "application/x-www-form-urlencoded",
       origin: new URL(url).origin,
+      "sec-fetch-site": "same-origin",
       ...headers,
     };
     return this.send(url, {
