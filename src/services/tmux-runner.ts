@@ -29,6 +29,8 @@ export class TmuxCommandError extends Error {
   readonly noServer: boolean;
   readonly noSession: boolean;
   readonly duplicate: boolean;
+  /** The server went away while this command was connected: it did nothing, and may be retried. */
+  readonly serverExited: boolean;
   constructor(stderr: string) {
     const text = stderr.trim() || "tmux failed with no message";
     super(text);
@@ -36,8 +38,11 @@ export class TmuxCommandError extends Error {
     // tmux says "no server running on …" or "error connecting to … (No such file…)" before the
     // first session exists, and "server exited unexpectedly" when the last session was just
     // killed and the server is going away: all of them an empty server, not a failure.
-    this.noServer = /no server running|error connecting to|server exited unexpectedly/.test(text);
-    this.noSession = /can't find (session|window|pane)/.test(text);
+    this.serverExited = /server exited unexpectedly/.test(text);
+    this.noServer = this.serverExited || /no server running|error connecting to/.test(text);
+    // Between its last session's end and its exit the server is still up with no sessions, and
+    // any target then fails as "no current target": that too is "no such session".
+    this.noSession = /can't find (session|window|pane)|no current target/.test(text);
     this.duplicate = /duplicate session/.test(text);
   }
 }

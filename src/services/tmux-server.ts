@@ -24,6 +24,8 @@ const MAX_CAPTURE_LINES = 5000;
 /** Pane size of new sessions: wide enough that ordinary output is not wrapped. */
 const PANE_COLUMNS = "200";
 const PANE_ROWS = "50";
+/** Tries of new-session when the server it reached was exiting (one is nearly always enough). */
+const SERVER_EXIT_RETRIES = 3;
 
 const sessionShape = {
   name: z.string(),
@@ -123,11 +125,16 @@ export function createTmuxServer(opts: TmuxRunnerOptions = {}): McpServer {
       // One argument after the options: tmux hands it to the session's shell, which is what a
       // caller asking for a command line wants; our own process never goes through a shell.
       if (command) args.push(command);
-      try {
-        await tmux.run(args);
-        return text(`created tmux session "${name}"`);
-      } catch (err) {
-        return failure(err, name);
+      // A server emptied a moment ago may still accept the connection and then exit under it
+      // ("server exited unexpectedly"): nothing was created, and the next try starts a new one.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await tmux.run(args);
+          return text(`created tmux session "${name}"`);
+        } catch (err) {
+          if (err instanceof TmuxCommandError && err.serverExited && attempt < SERVER_EXIT_RETRIES) continue;
+          return failure(err, name);
+        }
       }
     },
   );

@@ -173,6 +173,39 @@ describe.skipIf(!tmuxCheck.available)("tmux service through the bridge", () => {
     expect(text(none)).toContain('no tmux session named "prefix-long"');
   });
 
+  it("says no such session while the tmux server, with no sessions left, has not exited yet", async () => {
+    // Killing the last session makes tmux exit, but not at once: a command that reaches it in
+    // between meets a server with no sessions, which answers "no current target". Holding the
+    // server open (exit-empty off) puts every call in that window, however fast the machine.
+    await client.callTool({ name: "create_session", arguments: { name: "held" } });
+    execFileSync(TMUX, ["-S", socket, "set-option", "-g", "exit-empty", "off"]);
+    try {
+      await client.callTool({ name: "kill_session", arguments: { session: "held" } });
+      for (const tool of ["send_keys", "capture_pane", "kill_session"]) {
+        const result = await client.callTool({ name: tool, arguments: { session: "held", keys: "ls" } });
+        expect(result.isError, tool).toBe(true);
+        expect(text(result), tool).toContain('no tmux session named "held"');
+      }
+      const listed = await client.callTool({ name: "list_sessions", arguments: {} });
+      expect(listed.structuredContent).toEqual({ sessions: [] });
+    } finally {
+      execFileSync(TMUX, ["-S", socket, "kill-server"]);
+    }
+  });
+
+  it("creates a session right after the last one was killed, while the old tmux server exits", async () => {
+    // A new-session that connects as the emptied server exits is cut off ("server exited
+    // unexpectedly"); nothing was created, and the next try starts a fresh server. Many rounds,
+    // so that the window (widest on a busy machine) is met now and then.
+    for (let round = 0; round < 10; round++) {
+      const created = await client.callTool({ name: "create_session", arguments: { name: "brief" } });
+      expect(text(created), `round ${round}`).toBe('created tmux session "brief"');
+      await client.callTool({ name: "kill_session", arguments: { session: "brief" } });
+      const again = await client.callTool({ name: "capture_pane", arguments: { session: "brief" } });
+      expect(text(again), `round ${round}`).toContain('no tmux session named "brief"');
+    }
+  });
+
   it("says clearly when the tmux binary is missing", async () => {
     const missing = await bridgeFor(svc, { MCP_TMUX_BINARY: join(dataDir, "no-such-tmux") });
     const c = await connectClient(missing.url);
