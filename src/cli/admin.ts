@@ -34,7 +34,8 @@ const BACKUP_NAMESPACES = [
 type Opts = { config?: string };
 
 async function withStore<T>(opts: Opts, fn: (store: Store, config: GatewayConfig) => Promise<T>): Promise<T> {
-  const { config } = configOrExit({ file: opts.config });
+  // What serve sees, the built-in services included: their resource URLs name grants' services.
+  const { config } = await configOrExit({ file: opts.config, builtins: true });
   const store = await openStore(config);
   try {
     return await fn(store, config);

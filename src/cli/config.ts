@@ -17,22 +17,26 @@ function redact(value: unknown): unknown {
   return value;
 }
 
+type ConfigOptions = { config?: string; builtins: boolean };
+
 export function registerConfigCommand(program: Command): void {
   const config = program.command("config").description("inspect the configuration");
   config
     .command("check")
     .description("validate the configuration and exit (status 2 and one line naming the key if wrong)")
     .option("-c, --config <file>", "YAML config file")
-    .action((opts: { config?: string }) => {
-      const { source } = configOrExit({ file: opts.config });
+    .option("--no-builtins", "leave out the MCP services that ship in the box, as `serve --no-builtins` does")
+    .action(async (opts: ConfigOptions) => {
+      const { source } = await configOrExit({ file: opts.config, builtins: opts.builtins });
       process.stdout.write(`config ok${source ? ` (${source})` : " (embedded defaults)"}\n`);
     });
   config
     .command("show")
     .description("print the effective configuration, secrets hidden")
     .option("-c, --config <file>", "YAML config file")
-    .action((opts: { config?: string }) => {
-      const { config: effective } = configOrExit({ file: opts.config });
+    .option("--no-builtins", "leave out the MCP services that ship in the box, as `serve --no-builtins` does")
+    .action(async (opts: ConfigOptions) => {
+      const { config: effective } = await configOrExit({ file: opts.config, builtins: opts.builtins });
       process.stdout.write(`${JSON.stringify(redact(effective), null, 2)}\n`);
     });
 }

@@ -1,7 +1,6 @@
 /** `mcp-gateway doctor`: check the configuration against the real store, login and upstreams. */
 import type { Command } from "commander";
 import { diagnose } from "../ops/doctor.js";
-import { builtinServiceDefaults } from "./defaults.js";
 import { configOrExit } from "./load-config.js";
 
 export function registerDoctorCommand(program: Command): void {
@@ -14,9 +13,11 @@ export function registerDoctorCommand(program: Command): void {
     .option("--no-builtins", "leave out the MCP services that ship in the box, as `serve --no-builtins` does")
     .action(async (opts: { config?: string; builtins: boolean }) => {
       // The same layers as `serve`: the built-in services sit under the configured ones.
-      const first = configOrExit({ file: opts.config });
-      const defaults = opts.builtins ? await builtinServiceDefaults(first.config.data_dir) : {};
-      const { config, source } = configOrExit({ file: opts.config, defaults });
+      const { config, source } = await configOrExit({
+        file: opts.config,
+        builtins: opts.builtins,
+        prepare: true,
+      });
       const findings = [
         { verdict: "ok", check: "config", detail: source ?? "(embedded defaults)" },
         ...(await diagnose(config)),

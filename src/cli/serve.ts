@@ -3,7 +3,6 @@ import type { Command } from "commander";
 import { buildGateway } from "../app.js";
 import { ConfigError } from "../config/load.js";
 import { LocalIdentityProvider } from "../idp/local.js";
-import { builtinServiceDefaults } from "./defaults.js";
 import { configOrExit } from "./load-config.js";
 
 interface ServeOptions {
@@ -33,9 +32,12 @@ async function serve(opts: ServeOptions): Promise<void> {
   if (opts.port !== undefined) overrides.port = opts.port;
   if (opts.host !== undefined) overrides.host = opts.host;
   if (opts.publicUrl !== undefined) overrides.public_url = opts.publicUrl;
-  const first = configOrExit({ file: opts.config, overrides });
-  const defaults = opts.builtins ? await builtinServiceDefaults(first.config.data_dir) : {};
-  const { config, source } = configOrExit({ file: opts.config, overrides, defaults });
+  const { config, source } = await configOrExit({
+    file: opts.config,
+    overrides,
+    builtins: opts.builtins,
+    prepare: true,
+  });
 
   let gateway: Awaited<ReturnType<typeof buildGateway>>;
   try {

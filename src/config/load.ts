@@ -1,9 +1,17 @@
 /**
- * Config loading: YAML file < legacy env names (the Python gateway's .env) < MCP_GATEWAY_* env.
+ * Config loading, lowest layer first: the built-in services < YAML file < legacy env names (the
+ * Python gateway's .env) < MCP_GATEWAY_* env < command-line flags. Validation runs once, on the
+ * merged result, so a layer may complete what a lower one started (a policy for a built-in).
  * Nested keys in env use a double underscore: MCP_GATEWAY_TOKENS__ACCESS_TTL=2h.
+ *
+ * The MCP_GATEWAY_ namespace is the server's: every MCP_GATEWAY_* variable is a config key,
+ * except MCP_GATEWAY_CONFIG (the file to read) and the client-side names in CLIENT_SIDE_VARIABLES.
+ * Settings of the client CLI (login, token, connect) live outside this namespace; the one that
+ * was once inside it is ignored here, so that it keeps working for the client.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { describeIssue, type Origins } from "./errors.js";
 import { configSchema, type GatewayConfig } from "./schema.js";
 
 export class ConfigError extends Error {
@@ -11,6 +19,12 @@ export class ConfigError extends Error {
 }
 
 type Tree = Record<string, unknown>;
+
+/** MCP_GATEWAY_* names that belong to the client CLI, not to the server's config. */
+export const CLIENT_SIDE_VARIABLES: ReadonlySet<string> = new Set(["MCP_GATEWAY_CLIENT_DIR"]);
+
+/** The Python gateway's service names where ours differ (`MCP_SEQUENTIALTHINKING_ENABLED`). */
+const LEGACY_SERVICE_NAMES: Record<string, string> = { sequentialthinking: "sequential-thinking" };
 
 function setPath(tree: Tree, path: string[], value: unknown): void {
   let node = tree;
@@ -31,47 +45,56 @@ function getPath(tree: Tree, path: string[]): unknown {
   return node;
 }
 
+/** Sets `path` to `value` and remembers which variable it came from. */
+function setFrom(tree: Tree, origins: Origins | undefined, path: string[], value: unknown, variable: string) {
+  setPath(tree, path, value);
+  origins?.set(path.join("."), `from ${variable}`);
+}
+
 /** The Python gateway's variable names, so an existing .env keeps working. */
-export function applyLegacyEnv(tree: Tree, env: NodeJS.ProcessEnv): void {
-  const set = (path: string, value: string | undefined) => {
-    if (value !== undefined && value !== "") setPath(tree, path.split("."), value);
+export function applyLegacyEnv(tree: Tree, env: NodeJS.ProcessEnv, origins?: Origins): void {
+  const set = (path: string, variable: string, value = env[variable]) => {
+    if (value !== undefined && value !== "") setFrom(tree, origins, path.split("."), value, variable);
   };
   if (env.BASE_DOMAIN) {
-    set("base_domain", env.BASE_DOMAIN);
-    if (getPath(tree, ["public_url"]) === undefined) set("public_url", `https://auth.${env.BASE_DOMAIN}`);
+    set("base_domain", "BASE_DOMAIN");
+    if (getPath(tree, ["public_url"]) === undefined)
+      set("public_url", "BASE_DOMAIN", `https://auth.${env.BASE_DOMAIN}`);
   }
-  set("idp.github.client_id", env.GITHUB_CLIENT_ID);
-  set("idp.github.client_secret", env.GITHUB_CLIENT_SECRET);
-  set("idp.github.allowed_users", env.ALLOWED_GITHUB_USERS);
+  set("idp.github.client_id", "GITHUB_CLIENT_ID");
+  set("idp.github.client_secret", "GITHUB_CLIENT_SECRET");
+  set("idp.github.allowed_users", "ALLOWED_GITHUB_USERS");
   if (env.GITHUB_CLIENT_ID && env.GITHUB_CLIENT_SECRET && getPath(tree, ["idp", "type"]) === undefined) {
-    set("idp.type", "github");
+    set("idp.type", "GITHUB_CLIENT_ID", "github");
   }
   if (env.REDIS_URL) {
-    set("store.type", "redis");
-    set("store.redis.url", env.REDIS_URL);
+    set("store.type", "REDIS_URL", "redis");
+    set("store.redis.url", "REDIS_URL");
   }
-  set("store.redis.password", env.REDIS_PASSWORD);
-  set("registration.client_ttl", env.CLIENT_LIFETIME);
-  set("tokens.access_ttl", env.ACCESS_TOKEN_LIFETIME);
-  set("tokens.refresh_ttl", env.REFRESH_TOKEN_LIFETIME);
+  set("store.redis.password", "REDIS_PASSWORD");
+  set("registration.client_ttl", "CLIENT_LIFETIME");
+  set("tokens.access_ttl", "ACCESS_TOKEN_LIFETIME");
+  set("tokens.refresh_ttl", "REFRESH_TOKEN_LIFETIME");
   for (const [name, value] of Object.entries(env)) {
     const m = /^MCP_(.+)_ENABLED$/.exec(name);
     if (!m || name.startsWith("MCP_GATEWAY_") || value === undefined) continue;
-    const service = (m[1] as string).toLowerCase().replace(/_/g, "-");
-    setPath(tree, ["services", service, "enabled"], value);
+    const raw = (m[1] as string).toLowerCase().replace(/_/g, "-");
+    const service = LEGACY_SERVICE_NAMES[raw] ?? raw;
+    setFrom(tree, origins, ["services", service, "enabled"], value, name);
   }
 }
 
-export function applyGatewayEnv(tree: Tree, env: NodeJS.ProcessEnv): void {
+export function applyGatewayEnv(tree: Tree, env: NodeJS.ProcessEnv, origins?: Origins): void {
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith("MCP_GATEWAY_") || value === undefined || name === "MCP_GATEWAY_CONFIG") continue;
+    if (!name.startsWith("MCP_GATEWAY_") || value === undefined) continue;
+    if (name === "MCP_GATEWAY_CONFIG" || CLIENT_SIDE_VARIABLES.has(name)) continue;
     const path = name
       .slice("MCP_GATEWAY_".length)
       .split("__")
       .map((p) => p.toLowerCase());
     // Service names may contain dashes, which env names cannot: accept underscores for them.
     if (path[0] === "services" && path[1]) path[1] = path[1].replace(/_/g, "-");
-    setPath(tree, path, value);
+    setFrom(tree, origins, path, value, name);
   }
 }
 
@@ -79,8 +102,11 @@ export interface LoadOptions {
   /** Explicit --config path; otherwise MCP_GATEWAY_CONFIG, then ./gateway.yaml if present. */
   file?: string;
   env?: NodeJS.ProcessEnv;
-  /** Extra layer under the file (built-in defaults such as the services in the box). */
-  defaults?: Tree;
+  /**
+   * The lowest layer (the services in the box). A function is given the data directory the
+   * layers above it name (or the default), since the built-ins keep their files there.
+   */
+  defaults?: Tree | ((dataDir: string) => Tree);
   /** Layer over everything (CLI flags such as --port). */
   overrides?: Tree;
 }
@@ -91,16 +117,52 @@ export interface LoadedConfig {
   source?: string;
 }
 
+function isTree(value: unknown): value is Tree {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 function deepMerge(base: Tree, over: Tree): Tree {
   const out: Tree = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
-    out[k] =
-      v && typeof v === "object" && !Array.isArray(v) && b && typeof b === "object" && !Array.isArray(b)
-        ? deepMerge(b as Tree, v as Tree)
-        : v;
+    out[k] = isTree(v) && isTree(b) ? deepMerge(b, v) : v;
   }
   return out;
+}
+
+/**
+ * The default layer under the configured one. A service that the configuration gives a `url` or
+ * a `command` of its own is that service, not the built-in one with a few keys changed: the
+ * built-in entry is dropped rather than merged (its command would clash with a url).
+ */
+function mergeOverDefaults(defaults: Tree, configured: Tree): Tree {
+  const services = configured.services;
+  if (!isTree(defaults.services) || !isTree(services)) return deepMerge(defaults, configured);
+  const builtins: Tree = { ...defaults.services };
+  for (const [name, service] of Object.entries(services)) {
+    if (isTree(service) && ("url" in service || "command" in service)) delete builtins[name];
+  }
+  return deepMerge({ ...defaults, services: builtins }, configured);
+}
+
+/** The data directory the configured layers name, as the schema would read it. */
+function dataDirOf(tree: Tree): string {
+  const parsed = configSchema.shape.data_dir.safeParse(tree.data_dir);
+  return parsed.success ? parsed.data : "./data";
+}
+
+function readFile(file: string): Tree {
+  let parsed: unknown;
+  try {
+    // yaml is required only when there is a file to read (it is a noticeable part of start-up).
+    const { parse } = createRequire(import.meta.url)("yaml") as typeof import("yaml");
+    parsed = parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new ConfigError(`config file ${file}: ${(err as Error).message.split("\n")[0]}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (!isTree(parsed)) throw new ConfigError(`config file ${file}: expected a mapping at the top level`);
+  return parsed;
 }
 
 /** Reads, layers and validates the configuration. Throws ConfigError with a one-line message. */
@@ -108,40 +170,35 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const env = options.env ?? process.env;
   const file =
     options.file ?? env.MCP_GATEWAY_CONFIG ?? (existsSync("gateway.yaml") ? "gateway.yaml" : undefined);
-  let tree: Tree = structuredClone(options.defaults ?? {});
-  if (file) {
-    let parsed: unknown;
-    try {
-      // yaml is required only when there is a file to read (it is a noticeable part of start-up).
-      const { parse } = createRequire(import.meta.url)("yaml") as typeof import("yaml");
-      parsed = parse(readFileSync(file, "utf8"));
-    } catch (err) {
-      throw new ConfigError(`config file ${file}: ${(err as Error).message.split("\n")[0]}`);
-    }
-    if (parsed !== null && parsed !== undefined) {
-      if (typeof parsed !== "object" || Array.isArray(parsed)) {
-        throw new ConfigError(`config file ${file}: expected a mapping at the top level`);
-      }
-      tree = deepMerge(tree, parsed as Tree);
-    }
+  const origins: Origins = new Map();
+  let configured: Tree = file ? readFile(file) : {};
+  applyLegacyEnv(configured, env, origins);
+  applyGatewayEnv(configured, env, origins);
+  if (options.overrides) {
+    configured = deepMerge(configured, options.overrides);
+    for (const key of Object.keys(options.overrides)) origins.set(key, "from the command line");
   }
-  applyLegacyEnv(tree, env);
-  applyGatewayEnv(tree, env);
-  if (options.overrides) tree = deepMerge(tree, options.overrides);
-  return { config: validateConfig(tree), source: file };
+  const defaults =
+    typeof options.defaults === "function" ? options.defaults(dataDirOf(configured)) : options.defaults;
+  const tree = defaults ? mergeOverDefaults(structuredClone(defaults), configured) : configured;
+  return { config: validateConfig(tree, { origins, file }), source: file };
 }
 
-export function validateConfig(tree: unknown): GatewayConfig {
+/**
+ * Validates a merged config tree. `where` tells the error which variable or file a bad key came
+ * from; without it the message names the key alone.
+ */
+export function validateConfig(
+  tree: unknown,
+  where: { origins?: Origins; file?: string } = {},
+): GatewayConfig {
   const result = configSchema.safeParse(tree);
   if (result.success) {
     const config = result.data;
     return { ...config, public_url: config.public_url ?? `http://localhost:${config.port}` };
   }
-  const issue = result.error.issues[0];
-  const key = issue?.path.length ? issue.path.join(".") : "(top level)";
-  let message = issue?.message ?? "invalid";
-  if (issue?.code === "unrecognized_keys") message = `unknown key ${issue.keys.join(", ")}`;
-  // A bad record key (a service name) carries the real reason one level down.
-  if (issue?.code === "invalid_key") message = issue.issues[0]?.message ?? message;
-  throw new ConfigError(`config: ${key}: ${message}`);
+  // An unknown key first: a misspelt key often also leaves a required one missing.
+  const issues = result.error.issues;
+  const issue = issues.find((i) => i.code === "unrecognized_keys") ?? issues[0];
+  throw new ConfigError(`config: ${issue ? describeIssue(issue, where) : "invalid"}`);
 }

@@ -50,9 +50,8 @@ const QUIET_CHROMIUM_ARGS = [
  * switches only go through a config file, written here as `<data>/playwright/config.json`; the
  * same directory is its working directory (where named files land) and holds `output/`.
  */
-function playwrightService(data: string): { command: string; args: string[]; cwd: string } {
+function playwrightService(data: string, prepare: boolean): { command: string; args: string[]; cwd: string } {
   const dir = join(data, "playwright");
-  mkdirSync(join(dir, "output"), { recursive: true });
   const executablePath = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
   const config = {
     browser: {
@@ -63,7 +62,10 @@ function playwrightService(data: string): { command: string; args: string[]; cwd
     outputDir: join(dir, "output"),
   };
   const configFile = join(dir, "config.json");
-  writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
+  if (prepare) {
+    mkdirSync(join(dir, "output"), { recursive: true });
+    writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
+  }
   // The package exports only "." and "./package.json"; its CLI sits next to the latter.
   const pkg = packageFile("@playwright/mcp/package.json");
   return pkg
@@ -84,13 +86,14 @@ function tmuxService(data: string): { command: string; args: string[] } {
 }
 
 /**
- * The default `services:` tree. `dataDir` holds the filesystem sandboxes's `workspace/` (created
- * if missing) and the memory server's file.
+ * The default `services:` tree. `dataDir` holds the filesystem sandbox's `workspace/` and the
+ * memory server's file. `prepare` (the default) creates the workspace and the browser's config
+ * file, which the services need to run; without it the tree is only described (config show).
  */
-export function builtinServices(dataDir: string): Record<string, unknown> {
+export function builtinServices(dataDir: string, { prepare = true } = {}): Record<string, unknown> {
   const data = resolve(dataDir);
   const workspace = join(data, "workspace");
-  mkdirSync(workspace, { recursive: true });
+  if (prepare) mkdirSync(workspace, { recursive: true });
   return {
     everything: {
       title: "Everything (MCP test server)",
@@ -129,7 +132,7 @@ export function builtinServices(dataDir: string): Record<string, unknown> {
       session_mode: "shared",
       enabled: true,
     },
-    playwright: { title: "Browser (Playwright)", ...playwrightService(data), enabled: false },
+    playwright: { title: "Browser (Playwright)", ...playwrightService(data, prepare), enabled: false },
     tmux: {
       title: "tmux terminal sessions",
       ...tmuxService(data),

@@ -1,4 +1,7 @@
-/** Config layering (file < legacy env < MCP_GATEWAY_*), durations, and one-line errors. */
+/**
+ * Config layering (defaults < file < legacy env < MCP_GATEWAY_* < flags), durations, and one-line
+ * errors that name the key, where it came from, and the nearest valid key.
+ */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -97,7 +100,12 @@ describe("loadConfig", () => {
 
   it.each([
     ["tokens:\n  access_ttl: soon\n", /^config: tokens\.access_ttl: not a duration/],
-    ["tokens:\n  acess_ttl: 1h\n", /^config: tokens: unknown key acess_ttl/],
+    [
+      "tokens:\n  acess_ttl: 1h\n",
+      /^config: unknown key tokens\.acess_ttl \(in .*bad-\d\.yaml\); did you mean tokens\.access_ttl\?$/,
+    ],
+    ["tokenz:\n  access_ttl: 1h\n", /^config: unknown key tokenz \(in .*\); did you mean tokens\?$/],
+    ["frobnicate: 1\n", /^config: unknown key frobnicate \(in [^)]*\)$/],
     ["store:\n  type: postgres\n", /^config: store\.type: /],
     [
       "services:\n  register:\n    url: http://127.0.0.1:1/mcp\n",
@@ -132,5 +140,130 @@ describe("loadConfig", () => {
       },
     });
     expect(config.services["seq-think"]).toMatchObject({ url: "http://127.0.0.1:5/mcp", scopes: ["a", "b"] });
+  });
+});
+
+describe("where a wrong key came from", () => {
+  function failure(options: Parameters<typeof loadConfig>[0]): string {
+    try {
+      loadConfig(options);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).not.toContain("\n");
+      return (err as Error).message;
+    }
+    throw new Error("the config was accepted");
+  }
+
+  it.each([
+    [
+      { MCP_GATEWAY_TOKENS__ACESS_TTL: "2h" },
+      "config: unknown key tokens.acess_ttl (from MCP_GATEWAY_TOKENS__ACESS_TTL); did you mean tokens.access_ttl?",
+    ],
+    [{ MCP_GATEWAY_TOKEN: "x" }, "config: unknown key token (from MCP_GATEWAY_TOKEN); did you mean tokens?"],
+    // One underscore where two were meant.
+    [
+      { MCP_GATEWAY_TOKENS_ACCESS_TTL: "2h" },
+      "config: unknown key tokens_access_ttl (from MCP_GATEWAY_TOKENS_ACCESS_TTL); did you mean tokens.access_ttl?",
+    ],
+    [
+      { MCP_GATEWAY_SERVICES__NOTES__URL: "http://127.0.0.1:1/mcp", MCP_GATEWAY_SERVICES__NOTES__SCOPE: "a" },
+      "config: unknown key services.notes.scope (from MCP_GATEWAY_SERVICES__NOTES__SCOPE); did you mean services.notes.scopes?",
+    ],
+    [
+      { MCP_GATEWAY_IDP__GITHUB__ALLOWED_USER: "alice" },
+      "config: unknown key idp.github.allowed_user (from MCP_GATEWAY_IDP__GITHUB__ALLOWED_USER); did you mean idp.github.allowed_users?",
+    ],
+    [{ MCP_GATEWAY_WIBBLE: "1" }, "config: unknown key wibble (from MCP_GATEWAY_WIBBLE)"],
+  ])("an unknown key from %j names the variable", (env, message) => {
+    expect(failure({ env })).toBe(message);
+  });
+
+  it.each([
+    [
+      { MCP_GATEWAY_TOKENS__ACCESS_TTL: "soon" },
+      /^config: tokens\.access_ttl \(from MCP_GATEWAY_TOKENS__ACCESS_TTL\): not a duration/,
+    ],
+    [
+      { REFRESH_TOKEN_LIFETIME: "forever" },
+      /^config: tokens\.refresh_ttl \(from REFRESH_TOKEN_LIFETIME\): not a duration/,
+    ],
+    [{ MCP_GATEWAY_PORT: "eighty" }, /^config: port \(from MCP_GATEWAY_PORT\): /],
+    [{ BASE_DOMAIN: "not a domain" }, /^config: public_url \(from BASE_DOMAIN\): /],
+    [{ MCP_TIME_ENABLED: "maybe" }, /^config: services\.time\.enabled \(from MCP_TIME_ENABLED\): /],
+    [
+      { MCP_NOTES_ENABLED: "true" },
+      /^config: services\.notes \(from MCP_NOTES_ENABLED\): needs url or command$/,
+    ],
+  ])("an invalid value from %j names the variable", (env, message) => {
+    expect(failure({ env })).toMatch(message);
+  });
+
+  it("names the flag layer too, and nothing for a value from the file", () => {
+    expect(failure({ env: {}, overrides: { port: "x" } })).toMatch(
+      /^config: port \(from the command line\): /,
+    );
+    const path = file("value.yaml", "tokens:\n  access_ttl: soon\n");
+    expect(failure({ file: path, env: {} })).toMatch(/^config: tokens\.access_ttl: not a duration/);
+  });
+
+  it("ignores the client CLI's MCP_GATEWAY_CLIENT_DIR", () => {
+    const { config } = loadConfig({ env: { MCP_GATEWAY_CLIENT_DIR: "/tmp/client" } });
+    expect(config).not.toHaveProperty("client_dir");
+  });
+});
+
+describe("the default layer (the services in the box)", () => {
+  const builtins = (dataDir: string) => ({
+    services: {
+      box: { command: "/bin/box", args: [dataDir], env: { A: "1" }, enabled: true },
+      spare: { command: "/bin/spare", enabled: false },
+    },
+  });
+
+  it("is validated after merging: enabled, policy, env and args from the layers above", () => {
+    const path = file(
+      "box.yaml",
+      "data_dir: /srv/gw\nservices:\n  box:\n    allowed_users: [alice]\n    env: { B: '2' }\n",
+    );
+    const { config } = loadConfig({ file: path, env: { MCP_SPARE_ENABLED: "true" }, defaults: builtins });
+    expect(config.services.box).toMatchObject({
+      command: "/bin/box",
+      args: ["/srv/gw"],
+      env: { A: "1", B: "2" },
+      allowed_users: ["alice"],
+      enabled: true,
+    });
+    expect(config.services.spare).toMatchObject({ command: "/bin/spare", enabled: true });
+    const off = loadConfig({ env: { MCP_BOX_ENABLED: "false" }, defaults: builtins }).config;
+    expect(off.services.box?.enabled).toBe(false);
+    const args = loadConfig({
+      env: {},
+      overrides: { services: { box: { args: ["x"] } } },
+      defaults: builtins,
+    });
+    expect(args.config.services.box?.args).toEqual(["x"]);
+  });
+
+  it("gets the data directory the layers above name", () => {
+    const { config } = loadConfig({ env: { MCP_GATEWAY_DATA_DIR: "/var/lib/gw" }, defaults: builtins });
+    expect(config.services.box?.args).toEqual(["/var/lib/gw"]);
+    expect(loadConfig({ env: {}, defaults: builtins }).config.services.box?.args).toEqual(["./data"]);
+  });
+
+  it("gives way to a service of the same name with its own url or command", () => {
+    const path = file("own.yaml", "services:\n  box:\n    url: http://127.0.0.1:1/mcp\n");
+    const { config } = loadConfig({ file: path, env: {}, defaults: builtins });
+    expect(config.services.box).toMatchObject({ url: "http://127.0.0.1:1/mcp", args: [], env: {} });
+    expect(config.services.box?.command).toBeUndefined();
+  });
+
+  it("knows the Python gateway's name for sequential-thinking", () => {
+    const { config } = loadConfig({
+      env: { MCP_SEQUENTIALTHINKING_ENABLED: "false" },
+      defaults: { services: { "sequential-thinking": { command: "/bin/st" } } },
+    });
+    expect(config.services["sequential-thinking"]?.enabled).toBe(false);
+    expect(config.services).not.toHaveProperty("sequentialthinking");
   });
 });
