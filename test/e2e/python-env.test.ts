@@ -17,7 +17,7 @@ import { Redis } from "ioredis";
 import { decodeJwt } from "jose";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashSecret } from "../../src/oauth/secrets.js";
+import { hashSecret } from "../../src/crypto/secrets.js";
 import { checkBinary } from "../support/binaries.js";
 import { type GitHubEmulator, startGitHubEmulator } from "../support/github-emulator.js";
 import { INITIALIZE, MCP_HEADERS } from "../support/mcp-http.js";
