@@ -58,8 +58,10 @@ function oneLine(stderr: string): string {
   return lines[0] as string;
 }
 
+// Every case starts processes, several of which hash a password (scrypt): slow on a busy machine.
 describe.skipIf(!BUILT && process.env.CI !== "true")(
   "configuration paths (run `npm run build` first)",
+  { timeout: 120_000 },
   () => {
     describe("the built-in services are a config layer", () => {
       it.skipIf(!tmux.available)("MCP_TMUX_ENABLED=true starts serve with the tmux service", async () => {

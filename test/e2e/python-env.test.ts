@@ -108,7 +108,7 @@ async function drive(browser: DomainBrowser, start: string): Promise<Outcome> {
   throw new Error("too many redirects");
 }
 
-describe.skipIf(!canRun)("serve with only the Python gateway's variables", () => {
+describe.skipIf(!canRun)("serve with only the Python gateway's variables", { timeout: 120_000 }, () => {
   let redis: TestRedis;
   let emulator: GitHubEmulator;
   let gateway: ServeProcess;
