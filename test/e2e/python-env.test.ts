@@ -70,10 +70,15 @@ class DomainBrowser {
     return { status: res.statusCode, headers: res.headers, text: await res.body.text() } satisfies Answer;
   }
 
+  /** A form posted from one of the site's own pages, as a current browser sends it. */
   postForm(url: string, form: Record<string, string>) {
     return this.send(url, {
       method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        origin: new URL(url).origin,
+        "sec-fetch-site": "same-origin",
+      },
       body: new URLSearchParams(form).toString(),
     });
   }
