@@ -40,10 +40,12 @@ export interface Gateway {
 }
 
 /** What may appear in a log line about a request: never a query string (codes), never a header. */
-const requestSerializer = (req: { method: string; url: string; ip?: string }) => ({
+const requestSerializer = (req: { method: string; url: string; ip?: string; raw?: { socket: unknown } }) => ({
   method: req.method,
   path: req.url.split("?")[0],
-  ip: req.ip,
+  // A streamed (hijacked) answer can end after the socket is gone; with trust_proxy, fastify's
+  // `ip` walks the forwarding chain from that socket and throws, out of the onResponse hook.
+  ip: req.raw && !req.raw.socket ? undefined : req.ip,
 });
 
 export async function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Promise<Gateway> {
