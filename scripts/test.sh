@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the tests talk to (redis-server, nginx,
-# caddy, chromium, tmux; openssl makes the TLS test certificates) when missing, builds,
+# caddy, chromium, tmux; openssl makes the TLS test certificates; systemd-analyze checks the
+# systemd unit) when missing, builds,
 # type-checks, lints, then runs every suite.
 # In CI (CI=true) a missing dependency is a failure, never a skip.
 set -euo pipefail
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
 
 missing=()
-for bin in redis-server nginx caddy chromium tmux openssl; do
+for bin in redis-server nginx caddy chromium tmux openssl systemd-analyze; do
   have "$bin" || missing+=("$bin")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -17,6 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   for bin in "${missing[@]}"; do
     case "$bin" in
       redis-server) pkgs+=(redis-server) ;;
+      systemd-analyze) pkgs+=(systemd) ;;
       *) pkgs+=("$bin") ;;
     esac
   done

@@ -34,7 +34,7 @@ import {
   unitValue,
   unitValues,
 } from "../support/deploy-files.js";
-import { runToEnd, type Spawned, startProcess } from "../support/spawned.js";
+import { readableBy, runToEnd, type Spawned, startProcess } from "../support/spawned.js";
 import { freePort } from "../support/upstream.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -145,7 +145,15 @@ describe("the systemd unit", () => {
     let stateDir: string;
     let gateway: Spawned | undefined;
     let port: number;
-    const asRoot = process.getuid?.() === 0;
+    // As root, the service runs as a DynamicUser-like uid, if that uid can read this checkout.
+    const asRoot =
+      process.getuid?.() === 0 &&
+      readableBy(DYNAMIC_UID, DYNAMIC_UID, [
+        join(ROOT, "dist/cli/main.js"),
+        join(ROOT, "node_modules/fastify/package.json"),
+      ]);
+    if (process.getuid?.() === 0 && !asRoot)
+      console.warn(`this checkout is not readable by uid ${DYNAMIC_UID}: the service runs as root instead`);
 
     beforeAll(async () => {
       work = mkdtempSync(join(tmpdir(), "mcpgw-unit-"));

@@ -3,7 +3,7 @@
  * environment (nothing inherited unless given), waited for until its output says it is ready,
  * and stopped with SIGTERM (its exit code kept), SIGKILL as a last resort.
  */
-import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
+import { type ChildProcess, type SpawnOptions, spawn, spawnSync } from "node:child_process";
 
 export interface Spawned {
   child: ChildProcess;
@@ -113,4 +113,13 @@ export function runToEnd(
       resolve({ status, stdout, stderr });
     });
   });
+}
+
+/**
+ * Whether `uid` can read every path (and traverse to it): a test that runs a program as an
+ * unprivileged user needs the checkout readable by that user, which a clone under a private
+ * home directory is not.
+ */
+export function readableBy(uid: number, gid: number, paths: string[]): boolean {
+  return paths.every((path) => spawnSync("test", ["-r", path], { uid, gid }).status === 0);
 }
