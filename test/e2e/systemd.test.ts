@@ -215,20 +215,23 @@ describe("the systemd unit", () => {
       expect(readdirSync(stateDir)).toContain("gateway.db");
     });
 
-    it("writes nowhere but the state directory (what ProtectSystem=strict + ReadWritePaths allow)", async () => {
-      // As the unprivileged uid, nothing else on this host is writable to it anyway; what it
-      // created must all be under the state directory, owned by it.
+    it("writes only where the sandbox lets it: the state directory, and /tmp made private by PrivateTmp", async () => {
+      // As the unprivileged uid it can only write to world-writable places and its own
+      // directory; of those, ProtectSystem=strict leaves it ReadWritePaths and the state
+      // directory, plus /tmp and /var/tmp, which PrivateTmp=yes makes its own.
       if (!asRoot) return;
+      const privateTmp = service("PrivateTmp") === "yes";
       const owned = await runToEnd(
         "find",
-        ["/tmp", "/var/tmp", work, "-xdev", "-uid", String(DYNAMIC_UID)],
+        ["/tmp", "/var/tmp", "/dev/shm", "-xdev", "-uid", String(DYNAMIC_UID)],
         {},
       );
-      const outside = owned.stdout
+      const forbidden = owned.stdout
         .split("\n")
         .filter(Boolean)
-        .filter((p) => !p.startsWith(stateDir));
-      expect(outside).toEqual([]);
+        .filter((p) => !p.startsWith(stateDir))
+        .filter((p) => p.startsWith(work) || !privateTmp || !/^\/(var\/)?tmp\//.test(p));
+      expect(forbidden).toEqual([]);
     });
 
     it("stops cleanly on SIGTERM (systemctl stop), within TimeoutStopSec", async () => {
