@@ -78,7 +78,12 @@ const CADDY_IMAGE_ENV = { XDG_CONFIG_HOME: "/config", XDG_DATA_HOME: "/data" };
 
 const vars = parseEnvFile(readFileSync(join(COMPOSE_DIR, ".env.example"), "utf8"));
 const project: ComposeProject = readCompose(join(COMPOSE_DIR, "compose.yaml"), vars);
-const runtime = readDockerfile(join(ROOT, "Dockerfile"), { PATH: process.env.PATH ?? "/usr/bin:/bin" }).find(
+/** The base image's PATH: this host's, without the node_modules/.bin entries npx puts first. */
+const BASE_PATH = (process.env.PATH ?? "/usr/bin:/bin")
+  .split(":")
+  .filter((p) => !p.includes("node_modules"))
+  .join(":");
+const runtime = readDockerfile(join(ROOT, "Dockerfile"), { PATH: BASE_PATH }).find(
   (s) => s.name === "runtime",
 ) as DockerStage;
 const PUBLIC_HOST = `auth.${vars.BASE_DOMAIN}`;
