@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { ResourceIndex } from "./config/resources.js";
 import type { GatewayConfig } from "./config/schema.js";
+import { resolveEncryptionSecret } from "./crypto/encryption-secret.js";
 import { registerGateway, type UpstreamTarget } from "./gateway/index.js";
 import { createHttpApp } from "./http/app.js";
 import { createIdentityProvider } from "./idp/create.js";
@@ -49,11 +50,15 @@ const requestSerializer = (req: { method: string; url: string; ip?: string; raw?
 });
 
 export async function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Promise<Gateway> {
+  // The one sealing secret (configured, or generated into data_dir), resolved before the store
+  // is reached: Redis without an explicit one is refused here.
+  const secret = resolveEncryptionSecret(config);
   const store = options.store ?? (await openStore(config));
   const keys = await KeyRing.open(store, {
     alg: config.tokens.signing_alg,
     accessTtlSeconds: config.tokens.access_ttl,
-    encryptionSecret: config.keys.encryption_secret,
+    encryptionSecret: secret.value,
+    secretSource: secret.source,
   });
   // The resource side verifies with public keys only; it reloads them when this instance rotates.
   const publicKeys = await PublicKeySet.open(store);

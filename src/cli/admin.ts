@@ -7,6 +7,13 @@ import { readFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
+import {
+  type EncryptionSecret,
+  resolveEncryptionSecret,
+  SECRET_FILE,
+  secretFilePath,
+} from "../crypto/encryption-secret.js";
+import { type SealedJwk, unsealJwk } from "../crypto/sealing.js";
 import { newSecret } from "../crypto/secrets.js";
 import { LocalUserError, LocalUsers } from "../idp/local.js";
 import { ClientStore } from "../oauth/clients.js";
@@ -205,12 +212,16 @@ function registerTokens(admin: Command): void {
 
 function registerKeys(admin: Command): void {
   const keys = admin.command("keys").description("access token signing keys");
-  const open = (store: Store, config: GatewayConfig) =>
-    KeyRing.open(store, {
+  // The same secret `serve` seals with (configured, or {data_dir}/secret).
+  const open = (store: Store, config: GatewayConfig) => {
+    const secret = resolveEncryptionSecret(config);
+    return KeyRing.open(store, {
       alg: config.tokens.signing_alg,
       accessTtlSeconds: config.tokens.access_ttl,
-      encryptionSecret: config.keys.encryption_secret,
+      encryptionSecret: secret.value,
+      secretSource: secret.source,
     });
+  };
   keys
     .command("list")
     .option("-c, --config <file>")
@@ -270,7 +281,7 @@ function registerBackup(admin: Command): void {
     .description("load a backup into the configured store (entries already expired are skipped)")
     .option("-c, --config <file>")
     .action((file: string, opts: Opts) =>
-      withStore(opts, async (store) => {
+      withStore(opts, async (store, config) => {
         let backup: Backup;
         try {
           backup = JSON.parse(readFileSync(file, "utf8")) as Backup;
@@ -279,6 +290,7 @@ function registerBackup(admin: Command): void {
         }
         if (backup.format !== "mcp-oauth-gateway-backup" || !Array.isArray(backup.entries))
           fail(`${file} is not a gateway backup`);
+        checkSecretOpens(backup, config);
         let restored = 0;
         for (const e of backup.entries) {
           if (!BACKUP_NAMESPACES.includes(e.ns)) continue;
@@ -291,6 +303,35 @@ function registerBackup(admin: Command): void {
       }),
     );
 }
+
+/**
+ * A backup's signing keys are sealed: restored where the secret differs, the gateway could not
+ * start. Checked before anything is written (one unseal of one key).
+ */
+function checkSecretOpens(backup: Backup, config: GatewayConfig): void {
+  const sealed = backup.entries.find((e) => e.ns === "keys" && (e.value as KeyEntry | null)?.private_sealed);
+  if (!sealed) return;
+  const copyIt = `copy the source's ${SECRET_FILE} (in its data_dir) to ${secretFilePath(config)}, or set keys.encryption_secret to the secret the keys were sealed with`;
+  let secret: EncryptionSecret | undefined;
+  try {
+    secret = resolveEncryptionSecret(config, { generate: false });
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (!secret) fail(`the backup's signing keys are sealed: ${copyIt}, then restore`);
+  try {
+    unsealJwk(
+      (sealed.value as KeyEntry).private_sealed as SealedJwk,
+      secret.value,
+      sealed.key,
+      secret.source,
+    );
+  } catch (err) {
+    fail(`${(err as Error).message}: ${copyIt}, then restore`);
+  }
+}
+
+type KeyEntry = { private_sealed?: SealedJwk };
 
 export function registerAdminCommands(program: Command): void {
   const admin = program.command("admin").description("manage users, clients, tokens, keys and backups");

@@ -1,7 +1,8 @@
 /**
  * Private signing keys at rest: sealed with AES-256-GCM under a key derived (scrypt, random
- * salt per sealed value) from the operator's `keys.encryption_secret`. Without a secret keys
- * are stored as plain JWKs, which is fine for a local SQLite file and not for a shared Redis.
+ * salt per sealed value) from the gateway's encryption secret: `keys.encryption_secret`, or the
+ * one generated into `{data_dir}/secret` (crypto/encryption-secret.ts). Always sealed: a copy of
+ * the database or a Redis dump alone does not give away a key that can sign tokens.
  */
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from "node:crypto";
 import type { JWK } from "jose";
@@ -39,7 +40,13 @@ export function sealJwk(jwk: JWK, secret: string): SealedJwk {
   };
 }
 
-export function unsealJwk(sealed: SealedJwk, secret: string, kid: string): JWK {
+/** `source` names where the secret came from (`keys.encryption_secret`, a file path), for the error. */
+export function unsealJwk(
+  sealed: SealedJwk,
+  secret: string,
+  kid: string,
+  source = "keys.encryption_secret",
+): JWK {
   try {
     const decipher = createDecipheriv(
       "aes-256-gcm",
@@ -51,7 +58,7 @@ export function unsealJwk(sealed: SealedJwk, secret: string, kid: string): JWK {
     return JSON.parse(plain.toString("utf8")) as JWK;
   } catch {
     throw new KeySealingError(
-      `cannot decrypt signing key ${kid}: keys.encryption_secret is not the one it was sealed with`,
+      `cannot decrypt signing key ${kid}: the encryption secret (${source}) is not the one it was sealed with`,
     );
   }
 }

@@ -3,6 +3,10 @@
  * instance signs and verifies with the same set and a restart loses nothing. Rotation adds a
  * key that signs from then on; older keys stay published until every token they signed has
  * expired, then disappear by TTL.
+ *
+ * Private keys are always sealed at rest (crypto/sealing.ts) with the secret the composition
+ * root resolves (crypto/encryption-secret.ts). Keys an older version stored in the clear are
+ * still read, and sealed in place when the ring opens.
  */
 import { randomUUID } from "node:crypto";
 import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
@@ -15,9 +19,10 @@ export type { SigningAlg } from "../tokens/claims.js";
 
 /** A key as the ring stores it: the published public part, and the private part. */
 interface StoredKey extends PublishedKey {
-  /** The private key, plain; or `private_sealed` when an encryption secret is configured. */
-  private_jwk?: JWK;
+  /** The private key, sealed. */
   private_sealed?: SealedJwk;
+  /** The private key in the clear: only in stores written before keys were sealed by default. */
+  private_jwk?: JWK;
   /** Set when a newer key took over: the key is published until then, only for verifying. */
   retire_at?: number;
 }
@@ -37,8 +42,10 @@ export interface KeyRingOptions {
   alg: SigningAlg;
   /** Access token lifetime: how long a key that was rotated out must still verify. */
   accessTtlSeconds: number;
-  /** Seals private keys at rest (config `keys.encryption_secret`). */
-  encryptionSecret?: string;
+  /** Seals private keys at rest (crypto/encryption-secret.ts resolves it). */
+  encryptionSecret: string;
+  /** Where the secret came from, for error messages (never the secret). */
+  secretSource?: string;
 }
 /** Reload at least this often, so a rotation on another instance is picked up. */
 const RELOAD_EVERY_MS = 60_000;
@@ -55,7 +62,8 @@ export class KeyRing implements VerificationKeys {
   private readonly alg: SigningAlg;
   /** Access token lifetime: how long a retired key must still verify. */
   private readonly accessTtlSeconds: number;
-  private readonly encryptionSecret?: string;
+  private readonly encryptionSecret: string;
+  private readonly secretSource: string;
 
   private constructor(
     private readonly store: Store,
@@ -64,14 +72,16 @@ export class KeyRing implements VerificationKeys {
     this.alg = options.alg;
     this.accessTtlSeconds = options.accessTtlSeconds;
     this.encryptionSecret = options.encryptionSecret;
+    this.secretSource = options.secretSource ?? "keys.encryption_secret";
   }
 
   /**
-   * Loads the keys, creating the first one on a fresh store. Throws KeySealingError when keys
-   * are sealed and the secret is missing or wrong.
+   * Loads the keys, sealing any left in the clear by an older version, and creates the first one
+   * on a fresh store. Throws KeySealingError when a key cannot be unsealed with the secret.
    */
   static async open(store: Store, options: KeyRingOptions): Promise<KeyRing> {
     const ring = new KeyRing(store, options);
+    await ring.sealPlainKeys();
     await ring.reload();
     if (ring.keys.length === 0) {
       await ring.rotate();
@@ -125,9 +135,7 @@ export class KeyRing implements VerificationKeys {
     const stored: StoredKey = {
       kid,
       alg: this.alg,
-      ...(this.encryptionSecret
-        ? { private_sealed: sealJwk(privateJwk, this.encryptionSecret) }
-        : { private_jwk: privateJwk }),
+      private_sealed: sealJwk(privateJwk, this.encryptionSecret),
       public_jwk: publicJwk,
       created_at: Date.now(),
     };
@@ -156,12 +164,26 @@ export class KeyRing implements VerificationKeys {
   }
 
   private privateJwk(stored: StoredKey): JWK {
+    if (stored.private_sealed)
+      return unsealJwk(stored.private_sealed, this.encryptionSecret, stored.kid, this.secretSource);
     if (stored.private_jwk) return stored.private_jwk;
-    if (!stored.private_sealed) throw new KeySealingError(`signing key ${stored.kid} has no private part`);
-    if (!this.encryptionSecret) {
-      throw new KeySealingError(`signing key ${stored.kid} is encrypted: set keys.encryption_secret`);
+    throw new KeySealingError(`signing key ${stored.kid} has no private part`);
+  }
+
+  /**
+   * Seals, in place, the private keys an older version stored in the clear, keeping each key's
+   * kid, fields and remaining lifetime. Two instances doing this at once write equivalent
+   * records; the last write wins and both are readable.
+   */
+  private async sealPlainKeys(): Promise<void> {
+    for (const { value, expiresAt } of await this.store.list<Record<string, never>>(NS)) {
+      const { private_jwk: plain, ...rest } = value as unknown as StoredKey;
+      if (!plain || rest.private_sealed) continue;
+      const ttlSeconds = expiresAt === undefined ? undefined : Math.ceil((expiresAt - Date.now()) / 1000);
+      if (ttlSeconds !== undefined && ttlSeconds <= 0) continue;
+      const sealed: StoredKey = { ...rest, private_sealed: sealJwk(plain, this.encryptionSecret) };
+      await this.store.put(NS, rest.kid, sealed as never, ttlSeconds);
     }
-    return unsealJwk(stored.private_sealed, this.encryptionSecret, stored.kid);
   }
 
   /** The key that signs new tokens. */

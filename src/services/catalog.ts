@@ -93,7 +93,11 @@ function tmuxService(data: string): { command: string; args: string[] } {
 export function builtinServices(dataDir: string, { prepare = true } = {}): Record<string, unknown> {
   const data = resolve(dataDir);
   const workspace = join(data, "workspace");
-  if (prepare) mkdirSync(workspace, { recursive: true });
+  if (prepare) {
+    // data_dir also holds the database and the sealing secret: private to the gateway's user.
+    mkdirSync(data, { recursive: true, mode: 0o700 });
+    mkdirSync(workspace, { recursive: true });
+  }
   return {
     everything: {
       title: "Everything (MCP test server)",

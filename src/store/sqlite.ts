@@ -7,8 +7,12 @@
  * Expired rows are invisible to every read (each statement filters on `expires_at`), and are
  * swept by an unref'd timer and on close. Single-statement writes (upsert, DELETE … RETURNING)
  * make `take`, `putIfAbsent` and `incr` atomic, also across processes sharing the file.
+ *
+ * The file is private to the gateway's user: its directory is created 0700, the database 0600
+ * (SQLite gives its -wal and -shm files the database's mode), and an older, looser file is
+ * tightened on open.
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { Entry, Json, Store } from "./store.js";
@@ -84,6 +88,19 @@ function prepareStatements(db: Database.Database) {
   };
 }
 
+/** Creates the database file 0600 (in a 0700 directory) before SQLite does it 0644, and tightens existing ones. */
+function createPrivately(file: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  closeSync(openSync(file, "a", 0o600));
+  for (const path of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      chmodSync(path, 0o600);
+    } catch {
+      // Absent (-wal, -shm) or not ours to change: `doctor` reports a loose mode.
+    }
+  }
+}
+
 /** SQLite-backed {@link Store}; `path` may be `":memory:"`. */
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
@@ -94,7 +111,7 @@ export class SqliteStore implements Store {
 
   constructor(path: string) {
     this.location = path === ":memory:" ? path : resolve(path);
-    if (path !== ":memory:") mkdirSync(dirname(this.location), { recursive: true });
+    if (path !== ":memory:") createPrivately(this.location);
     this.db = new Database(this.location);
     this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.db.pragma("journal_mode = WAL");

@@ -4,7 +4,7 @@
  * commands against the same data.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -69,6 +69,8 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway CLI (run `npm 
     expect(out).toContain(`listening on http://127.0.0.1:${port}`);
     expect(out).toContain(`issuer:   http://localhost:${port}`);
     expect(out).toContain(`store:    sqlite ${join(dir, "data", "gateway.db")}`);
+    // With the services in the box too, data/ (database, secret, workspace) is the gateway user's only.
+    expect((statSync(join(dir, "data")).mode & 0o777).toString(8)).toBe("700");
     const password = /password (\S+)/.exec(out)?.[1];
     expect(password).toBeTruthy();
     // Printed for the record only: start-up speed is a figure for bench/, not a bound a busy
@@ -130,6 +132,12 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway CLI (run `npm 
     const backup = cli(["admin", "backup", "backup.json"], dir);
     expect(backup.status).toBe(0);
     const fresh = mkdtempSync(join(tmpdir(), "mcpgw-restore-"));
+    // The keys in the backup are sealed: without the source's secret the restore refuses.
+    const refused = cli(["admin", "restore", join(dir, "backup.json")], fresh);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/signing keys are sealed: copy the source's secret .* to .*data\/secret/);
+    mkdirSync(join(fresh, "data"), { recursive: true, mode: 0o700 });
+    copyFileSync(join(dir, "data", "secret"), join(fresh, "data", "secret"));
     const restore = cli(["admin", "restore", join(dir, "backup.json")], fresh);
     expect(restore.stdout).toMatch(/restored \d+ entries/);
     expect(cli(["admin", "users", "list"], fresh).stdout).toContain("dora");

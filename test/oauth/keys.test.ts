@@ -1,17 +1,18 @@
 /**
- * Signing keys: persisted, rotated with the old key still verifying, and sealed at rest when an
- * encryption secret is configured (a wrong or missing secret stops start-up with a clear line).
+ * Signing keys: persisted, rotated with the old key still verifying, always sealed at rest (a
+ * wrong secret stops start-up with a clear line), and keys an older version stored in the clear
+ * sealed in place when the ring opens.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jwtVerify, SignJWT } from "jose";
+import { exportJWK, generateKeyPair, jwtVerify, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { KeyRing } from "../../src/oauth/keys.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 
 const SECRET = "correct horse battery staple";
-const options = { alg: "ES256" as const, accessTtlSeconds: 3600 };
+const options = { alg: "ES256" as const, accessTtlSeconds: 3600, encryptionSecret: SECRET };
 
 async function sign(ring: KeyRing): Promise<string> {
   const { kid, alg, key } = ring.signingKey();
@@ -59,9 +60,9 @@ describe("KeyRing", () => {
     await store.close();
   });
 
-  it("seals private keys at rest with keys.encryption_secret", async () => {
+  it("seals private keys at rest", async () => {
     const store = new SqliteStore(":memory:");
-    const ring = await KeyRing.open(store, { ...options, encryptionSecret: SECRET });
+    const ring = await KeyRing.open(store, options);
     const token = await sign(ring);
     const [stored] = (await store.list("keys")) as Array<{ value: Record<string, unknown> }>;
     expect(stored?.value.private_jwk).toBeUndefined();
@@ -74,10 +75,61 @@ describe("KeyRing", () => {
     expect(await verifies(again, token)).toBe(true);
     again.close();
 
-    await expect(KeyRing.open(store, options)).rejects.toThrow(/is encrypted: set keys.encryption_secret/);
     await expect(
-      KeyRing.open(store, { ...options, encryptionSecret: "another secret, wrong" }),
-    ).rejects.toThrow(/not the one it was sealed with/);
+      KeyRing.open(store, {
+        ...options,
+        encryptionSecret: "another secret, wrong",
+        secretSource: "/srv/data/secret",
+      }),
+    ).rejects.toThrow("the encryption secret (/srv/data/secret) is not the one it was sealed with");
+    await store.close();
+  });
+
+  it("seals in place the plain keys an older version stored, keeping kid, fields and lifetime", async () => {
+    const store = new SqliteStore(":memory:");
+    const plainKey = async (kid: string, createdAt: number) => {
+      const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
+      return {
+        kid,
+        alg: "ES256",
+        private_jwk: { ...(await exportJWK(privateKey)), kid, alg: "ES256" },
+        public_jwk: { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" },
+        created_at: createdAt,
+      };
+    };
+    const retireAt = Date.now() + 1800_000;
+    await store.put(
+      "keys",
+      "old",
+      { ...(await plainKey("old", Date.now() - 10_000)), retire_at: retireAt } as never,
+      1800,
+    );
+    await store.put("keys", "current", (await plainKey("current", Date.now())) as never);
+
+    const ring = await KeyRing.open(store, options);
+    expect(ring.signingKey().kid).toBe("current");
+    const entries = (await store.list("keys")) as Array<{
+      key: string;
+      value: Record<string, unknown>;
+      expiresAt?: number;
+    }>;
+    expect(entries.map((e) => e.key).sort()).toEqual(["current", "old"]);
+    for (const { value } of entries) {
+      expect(value.private_jwk).toBeUndefined();
+      expect(value.private_sealed).toBeDefined();
+    }
+    const old = entries.find((e) => e.key === "old");
+    expect(old?.value.retire_at).toBe(retireAt);
+    expect(old?.expiresAt).toBeGreaterThan(Date.now() + 1790_000);
+    expect(old?.expiresAt).toBeLessThanOrEqual(Date.now() + 1801_000);
+    expect(entries.find((e) => e.key === "current")?.expiresAt).toBeUndefined();
+    const token = await sign(ring);
+    ring.close();
+
+    // Sealed with this secret: another instance with it signs with the same key.
+    const again = await KeyRing.open(store, options);
+    expect(await verifies(again, token)).toBe(true);
+    again.close();
     await store.close();
   });
 });

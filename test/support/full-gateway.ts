@@ -10,6 +10,9 @@ import { validateConfig } from "../../src/config/load.js";
 import type { GatewayConfig } from "../../src/config/schema.js";
 import { freePort } from "./upstream.js";
 
+/** `keys.encryption_secret` of every harness gateway on Redis (a test secret, not a real one). */
+export const REDIS_TEST_SECRET = "full-gateway harness secret for redis";
+
 export interface RunningGateway extends Gateway {
   url: string;
   port: number;
@@ -39,12 +42,17 @@ export async function startFullGateway(
   const store = options.redisUrl
     ? { type: "redis", redis: { url: options.redisUrl, key_prefix: `t${port}:` } }
     : { type: "sqlite" };
+  // On Redis the gateway needs the one sealing secret all instances share (an operator sets it;
+  // the harness does, unless the test gives `keys`). On SQLite it generates one into the data dir.
+  const onRedis = ((tree.store ?? store) as { type?: string }).type === "redis";
+  const keys = onRedis && !tree.keys ? { keys: { encryption_secret: REDIS_TEST_SECRET } } : {};
   const config = validateConfig({
     public_url: `http://127.0.0.1:${port}`,
     port,
     data_dir: dataDir,
     log_level: "silent",
     store,
+    ...keys,
     ...tree,
   });
   const gateway = await buildGateway(

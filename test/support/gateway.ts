@@ -48,6 +48,7 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
   const keys = await KeyRing.open(store, {
     alg: parsed.tokens.signing_alg,
     accessTtlSeconds: parsed.tokens.access_ttl,
+    encryptionSecret: "resource-side test harness secret",
   });
   const publicKeys = await PublicKeySet.open(store);
   keys.onRotate(() => void publicKeys.reload());

@@ -1,0 +1,270 @@
+/**
+ * Signing keys sealed by default, as a user meets it: `serve` on a fresh directory generates
+ * `data/secret` (0600) in a 0700 `data/`, the database is 0600 and holds only sealed private
+ * keys; a restart reuses the secret (tokens issued before still open a service); a store left
+ * by an older version with plain private keys is sealed on start; `doctor` warns about such a
+ * store; and a Redis store without an explicit `keys.encryption_secret` is refused with one
+ * line naming the key, because a per-instance generated secret would split the instances.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import Database from "better-sqlite3";
+import { exportJWK, generateKeyPair } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SqliteStore } from "../../src/store/sqlite.js";
+import { accessTokenFor } from "../support/login.js";
+import { postInitialize } from "../support/mcp-http.js";
+import { freePort, startUpstream, type TestUpstream } from "../support/upstream.js";
+
+const BIN = resolve("bin/mcp-gateway.js");
+const BUILT = existsSync(resolve("dist/cli/main.js"));
+const run = promisify(execFile);
+
+/** The gateway must not pick up this machine's MCP_* or legacy variables. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (
+      !/^(MCP_|GITHUB_|REDIS_|BASE_DOMAIN|ALLOWED_GITHUB_USERS|CLIENT_LIFETIME|ACCESS_TOKEN|REFRESH_TOKEN)/.test(
+        k,
+      )
+    )
+      env[k] = v;
+  }
+  return env;
+}
+
+const mode = (path: string) => statSync(path).mode & 0o777;
+
+interface Served {
+  child: ChildProcess;
+  out: string;
+  port: number;
+  stop(): Promise<number | null>;
+}
+
+/** `serve --no-builtins` in `cwd` until its banner is out (or it exits: then rejects with its output). */
+async function serve(cwd: string, port: number): Promise<Served> {
+  const child = spawn(process.execPath, [BIN, "serve", "--no-builtins", "--port", String(port)], {
+    cwd,
+    env: cleanEnv(),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  await new Promise<void>((ready, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no banner in 30 s: ${out}${err}`)), 30_000);
+    child.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("login:")) {
+        clearTimeout(timer);
+        ready();
+      }
+    });
+    child.stderr?.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited ${code}: ${out}${err}`));
+    });
+  });
+  return {
+    child,
+    out,
+    port,
+    stop: () => {
+      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+      child.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+/** The rows of the `keys` namespace, read straight from the SQLite file. */
+function keyRows(db: string): Array<Record<string, unknown>> {
+  const conn = new Database(db, { readonly: true });
+  try {
+    const rows = conn.prepare("SELECT value FROM kv WHERE ns = 'keys'").all() as Array<{ value: string }>;
+    return rows.map((r) => JSON.parse(r.value) as Record<string, unknown>);
+  } finally {
+    conn.close();
+  }
+}
+
+/** A `keys` row as versions before sealing-by-default wrote it: the private JWK in the clear. */
+async function writeUnsealedKey(db: string): Promise<string> {
+  const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
+  const kid = "legacy-key";
+  const store = new SqliteStore(db);
+  await store.put("keys", kid, {
+    kid,
+    alg: "ES256",
+    private_jwk: { ...(await exportJWK(privateKey)), kid, alg: "ES256" },
+    public_jwk: { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" },
+    created_at: Date.now(),
+  } as never);
+  await store.close();
+  return kid;
+}
+
+async function doctor(cwd: string, config: string) {
+  const file = join(cwd, "gateway.yaml");
+  writeFileSync(file, config);
+  const res = await run(process.execPath, [BIN, "doctor", "--no-builtins", "-c", file], {
+    cwd,
+    env: cleanEnv(),
+  }).then(
+    (out) => ({ ...out, status: 0 }),
+    (e: { stdout: string; stderr: string; code: number }) => ({ ...e, status: e.code }),
+  );
+  const lines = new Map(
+    res.stdout
+      .trim()
+      .split("\n")
+      .map((line) => {
+        const [verdict, check, detail] = line.split(/ {2,}/);
+        return [check as string, `${verdict} ${detail}`] as const;
+      }),
+  );
+  return { status: res.status, lines };
+}
+
+describe.skipIf(!BUILT && process.env.CI !== "true")(
+  "signing keys sealed by default (run `npm run build` first)",
+  () => {
+    let upstream: TestUpstream;
+    const dirs: string[] = [];
+    const tempDir = (name: string) => {
+      const dir = mkdtempSync(join(tmpdir(), `mcpgw-${name}-`));
+      dirs.push(dir);
+      return dir;
+    };
+    beforeAll(async () => {
+      upstream = await startUpstream();
+    });
+    afterAll(async () => {
+      await upstream?.close();
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("a fresh serve writes data/secret 0600 in a 0700 data/, a 0600 database holding only sealed keys", {
+      timeout: 120_000,
+    }, async () => {
+      const dir = tempDir("sealed");
+      writeFileSync(join(dir, "gateway.yaml"), `services:\n  echo: { url: "${upstream.url}" }\n`);
+      const port = await freePort();
+      const first = await serve(dir, port);
+      const data = join(dir, "data");
+      const db = join(data, "gateway.db");
+      try {
+        expect(existsSync(join(data, "secret")), "data/secret exists").toBe(true);
+        expect(mode(join(data, "secret")).toString(8)).toBe("600");
+        expect(mode(data).toString(8)).toBe("700");
+        expect(mode(db).toString(8)).toBe("600");
+        for (const side of ["-wal", "-shm"])
+          if (existsSync(`${db}${side}`)) expect(mode(`${db}${side}`).toString(8), side).toBe("600");
+        const secret = readFileSync(join(data, "secret"), "utf8");
+        expect(secret.trim().length).toBeGreaterThanOrEqual(32);
+        expect(first.out).not.toContain(secret.trim());
+
+        const rows = keyRows(db);
+        expect(rows.length).toBeGreaterThan(0);
+        for (const row of rows) {
+          expect(row.private_sealed, "sealed private key").toBeDefined();
+          expect(row.private_jwk, "no plain private key").toBeUndefined();
+        }
+
+        // A token issued now opens the service after a restart: the restart unseals with the same secret.
+        const password = /password (\S+)/.exec(first.out)?.[1] as string;
+        const { accessToken } = await accessTokenFor(
+          `http://127.0.0.1:${port}`,
+          [`http://localhost:${port}/echo/mcp`],
+          {
+            username: "admin",
+            password,
+          },
+        );
+        const mcp = `http://127.0.0.1:${port}/echo/mcp`;
+        expect((await postInitialize(mcp, { authorization: `Bearer ${accessToken}` })).status).toBe(200);
+        expect(await first.stop()).toBe(0);
+
+        const second = await serve(dir, port);
+        try {
+          expect(readFileSync(join(data, "secret"), "utf8")).toBe(secret);
+          expect((await postInitialize(mcp, { authorization: `Bearer ${accessToken}` })).status).toBe(200);
+        } finally {
+          await second.stop();
+        }
+      } finally {
+        if (first.child.exitCode === null) await first.stop();
+      }
+    });
+
+    it("seals the plain private keys of a store an older version left, keeping their kid", {
+      timeout: 60_000,
+    }, async () => {
+      const dir = tempDir("legacy");
+      const data = join(dir, "data");
+      mkdirSync(data, { recursive: true });
+      const db = join(data, "gateway.db");
+      const kid = await writeUnsealedKey(db);
+      expect(keyRows(db)[0]?.private_jwk).toBeDefined();
+
+      const gw = await serve(dir, await freePort());
+      try {
+        const rows = keyRows(db);
+        const legacy = rows.find((r) => r.kid === kid);
+        expect(legacy, "the old key is still there").toBeDefined();
+        expect(legacy?.private_jwk).toBeUndefined();
+        expect(legacy?.private_sealed).toBeDefined();
+        expect(rows.every((r) => r.private_jwk === undefined)).toBe(true);
+        const jwks = (await (await fetch(`http://127.0.0.1:${gw.port}/jwks`)).json()) as {
+          keys: Array<{ kid: string }>;
+        };
+        expect(jwks.keys.map((k) => k.kid)).toContain(kid);
+      } finally {
+        await gw.stop();
+      }
+    });
+
+    it("doctor warns about unsealed keys in a SQLite store", { timeout: 60_000 }, async () => {
+      const dir = tempDir("doctor-sqlite");
+      const data = join(dir, "data");
+      mkdirSync(data, { recursive: true });
+      await writeUnsealedKey(join(data, "gateway.db"));
+      const { lines } = await doctor(dir, `data_dir: ${data}\n`);
+      expect(lines.get("keys")).toMatch(/^warn .*1 signing key .*unsealed/);
+    });
+
+    it("refuses Redis without an explicit keys.encryption_secret: serve exits 2 with one line, doctor fails", {
+      timeout: 60_000,
+    }, async () => {
+      const dir = tempDir("redis-secret");
+      // No Redis needs to answer: the refusal comes before the store is reached.
+      const yaml = `data_dir: ${join(dir, "data")}\nstore: { type: redis, redis: { url: "redis://127.0.0.1:${await freePort()}" } }\n`;
+      writeFileSync(join(dir, "gateway.yaml"), yaml);
+      const res = await run(
+        process.execPath,
+        [BIN, "serve", "--no-builtins", "--port", String(await freePort())],
+        {
+          cwd: dir,
+          env: cleanEnv(),
+        },
+      ).then(
+        () => ({ status: 0, stderr: "" }),
+        (e: { stderr: string; code: number }) => ({ status: e.code, stderr: e.stderr }),
+      );
+      expect(res.status).toBe(2);
+      expect(res.stderr.trim().split("\n")).toHaveLength(1);
+      expect(res.stderr).toContain("keys.encryption_secret");
+      expect(existsSync(join(dir, "data", "secret"))).toBe(false);
+
+      const { lines } = await doctor(dir, yaml);
+      expect(lines.get("keys")).toMatch(/^fail .*keys\.encryption_secret/);
+    });
+  },
+);
