@@ -73,6 +73,18 @@ const redisStore = z.strictObject({
   tls_key: z.string().optional(),
 });
 
+/**
+ * One abuse brake: at most `max` counted events per key in each `window` (fixed windows, counted
+ * in the store, so every instance shares them). Past it: 429 with Retry-After.
+ */
+const rateLimit = (max: number, window: number) =>
+  z
+    .strictObject({
+      max: z.coerce.number().int().positive().default(max),
+      window: duration.refine((seconds) => seconds > 0, { message: "must be more than 0 s" }).default(window),
+    })
+    .prefault({});
+
 const serviceSchema = z
   .strictObject({
     enabled: bool.default(true),
@@ -150,6 +162,28 @@ export const configSchema = z.strictObject({
        * any shared store (Redis); once set, the gateway cannot start without it.
        */
       encryption_secret: z.string().min(16, "use at least 16 characters").optional(),
+    })
+    .prefault({}),
+
+  /**
+   * Abuse brakes (STORAGE.md `rate`). The defaults are far above what a team does, and the
+   * per-address ones leave room for many people behind one address (a company NAT, a hosted
+   * client's shared egress); what stops password guessing is the per-user-name count.
+   */
+  rate_limits: z
+    .strictObject({
+      enabled: bool.default(true),
+      /** POST /register (anonymous dynamic registration). */
+      register: z.strictObject({ per_address: rateLimit(60, 600) }).prefault({}),
+      /**
+       * POST /token. Per client counts every request naming the client (body or Basic); the
+       * per-address limit is lower, so one address cannot spend a client's budget by naming it.
+       */
+      token: z.strictObject({ per_client: rateLimit(600, 60), per_address: rateLimit(300, 60) }).prefault({}),
+      /** GET /authorize (each one keeps a pending request in the store). */
+      authorize: z.strictObject({ per_address: rateLimit(120, 60) }).prefault({}),
+      /** Failed password logins: per user name whatever the address, and per address. */
+      login: z.strictObject({ per_user: rateLimit(10, 900), per_address: rateLimit(100, 900) }).prefault({}),
     })
     .prefault({}),
 

@@ -1,32 +1,44 @@
 /**
- * Brute-force brake on the password login: failed attempts are counted in the store (so every
- * gateway instance sees them) per address and per address + user name, and refused for a while
- * past a limit. Successful logins are not counted.
- *
- *   login_failures:ip:{ip}              failures from one address       TTL WINDOW
- *   login_failures:user:{ip}:{name}     failures for one name from it   TTL WINDOW
+ * The brake on password guessing: failed logins are counted in the store (so every gateway
+ * instance sees them) per user name, whatever address they come from, and per address. The
+ * per-user count is what stops guessing one account's password from many addresses; the
+ * per-address count, far higher, stops spraying many names from one address without locking
+ * out the many people who share one (a company NAT, a proxy). Successful logins are not counted.
+ * Counters and their windows: ops/rate-limit.ts, STORAGE.md (`rate`, rules `login.*`).
  */
-import type { Store } from "../store/store.js";
+import {
+  addressSubject,
+  type Brake,
+  type Limit,
+  type RateLimiter,
+  type Refusal,
+  userSubject,
+} from "../ops/rate-limit.js";
 
-const NS = "login_failures";
-/** How long failures are remembered. */
-const WINDOW_SECONDS = 15 * 60;
-const MAX_PER_ADDRESS = 50;
-const MAX_PER_ADDRESS_AND_USER = 10;
+export interface LoginLimits {
+  per_user: Limit;
+  per_address: Limit;
+}
 
 export class LoginThrottle {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly limiter: RateLimiter,
+    private readonly limits: LoginLimits,
+  ) {}
 
-  private keys(ip: string, username: string): [string, string] {
-    return [`ip:${ip}`, `user:${ip}:${username.trim().toLowerCase().slice(0, 64)}`];
+  private brakes(ip: string, username: string): Brake[] {
+    return [
+      { rule: "login.per_user", subject: { user: userSubject(username) }, limit: this.limits.per_user },
+      { rule: "login.per_address", subject: { address: addressSubject(ip) }, limit: this.limits.per_address },
+    ];
   }
 
-  async blocked(ip: string, username: string): Promise<boolean> {
-    const [byIp, byUser] = await this.store.getMany<number>(NS, this.keys(ip, username));
-    return (byIp ?? 0) >= MAX_PER_ADDRESS || (byUser ?? 0) >= MAX_PER_ADDRESS_AND_USER;
+  /** Why this attempt must wait (and for how long), before the password is even checked. */
+  blocked(ip: string, username: string): Promise<Refusal | undefined> {
+    return this.limiter.blocked(this.brakes(ip, username));
   }
 
-  async failed(ip: string, username: string): Promise<void> {
-    for (const key of this.keys(ip, username)) await this.store.incr(NS, key, WINDOW_SECONDS);
+  failed(ip: string, username: string): Promise<void> {
+    return this.limiter.record(this.brakes(ip, username));
   }
 }

@@ -46,6 +46,15 @@ export type AuditEvent =
     }
   | { type: "token.revoked"; client_id: string; jti: string }
   | {
+      /** An abuse brake closed (once per rule, subject and window): what follows is refused with 429. */
+      type: "rate.limited";
+      rule: string;
+      address?: string;
+      user?: string;
+      client_id?: string;
+      retry_after: number;
+    }
+  | {
       type: "access.refused";
       service: string;
       status: number;

@@ -41,6 +41,9 @@ export async function registerClient(
 export class Browser {
   private readonly cookies = new Map<string, string>();
 
+  /** `headers` go with every request (e.g. X-Forwarded-For from a test acting as a trusted proxy). */
+  constructor(private readonly headers: Record<string, string> = {}) {}
+
   async get(url: string): Promise<Response> {
     return this.send(url, { method: "GET" });
   }
@@ -70,6 +73,8 @@ export class Browser {
 
   private async send(url: string, init: RequestInit): Promise<Response> {
     const headers = new Headers(init.headers);
+    for (const [name, value] of Object.entries(this.headers))
+      if (!headers.has(name)) headers.set(name, value);
     if (this.cookies.size) headers.set("cookie", [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; "));
     const res = await fetch(url, { ...init, headers, redirect: "manual" });
     for (const line of res.headers.getSetCookie()) {

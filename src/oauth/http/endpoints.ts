@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { bearerToken } from "../../tokens/bearer.js";
 import { invalidRequest, OAuthError } from "../errors.js";
 import type { AuthorizationServer } from "../server.js";
+import { routeBrakes } from "./brakes.js";
 
 /** Bodies of these endpoints are small; anything bigger is an attack or a mistake. */
 export const OAUTH_BODY_LIMIT = 64 * 1024;
@@ -67,8 +68,9 @@ export async function registerEndpoints(app: FastifyInstance, as: AuthorizationS
   );
 
   const limits = { bodyLimit: OAUTH_BODY_LIMIT };
+  const brake = routeBrakes(as);
 
-  app.post("/register", limits, async (request, reply) => {
+  app.post("/register", { ...limits, preHandler: brake.register }, async (request, reply) => {
     const type = request.headers["content-type"] ?? "";
     if (!type.toLowerCase().startsWith("application/json")) {
       throw new OAuthError("invalid_client_metadata", "the request body must be application/json");
@@ -89,7 +91,7 @@ export async function registerEndpoints(app: FastifyInstance, as: AuthorizationS
     return reply.code(204).send();
   });
 
-  app.post("/token", limits, async (request, reply) => {
+  app.post("/token", { ...limits, preHandler: brake.token }, async (request, reply) => {
     const tokens = await as.tokenEndpoint.handle(requireForm(request), request.headers.authorization);
     return reply.headers(NO_STORE).send(tokens);
   });

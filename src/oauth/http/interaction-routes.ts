@@ -16,9 +16,9 @@ import {
 } from "../authorize.js";
 import type { ClientRecord } from "../clients.js";
 import type { PendingAuthorization } from "../interaction.js";
-import { LoginThrottle } from "../login-throttle.js";
 import { s256 } from "../pkce.js";
 import type { AuthorizationServer } from "../server.js";
+import { routeBrakes } from "./brakes.js";
 import { cookieNames, readCookie, setCookie } from "./cookies.js";
 import { OAUTH_BODY_LIMIT } from "./endpoints.js";
 import { PERSON, page } from "./error-handler.js";
@@ -38,6 +38,13 @@ const EXPIRED = () =>
 
 function clientName(client: ClientRecord | undefined, clientId: string): string {
   return client?.client_name ?? clientId;
+}
+
+/** "3 minutes", "40 seconds": how long a braked sign-in waits, for the form's message. */
+function waitText(seconds: number): string {
+  if (seconds < 60) return `${seconds} second${seconds === 1 ? "" : "s"}`;
+  const minutes = Math.ceil(seconds / 60);
+  return `${minutes} minute${minutes === 1 ? "" : "s"}`;
 }
 
 function redirectHost(uri: string): string {
@@ -64,7 +71,8 @@ export async function registerInteractionRoutes(
   const pendingFor = (request: FastifyRequest, id: string | undefined) =>
     interactions.getPending(id, readCookie(request, BROWSER_COOKIE));
 
-  const throttle = new LoginThrottle(parts.store);
+  const brake = routeBrakes(as);
+  const throttle = brake.login;
 
   /** After the provider vouched for the person: the allowlist, the audit, the session. */
   const admit = async (reply: FastifyReply, user: UserIdentity): Promise<boolean> => {
@@ -116,7 +124,7 @@ export async function registerInteractionRoutes(
     );
   };
 
-  app.get("/authorize", PERSON, async (request, reply) => {
+  app.get("/authorize", { ...PERSON, preHandler: brake.authorize }, async (request, reply) => {
     try {
       const { request: validated } = await validateAuthorizationRequest(
         request.query as Form,
@@ -192,8 +200,10 @@ export async function registerInteractionRoutes(
           error,
         }),
       );
-    if (await throttle.blocked(request.ip, username)) {
-      return again(429, "Too many failed sign-ins. Wait a few minutes and try again.");
+    const braked = await throttle.blocked(request.ip, username);
+    if (braked) {
+      reply.header("retry-after", String(braked.retryAfter));
+      return again(429, `Too many failed sign-ins. Try again in ${waitText(braked.retryAfter)}.`);
     }
     const user = await idp.verify(username, field(form, "password") ?? "");
     if (!user) {

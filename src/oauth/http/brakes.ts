@@ -1,0 +1,86 @@
+/**
+ * The abuse brakes of the authorization server's routes (config `rate_limits`), as fastify
+ * preHandler hooks: they run after the body is parsed (the token brake needs the client id)
+ * and before the handler. A refusal is a 429 with Retry-After in the route's own shape, through
+ * the subtree's error converter: RFC 6749 error JSON `temporarily_unavailable` for machines (a
+ * registered code for an overloaded server; clients treat it as "retry later" and keep their
+ * tokens), an HTML page for a person. The password-login brake counts failures only, so it
+ * lives in the login handler (LoginThrottle).
+ */
+import type { FastifyRequest } from "fastify";
+import { addressSubject, type Brake, RateLimiter, type Refusal } from "../../ops/rate-limit.js";
+import { readCredentials } from "../client-auth.js";
+import { OAuthError } from "../errors.js";
+import { LoginThrottle } from "../login-throttle.js";
+import type { AuthorizationServer } from "../server.js";
+
+export interface RouteBrakes {
+  register(request: FastifyRequest): Promise<void>;
+  token(request: FastifyRequest): Promise<void>;
+  authorize(request: FastifyRequest): Promise<void>;
+  login: LoginThrottle;
+}
+
+function refused(refusal: Refusal, what: string): OAuthError {
+  return new OAuthError("temporarily_unavailable", `${what}; try again in ${refusal.retryAfter} s`, {
+    status: 429,
+    headers: { "retry-after": String(refusal.retryAfter) },
+  });
+}
+
+/** The client a token request names (form or Basic), without authenticating it; undefined if malformed. */
+function namedClient(request: FastifyRequest): string | undefined {
+  const form = (request.body ?? {}) as Record<string, unknown>;
+  const text = (name: string) => (typeof form[name] === "string" ? (form[name] as string) : undefined);
+  try {
+    return readCredentials(request.headers.authorization, {
+      client_id: text("client_id"),
+      client_secret: text("client_secret"),
+    }).clientId;
+  } catch {
+    return undefined;
+  }
+}
+
+export function routeBrakes(as: AuthorizationServer): RouteBrakes {
+  const limits = as.parts.config.rate_limits;
+  const limiter = new RateLimiter(as.parts.store, as.audit, limits.enabled);
+  const perAddress = (rule: string, request: FastifyRequest, limit: Brake["limit"]): Brake => ({
+    rule,
+    subject: { address: addressSubject(request.ip) },
+    limit,
+  });
+  return {
+    async register(request) {
+      const refusal = await limiter.take([
+        perAddress("register.per_address", request, limits.register.per_address),
+      ]);
+      if (refusal) throw refused(refusal, "too many client registrations from this address");
+    },
+    async token(request) {
+      const brakes = [perAddress("token.per_address", request, limits.token.per_address)];
+      const clientId = namedClient(request);
+      if (clientId)
+        brakes.push({
+          rule: "token.per_client",
+          subject: { client_id: clientId },
+          limit: limits.token.per_client,
+        });
+      const refusal = await limiter.take(brakes);
+      if (refusal)
+        throw refused(
+          refusal,
+          refusal.rule === "token.per_client"
+            ? "too many token requests for this client"
+            : "too many token requests from this address",
+        );
+    },
+    async authorize(request) {
+      const refusal = await limiter.take([
+        perAddress("authorize.per_address", request, limits.authorize.per_address),
+      ]);
+      if (refusal) throw refused(refusal, "Too many sign-in requests from this address");
+    },
+    login: new LoginThrottle(limiter, limits.login),
+  };
+}
