@@ -8,7 +8,9 @@
  *
  * The Python gateway only ever talked to github.com, so it had no variables for GitHub's base
  * URLs; the emulator is reached as GitHub Enterprise is, through `idp.github.web_url`/`api_url`,
- * given here as MCP_GATEWAY_IDP__GITHUB__WEB_URL/API_URL: the only two non-Python variables.
+ * given here as MCP_GATEWAY_IDP__GITHUB__WEB_URL/API_URL. The third non-Python variable is the
+ * one a Redis deployment must add: MCP_GATEWAY_KEYS__ENCRYPTION_SECRET, the secret every
+ * instance seals the signing keys with (the Python gateway kept them in the clear).
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -148,6 +150,8 @@ describe.skipIf(!canRun)("serve with only the Python gateway's variables", { tim
         MCP_TIME_ENABLED: "true",
         MCP_GATEWAY_IDP__GITHUB__WEB_URL: emulator.webUrl,
         MCP_GATEWAY_IDP__GITHUB__API_URL: emulator.apiUrl,
+        // Required with Redis: without it serve refuses to start (one line naming the key).
+        MCP_GATEWAY_KEYS__ENCRYPTION_SECRET: "python-env test secret, shared by every instance",
       },
     });
     inspect = new Redis({ host: "127.0.0.1", port: redis.port, password: REDIS_PASSWORD, lazyConnect: true });
@@ -204,7 +208,14 @@ describe.skipIf(!canRun)("serve with only the Python gateway's variables", { tim
   it("REDIS_URL + REDIS_PASSWORD: the state is in the password-protected Redis, not in a local file", async () => {
     expect(gateway.stdout()).toMatch(/^store: {4}redis /m);
     expect(existsSync(join(dir, "data", "gateway.db"))).toBe(false);
-    expect((await inspect.keys("mcpgw:keys:*")).length).toBeGreaterThan(0);
+    const keys = await inspect.keys("mcpgw:keys:*");
+    expect(keys.length).toBeGreaterThan(0);
+    // Sealed: a dump of this Redis holds no key that can sign tokens.
+    for (const key of keys) {
+      const stored = JSON.parse((await inspect.get(key)) as string) as Record<string, unknown>;
+      expect(stored.private_sealed, key).toBeDefined();
+      expect(stored.private_jwk, key).toBeUndefined();
+    }
   });
 
   it("GitHub login of an allowed user; CLIENT_LIFETIME, ACCESS_TOKEN_LIFETIME and REFRESH_TOKEN_LIFETIME as configured", async () => {
