@@ -57,8 +57,12 @@ export function unsealJwk(
     const plain = Buffer.concat([decipher.update(Buffer.from(sealed.data, "base64url")), decipher.final()]);
     return JSON.parse(plain.toString("utf8")) as JWK;
   } catch {
+    // A generated secret that does not fit: most likely the secret the keys were sealed with was
+    // configured before and is missing now (an EnvironmentFile not read, a variable not set).
+    const hint =
+      source === "keys.encryption_secret" ? "" : "; set keys.encryption_secret to the one it was sealed with";
     throw new KeySealingError(
-      `cannot decrypt signing key ${kid}: the encryption secret (${source}) is not the one it was sealed with`,
+      `cannot decrypt signing key ${kid}: the encryption secret (${source}) is not the one it was sealed with${hint}`,
     );
   }
 }
