@@ -8,9 +8,12 @@
  * requests in both eras: the Client's handlers forward them, whether they arrive as requests
  * on a 2025 session or as the embedded requests of a 2026-07-28 `input_required` result (the
  * Client fulfils those through the same handlers and retries the call). Progress notifications
- * keep the stdio client's progress token; a cancellation cancels the remote request.
+ * keep the stdio client's progress token; a cancellation cancels the remote request; the change
+ * notifications of a 2026-07-28 server (sent on a `subscriptions/listen` stream) arrive unasked,
+ * as a 2025 client expects them.
  */
 import {
+  type CallToolRequest,
   Client,
   type ClientCapabilities,
   type Implementation,
@@ -158,6 +161,7 @@ export class ClientBridge {
     }
     this.client = client;
     const legacy = client.getProtocolEra() === "legacy";
+    if (!legacy) this.listenForChanges(client);
     const negotiated = client.getNegotiatedProtocolVersion();
     // A 2025 server agreed on a version with the stdio client's own offer; for a 2026-07-28
     // server, the stdio client gets its own version back (it speaks 2025 on this side).
@@ -174,6 +178,24 @@ export class ClientBridge {
       ...(instructions && { instructions }),
     });
     return true;
+  }
+
+  /**
+   * A 2026-07-28 server sends change notifications only on a `subscriptions/listen` stream;
+   * a 2025 client expects them unasked. Open one for what the server says can change; what
+   * arrives on it goes to the stdio client like any notification.
+   */
+  private listenForChanges(client: Client): void {
+    const caps = client.getServerCapabilities() ?? {};
+    const filter = {
+      ...(caps.tools?.listChanged && { toolsListChanged: true }),
+      ...(caps.prompts?.listChanged && { promptsListChanged: true }),
+      ...(caps.resources?.listChanged && { resourcesListChanged: true }),
+    };
+    if (Object.keys(filter).length === 0) return;
+    client.listen(filter, { timeout: NO_TIMEOUT }).catch((err: Error) => {
+      this.remote.log(`connect: no change notifications from the server (${err.message})`);
+    });
   }
 
   private dispatch(message: JsonRpcMessage): void {
@@ -228,7 +250,13 @@ export class ClientBridge {
       }),
     };
     try {
-      const result = await this.remote.stepUp.run(() => client.request({ method, params }, AS_SENT, options));
+      const result = await this.remote.stepUp.run(() =>
+        // A 2026-07-28 tool call goes through callTool, which mirrors the arguments a tool
+        // declares as headers (SEP-2243) and recovers when the server says they differ.
+        method === "tools/call" && client.getProtocolEra() === "modern"
+          ? client.callTool(params as CallToolRequest["params"], options)
+          : client.request({ method, params }, AS_SENT, options),
+      );
       // The SDK dispatches notifications a few microtasks later than responses: let those that
       // came before this answer on the wire (progress, logging) reach stdout before it does.
       await new Promise((resolve) => setImmediate(resolve));

@@ -27,7 +27,7 @@ export interface Remote {
 /** A transport to the remote endpoint with the cached login; scope challenges are thrown, for StepUp. */
 export function remoteTransport(remote: Remote): StreamableHTTPClientTransport {
   return new StreamableHTTPClientTransport(new URL(remote.serverUrl), {
-    authProvider: new StoredTokenAuth(remote.store, remote.serverUrl),
+    authProvider: new StoredTokenAuth(remote.store, remote.serverUrl, (why) => remote.stepUp.relogin(why)),
     onInsufficientScope: "throw",
     fetch: fetchNamingFailures,
   });

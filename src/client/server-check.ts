@@ -1,12 +1,24 @@
 /**
  * Before a login registers anything or opens a browser: is there an OAuth-protected MCP server
- * at this URL? One unauthenticated MCP request (an `initialize`, which servers of both eras
- * understand or refuse in MCP's own terms) tells: a protected server answers 401 with a Bearer
- * challenge (MCP authorization; RFC 9728 §5.1 names its metadata there). Anything else is
- * reported for what it is: no server, not MCP, an MCP server that needs no login, a failing
- * server or proxy, or a network error naming the host.
+ * at this URL? Two looks tell:
+ *
+ * 1. One MCP request without a token (`server/discover`, 2026-07-28's cheapest request, with
+ *    its `_meta` envelope and headers). A protected server answers 401 with a Bearer challenge
+ *    (MCP authorization; RFC 9728 §5.1 names its metadata there).
+ * 2. Otherwise its RFC 9728 protected resource metadata: a server may answer some requests
+ *    without a token (or check its parameters first) and still protect others.
+ *
+ * Anything else is reported for what it is: nothing at that path, not an MCP endpoint, an MCP
+ * server that asks for no authorization, a failing server or proxy, or a network error naming
+ * the host and the cause.
  */
-import { bodyExcerpt, fetchNamingFailures, statusLine } from "./network.js";
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  discoverOAuthProtectedResourceMetadata,
+  PROTOCOL_VERSION_META_KEY,
+} from "@modelcontextprotocol/client";
+import { bodyExcerpt, fetchNamingFailures, NetworkError, statusLine } from "./network.js";
 
 /** The URL answered, but not as an OAuth-protected MCP server does. */
 export class NotProtectedError extends Error {
@@ -24,16 +36,18 @@ export interface ProtectedServer {
   scope?: string;
 }
 
-const PROBE = {
+const PROBE = JSON.stringify({
   jsonrpc: "2.0",
   id: "mcp-gateway-login-check",
-  method: "initialize",
+  method: "server/discover",
   params: {
-    protocolVersion: "2025-11-25",
-    capabilities: {},
-    clientInfo: { name: "mcp-gateway CLI", version: "1" },
+    _meta: {
+      [PROTOCOL_VERSION_META_KEY]: "2026-07-28",
+      [CLIENT_CAPABILITIES_META_KEY]: {},
+      [CLIENT_INFO_META_KEY]: { name: "mcp-gateway CLI", version: "1" },
+    },
   },
-};
+});
 
 /** A parameter of a `WWW-Authenticate` Bearer (or DPoP) challenge. */
 function challengeParam(header: string, name: string): string | undefined {
@@ -57,8 +71,16 @@ function jsonRpcIn(
   return undefined;
 }
 
-/** JSON-RPC "unsupported protocol version" (2026-07-28): the server read the request as MCP. */
-const UNSUPPORTED_PROTOCOL_VERSION = -32022;
+/** Whether the server publishes RFC 9728 metadata naming an authorization server. */
+async function publishesProtectedResourceMetadata(serverUrl: string): Promise<boolean> {
+  try {
+    const metadata = await discoverOAuthProtectedResourceMetadata(serverUrl, {}, fetchNamingFailures);
+    return (metadata.authorization_servers?.length ?? 0) > 0;
+  } catch (err) {
+    if (err instanceof NetworkError) throw err;
+    return false;
+  }
+}
 
 /** Resolves with what the challenge said, or throws NotProtectedError / NetworkError / Error. */
 export async function checkProtectedServer(serverUrl: string): Promise<ProtectedServer> {
@@ -67,9 +89,10 @@ export async function checkProtectedServer(serverUrl: string): Promise<Protected
     headers: {
       "content-type": "application/json",
       accept: "application/json, text/event-stream",
-      "mcp-protocol-version": "2025-11-25",
+      "mcp-protocol-version": "2026-07-28",
+      "mcp-method": "server/discover",
     },
-    body: JSON.stringify(PROBE),
+    body: PROBE,
     redirect: "manual",
     signal: AbortSignal.timeout(30_000),
   });
@@ -93,19 +116,20 @@ export async function checkProtectedServer(serverUrl: string): Promise<Protected
       `${serverUrl} answered ${statusLine(res)}${excerpt ? ` (${excerpt})` : ""}: the server, or a proxy in front of it, is failing; try again later`,
     );
   }
+  // It answered without asking for a token; it may still protect other requests.
+  if (await publishesProtectedResourceMetadata(serverUrl)) return {};
   const message = jsonRpcIn(text);
-  if ((res.ok && message?.result !== undefined) || message?.error?.code === UNSUPPORTED_PROTOCOL_VERSION) {
-    await endSession(serverUrl, res.headers.get("mcp-session-id"));
-    throw new NotProtectedError(
-      serverUrl,
-      "it is an MCP server that asks for no authorization (it answered an MCP request without a token), so there is nothing to log in to",
-    );
-  }
   if (res.status >= 300 && res.status < 400) {
     const location = res.headers.get("location");
     throw new NotProtectedError(
       serverUrl,
       `it answered ${statusLine(res)}${location ? ` to ${location}` : ""}`,
+    );
+  }
+  if (res.status !== 404 && message) {
+    throw new NotProtectedError(
+      serverUrl,
+      "it is an MCP server that asks for no authorization (it answered an MCP request without a token and publishes no OAuth metadata), so there is nothing to log in to",
     );
   }
   const excerpt = message?.error?.message ? bodyExcerpt(message.error.message) : bodyExcerpt(text);
@@ -114,12 +138,4 @@ export async function checkProtectedServer(serverUrl: string): Promise<Protected
     serverUrl,
     `it answered ${statusLine(res)}${excerpt ? ` (${excerpt})` : ""}; ${what}`,
   );
-}
-
-/** An open server gave the probe a session: end it rather than leave it to time out. */
-async function endSession(serverUrl: string, sessionId: string | null): Promise<void> {
-  if (!sessionId) return;
-  await fetch(serverUrl, { method: "DELETE", headers: { "mcp-session-id": sessionId } })
-    .then((r) => r.body?.cancel())
-    .catch(() => undefined);
 }

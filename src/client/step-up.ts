@@ -6,6 +6,9 @@
  * where to go; nobody coming within the timeout fails the request with what to run instead.
  * Bounded: one re-authorization per request, never twice for the same scopes, and one at a
  * time (requests that need it meanwhile wait for it).
+ *
+ * The same browser step serves a login the server no longer accepts (revoked, or the URL moved
+ * to another authorization server, SEP-2352), when no refresh can mend it (`relogin`).
  */
 import {
   computeScopeUnion,
@@ -15,6 +18,7 @@ import {
 import type { CredentialStore } from "./credentials.js";
 import { login } from "./login.js";
 import { openBrowser } from "./open-browser.js";
+import { LoginRequiredError } from "./provider.js";
 
 export interface StepUpOptions {
   store: CredentialStore;
@@ -34,9 +38,13 @@ function insufficientScope(err: unknown, depth = 0): InsufficientScopeError | un
   return undefined;
 }
 
+/** New logins (not step-ups) one `connect` run asks a person for before it gives up. */
+const MAX_RELOGINS = 2;
+
 export class StepUp {
   private running?: Promise<void>;
   private readonly asked = new Set<string>();
+  private relogins = 0;
 
   constructor(private readonly options: StepUpOptions) {}
 
@@ -60,6 +68,46 @@ export class StepUp {
     }
   }
 
+  /**
+   * A new login when the server refuses the token and no refresh helps (revoked, no refresh
+   * token, another authorization server now): the same browser step, at most twice per run.
+   */
+  async relogin(why: LoginRequiredError): Promise<void> {
+    while (this.running) await this.running.catch(() => undefined);
+    const { serverUrl, log } = this.options;
+    if (this.relogins >= MAX_RELOGINS) throw why;
+    this.relogins++;
+    const reason = why.message.replace(/; run: mcp-gateway login .*$/, "");
+    log(`connect: ${serverUrl} refuses the access token and ${reason}; a new login needs a browser.`);
+    try {
+      await this.browserLogin();
+    } catch (err) {
+      throw new LoginRequiredError(
+        serverUrl,
+        `${reason}, and the new login failed (${(err as Error).message})`,
+      );
+    }
+  }
+
+  /** One login at a time; what waits for it is told on stderr where to go. */
+  private async browserLogin(scope?: string): Promise<void> {
+    const { store, serverUrl, log } = this.options;
+    this.running = login(serverUrl, {
+      store,
+      timeoutMs: this.options.timeoutMs,
+      scope,
+      onAuthorizationUrl: (url) => {
+        log(`Open this URL in a browser to grant it:\n\n  ${url.href}\n`);
+        if (this.options.browser) openBrowser(url.href);
+      },
+    }).then(() => undefined);
+    try {
+      await this.running;
+    } finally {
+      this.running = undefined;
+    }
+  }
+
   private async reauthorize(challenge: InsufficientScopeError): Promise<void> {
     // Another request is already getting a new authorization: it may bring what this one needs.
     while (this.running) await this.running.catch(() => undefined);
@@ -76,23 +124,12 @@ export class StepUp {
     log(
       `connect: ${serverUrl} needs the scope ${needed} (it answered 403 insufficient_scope); asking for "${wanted}" needs a browser.`,
     );
-    this.running = login(serverUrl, {
-      store,
-      timeoutMs: this.options.timeoutMs,
-      scope: wanted,
-      onAuthorizationUrl: (url) => {
-        log(`Open this URL in a browser to grant it:\n\n  ${url.href}\n`);
-        if (this.options.browser) openBrowser(url.href);
-      },
-    }).then(() => undefined);
     try {
-      await this.running;
+      await this.browserLogin(wanted);
     } catch (err) {
       throw new Error(
         `${serverUrl} needs the scope ${needed}, and the new authorization failed (${(err as Error).message}); ${hint}`,
       );
-    } finally {
-      this.running = undefined;
     }
   }
 }

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BUILT } from "./cli-process.js";
+import { BUILT, runCli } from "./cli-process.js";
 import { loginApproving } from "./scenario/login-flow.js";
 import { modernHandler } from "./scenario/mcp-servers.js";
 import { type AuthorizationServerOptions, type Scenario, startScenario } from "./scenario/oauth-scenario.js";
@@ -45,6 +45,18 @@ describe.skipIf(!run)("login: registration metadata and the authorization respon
     expect(body.token_endpoint_auth_method).toBe("none");
     expect(body.redirect_uris).toEqual([expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/callback$/)]);
     expect(body.grant_types).toEqual(expect.arrayContaining(["authorization_code", "refresh_token"]));
+  });
+
+  it("opens the browser named by $BROWSER with the authorization URL", async () => {
+    const s = await scenario({ advertiseIss: true });
+    const approve = join(import.meta.dirname, "conformance", "approve-browser.mjs");
+    const out = await runCli(["login", s.mcpUrl, "--timeout", "20s"], join(root, "browser"), {
+      env: { BROWSER: `${process.execPath} ${approve}` },
+    });
+    expect(out.stderr).toContain("Open this URL");
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain(`logged in to ${s.mcpUrl}`);
+    expect(s.as.as1?.authorizeRequests).toHaveLength(1);
   });
 
   type Case = {

@@ -53,7 +53,9 @@ describe.skipIf(!run)("client registrations per authorization server", () => {
     expect(file.servers[s.mcpUrl]?.tokens?.access_token).toBeTruthy();
   });
 
-  it("when the resource moves to another authorization server: token says so, login registers there", async () => {
+  it("when the resource moves to another authorization server: token and connect say so, login registers there", {
+    timeout: 120_000,
+  }, async () => {
     const dir = join(root, "moved");
     s.setAuthorizationServer("as1");
     expect((await loginApproving(s.mcpUrl, dir)).code).toBe(0);
@@ -69,6 +71,26 @@ describe.skipIf(!run)("client registrations per authorization server", () => {
       expect(token.stdout).toBe("");
       expect(token.stderr).toContain(`${s.as.as2?.issuer}`);
       expect(token.stderr).toContain(`run: mcp-gateway login ${s.mcpUrl}`);
+      // connect says the same to its stdio client, as the answer to initialize.
+      // (It would ask for a new login in a browser; nobody comes within the second it waits.)
+      const connect = startCli(["connect", s.mcpUrl, "--no-browser", "--login-timeout", "1s"], dir, {
+        stdin: true,
+      });
+      const answer = new Promise<string>((resolve) => {
+        let out = "";
+        connect.child.stdout?.on("data", (d: Buffer) => {
+          out += d.toString();
+          if (out.includes("\n")) resolve(out);
+        });
+      });
+      connect.child.stdin?.write(
+        `${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } } })}\n`,
+      );
+      const reply = JSON.parse(await answer) as { error?: { message: string } };
+      connect.child.stdin?.end();
+      await connect.exited;
+      expect(reply.error?.message).toContain(`${s.as.as2?.issuer}`);
+      expect(reply.error?.message).toContain(`run: mcp-gateway login ${s.mcpUrl}`);
       // The login of the old server was not offered to the new one.
       expect(s.as.as2?.tokenRequests).toHaveLength(0);
       expect(as1Refreshes()).toBe(before);
