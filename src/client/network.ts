@@ -51,26 +51,32 @@ interface ErrorWithCode extends Error {
 }
 
 /** The innermost error that carries a code (AggregateError: the first of its errors that does). */
-function rootCause(err: unknown, depth = 0): ErrorWithCode | undefined {
+function codedCause(err: unknown, depth = 0): ErrorWithCode | undefined {
   if (!(err instanceof Error) || depth > 5) return undefined;
   const e = err as ErrorWithCode;
-  const deeper = rootCause(e.cause, depth + 1) ?? e.errors?.map((x) => rootCause(x, depth + 1)).find(Boolean);
-  if (deeper?.code) return deeper;
-  return e.code ? e : deeper;
+  const deeper =
+    codedCause(e.cause, depth + 1) ?? e.errors?.map((x) => codedCause(x, depth + 1)).find(Boolean);
+  return deeper ?? (e.code ? e : undefined);
+}
+
+/** The innermost cause, for a failure that carries no code ("bad port"). */
+function innermost(err: Error, depth = 0): Error {
+  const cause = (err as ErrorWithCode).cause;
+  return cause instanceof Error && depth < 5 ? innermost(cause, depth + 1) : err;
 }
 
 /** `err` (a failed fetch of `url`) as a NetworkError; anything not a network failure as it was. */
 export function networkError(err: unknown, url: string | URL): unknown {
   if (err instanceof NetworkError || !(err instanceof TypeError)) return err;
-  const cause = rootCause(err);
+  const cause = codedCause(err) ?? innermost(err);
   let host: string;
   try {
     host = new URL(url).host;
   } catch {
     host = String(url);
   }
-  const code = cause?.code;
-  let reason = code ? (MEANINGS[code] ?? cause?.message ?? code) : (cause?.message ?? err.message);
+  const code = (cause as ErrorWithCode).code;
+  let reason = code ? (MEANINGS[code] ?? cause.message ?? code) : cause.message;
   if (code && /SSL|TLS|CERT/i.test(code) && !reason.startsWith("TLS")) reason = `TLS: ${reason}`;
   return new NetworkError(host, code, code ? `${reason} (${code})` : reason);
 }

@@ -141,6 +141,9 @@ describe.skipIf(!run)("token refuses to print a revoked access token", () => {
       expect(out.stdout.trim()).toBe(cached);
       expect(out.stderr).toContain("could not check");
       expect(out.stderr).toContain("ECONNREFUSED");
+      // --no-check does not ask at all.
+      const unchecked = await runCli(["token", serviceUrl, "--no-check"], dir);
+      expect(unchecked).toMatchObject({ code: 0, stdout: `${cached}\n`, stderr: "" });
     } finally {
       gw = await startFullGateway(TREE, { port, dataDir });
     }
