@@ -4,17 +4,18 @@
  * user (see src/client/credentials.ts). Diagnostics go to stderr; stdout carries only what a
  * script or MCP client reads (the token, the JSON-RPC stream, the login line).
  */
+import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
 import { freshTokens } from "../client/access-token.js";
-import { CredentialStore, serverKey } from "../client/credentials.js";
+import { CredentialStore, defaultClientDir, serverKey } from "../client/credentials.js";
 import { login } from "../client/login.js";
 import { logout } from "../client/logout.js";
 import { openBrowser } from "../client/open-browser.js";
-import { LoginRequiredError } from "../client/provider.js";
 import { startRelay } from "../client/relay.js";
+import { checkedAccessToken } from "../client/token-check.js";
 import { parseDuration } from "../config/duration.js";
 
-function timeoutArg(value: string): number {
+function durationArg(value: string): number {
   let seconds: number;
   try {
     seconds = parseDuration(value);
@@ -35,40 +36,72 @@ function urlArg(value: string): string {
   }
 }
 
+/** The credentials file, from `$MCPGW_CLIENT_DIR` (the old variable still works, with a notice). */
+function credentialStore(): CredentialStore {
+  return new CredentialStore(
+    defaultClientDir(process.env, (notice) => process.stderr.write(`mcp-gateway: warning: ${notice}\n`)),
+  );
+}
+
 /** Prints `mcp-gateway CMD: message` on stderr and sets exit status 1. */
 function fail(command: string, err: unknown): void {
   process.stderr.write(`mcp-gateway ${command}: ${(err as Error).message}\n`);
   process.exitCode = 1;
 }
 
+/** The secret of a client registered by hand, from a file (so it stays out of `ps` and shell history). */
+function readSecret(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new Error(
+      `cannot read the client secret from ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+  const secret = text.trim();
+  if (!secret) throw new Error(`${path} is empty; expected the client secret`);
+  return secret;
+}
+
+interface LoginFlags {
+  browser: boolean;
+  timeout: number;
+  scope?: string;
+  clientId?: string;
+  clientSecretFile?: string;
+}
+
 /** Add `login`, `token`, `logout` and `connect` to the CLI. */
 export function registerClientCommands(program: Command): void {
   program
     .command("login")
-    .description(
-      "log in to an MCP server behind the gateway (browser login; tokens cached for token/connect)",
-    )
+    .description("log in to an OAuth-protected MCP server (browser login; tokens cached for token/connect)")
     .argument("<url>", "the MCP server URL, e.g. http://localhost:8080/time/mcp", urlArg)
     .option("--no-browser", "do not open a browser; only print the URL")
-    .option("--timeout <duration>", "how long to wait for the browser (e.g. 90s, 5m)", timeoutArg, 300)
-    .action(async (url: string, flags: { browser: boolean; timeout: number }) => {
-      const store = new CredentialStore();
-      // Ctrl-C mid-login: leave no PKCE verifier behind.
-      const interrupted = () => {
-        void store
-          .update(url, (entry) => {
-            if (!entry) return undefined;
-            const { code_verifier: _dropped, ...rest } = entry;
-            return Object.keys(rest).length ? rest : undefined;
-          })
-          .finally(() => process.exit(130));
-      };
+    .option("--timeout <duration>", "how long to wait for the browser (e.g. 90s, 5m)", durationArg, 300)
+    .option("--scope <scopes>", "the scopes to ask for, space-separated (default: what the server names)")
+    .option("--client-id <id>", "use this client, registered by hand at the authorization server")
+    .option("--client-secret-file <file>", "the secret of that client, read from this file")
+    .action(async (url: string, flags: LoginFlags) => {
+      const interrupted = () => process.exit(130);
       process.once("SIGINT", interrupted);
       process.once("SIGTERM", interrupted);
       try {
+        if (flags.clientSecretFile && !flags.clientId) {
+          throw new Error("--client-secret-file needs --client-id (the client the secret belongs to)");
+        }
+        const client = flags.clientId
+          ? {
+              clientId: flags.clientId,
+              ...(flags.clientSecretFile && { clientSecret: readSecret(flags.clientSecretFile) }),
+            }
+          : undefined;
         const result = await login(url, {
-          store,
+          store: credentialStore(),
           timeoutMs: flags.timeout * 1000,
+          scope: flags.scope,
+          client,
           onAuthorizationUrl: (authorizationUrl) => {
             process.stderr.write(`Open this URL in a browser to log in:\n\n  ${authorizationUrl.href}\n\n`);
             if (flags.browser) openBrowser(authorizationUrl.href);
@@ -85,11 +118,20 @@ export function registerClientCommands(program: Command): void {
 
   program
     .command("token")
-    .description("print a valid access token for an MCP server (refreshing it when needed)")
+    .description(
+      "print an access token for an MCP server that the server still accepts (refreshing it when needed)",
+    )
     .argument("<url>", "the MCP server URL", urlArg)
-    .action(async (url: string) => {
+    .option("--no-check", "do not ask the server whether it still accepts the cached token")
+    .action(async (url: string, flags: { check: boolean }) => {
       try {
-        const tokens = await freshTokens(new CredentialStore(), url);
+        const store = credentialStore();
+        if (!flags.check) {
+          process.stdout.write(`${(await freshTokens(store, url)).access_token}\n`);
+          return;
+        }
+        const { tokens, warning } = await checkedAccessToken(store, url);
+        if (warning) process.stderr.write(`mcp-gateway token: warning: ${warning}\n`);
         process.stdout.write(`${tokens.access_token}\n`);
       } catch (err) {
         fail("token", err);
@@ -102,7 +144,7 @@ export function registerClientCommands(program: Command): void {
     .argument("<url>", "the MCP server URL", urlArg)
     .action(async (url: string) => {
       try {
-        const result = await logout(new CredentialStore(), url);
+        const result = await logout(credentialStore(), url);
         if (result.revokeError) {
           process.stderr.write(
             `mcp-gateway logout: warning: could not revoke at the server: ${result.revokeError}\n`,
@@ -121,16 +163,31 @@ export function registerClientCommands(program: Command): void {
   program
     .command("connect")
     .description(
-      "stdio MCP server relaying to a remote MCP server with the cached login (for stdio-only clients)",
+      "stdio MCP server relaying to a remote MCP server (2025 and 2026-07-28 protocols) with the cached login",
     )
     .argument("<url>", "the MCP server URL", urlArg)
-    .action(async (url: string) => {
+    .option(
+      "--no-browser",
+      "for a new authorization (more scopes), print the URL on stderr but open no browser",
+    )
+    .option(
+      "--login-timeout <duration>",
+      "how long a new authorization waits for the browser",
+      durationArg,
+      120,
+    )
+    .action(async (url: string, flags: { browser: boolean; loginTimeout: number }) => {
       const log = (message: string) => process.stderr.write(`${message}\n`);
       let relay: Awaited<ReturnType<typeof startRelay>>;
       try {
-        relay = await startRelay({ store: new CredentialStore(), serverUrl: url, log });
+        relay = await startRelay({
+          store: credentialStore(),
+          serverUrl: url,
+          log,
+          browser: flags.browser,
+          loginTimeoutMs: flags.loginTimeout * 1000,
+        });
       } catch (err) {
-        if (!(err instanceof LoginRequiredError)) throw err;
         fail("connect", err);
         return;
       }

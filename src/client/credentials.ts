@@ -1,16 +1,24 @@
 /**
- * The client-side token cache: one JSON file per user (default
- * `~/.config/mcp-gateway/credentials.json`, or `$MCP_GATEWAY_CLIENT_DIR/credentials.json`),
- * keyed by MCP server URL. Each entry holds the client registration, the tokens with the
- * access token's expiry, and the PKCE verifier only while a login is under way.
+ * The client-side credentials: one JSON file per user (default
+ * `~/.config/mcp-gateway/credentials.json`, or `$MCPGW_CLIENT_DIR/credentials.json`).
  *
- * The directory is 0700 and the file 0600; every write replaces the file atomically (write a
- * temp file, rename) under a lock, so concurrent processes never see half a file.
+ * - `clients` holds client registrations keyed by the issuer of the authorization server that
+ *   issued them (RFC 6749 §2.2: a client id means something only to its issuer), so the
+ *   services behind one authorization server share one registration, and a resource that
+ *   moves to another authorization server gets a registration of its own there (SEP-2352).
+ * - `servers` holds, per MCP server URL, the issuer its login is with and the tokens (with the
+ *   access token's expiry as an absolute time). Tokens belong to one resource (RFC 8707), so
+ *   they are never shared between URLs.
+ *
+ * Version 1 files (one entry per URL, the registration inline) are read and rewritten as
+ * version 2 on the next change. The directory is 0700 and the file 0600; every write replaces
+ * the file atomically (temp file, rename) under a lock, so concurrent processes never see half
+ * a file.
  */
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import type { OAuthClientInformationMixed } from "@modelcontextprotocol/sdk/shared/auth.js";
+import type { OAuthClientInformationMixed } from "@modelcontextprotocol/client";
 import { z } from "zod";
 import { FileLock } from "./file-lock.js";
 
@@ -21,39 +29,109 @@ export interface StoredTokens {
   refresh_token?: string;
   scope?: string;
   id_token?: string;
-  /** The authorization server that issued them (the SDK compares it before a refresh). */
+  /** The issuer of the authorization server that issued them. */
   issuer?: string;
   /** When the access token expires, in ms since the epoch; absent when the server did not say. */
   expires_at?: number;
 }
 
+/** A client registration, dynamic (RFC 7591) or made by hand (`login --client-id`). */
+export type StoredClient = OAuthClientInformationMixed & {
+  /** The issuer that knows this client (the SDK's SEP-2352 stamp). */
+  issuer?: string;
+  /** Registered by hand: never replaced by a dynamic registration, never dropped on its own. */
+  pre_registered?: boolean;
+  redirect_uris?: string[];
+  token_endpoint_auth_method?: string;
+};
+
 /** What is cached for one MCP server URL. */
-export interface CredentialEntry {
-  client?: OAuthClientInformationMixed;
+export interface ServerEntry {
+  /** The issuer of the authorization server this URL's login is with. */
+  issuer?: string;
   tokens?: StoredTokens;
-  /** The PKCE verifier, kept only between the redirect and the code exchange of a login. */
-  code_verifier?: string;
+  /** A registration from a version 1 file, not yet bound to an issuer. */
+  client?: StoredClient;
+}
+
+interface CredentialsFile {
+  version: 2;
+  clients: Record<string, StoredClient>;
+  servers: Record<string, ServerEntry>;
 }
 
 const FILE_NAME = "credentials.json";
+
+/** The credentials directory's variable (outside the server's `MCP_GATEWAY_` namespace). */
+export const CLIENT_DIR_VARIABLE = "MCPGW_CLIENT_DIR";
+/** Its old name, still read by the client; `serve` treats `MCP_GATEWAY_*` as its own config. */
+const DEPRECATED_CLIENT_DIR_VARIABLE = "MCP_GATEWAY_CLIENT_DIR";
 
 const tokensSchema = z.looseObject({
   access_token: z.string(),
   token_type: z.string(),
   refresh_token: z.string().optional(),
+  scope: z.string().optional(),
+  issuer: z.string().optional(),
   expires_at: z.number().optional(),
 });
-const entrySchema = z.looseObject({
-  client: z.looseObject({ client_id: z.string() }).optional(),
-  tokens: tokensSchema.optional(),
-  code_verifier: z.string().optional(),
+const clientSchema = z.looseObject({ client_id: z.string(), issuer: z.string().optional() });
+const v1Schema = z.object({
+  version: z.literal(1),
+  servers: z.record(
+    z.string(),
+    z.looseObject({ client: clientSchema.optional(), tokens: tokensSchema.optional() }),
+  ),
 });
-const fileSchema = z.object({ version: z.literal(1), servers: z.record(z.string(), entrySchema) });
-type CredentialsFile = { version: 1; servers: Record<string, CredentialEntry> };
+const v2Schema = z.object({
+  version: z.literal(2),
+  clients: z.record(z.string(), clientSchema),
+  servers: z.record(
+    z.string(),
+    z.looseObject({
+      issuer: z.string().optional(),
+      tokens: tokensSchema.optional(),
+      client: clientSchema.optional(),
+    }),
+  ),
+});
 
-/** Where credentials live: `$MCP_GATEWAY_CLIENT_DIR`, else `$XDG_CONFIG_HOME/mcp-gateway`, else `~/.config/mcp-gateway`. */
-export function defaultClientDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.MCP_GATEWAY_CLIENT_DIR) return env.MCP_GATEWAY_CLIENT_DIR;
+/** A version 1 file as version 2: registrations move under their issuer when it is known. */
+function fromVersion1(file: z.infer<typeof v1Schema>): CredentialsFile {
+  const next: CredentialsFile = { version: 2, clients: {}, servers: {} };
+  for (const [url, entry] of Object.entries(file.servers)) {
+    const tokens = entry.tokens as StoredTokens | undefined;
+    const client = entry.client as StoredClient | undefined;
+    const issuer = tokens?.issuer ?? client?.issuer;
+    const server: ServerEntry = {};
+    if (tokens) server.tokens = tokens;
+    if (issuer) {
+      server.issuer = issuer;
+      if (client && !next.clients[issuer]) next.clients[issuer] = { ...client, issuer };
+    } else if (client) {
+      server.client = client;
+    }
+    if (Object.keys(server).length) next.servers[url] = server;
+  }
+  return next;
+}
+
+/**
+ * Where credentials live: `$MCPGW_CLIENT_DIR`, else the deprecated `$MCP_GATEWAY_CLIENT_DIR`
+ * (with a notice through `warn`), else `$XDG_CONFIG_HOME/mcp-gateway`, else `~/.config/mcp-gateway`.
+ */
+export function defaultClientDir(
+  env: NodeJS.ProcessEnv = process.env,
+  warn: (message: string) => void = () => undefined,
+): string {
+  if (env[CLIENT_DIR_VARIABLE]) return env[CLIENT_DIR_VARIABLE];
+  const old = env[DEPRECATED_CLIENT_DIR_VARIABLE];
+  if (old) {
+    warn(
+      `${DEPRECATED_CLIENT_DIR_VARIABLE} is deprecated (the gateway reads MCP_GATEWAY_* as its own settings); set ${CLIENT_DIR_VARIABLE} instead`,
+    );
+    return old;
+  }
   return join(env.XDG_CONFIG_HOME || join(homedir(), ".config"), "mcp-gateway");
 }
 
@@ -83,8 +161,13 @@ export class CredentialStore {
   }
 
   /** The entry for `serverUrl`, read fresh from disk (another process may have refreshed). */
-  get(serverUrl: string | URL): CredentialEntry | undefined {
+  get(serverUrl: string | URL): ServerEntry | undefined {
     return this.readFile().servers[serverKey(serverUrl)];
+  }
+
+  /** The registration the authorization server `issuer` knows, if any. */
+  client(issuer: string): StoredClient | undefined {
+    return this.readFile().clients[issuer];
   }
 
   /** All cached server URLs. */
@@ -92,22 +175,32 @@ export class CredentialStore {
     return Object.keys(this.readFile().servers);
   }
 
-  /** Read-modify-write of one entry under the lock; `change` returning undefined deletes it. */
+  /** Read-modify-write of one server entry under the lock; `change` returning undefined deletes it. */
   async update(
     serverUrl: string | URL,
-    change: (entry: CredentialEntry | undefined) => CredentialEntry | undefined,
+    change: (entry: ServerEntry | undefined) => ServerEntry | undefined,
   ): Promise<void> {
     const key = serverKey(serverUrl);
-    await this.exclusive(async () => {
-      const file = this.readFile();
+    await this.change((file) => {
       const next = change(file.servers[key]);
-      if (next) file.servers[key] = next;
+      if (next && Object.keys(next).length) file.servers[key] = next;
       else delete file.servers[key];
-      this.writeFile(file);
     });
   }
 
-  /** Deletes the entry for `serverUrl`; true if there was one. */
+  /** Read-modify-write of the registration at `issuer`; `change` returning undefined deletes it. */
+  async updateClient(
+    issuer: string,
+    change: (client: StoredClient | undefined) => StoredClient | undefined,
+  ): Promise<void> {
+    await this.change((file) => {
+      const next = change(file.clients[issuer]);
+      if (next) file.clients[issuer] = next;
+      else delete file.clients[issuer];
+    });
+  }
+
+  /** Deletes the entry for `serverUrl` (registrations stay: other URLs may use them); true if there was one. */
   async remove(serverUrl: string | URL): Promise<boolean> {
     let existed = false;
     await this.update(serverUrl, (entry) => {
@@ -123,6 +216,14 @@ export class CredentialStore {
     return this.lock.run(fn);
   }
 
+  private change(mutate: (file: CredentialsFile) => void): Promise<void> {
+    return this.exclusive(async () => {
+      const file = this.readFile();
+      mutate(file);
+      this.writeFile(file);
+    });
+  }
+
   private ensureDir(): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     // mkdir leaves an existing directory as it was; this one holds secrets.
@@ -134,7 +235,7 @@ export class CredentialStore {
     try {
       text = readFileSync(this.path, "utf8");
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return { version: 1, servers: {} };
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return { version: 2, clients: {}, servers: {} };
       throw err;
     }
     let parsed: unknown;
@@ -143,11 +244,11 @@ export class CredentialStore {
     } catch {
       throw new Error(`${this.path} is not valid JSON; delete it and log in again`);
     }
-    const result = fileSchema.safeParse(parsed);
-    if (!result.success) {
-      throw new Error(`${this.path} is not a credentials file of this version; delete it and log in again`);
-    }
-    return result.data as CredentialsFile;
+    const current = v2Schema.safeParse(parsed);
+    if (current.success) return current.data as CredentialsFile;
+    const old = v1Schema.safeParse(parsed);
+    if (old.success) return fromVersion1(old.data);
+    throw new Error(`${this.path} is not a credentials file of this version; delete it and log in again`);
   }
 
   private writeFile(file: CredentialsFile): void {

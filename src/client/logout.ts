@@ -1,6 +1,7 @@
 /**
  * `logout`: revoke the refresh token (which ends the whole grant at the gateway, access tokens
- * included) or, without one, the access token; then delete the local entry either way.
+ * included) or, without one, the access token; then delete the local entry either way. The
+ * registration stays under its issuer: other URLs of that server may use it.
  */
 import type { CredentialStore } from "./credentials.js";
 import { serverKey } from "./credentials.js";
@@ -20,14 +21,16 @@ export async function logout(store: CredentialStore, serverUrl: string): Promise
   const url = serverKey(serverUrl);
   const entry = store.get(url);
   const tokens = entry?.tokens;
+  const issuer = entry?.issuer ?? tokens?.issuer;
+  const client = (issuer ? store.client(issuer) : undefined) ?? entry?.client;
   let revoked = false;
   let revokeError: string | undefined;
-  if (entry?.client && tokens) {
+  if (client && tokens) {
     const [token, hint] = tokens.refresh_token
       ? ([tokens.refresh_token, "refresh_token"] as const)
       : ([tokens.access_token, "access_token"] as const);
     try {
-      await revokeToken(url, entry.client, token, hint);
+      await revokeToken(url, client, token, hint);
       revoked = true;
     } catch (err) {
       revokeError = (err as Error).message;

@@ -54,6 +54,11 @@ function page(res: ServerResponse, status: number, title: string, text: string):
 export async function startLoopbackReceiver(options: {
   state: string;
   timeoutMs: number;
+  /**
+   * Checks the response before anything else in it is read or shown (the RFC 9207 `iss`, so a
+   * response from the wrong server is refused, its error text included); throws to refuse it.
+   */
+  checkResponse?: (params: URLSearchParams) => void;
 }): Promise<LoopbackReceiver> {
   let settle!: { resolve: (r: AuthorizationResponse) => void; reject: (e: Error) => void };
   const result = new Promise<AuthorizationResponse>((resolve, reject) => {
@@ -90,6 +95,13 @@ export async function startLoopbackReceiver(options: {
     if (params.get("state") !== options.state) {
       page(res, 400, "Login refused", "The response does not belong to this login (state mismatch).");
       finish(new Error("the redirect carried a wrong state: refusing it (start the login again)"));
+      return;
+    }
+    try {
+      options.checkResponse?.(params);
+    } catch (err) {
+      page(res, 400, "Login refused", "The response did not come from the server this login started with.");
+      finish(err as Error);
       return;
     }
     const error = params.get("error");

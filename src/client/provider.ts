@@ -1,19 +1,21 @@
 /**
- * The SDK's `OAuthClientProvider` on the credentials file, so that the SDK's `auth()` does
- * discovery, dynamic registration, PKCE, the code exchange and refreshes, and the file keeps
- * what it needs between runs. Two modes:
- * - login (interactive): the authorization URL goes to a callback (print it, open a browser);
- * - everything else (`token`, `connect`): when `auth()` would need a person, it throws
- *   `LoginRequiredError` instead, so a stdio client gets a clear error, not a hung browser.
+ * The SDK v2 `OAuthClientProvider` of a login, on the credentials file, so that the SDK's
+ * `auth()` does discovery, dynamic registration, PKCE, the RFC 9207 `iss` check and the code
+ * exchange, and the file keeps what it needs between runs: the registration under its issuer,
+ * the tokens under the server URL (the SDK hands both the issuer it resolved, SEP-2352).
+ *
+ * Only a login uses it: a refresh (`token`, `connect`) goes straight to the token endpoint
+ * (see access-token.ts), so nothing outside a login can register a client or want a browser.
  */
-import { randomBytes } from "node:crypto";
-import type { OAuthClientProvider, OAuthDiscoveryState } from "@modelcontextprotocol/sdk/client/auth.js";
 import type {
-  OAuthClientInformationMixed,
+  OAuthClientInformationContext,
   OAuthClientMetadata,
-  OAuthTokens,
-} from "@modelcontextprotocol/sdk/shared/auth.js";
-import type { CredentialStore, StoredTokens } from "./credentials.js";
+  OAuthClientProvider,
+  OAuthDiscoveryState,
+  StoredOAuthClientInformation,
+  StoredOAuthTokens,
+} from "@modelcontextprotocol/client";
+import type { CredentialStore, StoredClient, StoredTokens } from "./credentials.js";
 
 /** No usable login for a server: the message says what happened and to run `login`. */
 export class LoginRequiredError extends Error {
@@ -33,110 +35,117 @@ export interface InteractiveLogin {
   redirect(authorizationUrl: URL): void | Promise<void>;
 }
 
-/** Used when no registration exists yet to name one (never sent: only `login` registers). */
-const PLACEHOLDER_REDIRECT = "http://127.0.0.1/callback";
-
 /** Never written to disk: the CLI does not manage its registration (RFC 7592), so it needs no key for it. */
 const UNKEPT_CLIENT_FIELDS = ["registration_access_token"] as const;
 
-export class CachedOAuthProvider implements OAuthClientProvider {
+export const CLIENT_NAME = "mcp-gateway CLI";
+
+export class LoginProvider implements OAuthClientProvider {
   private discovery?: OAuthDiscoveryState;
-  private verifierInMemory?: string;
+  private verifier?: string;
 
   constructor(
     private readonly store: CredentialStore,
     readonly serverUrl: string,
-    private readonly login?: InteractiveLogin,
-  ) {}
+    private readonly login: InteractiveLogin,
+    discovery?: OAuthDiscoveryState,
+  ) {
+    this.discovery = discovery;
+  }
 
   get redirectUrl(): string {
-    if (this.login) return this.login.redirectUrl;
-    const client = this.store.get(this.serverUrl)?.client as { redirect_uris?: string[] } | undefined;
-    return client?.redirect_uris?.[0] ?? PLACEHOLDER_REDIRECT;
+    return this.login.redirectUrl;
   }
 
   get clientMetadata(): OAuthClientMetadata {
     return {
-      client_name: "mcp-gateway CLI",
+      client_name: CLIENT_NAME,
       redirect_uris: [this.redirectUrl],
       grant_types: ["authorization_code", "refresh_token"],
       response_types: ["code"],
       // A native app cannot keep a secret (RFC 8252 §8.5): PKCE protects the code instead.
       token_endpoint_auth_method: "none",
+      // SEP-837 (a MUST in 2026-07-28): a loopback redirect URI is a native application's.
+      application_type: "native",
     };
   }
 
   state(): string {
-    return this.login?.state ?? randomBytes(16).toString("base64url");
+    return this.login.state;
   }
 
-  clientInformation(): OAuthClientInformationMixed | undefined {
-    return this.store.get(this.serverUrl)?.client;
+  clientInformation(ctx?: OAuthClientInformationContext): StoredOAuthClientInformation | undefined {
+    const issuer = ctx?.issuer ?? this.discovery?.authorizationServerMetadata?.issuer;
+    if (issuer) {
+      const kept = this.store.client(issuer);
+      if (kept) return kept as StoredOAuthClientInformation;
+    }
+    // A registration from a version 1 file, bound to its issuer when the SDK stamps it.
+    return this.store.get(this.serverUrl)?.client as StoredOAuthClientInformation | undefined;
   }
 
-  async saveClientInformation(info: OAuthClientInformationMixed): Promise<void> {
-    const kept: Record<string, unknown> = { ...info };
+  async saveClientInformation(
+    info: StoredOAuthClientInformation,
+    ctx?: OAuthClientInformationContext,
+  ): Promise<void> {
+    const issuer = ctx?.issuer ?? info.issuer;
+    if (!issuer) throw new Error("the SDK saved a client registration without naming its issuer");
+    const kept: Record<string, unknown> = { ...info, issuer };
     for (const field of UNKEPT_CLIENT_FIELDS) delete kept[field];
+    await this.store.updateClient(issuer, (previous) => ({
+      ...(kept as StoredClient),
+      ...(previous?.pre_registered && { pre_registered: true }),
+    }));
+    await this.store.update(this.serverUrl, (entry) => {
+      if (!entry?.client) return entry;
+      const { client: _bound, ...rest } = entry;
+      return rest;
+    });
+  }
+
+  tokens(): StoredOAuthTokens | undefined {
+    // A login always starts a new authorization: never refresh the login it replaces.
+    return undefined;
+  }
+
+  async saveTokens(tokens: StoredOAuthTokens, ctx?: OAuthClientInformationContext): Promise<void> {
+    const { expires_in, ...rest } = tokens;
+    const issuer = ctx?.issuer ?? tokens.issuer;
+    const stored: StoredTokens = { ...rest, ...(issuer && { issuer }) };
+    if (expires_in !== undefined) stored.expires_at = Date.now() + expires_in * 1000;
     await this.store.update(this.serverUrl, (entry) => ({
       ...entry,
-      client: kept as OAuthClientInformationMixed,
+      tokens: stored,
+      ...(issuer && { issuer }),
     }));
   }
 
-  tokens(): OAuthTokens | undefined {
-    // A login always starts a new authorization: never refresh the login it replaces.
-    if (this.login) return undefined;
-    const stored = this.store.get(this.serverUrl)?.tokens;
-    if (!stored) return undefined;
-    const { expires_at, ...rest } = stored;
-    const tokens: OAuthTokens = { ...rest };
-    if (expires_at !== undefined)
-      tokens.expires_in = Math.max(0, Math.floor((expires_at - Date.now()) / 1000));
-    return tokens;
-  }
-
-  async saveTokens(tokens: OAuthTokens): Promise<void> {
-    const { expires_in, ...rest } = tokens;
-    const stored: StoredTokens = { ...rest };
-    if (expires_in !== undefined) stored.expires_at = Date.now() + expires_in * 1000;
-    await this.store.update(this.serverUrl, (entry) => {
-      // The verifier has done its job once tokens arrive.
-      const { code_verifier: _used, ...others } = entry ?? {};
-      return { ...others, tokens: stored };
-    });
-  }
-
   async redirectToAuthorization(authorizationUrl: URL): Promise<void> {
-    if (!this.login) throw new LoginRequiredError(this.serverUrl, "the login has expired or was revoked");
     await this.login.redirect(authorizationUrl);
   }
 
-  async saveCodeVerifier(codeVerifier: string): Promise<void> {
-    this.verifierInMemory = codeVerifier;
-    // Only a login goes on to use it; a refresh that fell through to a new authorization does not.
-    if (this.login) {
-      await this.store.update(this.serverUrl, (entry) => ({ ...entry, code_verifier: codeVerifier }));
-    }
+  /** The verifier lives in this process only: the code exchange happens in the same run. */
+  saveCodeVerifier(codeVerifier: string): void {
+    this.verifier = codeVerifier;
   }
 
   codeVerifier(): string {
-    const verifier = this.store.get(this.serverUrl)?.code_verifier ?? this.verifierInMemory;
-    if (!verifier) throw new Error("no login is in progress for this server (no PKCE verifier)");
-    return verifier;
+    if (!this.verifier) throw new Error("no login is in progress for this server (no PKCE verifier)");
+    return this.verifier;
   }
 
   async invalidateCredentials(scope: "all" | "client" | "tokens" | "verifier" | "discovery"): Promise<void> {
+    if (scope === "all" || scope === "client") {
+      // The server no longer knows the registration: forget it, so the retry registers anew.
+      // One made by hand is the person's to change, so it stays, and the error surfaces.
+      const issuer =
+        this.discovery?.authorizationServerMetadata?.issuer ?? this.store.get(this.serverUrl)?.issuer;
+      if (issuer && !this.store.client(issuer)?.pre_registered) {
+        await this.store.updateClient(issuer, () => undefined);
+      }
+    }
     if (scope === "all" || scope === "discovery") this.discovery = undefined;
-    if (scope === "discovery") return;
-    if (scope === "all" || scope === "verifier") this.verifierInMemory = undefined;
-    await this.store.update(this.serverUrl, (entry) => {
-      if (!entry) return undefined;
-      const next = { ...entry };
-      if (scope === "all" || scope === "client") delete next.client;
-      if (scope === "all" || scope === "tokens") delete next.tokens;
-      if (scope === "all" || scope === "verifier") delete next.code_verifier;
-      return Object.keys(next).length ? next : undefined;
-    });
+    if (scope === "all" || scope === "verifier") this.verifier = undefined;
   }
 
   /** Discovery is kept for this process only: metadata on disk could go stale unnoticed. */

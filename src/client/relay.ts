@@ -1,28 +1,25 @@
 /**
- * `connect`: a stdio MCP server that relays every JSON-RPC message, untouched, both ways to a
- * remote Streamable HTTP endpoint with the cached token, for MCP clients that only speak stdio.
- * Server-to-client requests and notifications come back over the transport's streams; the
- * client's answers go out as POSTs like any other message. Tokens are refreshed before they
- * expire, and on a 401 by the SDK transport through the same provider.
+ * `connect`: a stdio MCP server relaying to a remote MCP server with the cached login, for MCP
+ * clients that only speak stdio. The first message says which era the stdio client speaks:
+ *
+ * - `initialize` (2025): the ClientBridge, an SDK v2 Client negotiating `auto` with the remote,
+ *   so a 2025 desktop app reaches 2025 and 2026-07-28 servers alike;
+ * - `server/discover`, or a request with the 2026-07-28 `_meta` envelope: the Passthrough,
+ *   which relays untouched to a 2026 server, and answers so that the client falls back to
+ *   `initialize` (and the bridge) when the remote speaks only 2025.
+ *
+ * Tokens are refreshed before they expire and on a 401; a 403 `insufficient_scope` asks the
+ * person for the wider grant (step-up.ts).
  */
 import type { Readable, Writable } from "node:stream";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import {
-  isInitializedNotification,
-  isJSONRPCErrorResponse,
-  isJSONRPCRequest,
-  isJSONRPCResultResponse,
-  type JSONRPCMessage,
-} from "@modelcontextprotocol/sdk/types.js";
+import { PROTOCOL_VERSION_META_KEY } from "@modelcontextprotocol/client";
 import { freshTokens } from "./access-token.js";
 import { type CredentialStore, serverKey } from "./credentials.js";
-import { CachedOAuthProvider } from "./provider.js";
-
-/** JSON-RPC 2.0 codes: parse error, invalid request, and the implementation-defined server error. */
-const PARSE_ERROR = -32700;
-const INVALID_REQUEST = -32600;
-const RELAY_ERROR = -32000;
+import { ClientBridge } from "./relay-bridge.js";
+import { Passthrough } from "./relay-passthrough.js";
+import type { Remote } from "./relay-remote.js";
+import { INVALID_REQUEST, isRequest, type JsonRpcMessage, StdioChannel } from "./stdio-channel.js";
+import { StepUp } from "./step-up.js";
 
 export interface RelayOptions {
   store: CredentialStore;
@@ -31,13 +28,26 @@ export interface RelayOptions {
   stdout?: Writable;
   /** Diagnostics (stderr): stdout carries JSON-RPC only. */
   log(message: string): void;
+  /** Open a browser for a step-up authorization (the URL is printed on stderr either way). */
+  browser?: boolean;
+  /** How long a step-up authorization waits for the person. */
+  loginTimeoutMs?: number;
 }
 
 export interface Relay {
-  /** Resolves when stdin has ended and the remote session is closed. */
+  /** Resolves when stdin has ended and the remote side is closed. */
   closed: Promise<void>;
   /** Ends the remote session and stops relaying. */
   close(): Promise<void>;
+}
+
+type Engine = ClientBridge | Passthrough;
+
+/** Whether a first message comes from a 2026-07-28 client. */
+function speaksModern(message: JsonRpcMessage): boolean {
+  if (message.method === "server/discover") return true;
+  const meta = message.params?._meta as Record<string, unknown> | undefined;
+  return typeof meta?.[PROTOCOL_VERSION_META_KEY] === "string";
 }
 
 /**
@@ -49,59 +59,47 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const { store, log } = options;
   await freshTokens(store, url);
 
-  const http = new StreamableHTTPClientTransport(new URL(url), {
-    authProvider: new CachedOAuthProvider(store, url),
-  });
-  const stdio = new StdioServerTransport(options.stdin, options.stdout);
-  const initializeIds = new Set<string | number>();
-
-  const reply = (message: unknown) =>
-    stdio
-      .send(message as JSONRPCMessage)
-      .catch((err: Error) => log(`cannot write to stdout: ${err.message}`));
-
-  // Like the SDK client, let `notifications/initialized` be accepted (and the server's event
-  // stream be asked for) before anything that follows it goes out.
-  let gate: Promise<unknown> = Promise.resolve();
-  stdio.onmessage = (message) => {
-    if (isJSONRPCRequest(message) && message.method === "initialize") initializeIds.add(message.id);
-    const sent = forward(message, gate);
-    if (isInitializedNotification(message)) gate = sent;
+  const stdin = options.stdin ?? process.stdin;
+  const channel = new StdioChannel(stdin, options.stdout ?? process.stdout);
+  const remote: Remote = {
+    serverUrl: url,
+    store,
+    log,
+    stepUp: new StepUp({
+      store,
+      serverUrl: url,
+      log,
+      browser: options.browser ?? true,
+      timeoutMs: options.loginTimeoutMs ?? 120_000,
+    }),
   };
-  const forward = async (message: JSONRPCMessage, after: Promise<unknown>) => {
-    try {
-      await after;
-      await freshTokens(store, url);
-      await http.send(message);
-    } catch (err) {
-      const reason = (err as Error).message;
-      log(`connect: ${reason}`);
-      if (isJSONRPCRequest(message)) {
-        await reply({ jsonrpc: "2.0", id: message.id, error: { code: RELAY_ERROR, message: reason } });
-      }
+  let engine: Engine | undefined;
+  const retired: Engine[] = [];
+
+  channel.onmessage = (message) => {
+    if (engine) {
+      engine.handle(message);
+      return;
     }
-  };
-  stdio.onerror = (err) => {
-    // The SDK's line reader reports unparsable lines here; answer them as JSON-RPC says (id null).
-    if (err instanceof SyntaxError) {
-      void reply({ jsonrpc: "2.0", id: null, error: { code: PARSE_ERROR, message: "Parse error" } });
-    } else if (err.name === "ZodError") {
-      void reply({ jsonrpc: "2.0", id: null, error: { code: INVALID_REQUEST, message: "Invalid Request" } });
+    if (isRequest(message) && message.method === "initialize") {
+      engine = new ClientBridge(channel, remote);
+    } else if (speaksModern(message)) {
+      const passthrough = new Passthrough(channel, remote, () => {
+        if (engine === passthrough) engine = undefined;
+        retired.push(passthrough);
+      });
+      engine = passthrough;
     } else {
-      log(`connect: stdio: ${err.message}`);
+      if (isRequest(message)) {
+        channel.replyError(message.id, {
+          code: INVALID_REQUEST,
+          message: "send initialize (MCP 2025) or server/discover (MCP 2026-07-28) first",
+        });
+      }
+      return;
     }
+    engine.handle(message);
   };
-
-  http.onmessage = (message) => {
-    const id = isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message) ? message.id : undefined;
-    if (id !== undefined && initializeIds.delete(id)) {
-      // The transport sends MCP-Protocol-Version on later requests once told which was agreed.
-      const version = isJSONRPCResultResponse(message) ? message.result.protocolVersion : undefined;
-      if (typeof version === "string") http.setProtocolVersion(version);
-    }
-    void reply(message);
-  };
-  http.onerror = (err) => log(`connect: ${err.message}`);
 
   let closing: Promise<void> | undefined;
   let ended!: () => void;
@@ -110,18 +108,14 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   });
   const close = () => {
     closing ??= (async () => {
-      await http.terminateSession().catch(() => undefined);
-      await http.close().catch(() => undefined);
-      await stdio.close().catch(() => undefined);
+      await engine?.close();
+      for (const old of retired) await old.close();
       ended();
     })();
     return closing;
   };
-  const stdin = options.stdin ?? process.stdin;
   stdin.once("end", () => void close());
   stdin.once("close", () => void close());
-
-  await http.start();
-  await stdio.start();
+  channel.start();
   return { closed, close };
 }

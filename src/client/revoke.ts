@@ -2,8 +2,8 @@
  * Token revocation (RFC 7009) at the endpoint the authorization server advertises in its
  * metadata (RFC 8414 `revocation_endpoint`), found by the SDK's discovery from the MCP server URL.
  */
-import { discoverOAuthServerInfo } from "@modelcontextprotocol/sdk/client/auth.js";
-import type { OAuthClientInformationMixed } from "@modelcontextprotocol/sdk/shared/auth.js";
+import { discoverOAuthServerInfo, type OAuthClientInformationMixed } from "@modelcontextprotocol/client";
+import { fetchNamingFailures } from "./network.js";
 
 /** Revokes `token` for `client`; throws with a readable reason when the server has no endpoint or refuses. */
 export async function revokeToken(
@@ -12,7 +12,9 @@ export async function revokeToken(
   token: string,
   hint: "refresh_token" | "access_token",
 ): Promise<void> {
-  const { authorizationServerMetadata: metadata } = await discoverOAuthServerInfo(serverUrl);
+  const { authorizationServerMetadata: metadata } = await discoverOAuthServerInfo(serverUrl, {
+    fetchFn: fetchNamingFailures,
+  });
   // OIDC discovery documents are typed without it, but carry it just the same.
   const endpoint = (metadata as { revocation_endpoint?: string } | undefined)?.revocation_endpoint;
   if (!endpoint) throw new Error("the authorization server advertises no revocation endpoint");
@@ -27,7 +29,7 @@ export async function revokeToken(
     body.set("client_id", client.client_id);
     if (client.client_secret) body.set("client_secret", client.client_secret);
   }
-  const res = await fetch(endpoint, { method: "POST", headers, body });
+  const res = await fetchNamingFailures(endpoint, { method: "POST", headers, body });
   if (!res.ok) {
     const text = await res.text();
     let reason = `HTTP ${res.status}`;

@@ -1,24 +1,31 @@
 /**
- * Runs the built `mcp-gateway` CLI as a real child process with its own credentials directory,
- * collecting stdout and stderr. Asynchronous on purpose: the gateway under test runs in this
- * process and must keep answering while the child talks to it.
+ * Runs the built `mcp-gateway` CLI as a real child process with its own credentials directory
+ * (and its own HOME, so nothing reaches the real user's files), collecting stdout and stderr.
+ * Asynchronous on purpose: the gateway under test runs in this process and must keep
+ * answering while the child talks to it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 
 export const BIN = resolve("bin/mcp-gateway.js");
 /** The CLI runs from dist/: `npm run build` first. */
 export const BUILT = existsSync(resolve("dist/cli/main.js"));
 
-/** This environment minus the gateway's own variables, plus the credentials directory. */
-export function cliEnv(clientDir: string): Record<string, string> {
+/**
+ * This environment minus the gateway's own variables, plus the credentials directory
+ * (`MCPGW_CLIENT_DIR`) and a HOME of its own next to it; `extra` goes on top.
+ */
+export function cliEnv(clientDir: string, extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !/^(MCP_|GITHUB_|REDIS_|XDG_CONFIG_HOME)/.test(k)) env[k] = v;
+    if (v !== undefined && !/^(MCP_|MCPGW_|GITHUB_|REDIS_|XDG_CONFIG_HOME$|BROWSER$)/.test(k)) env[k] = v;
   }
-  env.MCP_GATEWAY_CLIENT_DIR = clientDir;
-  return env;
+  const home = `${clientDir}.home`;
+  mkdirSync(home, { recursive: true });
+  env.HOME = home;
+  env.MCPGW_CLIENT_DIR = clientDir;
+  return { ...env, ...extra };
 }
 
 export interface CliRun {
@@ -29,10 +36,19 @@ export interface CliRun {
   exited: Promise<number | null>;
 }
 
-export function startCli(args: string[], clientDir: string): CliRun {
+export interface CliOptions {
+  /** Variables on top of cliEnv(); a value of "" removes the variable. */
+  env?: Record<string, string>;
+  /** Keep stdin open as a pipe (for `connect`). */
+  stdin?: boolean;
+}
+
+export function startCli(args: string[], clientDir: string, options: CliOptions = {}): CliRun {
+  const env = cliEnv(clientDir, options.env);
+  for (const [k, v] of Object.entries(env)) if (v === "") delete env[k];
   const child = spawn(process.execPath, [BIN, ...args], {
-    env: cliEnv(clientDir),
-    stdio: ["ignore", "pipe", "pipe"],
+    env,
+    stdio: [options.stdin ? "pipe" : "ignore", "pipe", "pipe"],
   });
   let out = "";
   let err = "";
@@ -50,21 +66,32 @@ export function startCli(args: string[], clientDir: string): CliRun {
 export async function runCli(
   args: string[],
   clientDir: string,
+  options: CliOptions = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const run = startCli(args, clientDir);
+  const run = startCli(args, clientDir, options);
   const code = await run.exited;
   return { code, stdout: run.stdout(), stderr: run.stderr() };
 }
 
-/** Waits until `login` has printed the authorization URL on stderr, and returns it. */
-export async function authorizationUrlOf(run: CliRun, timeoutMs = 10_000): Promise<URL> {
+/** Waits until `text()` holds an authorization URL (a line of its own), and returns it. */
+export async function authorizationUrlIn(
+  text: () => string,
+  alive: () => boolean,
+  timeoutMs = 10_000,
+  after = 0,
+): Promise<URL> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const match = /^\s+(http\S+\/authorize\?\S+)$/m.exec(run.stderr());
+    const match = /^\s+(http\S+\/authorize\?\S+)$/m.exec(text().slice(after));
     if (match?.[1]) return new URL(match[1]);
-    if (run.child.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`no authorization URL from login: ${run.stderr()}`);
+    if (!alive() || Date.now() > deadline) {
+      throw new Error(`no authorization URL: ${text()}`);
     }
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Waits until `login` has printed the authorization URL on stderr, and returns it. */
+export function authorizationUrlOf(run: CliRun, timeoutMs = 10_000): Promise<URL> {
+  return authorizationUrlIn(run.stderr, () => run.child.exitCode === null, timeoutMs);
 }

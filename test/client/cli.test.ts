@@ -15,7 +15,10 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { ListRootsRequestSchema, LoggingMessageNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CredentialEntry } from "../../src/client/credentials.js";
+import type { ServerEntry, StoredClient } from "../../src/client/credentials.js";
+
+type CredentialEntry = ServerEntry & { code_verifier?: string };
+
 import { addLocalUser, LOGIN, sleep } from "../oauth/helpers.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { Browser, followAuthorization, tokenRequest } from "../support/oauth-client.js";
@@ -36,6 +39,11 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway login / token 
   let serviceUrl: string;
   let credentialsPath: string;
 
+  /** The registration kept for the gateway (keyed by its issuer). */
+  const clientOf = (): StoredClient | undefined =>
+    (JSON.parse(readFileSync(credentialsPath, "utf8")) as { clients: Record<string, StoredClient> }).clients[
+      gw.url
+    ];
   const entry = (): CredentialEntry | undefined =>
     (JSON.parse(readFileSync(credentialsPath, "utf8")) as { servers: Record<string, CredentialEntry> })
       .servers[serviceUrl];
@@ -108,7 +116,8 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway login / token 
     expect(statSync(credentialsPath).mode & 0o777).toBe(0o600);
     const text = readFileSync(credentialsPath, "utf8");
     const cached = entry() as CredentialEntry;
-    expect(cached.client?.client_id).toBeTruthy();
+    expect(clientOf()?.client_id).toBeTruthy();
+    expect(cached.issuer).toBe(gw.url);
     expect(cached.tokens?.access_token).toBeTruthy();
     expect(cached.tokens?.refresh_token).toBeTruthy();
     expect(cached.tokens?.expires_at).toBeGreaterThan(Date.now() + 60_000);
@@ -277,7 +286,7 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway login / token 
     const attempt = await tokenRequest(gw.url, {
       grant_type: "refresh_token",
       refresh_token: refreshToken,
-      client_id: cached.client?.client_id as string,
+      client_id: clientOf()?.client_id as string,
     });
     expect(attempt.status).toBe(400);
     expect(attempt.body.error).toBe("invalid_grant");
@@ -313,6 +322,8 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway login / token 
     back.searchParams.set("error", "access_denied");
     back.searchParams.set("error_description", "<b>no</b>");
     back.searchParams.set("state", url.searchParams.get("state") as string);
+    // The gateway promises iss on every authorization response, errors included (RFC 9207).
+    back.searchParams.set("iss", gw.url);
     const page = await fetch(back);
     expect(page.status).toBe(400);
     expect(await page.text()).toContain("&lt;b&gt;no&lt;/b&gt;");

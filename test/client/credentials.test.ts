@@ -12,8 +12,8 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CredentialStore, defaultClientDir, serverKey } from "../../src/client/credentials.js";
-import { CachedOAuthProvider } from "../../src/client/provider.js";
+import { CredentialStore, serverKey } from "../../src/client/credentials.js";
+import { LoginProvider } from "../../src/client/provider.js";
 
 describe("credential store", () => {
   let root: string;
@@ -61,10 +61,48 @@ describe("credential store", () => {
     expect(() => store.get("https://h/x")).toThrow("is not a credentials file");
   });
 
-  it("uses MCP_GATEWAY_CLIENT_DIR, then XDG_CONFIG_HOME, then ~/.config", () => {
-    expect(defaultClientDir({ MCP_GATEWAY_CLIENT_DIR: "/x/y" })).toBe("/x/y");
-    expect(defaultClientDir({ XDG_CONFIG_HOME: "/cfg" })).toBe("/cfg/mcp-gateway");
-    expect(defaultClientDir({})).toMatch(/\.config\/mcp-gateway$/);
+  it("reads a version 1 file: registrations move under their issuer when the tokens name it", () => {
+    const dir = join(root, "v1");
+    mkdirSync(dir);
+    const store = new CredentialStore(dir);
+    writeFileSync(
+      store.path,
+      JSON.stringify({
+        version: 1,
+        servers: {
+          "https://h/a/mcp": {
+            client: { client_id: "c1" },
+            tokens: { access_token: "at", token_type: "Bearer", issuer: "https://h" },
+            code_verifier: "left over",
+          },
+          "https://old/mcp": {
+            client: { client_id: "c2" },
+            tokens: { access_token: "x", token_type: "Bearer" },
+          },
+        },
+      }),
+    );
+    expect(store.client("https://h")).toEqual({ client_id: "c1", issuer: "https://h" });
+    expect(store.get("https://h/a/mcp")).toEqual({
+      issuer: "https://h",
+      tokens: { access_token: "at", token_type: "Bearer", issuer: "https://h" },
+    });
+    // No issuer known: the registration stays with its URL until a login binds it.
+    expect(store.get("https://old/mcp")?.client).toEqual({ client_id: "c2" });
+  });
+
+  it("keeps registrations per issuer, apart from the per-URL entries", async () => {
+    const store = new CredentialStore(join(root, "issuers"));
+    await store.updateClient("https://as1", () => ({ client_id: "one" }));
+    await store.updateClient("https://as2", () => ({ client_id: "two" }));
+    await store.update("https://h/svc/mcp", () => ({ issuer: "https://as2" }));
+    expect(store.client("https://as1")?.client_id).toBe("one");
+    expect(store.client(store.get("https://h/svc/mcp")?.issuer as string)?.client_id).toBe("two");
+    expect(await store.remove("https://h/svc/mcp")).toBe(true);
+    // Removing a URL's login leaves the registrations for the others.
+    expect(store.client("https://as2")?.client_id).toBe("two");
+    const file = JSON.parse(readFileSync(store.path, "utf8"));
+    expect(file.version).toBe(2);
   });
 
   it("serialises holders, is re-entrant, waits for another process's lock and takes over a stale one", async () => {
@@ -105,31 +143,35 @@ describe("credential store", () => {
     await store.exclusive(async () => undefined);
   });
 
-  it("the provider keeps tokens with an absolute expiry and never writes a registration key", async () => {
+  it("the login provider files the registration under its issuer, tokens with an absolute expiry, no registration key", async () => {
     const store = new CredentialStore(join(root, "p"));
     const url = "https://h/svc/mcp";
-    const provider = new CachedOAuthProvider(store, url);
-    await provider.saveClientInformation({
-      client_id: "c",
-      registration_access_token: "secret-rat",
-    } as never);
-    await provider.saveTokens({
-      access_token: "at",
-      token_type: "Bearer",
-      expires_in: 3600,
-      refresh_token: "rt",
+    const provider = new LoginProvider(store, url, {
+      redirectUrl: "http://127.0.0.1:1/callback",
+      state: "s",
+      redirect: () => undefined,
     });
-    const tokens = store.get(url)?.tokens;
-    expect(tokens?.expires_at).toBeGreaterThan(Date.now() + 3_590_000);
-    expect(provider.tokens()?.expires_in).toBeGreaterThan(3590);
-    expect(readFileSync(store.path, "utf8")).not.toContain("secret-rat");
-    // Without a login, a new authorization is refused with the way out.
-    await expect(provider.redirectToAuthorization(new URL("https://h/authorize"))).rejects.toThrow(
-      `run: mcp-gateway login ${url}`,
+    expect(provider.clientMetadata).toMatchObject({
+      application_type: "native",
+      token_endpoint_auth_method: "none",
+    });
+    const ctx = { issuer: "https://as" };
+    await provider.saveClientInformation(
+      { client_id: "c", registration_access_token: "secret-rat" } as never,
+      ctx,
     );
-    await provider.invalidateCredentials("tokens");
-    expect(store.get(url)).toEqual({ client: { client_id: "c" } });
-    await provider.invalidateCredentials("all");
-    expect(store.get(url)).toBeUndefined();
+    await provider.saveTokens(
+      { access_token: "at", token_type: "Bearer", expires_in: 3600, refresh_token: "rt" },
+      ctx,
+    );
+    expect(store.client("https://as")).toEqual({ client_id: "c", issuer: "https://as" });
+    expect(provider.clientInformation(ctx)?.client_id).toBe("c");
+    expect(provider.clientInformation({ issuer: "https://other" })).toBeUndefined();
+    const entry = store.get(url);
+    expect(entry?.issuer).toBe("https://as");
+    expect(entry?.tokens?.expires_at).toBeGreaterThan(Date.now() + 3_590_000);
+    expect(readFileSync(store.path, "utf8")).not.toContain("secret-rat");
+    // A login always asks anew: it never hands the SDK the tokens it replaces.
+    expect(provider.tokens()).toBeUndefined();
   });
 });
