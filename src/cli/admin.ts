@@ -25,8 +25,8 @@ const BACKUP_NAMESPACES = [
   "clients",
   "keys",
   "grants",
-  "refresh",
-  "refresh_used",
+  "refresh_family",
+  "refresh_rotated",
   "consents",
   "revoked",
 ];
