@@ -36,6 +36,12 @@ export interface AuthorizationServerParts {
   resources: ResourceIndex;
   idp: IdentityProvider;
   audit?: Audit;
+  /**
+   * The sealing secret for the successor a refresh repeat gets inside the grace window: the one
+   * the signing keys are sealed with. Default `keys.encryption_secret`; without any, a repeat
+   * inside the window is refused instead of served (refresh-tokens.ts).
+   */
+  encryptionSecret?: string;
 }
 
 export class AuthorizationServer {
@@ -76,7 +82,10 @@ export class AuthorizationServer {
     this.grants = new GrantStore(
       store,
       { code: config.tokens.code_ttl, refresh: config.tokens.refresh_ttl },
-      { graceSeconds: config.tokens.refresh_reuse_grace, sealingSecret: config.keys.encryption_secret },
+      {
+        graceSeconds: config.tokens.refresh_reuse_grace,
+        sealingSecret: parts.encryptionSecret ?? config.keys.encryption_secret,
+      },
     );
     this.interactions = new Interactions(store, {
       // A person needs time to sign in, however short-lived the codes are.
