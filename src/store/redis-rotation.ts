@@ -6,6 +6,14 @@
  *
  * Values are the same JSON text every other store operation reads and writes; the family holds
  * scalars only, so cjson's re-encoding cannot turn an empty array into an object.
+ *
+ * A reply can be lost after Redis ran the script (Redis stopped or the connection cut between
+ * the write and the answer): the gateway then answers 503 and the client, which never saw the
+ * successor, retries with the predecessor, maybe long after the grace window. So the script
+ * keeps the sealed successor for the family's lifetime, and the gateway, once it has the reply
+ * in hand, shortens that to the grace window (CONFIRM_ROTATION_LUA). Only a rotation whose
+ * answer never reached the gateway keeps its predecessor answerable (with the same successor)
+ * until the successor is first used.
  */
 import type { RefreshRotation, RotationOutcome } from "./refresh-rotation.js";
 import { ttlToMillis } from "./validate.js";
@@ -13,7 +21,8 @@ import { ttlToMillis } from "./validate.js";
 /**
  * KEYS: family, sealed successor, rotated mark of the presented token.
  * ARGV: presented hash, successor hash, sealed successor ('' = none), successor issued_at (s),
- *       now (ms), family and mark TTL (ms, '0' = none), grace (ms, '0' = no window).
+ *       now (ms), family and mark TTL (ms, '0' = none), sealed successor TTL until the
+ *       rotation is confirmed (ms, '0' = none; '' = no grace window at all).
  */
 export const ROTATE_REFRESH_LUA = `
 local function setWithTtl(key, value, ms)
@@ -28,10 +37,10 @@ if family.current == presented then
   local nextFamily = { current = ARGV[2], previous = presented, issued_at = tonumber(ARGV[4]), rotated_at = now }
   setWithTtl(KEYS[1], cjson.encode(nextFamily), ARGV[6])
   setWithTtl(KEYS[3], cjson.encode({ at = now }), ARGV[6])
-  if tonumber(ARGV[7]) > 0 then
+  if ARGV[7] ~= '' then
     local successor = { ['for'] = presented }
     if ARGV[3] ~= '' then successor.sealed = ARGV[3] end
-    redis.call('SET', KEYS[2], cjson.encode(successor), 'PX', ARGV[7])
+    setWithTtl(KEYS[2], cjson.encode(successor), ARGV[7])
   else
     redis.call('DEL', KEYS[2])
   end
@@ -53,16 +62,27 @@ if family.previous == presented or redis.call('EXISTS', KEYS[3]) == 1 then
 end
 return {'unknown'}`;
 
-/** The script's arguments, in order. */
+/**
+ * Once the gateway has the "rotated" reply: the sealed successor of `presented` is kept for the
+ * grace window from now, no longer. KEYS: sealed successor. ARGV: presented hash, grace (ms).
+ */
+export const CONFIRM_ROTATION_LUA = `
+local raw = redis.call('GET', KEYS[1])
+if raw and cjson.decode(raw)['for'] == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+
+/** The rotation script's arguments, in order. */
 export function rotateRefreshArgs(r: RefreshRotation, now: number): string[] {
+  const ttl = String(ttlToMillis(r.ttlSeconds) ?? 0);
   return [
     r.presented,
     r.successor,
     r.sealedSuccessor ?? "",
     String(r.issuedAt),
     String(now),
-    String(ttlToMillis(r.ttlSeconds) ?? 0),
-    String(ttlToMillis(r.graceSeconds) ?? 0),
+    ttl,
+    // Until confirmed, as long as the family (see the file comment).
+    (ttlToMillis(r.graceSeconds) ?? 0) > 0 ? ttl : "",
   ];
 }
 

@@ -19,7 +19,12 @@ import {
   type RedisStoreOptions,
   unavailableError,
 } from "./redis-client.js";
-import { parseRotateReply, ROTATE_REFRESH_LUA, rotateRefreshArgs } from "./redis-rotation.js";
+import {
+  CONFIRM_ROTATION_LUA,
+  parseRotateReply,
+  ROTATE_REFRESH_LUA,
+  rotateRefreshArgs,
+} from "./redis-rotation.js";
 import {
   FAMILY_NS,
   familyKey,
@@ -49,6 +54,7 @@ const SCAN_COUNT = 500;
 type WithScripts = {
   mcpgwIncr(key: string, ttlMs: number): Promise<number>;
   mcpgwRotateRefresh(family: string, next: string, rotated: string, ...args: string[]): Promise<unknown>;
+  mcpgwConfirmRotation(next: string, presented: string, graceMs: string): Promise<unknown>;
 };
 
 /** Escapes Redis glob metacharacters so a prefix matches literally in SCAN MATCH. */
@@ -75,6 +81,7 @@ export class RedisStore implements Store {
     this.prefix = opts.key_prefix ?? "mcpgw:";
     client.defineCommand("mcpgwIncr", { numberOfKeys: 1, lua: INCR_WITH_EXPIRY });
     client.defineCommand("mcpgwRotateRefresh", { numberOfKeys: 3, lua: ROTATE_REFRESH_LUA });
+    client.defineCommand("mcpgwConfirmRotation", { numberOfKeys: 1, lua: CONFIRM_ROTATION_LUA });
   }
 
   /**
@@ -191,15 +198,23 @@ export class RedisStore implements Store {
   }
 
   async rotateRefresh(rotation: RefreshRotation): Promise<RotationOutcome> {
+    const next = this.k(NEXT_NS, nextKey(rotation.sid));
     const reply = await this.call(
       this.scripts.mcpgwRotateRefresh(
         this.k(FAMILY_NS, familyKey(rotation.sid)),
-        this.k(NEXT_NS, nextKey(rotation.sid)),
+        next,
         this.k(ROTATED_NS, rotatedKey(rotation.sid, rotation.presented)),
         ...rotateRefreshArgs(rotation, Date.now()),
       ),
     );
-    return parseRotateReply(reply);
+    const outcome = parseRotateReply(reply);
+    const graceMs = ttlToMillis(rotation.graceSeconds);
+    if (outcome.outcome === "rotated" && graceMs !== undefined) {
+      // The reply is here: the window is the grace window from now (redis-rotation.ts). If this
+      // fails, the rotation stands and the successor stays answerable until it is used.
+      await this.scripts.mcpgwConfirmRotation(next, rotation.presented, String(graceMs)).catch(() => {});
+    }
+    return outcome;
   }
 
   async close(): Promise<void> {

@@ -13,6 +13,11 @@
  *   refresh_rotated:{sid}:{hash}  {at}: a token of this family that was rotated   TTL refresh lifetime
  *   refresh_next:{sid}            {for, sealed?}: the successor of `previous`      TTL grace window
  *
+ * The grace window runs from the moment the rotating caller has the store's answer. A rotation
+ * whose answer was lost on its way back (Redis stopped right after running it) keeps its sealed
+ * successor until the successor is used, so the client's retry after the outage, with the only
+ * token it has, gets it (redis-rotation.ts); an SQLite transaction's outcome is never in doubt.
+ *
  * Hashes are SHA-256 of the token (base64url). `sealed` is the successor token under
  * AES-256-GCM, so the grace window can hand it out again; the store never sees it in clear.
  */
@@ -68,7 +73,7 @@ export interface RefreshRotation {
   issuedAt: number;
   /** Lifetime of the family and of the rotated mark. */
   ttlSeconds: number;
-  /** How long a repeat of the predecessor is answered with the same successor; 0 = never. */
+  /** How long a repeat of the predecessor is answered with the same successor, from the answer; 0 = never. */
   graceSeconds: number;
 }
 
