@@ -3,14 +3,13 @@
  * the rotation is one transaction that takes the file's write lock (BEGIN IMMEDIATE), so the
  * processes see one chain per grant, as two instances on one Redis do (scale-out.test.ts).
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { LocalUsers } from "../../src/idp/local.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import { CLI_BUILT, type GatewayProcess, startGatewayProcess } from "../support/gateway-process.js";
-import { freePort } from "../support/upstream.js";
+import { BUILT, type ServeProcess, startServe } from "../e2e/serve-process.js";
 import { LOGIN, SERVICES } from "./helpers.js";
 import {
   type Pair,
@@ -20,11 +19,11 @@ import {
   twoRotationsOldEndsTheGrant,
 } from "./rotation-scenarios.js";
 
-describe.skipIf(!CLI_BUILT && process.env.CI !== "true")(
+describe.skipIf(!BUILT && process.env.CI !== "true")(
   "two gateway processes on one SQLite file (run `npm run build` first)",
   () => {
     let dataDir: string;
-    const processes: GatewayProcess[] = [];
+    const processes: ServeProcess[] = [];
     let pair: Pair;
 
     beforeAll(async () => {
@@ -32,18 +31,21 @@ describe.skipIf(!CLI_BUILT && process.env.CI !== "true")(
       const seed = new SqliteStore(join(dataDir, "gateway.db"));
       await new LocalUsers(seed).add(LOGIN.username, LOGIN.password, "alice@example.com");
       await seed.close();
-      // One issuer for both, as behind a load balancer: the first process's address.
-      const publicPort = await freePort();
-      const tree = {
-        ...SERVICES,
-        ...SEALING,
-        data_dir: dataDir,
-        public_url: `http://127.0.0.1:${publicPort}`,
-      };
-      const first = await startGatewayProcess({ ...tree, port: publicPort });
-      processes.push(first);
-      processes.push(await startGatewayProcess(tree));
-      pair = processes as unknown as Pair;
+      const config = join(dataDir, "gateway.yaml");
+      // JSON is YAML.
+      writeFileSync(
+        config,
+        JSON.stringify({ ...SERVICES, ...SEALING, data_dir: dataDir, log_level: "warn" }),
+      );
+      const args = ["--config", config, "--no-builtins"];
+      const first = await startServe({ cwd: dataDir, args });
+      // One issuer for both, as behind a load balancer: the first process's.
+      const second = await startServe({
+        cwd: dataDir,
+        args: [...args, "--public-url", `http://localhost:${first.port}`],
+      });
+      processes.push(first, second);
+      pair = [{ url: first.base }, { url: second.base }];
     });
     afterAll(async () => {
       for (const p of processes) await p.stop();
