@@ -81,7 +81,17 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
 
   const upstreams = await startServiceUpstreams(config, app.log);
   const audit = logAudit(app.log.child({ component: "audit" }));
-  const as = new AuthorizationServer({ config, store, keys, revocations, resources, idp, audit });
+  const as = new AuthorizationServer({
+    config,
+    store,
+    keys,
+    revocations,
+    resources,
+    idp,
+    audit,
+    // Refresh successors are sealed under the same secret as the signing keys.
+    encryptionSecret: secret.value,
+  });
 
   app.addHook("onClose", async () => {
     await upstreams.close();

@@ -20,9 +20,6 @@ const { buildGateway } = (await import(dist("app.js"))) as typeof import("../../
 const { validateConfig } = (await import(
   dist("config/load.js")
 )) as typeof import("../../src/config/load.js");
-const { newSecret } = (await import(
-  dist("crypto/secrets.js")
-)) as typeof import("../../src/crypto/secrets.js");
 
 /** Long enough for any bench run: the token must not expire mid-scenario. */
 const BENCH_ACCESS_TTL_S = 3600;
@@ -72,15 +69,7 @@ if (seed > 0) {
       created_at: now,
       auth_time: now,
     });
-    const token = newSecret();
-    await gateway.as.grants.saveRefresh(token, {
-      sid,
-      client_id: clientId,
-      scope: [],
-      resources: [],
-      issued_at: now,
-    });
-    tokens.push(token);
+    tokens.push(await gateway.as.grants.refresh.start(sid));
   }
   const file = process.env.BENCH_TOKENS_FILE as string;
   writeFileSync(file, JSON.stringify(tokens));

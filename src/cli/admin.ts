@@ -32,8 +32,8 @@ const BACKUP_NAMESPACES = [
   "clients",
   "keys",
   "grants",
-  "refresh",
-  "refresh_used",
+  "refresh_family",
+  "refresh_rotated",
   "consents",
   "revoked",
 ];

@@ -71,6 +71,8 @@ const redisStore = z.strictObject({
   /** With `rediss://`: a client certificate and its key (PEM files), for servers that require one. */
   tls_cert: z.string().optional(),
   tls_key: z.string().optional(),
+  /** How long a command may wait for Redis's reply before the request answers 503 (0 = no limit). */
+  command_timeout: duration.default(2),
 });
 
 /**

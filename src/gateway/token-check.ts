@@ -3,6 +3,11 @@
  * per token string for a few seconds so repeat requests do no signature check; the revocation
  * list is consulted on every request through `Revocations.isRevoked`, whose own cache is what
  * bounds how long a revocation takes to bite (`tokens.revocation_cache`).
+ *
+ * While the store cannot answer, a token whose revocation verdict was read within that bound is
+ * still admitted from the cache, and no longer: the bound holds through an outage (a verdict is
+ * never stretched because the store is down), and past it the check throws
+ * StoreUnavailableError, which the subtree answers with 503.
  */
 import { canonicalResource } from "../config/resources.js";
 import type { AccessTokenClaims } from "../tokens/claims.js";

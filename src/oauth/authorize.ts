@@ -5,6 +5,7 @@
  * `state` and `iss` (RFC 9207).
  */
 import type { ResourceIndex } from "../config/resources.js";
+import { StoreUnavailableError } from "../store/errors.js";
 import type { ClientRecord } from "./clients.js";
 import { OAuthError } from "./errors.js";
 import { splitScope } from "./grants/grant.js";
@@ -75,6 +76,8 @@ export async function validateAuthorizationRequest(
   try {
     client = await deps.lookupClient(clientId);
   } catch (err) {
+    // An outage is not an unknown application: the subtree answers it with a 503 page.
+    if (err instanceof StoreUnavailableError) throw err;
     const reason =
       err instanceof OAuthError ? err.description : "The application's registration could not be read.";
     throw new AuthorizePageError("Unknown application", reason);

@@ -1,17 +1,18 @@
 /**
- * Authorization state that outlives one request: codes, grants and refresh tokens.
+ * Authorization state that outlives one request: codes, grants and their refresh tokens.
  * Bearer values are keyed by their SHA-256 hash; the raw value exists only in the response.
  *
  *   codes:{hash}         an unused authorization code            TTL code lifetime
  *   codes_used:{hash}    a redeemed code -> its grant (replay)    TTL code lifetime
  *   grants:{sid}         one login's grant (user, client, scope)  TTL refresh lifetime, renewed on refresh
- *   refresh:{hash}       a live refresh token                     TTL refresh lifetime
- *   refresh_used:{hash}  a rotated refresh token -> its grant     TTL refresh lifetime (reuse detection)
+ *
+ * Refresh tokens are one family per grant (refresh-tokens.ts, store/refresh-rotation.ts).
  */
 
 import { hashSecret } from "../crypto/secrets.js";
 import type { UserIdentity } from "../idp/idp.js";
 import type { Store } from "../store/store.js";
+import { type RefreshTokenOptions, RefreshTokens } from "./refresh-tokens.js";
 
 export interface AuthorizationCode {
   client_id: string;
@@ -35,6 +36,7 @@ export interface Grant {
   auth_time: number;
 }
 
+/** What a live refresh token stands for (introspection, revocation): its grant's client, scope and audience. */
 export interface RefreshToken {
   sid: string;
   client_id: string;
@@ -49,17 +51,25 @@ export interface UsedMark {
   at: number;
 }
 
-/** A rotated refresh token remembers what it carried, to serve a concurrent refresh in the grace window. */
-export interface UsedRefreshMark extends UsedMark, RefreshToken {}
-
 export class GrantStore {
+  readonly refresh: RefreshTokens;
+
   constructor(
     private readonly store: Store,
     private readonly ttl: { code: number; refresh: number },
-  ) {}
+    /** Rotation rules; the admin CLI, which never rotates, leaves them out. */
+    rotation: Omit<RefreshTokenOptions, "ttlSeconds"> = { graceSeconds: 0 },
+  ) {
+    this.refresh = new RefreshTokens(store, { ...rotation, ttlSeconds: ttl.refresh });
+  }
 
   saveCode(code: string, data: AuthorizationCode): Promise<void> {
     return this.store.put("codes", hashSecret(code), data as never, this.ttl.code);
+  }
+
+  /** The code's data without claiming it, to validate a redemption before anything is spent. */
+  async peekCode(code: string): Promise<AuthorizationCode | undefined> {
+    return (await this.store.get("codes", hashSecret(code))) as AuthorizationCode | undefined;
   }
 
   /**
@@ -89,7 +99,9 @@ export class GrantStore {
     return (await this.store.get("grants", sid)) as Grant | undefined;
   }
 
-  deleteGrant(sid: string): Promise<boolean> {
+  /** Forgets a grant and ends its refresh family. */
+  async deleteGrant(sid: string): Promise<boolean> {
+    await this.refresh.end(sid);
     return this.store.delete("grants", sid);
   }
 
@@ -97,42 +109,24 @@ export class GrantStore {
     return (await this.store.list("grants")).map((e) => e.value as unknown as Grant);
   }
 
-  saveRefresh(token: string, data: RefreshToken): Promise<void> {
-    return this.store.put("refresh", hashSecret(token), data as never, this.ttl.refresh);
-  }
-
+  /** The grant behind a live (current) refresh token; undefined for rotated, unknown or ended ones. */
   async peekRefresh(token: string): Promise<RefreshToken | undefined> {
-    return (await this.store.get("refresh", hashSecret(token))) as RefreshToken | undefined;
+    const presented = await this.refresh.inspect(token);
+    if (presented?.standing !== "current") return undefined;
+    const grant = await this.getGrant(presented.sid);
+    if (!grant) return undefined;
+    return {
+      sid: grant.sid,
+      client_id: grant.client_id,
+      scope: grant.scope,
+      resources: grant.resources,
+      issued_at: presented.currentIssuedAt,
+    };
   }
 
-  /** Single use: rotation takes the token; a second taker gets nothing. */
-  async takeRefresh(token: string): Promise<RefreshToken | undefined> {
-    return (await this.store.take("refresh", hashSecret(token))) as RefreshToken | undefined;
-  }
-
-  /**
-   * Rotation's single use, as claimCode: of concurrent refreshes on any instance exactly one
-   * gets the token's data; the others find the used mark (with the time of the rotation, which
-   * the grace window runs from).
-   */
-  async claimRefresh(token: string): Promise<RefreshToken | undefined> {
-    const key = hashSecret(token);
-    const data = (await this.store.get("refresh", key)) as RefreshToken | undefined;
-    if (!data) return undefined;
-    const mark: UsedRefreshMark = { ...data, at: Date.now() };
-    if (!(await this.store.putIfAbsent("refresh_used", key, mark as never, this.ttl.refresh)))
-      return undefined;
-    await this.store.delete("refresh", key);
-    return data;
-  }
-
-  /** Undoes claimRefresh for a refused request: the token is live again and unmarked. */
-  async releaseRefresh(token: string, data: RefreshToken): Promise<void> {
-    await this.saveRefresh(token, data);
-    await this.store.delete("refresh_used", hashSecret(token));
-  }
-
-  async usedRefresh(token: string): Promise<UsedRefreshMark | undefined> {
-    return (await this.store.get("refresh_used", hashSecret(token))) as UsedRefreshMark | undefined;
+  /** Ends the family of a refresh token (after its grant was revoked). */
+  async takeRefresh(token: string): Promise<void> {
+    const presented = await this.refresh.inspect(token);
+    if (presented) await this.refresh.end(presented.sid);
   }
 }

@@ -1,13 +1,13 @@
 /**
- * The one place tokens are minted: an RFC 9068 JWT access token and, when the client may
- * refresh, a rotating opaque refresh token stored by hash under the grant.
+ * The one place access tokens are minted (RFC 9068 JWTs), and the response they go out in,
+ * with the refresh token the grant handler already stored (refresh-tokens.ts): the response is
+ * assembled after every store write, so nothing here can fail half-way through one.
  */
 import { randomUUID } from "node:crypto";
 import { SignJWT } from "jose";
-import { newSecret } from "../crypto/secrets.js";
 import type { Audit } from "../ops/audit.js";
 import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from "../tokens/claims.js";
-import type { Grant, GrantStore } from "./grant-store.js";
+import type { Grant } from "./grant-store.js";
 import type { KeyRing } from "./keys.js";
 
 export interface TokenResponse {
@@ -25,30 +25,19 @@ export interface IssueRequest {
   /** Scope and audience of this token: equal to or narrower than the grant's. */
   scope: string[];
   resources: string[];
-  withRefreshToken: boolean;
-  /** A rotated refresh token keeps its predecessor's scope even when this access token is narrower (RFC 6749 §6). */
-  refreshScope?: string[];
-  refreshResources?: string[];
+  /** The grant's refresh token to hand out (already stored), if the client may refresh. */
+  refreshToken?: string;
 }
 
 export class TokenIssuer {
   constructor(
     private readonly keys: KeyRing,
-    private readonly grants: GrantStore,
     private readonly issuer: string,
     private readonly accessTtlSeconds: number,
     private readonly audit: Audit,
   ) {}
 
-  async issue({
-    grantType,
-    grant,
-    scope,
-    resources,
-    withRefreshToken,
-    refreshScope,
-    refreshResources,
-  }: IssueRequest): Promise<TokenResponse> {
+  async issue({ grantType, grant, scope, resources, refreshToken }: IssueRequest): Promise<TokenResponse> {
     const now = Math.floor(Date.now() / 1000);
     const { kid, alg, key } = this.keys.signingKey();
     const { user } = grant;
@@ -80,19 +69,7 @@ export class TokenIssuer {
       expires_in: this.accessTtlSeconds,
       ...(scope.length ? { scope: scope.join(" ") } : {}),
     };
-    if (withRefreshToken) {
-      const refreshToken = newSecret();
-      await this.grants.saveRefresh(refreshToken, {
-        sid: grant.sid,
-        client_id: grant.client_id,
-        scope: refreshScope ?? scope,
-        resources: refreshResources ?? resources,
-        issued_at: now,
-      });
-      // Sliding lifetime: the grant lives as long as its newest refresh token.
-      await this.grants.saveGrant(grant);
-      response.refresh_token = refreshToken;
-    }
+    if (refreshToken !== undefined) response.refresh_token = refreshToken;
     this.audit.emit({
       type: "token.issued",
       grant_type: grantType,

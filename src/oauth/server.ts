@@ -36,6 +36,12 @@ export interface AuthorizationServerParts {
   resources: ResourceIndex;
   idp: IdentityProvider;
   audit?: Audit;
+  /**
+   * The sealing secret for the successor a refresh repeat gets inside the grace window: the one
+   * the signing keys are sealed with. Default `keys.encryption_secret`; without any, a repeat
+   * inside the window is refused instead of served (refresh-tokens.ts).
+   */
+  encryptionSecret?: string;
 }
 
 export class AuthorizationServer {
@@ -73,7 +79,14 @@ export class AuthorizationServer {
       if (this.documents?.isDocumentUrl(id)) return this.documents.resolve(id);
       return this.clients.get(id);
     };
-    this.grants = new GrantStore(store, { code: config.tokens.code_ttl, refresh: config.tokens.refresh_ttl });
+    this.grants = new GrantStore(
+      store,
+      { code: config.tokens.code_ttl, refresh: config.tokens.refresh_ttl },
+      {
+        graceSeconds: config.tokens.refresh_reuse_grace,
+        sealingSecret: parts.encryptionSecret ?? config.keys.encryption_secret,
+      },
+    );
     this.interactions = new Interactions(store, {
       // A person needs time to sign in, however short-lived the codes are.
       pending: Math.max(config.tokens.code_ttl * 2, PENDING_MIN_SECONDS),
@@ -82,7 +95,7 @@ export class AuthorizationServer {
     });
     this.revoker = new Revoker(store, revocations, this.grants, this.audit);
     this.endGrant = this.revoker.endGrant;
-    const minter = new TokenIssuer(keys, this.grants, this.issuer, config.tokens.access_ttl, this.audit);
+    const minter = new TokenIssuer(keys, this.issuer, config.tokens.access_ttl, this.audit);
     this.registrar = new Registrar(
       this.clients,
       {
@@ -97,13 +110,8 @@ export class AuthorizationServer {
     this.tokenEndpoint = new TokenEndpoint(
       [
         new AuthorizationCodeGrant(this.grants, minter, this.endGrant),
-        new RefreshTokenGrant(
-          this.grants,
-          minter,
-          revocations,
-          this.endGrant,
-          config.tokens.refresh_reuse_grace,
-          (user) => idp.checkAccess(user),
+        new RefreshTokenGrant(this.grants, minter, revocations, this.endGrant, (user) =>
+          idp.checkAccess(user),
         ),
       ],
       this.lookupClient,

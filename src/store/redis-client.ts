@@ -3,12 +3,25 @@
  * `rediss://` = TLS), Sentinel or Cluster, from the config's `store.redis` section.
  *
  * Start-up fails fast with one line when Redis cannot be reached; once connected, the client
- * reconnects with backoff for the life of the process.
+ * reconnects for the life of the process. During an outage a command fails within about one
+ * reconnect interval instead of waiting for Redis (the request answers 503 and the client
+ * retries), and the first command after Redis is back succeeds within one interval (500 ms):
+ *
+ *   maxRetriesPerRequest 0            a queued or in-flight command fails at the next failed
+ *                                     connection attempt (MaxRetriesPerRequestError)
+ *   autoResendUnfulfilledCommands off a command whose reply was lost is never sent twice: a
+ *                                     rotation or a GETDEL run twice would not be the same
+ *   commandTimeout (store.redis.command_timeout, default 2 s)
+ *                                     a server that accepts the connection but does not answer
+ *                                     (stopped, partitioned, overloaded) fails the command too
+ *
+ * Whatever the client throws for a server it cannot use becomes StoreUnavailableError.
  */
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { ConnectionOptions } from "node:tls";
-import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { Cluster, Redis, type RedisOptions, ReplyError } from "ioredis";
+import { StoreUnavailableError } from "./errors.js";
 
 /** The config's `store.redis` section, plus knobs for tests and embedding. */
 export interface RedisStoreOptions {
@@ -31,17 +44,48 @@ export interface RedisStoreOptions {
   tls_key?: string;
   /** Start-up connect timeout in milliseconds (default 5000). */
   connect_timeout_ms?: number;
+  /** Seconds a command may wait for its reply before it fails (default 2; 0 = no limit). */
+  command_timeout?: number;
   /** Called with connection errors after start-up (ioredis keeps reconnecting meanwhile). */
   onError?: (err: Error) => void;
 }
 
 export type RedisClient = Redis | Cluster;
 
-/** Reconnect backoff after start-up: 100 ms, 200 ms, … capped at 2 s, forever. */
-const backoff = (attempt: number) => Math.min(attempt * 100, 2_000);
+/**
+ * Reconnect interval after start-up: 50 ms, 100 ms, … capped at 500 ms, forever. The cap is
+ * how long after Redis comes back the gateway may still answer 503; a refused connection
+ * attempt on a dead server costs next to nothing.
+ */
+const backoff = (attempt: number) => Math.min(attempt * 50, 500);
 
-/** A command waits for at most this many reconnect attempts before it fails (no endless hang). */
-const MAX_RETRIES_PER_REQUEST = 3;
+/** Commands fail at the first failed reconnect attempt rather than waiting out an outage. */
+const MAX_RETRIES_PER_REQUEST = 0;
+
+const DEFAULT_COMMAND_TIMEOUT_S = 2;
+
+/**
+ * Error replies that mean "this server cannot serve now" rather than "this command is wrong":
+ * still loading its data, busy with a script, a cluster or failover in progress, out of memory,
+ * refusing writes after a failed save, or credentials that no longer work.
+ */
+const UNAVAILABLE_REPLY =
+  /^(LOADING|BUSY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|READONLY|OOM|MISCONF|NOREPLICAS|NOAUTH|WRONGPASS)\b/;
+
+/**
+ * What a failed client call means for the gateway: any error that is not a reply from a
+ * working server (connection closed or refused, retries exhausted, command timed out, no
+ * cluster node reachable) and the replies above are StoreUnavailableError. Other error
+ * replies are bugs and stay as they are.
+ */
+export function unavailableError(err: unknown): unknown {
+  if (err instanceof StoreUnavailableError || !(err instanceof Error)) return err;
+  if (err instanceof ReplyError && !UNAVAILABLE_REPLY.test(err.message)) return err;
+  return new StoreUnavailableError(`the Redis store cannot answer: ${oneLine(err)}`, {
+    cause: err,
+    retryAfterSeconds: 1,
+  });
+}
 
 function hostPort(spec: string): { host: string; port: number } {
   const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(spec.trim());
@@ -95,11 +139,21 @@ function tlsOptions(opts: RedisStoreOptions, host?: string): ConnectionOptions |
 }
 
 /** ioredis options for a standalone or Sentinel connection. */
+/** Per-connection behaviour in an outage (see the file comment), for every kind of deployment. */
+function outageOptions(opts: RedisStoreOptions): RedisOptions {
+  const seconds = opts.command_timeout ?? DEFAULT_COMMAND_TIMEOUT_S;
+  return {
+    maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
+    autoResendUnfulfilledCommands: false,
+    ...(seconds > 0 ? { commandTimeout: seconds * 1000 } : {}),
+  };
+}
+
 function standaloneOptions(opts: RedisStoreOptions, timeout: number): RedisOptions {
   const base: RedisOptions = {
     lazyConnect: true,
     connectTimeout: timeout,
-    maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
+    ...outageOptions(opts),
     enableAutoPipelining: true,
   };
   if (opts.sentinels?.length) {
@@ -167,7 +221,7 @@ export async function connectRedis(opts: RedisStoreOptions): Promise<RedisClient
       maxRedirections: 16,
       redisOptions: {
         connectTimeout: timeout,
-        maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
+        ...outageOptions(opts),
         password: opts.password,
         tls: tlsOptions(opts),
       },

@@ -5,10 +5,36 @@
  * Key layout: `{key_prefix}{ns}:{key}` (default prefix `mcpgw:`), value = the JSON text, expiry
  * = a native Redis TTL (PX), so expired state disappears on its own. Atomic operations map to
  * single commands: take = GETDEL, putIfAbsent = SET NX, incr = a 3-line Lua script (INCR, and
- * PEXPIRE when the counter has no TTL yet).
+ * PEXPIRE when the counter has no TTL yet); the refresh rotation is one Lua script over the
+ * keys of one grant (redis-rotation.ts).
+ *
+ * A server that cannot answer (unreachable, timing out, loading, failing over) makes every
+ * operation throw {@link StoreUnavailableError} quickly (redis-client.ts sets how quickly).
  */
 import type { Cluster, Redis } from "ioredis";
-import { connectRedis, describeRedis, type RedisClient, type RedisStoreOptions } from "./redis-client.js";
+import {
+  connectRedis,
+  describeRedis,
+  type RedisClient,
+  type RedisStoreOptions,
+  unavailableError,
+} from "./redis-client.js";
+import {
+  CONFIRM_ROTATION_LUA,
+  parseRotateReply,
+  ROTATE_REFRESH_LUA,
+  rotateRefreshArgs,
+} from "./redis-rotation.js";
+import {
+  FAMILY_NS,
+  familyKey,
+  NEXT_NS,
+  nextKey,
+  type RefreshRotation,
+  ROTATED_NS,
+  type RotationOutcome,
+  rotatedKey,
+} from "./refresh-rotation.js";
 import type { Entry, Json, Store } from "./store.js";
 import { assertNamespace, ttlToMillis } from "./validate.js";
 
@@ -25,7 +51,11 @@ return n`;
 /** Keys fetched per SCAN step. */
 const SCAN_COUNT = 500;
 
-type WithIncr = { mcpgwIncr(key: string, ttlMs: number): Promise<number> };
+type WithScripts = {
+  mcpgwIncr(key: string, ttlMs: number): Promise<number>;
+  mcpgwRotateRefresh(family: string, next: string, rotated: string, ...args: string[]): Promise<unknown>;
+  mcpgwConfirmRotation(next: string, presented: string, graceMs: string): Promise<unknown>;
+};
 
 /** Escapes Redis glob metacharacters so a prefix matches literally in SCAN MATCH. */
 function globEscape(text: string): string {
@@ -50,6 +80,8 @@ export class RedisStore implements Store {
     this.location = describeRedis(opts);
     this.prefix = opts.key_prefix ?? "mcpgw:";
     client.defineCommand("mcpgwIncr", { numberOfKeys: 1, lua: INCR_WITH_EXPIRY });
+    client.defineCommand("mcpgwRotateRefresh", { numberOfKeys: 3, lua: ROTATE_REFRESH_LUA });
+    client.defineCommand("mcpgwConfirmRotation", { numberOfKeys: 1, lua: CONFIRM_ROTATION_LUA });
   }
 
   /**
@@ -65,12 +97,25 @@ export class RedisStore implements Store {
     return `${this.prefix}${ns}:${key}`;
   }
 
+  private get scripts(): WithScripts {
+    return this.client as unknown as WithScripts;
+  }
+
+  /** Awaits one client call, turning "Redis cannot answer" into StoreUnavailableError. */
+  private async call<T>(reply: Promise<T>): Promise<T> {
+    try {
+      return await reply;
+    } catch (err) {
+      throw unavailableError(err);
+    }
+  }
+
   private get isCluster(): boolean {
     return "nodes" in this.client && typeof (this.client as Cluster).nodes === "function";
   }
 
   async get<T extends Json>(ns: string, key: string): Promise<T | undefined> {
-    return parse<T>(await this.client.get(this.k(ns, key)));
+    return parse<T>(await this.call(this.client.get(this.k(ns, key))));
   }
 
   async getMany<T extends Json>(ns: string, keys: string[]): Promise<Array<T | undefined>> {
@@ -79,8 +124,8 @@ export class RedisStore implements Store {
     // On Cluster the keys may live in different slots, where MGET fails (CROSSSLOT); single
     // GETs are batched per node by auto-pipelining instead.
     const texts = this.isCluster
-      ? await Promise.all(full.map((key) => this.client.get(key)))
-      : await this.client.mget(full);
+      ? await this.call(Promise.all(full.map((key) => this.client.get(key))))
+      : await this.call(this.client.mget(full));
     return texts.map((text) => parse<T>(text));
   }
 
@@ -88,27 +133,25 @@ export class RedisStore implements Store {
     const full = this.k(ns, key);
     const ms = ttlToMillis(ttlSeconds);
     const text = JSON.stringify(value);
-    if (ms === undefined) await this.client.set(full, text);
-    else await this.client.set(full, text, "PX", ms);
+    await this.call(ms === undefined ? this.client.set(full, text) : this.client.set(full, text, "PX", ms));
   }
 
   async putIfAbsent(ns: string, key: string, value: Json, ttlSeconds?: number): Promise<boolean> {
     const full = this.k(ns, key);
     const ms = ttlToMillis(ttlSeconds);
     const text = JSON.stringify(value);
-    const reply =
-      ms === undefined
-        ? await this.client.set(full, text, "NX")
-        : await this.client.set(full, text, "PX", ms, "NX");
+    const reply = await this.call(
+      ms === undefined ? this.client.set(full, text, "NX") : this.client.set(full, text, "PX", ms, "NX"),
+    );
     return reply === "OK";
   }
 
   async take<T extends Json>(ns: string, key: string): Promise<T | undefined> {
-    return parse<T>(await this.client.getdel(this.k(ns, key)));
+    return parse<T>(await this.call(this.client.getdel(this.k(ns, key))));
   }
 
   async delete(ns: string, key: string): Promise<boolean> {
-    return (await this.client.del(this.k(ns, key))) > 0;
+    return (await this.call(this.client.del(this.k(ns, key)))) > 0;
   }
 
   async list<T extends Json>(ns: string, prefix = ""): Promise<Array<Entry<T>>> {
@@ -119,18 +162,20 @@ export class RedisStore implements Store {
     for (const node of nodes) {
       let cursor = "0";
       do {
-        const [next, batch] = await node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT);
+        const [next, batch] = await this.call(node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT));
         for (const key of batch) keys.add(key);
         cursor = next;
       } while (cursor !== "0");
     }
     const sorted = [...keys].sort();
     // Values and TTLs in one pipelined batch; a key that expired since SCAN is skipped.
-    const rows = await Promise.all(
-      sorted.map(async (full) => {
-        const [text, pttl] = await Promise.all([this.client.get(full), this.client.pttl(full)]);
-        return { full, text, pttl };
-      }),
+    const rows = await this.call(
+      Promise.all(
+        sorted.map(async (full) => {
+          const [text, pttl] = await Promise.all([this.client.get(full), this.client.pttl(full)]);
+          return { full, text, pttl };
+        }),
+      ),
     );
     const now = Date.now();
     const entries: Array<Entry<T>> = [];
@@ -145,11 +190,31 @@ export class RedisStore implements Store {
 
   async incr(ns: string, key: string, ttlSeconds: number): Promise<number> {
     const ms = ttlToMillis(ttlSeconds) ?? 0;
-    return Number(await (this.client as unknown as WithIncr).mcpgwIncr(this.k(ns, key), ms));
+    return Number(await this.call(this.scripts.mcpgwIncr(this.k(ns, key), ms)));
   }
 
   async ping(): Promise<void> {
-    await this.client.ping();
+    await this.call(this.client.ping());
+  }
+
+  async rotateRefresh(rotation: RefreshRotation): Promise<RotationOutcome> {
+    const next = this.k(NEXT_NS, nextKey(rotation.sid));
+    const reply = await this.call(
+      this.scripts.mcpgwRotateRefresh(
+        this.k(FAMILY_NS, familyKey(rotation.sid)),
+        next,
+        this.k(ROTATED_NS, rotatedKey(rotation.sid, rotation.presented)),
+        ...rotateRefreshArgs(rotation, Date.now()),
+      ),
+    );
+    const outcome = parseRotateReply(reply);
+    const graceMs = ttlToMillis(rotation.graceSeconds);
+    if (outcome.outcome === "rotated" && graceMs !== undefined) {
+      // The reply is here: the window is the grace window from now (redis-rotation.ts). If this
+      // fails, the rotation stands and the successor stays answerable until it is used.
+      await this.scripts.mcpgwConfirmRotation(next, rotation.presented, String(graceMs)).catch(() => {});
+    }
+    return outcome;
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,11 @@
  *
  * Expired rows are invisible to every read (each statement filters on `expires_at`), and are
  * swept by an unref'd timer and on close. Single-statement writes (upsert, DELETE … RETURNING)
- * make `take`, `putIfAbsent` and `incr` atomic, also across processes sharing the file.
+ * make `take`, `putIfAbsent` and `incr` atomic, also across processes sharing the file; the
+ * refresh rotation is one `BEGIN IMMEDIATE` transaction (sqlite-rotation.ts).
+ *
+ * A database that cannot answer (locked past the busy timeout, disk full, I/O error) throws
+ * {@link StoreUnavailableError}; a statement that fails that way has changed nothing.
  *
  * The file is private to the gateway's user: its directory is created 0700, the database 0600
  * (SQLite gives its -wal and -shm files the database's mode), and an older, looser file is
@@ -15,6 +19,9 @@
 import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
+import { StoreUnavailableError } from "./errors.js";
+import type { RefreshRotation, RotationOutcome } from "./refresh-rotation.js";
+import { rotateRefreshRows, type SyncRows } from "./sqlite-rotation.js";
 import type { Entry, Json, Store } from "./store.js";
 import { assertNamespace, ttlToMillis } from "./validate.js";
 
@@ -39,6 +46,26 @@ CREATE INDEX IF NOT EXISTS kv_expires_at ON kv (expires_at) WHERE expires_at IS 
 `;
 
 type Row = { key: string; value: string; expires_at: number | null };
+
+/**
+ * SQLite result codes (primary code, extended ones share its prefix) that mean "cannot answer
+ * now", not "this call is wrong": the request is refused with 503 and may be retried.
+ */
+const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|NOMEM|PROTOCOL|READONLY|CORRUPT|NOTADB)/;
+
+/** A failure of the database itself as {@link StoreUnavailableError}; anything else unchanged. */
+function unavailable(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof Database.SqliteError && typeof code === "string" && UNAVAILABLE.test(code)) {
+    // A lock is released within moments; disk and I/O trouble needs an operator.
+    const retryAfterSeconds = /^SQLITE_(BUSY|LOCKED)/.test(code) ? 1 : 30;
+    return new StoreUnavailableError(`the SQLite store cannot answer (${code})`, {
+      cause: err,
+      retryAfterSeconds,
+    });
+  }
+  return err;
+}
 
 /** GLOB is case-sensitive (LIKE is not); bracket its metacharacters to match them literally. */
 function globPrefix(prefix: string): string {
@@ -108,6 +135,9 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly stmt: ReturnType<typeof prepareStatements>;
+  private readonly rotation: Database.Transaction<
+    (rotation: RefreshRotation, now: number) => RotationOutcome
+  >;
 
   constructor(path: string) {
     this.location = path === ":memory:" ? path : resolve(path);
@@ -119,71 +149,97 @@ export class SqliteStore implements Store {
     this.db.pragma("synchronous = NORMAL");
     this.db.exec(SCHEMA);
     this.stmt = prepareStatements(this.db);
+    const rows = this.rows();
+    this.rotation = this.db.transaction((rotation: RefreshRotation, now: number) =>
+      rotateRefreshRows(rows, rotation, now),
+    );
     this.sweepTimer = setInterval(() => this.sweepQuietly(), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
   }
 
   async get<T extends Json>(ns: string, key: string): Promise<T | undefined> {
-    assertNamespace(ns);
-    const row = this.stmt.get.get({ ns, key, now: Date.now() });
-    return row ? (JSON.parse(row.value) as T) : undefined;
-  }
-
-  async getMany<T extends Json>(ns: string, keys: string[]): Promise<Array<T | undefined>> {
-    assertNamespace(ns);
-    const now = Date.now();
-    return keys.map((key) => {
-      const row = this.stmt.get.get({ ns, key, now });
+    return this.guard(() => {
+      assertNamespace(ns);
+      const row = this.stmt.get.get({ ns, key, now: Date.now() });
       return row ? (JSON.parse(row.value) as T) : undefined;
     });
   }
 
+  async getMany<T extends Json>(ns: string, keys: string[]): Promise<Array<T | undefined>> {
+    return this.guard(() => {
+      assertNamespace(ns);
+      const now = Date.now();
+      return keys.map((key) => {
+        const row = this.stmt.get.get({ ns, key, now });
+        return row ? (JSON.parse(row.value) as T) : undefined;
+      });
+    });
+  }
+
   async put(ns: string, key: string, value: Json, ttlSeconds?: number): Promise<void> {
-    assertNamespace(ns);
-    this.stmt.put.run({ ns, key, value: JSON.stringify(value), exp: this.expiry(ttlSeconds) });
+    return this.guard(() => {
+      assertNamespace(ns);
+      this.stmt.put.run({ ns, key, value: JSON.stringify(value), exp: this.expiry(ttlSeconds) });
+    });
   }
 
   async putIfAbsent(ns: string, key: string, value: Json, ttlSeconds?: number): Promise<boolean> {
-    assertNamespace(ns);
-    const exp = this.expiry(ttlSeconds);
-    const info = this.stmt.putIfAbsent.run({ ns, key, value: JSON.stringify(value), exp, now: Date.now() });
-    return info.changes > 0;
+    return this.guard(() => {
+      assertNamespace(ns);
+      const exp = this.expiry(ttlSeconds);
+      const info = this.stmt.putIfAbsent.run({ ns, key, value: JSON.stringify(value), exp, now: Date.now() });
+      return info.changes > 0;
+    });
   }
 
   async take<T extends Json>(ns: string, key: string): Promise<T | undefined> {
-    assertNamespace(ns);
-    const row = this.stmt.take.get({ ns, key, now: Date.now() });
-    return row ? (JSON.parse(row.value) as T) : undefined;
+    return this.guard(() => {
+      assertNamespace(ns);
+      const row = this.stmt.take.get({ ns, key, now: Date.now() });
+      return row ? (JSON.parse(row.value) as T) : undefined;
+    });
   }
 
   async delete(ns: string, key: string): Promise<boolean> {
-    assertNamespace(ns);
-    // Deletes an expired row too, but reports only a live one as deleted.
-    const row = this.stmt.delete.get({ ns, key });
-    return row !== undefined && (row.expires_at === null || row.expires_at > Date.now());
+    return this.guard(() => {
+      assertNamespace(ns);
+      // Deletes an expired row too, but reports only a live one as deleted.
+      const row = this.stmt.delete.get({ ns, key });
+      return row !== undefined && (row.expires_at === null || row.expires_at > Date.now());
+    });
   }
 
   async list<T extends Json>(ns: string, prefix = ""): Promise<Array<Entry<T>>> {
-    assertNamespace(ns);
-    const now = Date.now();
-    const rows = prefix
-      ? this.stmt.listPrefix.all({ ns, now, glob: globPrefix(prefix) })
-      : this.stmt.listAll.all({ ns, now });
-    return rows.map((row) => {
-      const entry: Entry<T> = { key: row.key, value: JSON.parse(row.value) as T };
-      if (row.expires_at !== null) entry.expiresAt = row.expires_at;
-      return entry;
+    return this.guard(() => {
+      assertNamespace(ns);
+      const now = Date.now();
+      const rows = prefix
+        ? this.stmt.listPrefix.all({ ns, now, glob: globPrefix(prefix) })
+        : this.stmt.listAll.all({ ns, now });
+      return rows.map((row) => {
+        const entry: Entry<T> = { key: row.key, value: JSON.parse(row.value) as T };
+        if (row.expires_at !== null) entry.expiresAt = row.expires_at;
+        return entry;
+      });
     });
   }
 
   async incr(ns: string, key: string, ttlSeconds: number): Promise<number> {
-    assertNamespace(ns);
-    const row = this.stmt.incr.get({ ns, key, exp: this.expiry(ttlSeconds), now: Date.now() });
-    return Number(row?.value);
+    return this.guard(() => {
+      assertNamespace(ns);
+      const row = this.stmt.incr.get({ ns, key, exp: this.expiry(ttlSeconds), now: Date.now() });
+      return Number(row?.value);
+    });
   }
 
   async ping(): Promise<void> {
-    this.stmt.ping.get();
+    return this.guard(() => {
+      this.stmt.ping.get();
+    });
+  }
+
+  async rotateRefresh(rotation: RefreshRotation): Promise<RotationOutcome> {
+    return this.guard(() => this.rotation.immediate(rotation, Date.now()));
   }
 
   async close(): Promise<void> {
@@ -204,6 +260,31 @@ export class SqliteStore implements Store {
     } catch {
       // A busy database skips one sweep; expired rows stay invisible until the next.
     }
+  }
+
+  /** Runs one store operation, turning a database that cannot answer into StoreUnavailableError. */
+  private guard<T>(operation: () => T): T {
+    try {
+      return operation();
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /** Live-row access for code that runs inside a transaction. */
+  private rows(): SyncRows {
+    return {
+      get: <T>(ns: string, key: string) => {
+        const row = this.stmt.get.get({ ns, key, now: Date.now() });
+        return row ? (JSON.parse(row.value) as T) : undefined;
+      },
+      put: (ns, key, value, ttlSeconds) => {
+        this.stmt.put.run({ ns, key, value: JSON.stringify(value), exp: this.expiry(ttlSeconds) });
+      },
+      delete: (ns, key) => {
+        this.stmt.delete.run({ ns, key });
+      },
+    };
   }
 
   private expiry(ttlSeconds: number | undefined): number | null {

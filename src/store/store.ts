@@ -7,6 +7,8 @@
  * documented in STORAGE.md. Domain code does not use this directly but through the typed
  * repositories in repos.ts.
  */
+import type { RefreshRotationStore } from "./refresh-rotation.js";
+
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
 
 export interface Entry<T> {
@@ -16,7 +18,12 @@ export interface Entry<T> {
   expiresAt?: number;
 }
 
-export interface Store {
+/**
+ * Every method throws {@link StoreUnavailableError} (errors.ts) when the engine cannot answer
+ * (unreachable, timed out, locked, out of disk); an operation that throws it changed nothing,
+ * or, for a lost reply, exactly what it would have changed had it answered.
+ */
+export interface Store extends RefreshRotationStore {
   /** "sqlite" or "redis", for logs and `doctor`. */
   readonly kind: string;
   /** Where the data lives, for the start-up banner (a file path or a redacted URL). */

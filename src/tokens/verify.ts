@@ -7,6 +7,7 @@
  * caller's: they depend on where the token is used.
  */
 import { type JWTHeaderParameters, errors as joseErrors, jwtVerify } from "jose";
+import { StoreUnavailableError } from "../store/errors.js";
 import { ACCESS_TOKEN_TYP, type AccessTokenClaims, SIGNING_ALGORITHMS } from "./claims.js";
 import type { VerificationKeys } from "./key-set.js";
 
@@ -54,6 +55,9 @@ export async function verifyAccessToken(
     });
     claims = payload as unknown as AccessTokenClaims;
   } catch (err) {
+    // The key set could not be read (an unknown kid reloads it): the token is not invalid, the
+    // store is down, and the caller answers 503.
+    if (err instanceof StoreUnavailableError) throw err;
     throw new InvalidAccessToken(describe(err));
   }
   const shapeError = checkShape(claims) ?? checkIssueTime(claims, options.ignoreExpiry === true);

@@ -18,6 +18,9 @@ import {
   tokenRequest,
 } from "../support/oauth-client.js";
 
+/** Any running gateway (in this process or its own): only its URL is needed. */
+export type AtUrl = Pick<RunningGateway, "url">;
+
 export const LOGIN = { username: "alice", password: "correct horse battery" };
 
 /** Two services: `notes` with two scopes (narrowing tests), `files` with one. */
@@ -84,7 +87,7 @@ export function basicOf(client: RegisteredClient): { id: string; secret: string 
 
 /** Runs /authorize -> login -> consent in a fresh browser; returns the code and its verifier. */
 export async function obtainCode(
-  gw: RunningGateway,
+  gw: AtUrl,
   client: RegisteredClient,
   params: Omit<AuthorizeParams, "client_id" | "code_challenge"> = {},
 ): Promise<{ code: string; verifier: string }> {
@@ -102,7 +105,7 @@ export async function obtainCode(
 
 /** Redeems a code at /token; `basic` for confidential clients. */
 export function redeem(
-  gw: RunningGateway,
+  gw: AtUrl,
   client: RegisteredClient,
   { code, verifier }: { code: string; verifier: string },
   extra: Record<string, string | string[]> = {},
@@ -121,7 +124,7 @@ export function redeem(
 
 /** The whole flow: a code and then tokens (asserting success), for tests about what comes after. */
 export async function obtainTokens(
-  gw: RunningGateway,
+  gw: AtUrl,
   client: RegisteredClient,
   params: Omit<AuthorizeParams, "client_id" | "code_challenge"> = {},
 ): Promise<{ access_token: string; refresh_token: string; scope?: string }> {
@@ -132,7 +135,7 @@ export async function obtainTokens(
 
 /** A refresh grant for `client`. */
 export function refresh(
-  gw: RunningGateway,
+  gw: AtUrl,
   client: RegisteredClient,
   refreshToken: string,
   extra: Record<string, string | string[]> = {},

@@ -1,73 +1,101 @@
 /**
  * Two gateway instances on one store (a shared Redis, or one SQLite file), as a scaled-out
- * deployment runs them: a refresh token rotates exactly once whichever instance sees it, and
- * the reuse rules hold across instances, not only within one.
+ * deployment runs them: a refresh token rotates exactly once whichever instance sees it, the
+ * grace window hands out the same successor (never a second chain), and the reuse rules hold
+ * across instances, not only within one. The same scenarios run over two processes on one
+ * SQLite file in rotation-processes.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, it } from "vitest";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { registerClient } from "../support/oauth-client.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
 import { addLocalUser, expectFamilyEnded, obtainTokens, refresh, SERVICES, STORES } from "./helpers.js";
+import {
+  type Pair,
+  refreshStorm,
+  replayOnTheOtherGateway,
+  SEALING,
+  stormServesOneSuccessor,
+  stormWithoutSealing,
+  twoRotationsOldEndsTheGrant,
+} from "./rotation-scenarios.js";
 
-/** A second instance sharing `first`'s store and issuer. */
-function secondInstance(first: RunningGateway, redis: TestRedis | undefined): Promise<RunningGateway> {
+/** A second instance sharing `first`'s store, issuer and config. */
+function secondInstance(
+  first: RunningGateway,
+  tree: Record<string, unknown>,
+  redis: TestRedis | undefined,
+): Promise<RunningGateway> {
   const shared = redis
     ? { store: { type: "redis", redis: { url: redis.url, key_prefix: `t${first.port}:` } } }
     : {};
   return startFullGateway(
-    { ...SERVICES, tokens: first.config.tokens, public_url: first.config.public_url, ...shared },
+    { ...tree, tokens: first.config.tokens, public_url: first.config.public_url, ...shared },
     { dataDir: first.dataDir },
   );
 }
 
 describe.each(STORES)("two instances on one $name store", ({ redis: useRedis }) => {
   let redis: TestRedis | undefined;
-  /** Default reuse grace (10 s): concurrent refreshes are two tabs, not theft. */
-  const lenient: RunningGateway[] = [];
+  const all: RunningGateway[] = [];
+  /** Default reuse grace (10 s) and a sealing secret: the grace window serves the same successor. */
+  let sealed: Pair;
+  /** Default reuse grace, no sealing secret: nothing can be served twice. */
+  let unsealed: Pair;
   /** No grace: any second use of a rotated refresh token is theft. */
-  const strict: RunningGateway[] = [];
+  let strict: Pair;
+
+  async function pairOf(tree: Record<string, unknown>): Promise<Pair> {
+    const first = await startFullGateway(tree, { redisUrl: redis?.url });
+    await addLocalUser(first);
+    const second = await secondInstance(first, tree, redis);
+    all.push(first, second);
+    return [first, second];
+  }
 
   beforeAll(async () => {
     if (useRedis) {
       redis = await startRedis();
       if (!redis) return;
     }
-    const redisUrl = redis?.url;
-    const first = await startFullGateway(SERVICES, { redisUrl });
-    const firstStrict = await startFullGateway(
-      { ...SERVICES, tokens: { refresh_reuse_grace: 0 } },
-      { redisUrl },
-    );
-    await Promise.all([first, firstStrict].map(addLocalUser));
-    lenient.push(first, await secondInstance(first, redis));
-    strict.push(firstStrict, await secondInstance(firstStrict, redis));
+    sealed = await pairOf({ ...SERVICES, ...SEALING });
+    unsealed = await pairOf(SERVICES);
+    strict = await pairOf({ ...SERVICES, ...SEALING, tokens: { refresh_reuse_grace: 0 } });
   });
   afterAll(async () => {
-    for (const g of [...lenient, ...strict].reverse()) await g.close({ wipe: true });
+    for (const g of all.reverse()) await g.close({ wipe: true });
     await redis?.stop();
   });
 
-  /** One login on the first instance, then 20 refreshes of its token at once, alternating instances. */
-  async function refreshOnBoth(pair: RunningGateway[]) {
-    const [a, b] = pair as [RunningGateway, RunningGateway];
-    const client = await registerClient(a.url);
-    const { refresh_token: token } = await obtainTokens(a, client);
-    const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => refresh(i % 2 ? b : a, client, token)),
-    );
-    return { results, refreshOnB: (successor: string) => refresh(b, client, successor) };
-  }
-
-  it("serves 20 parallel refreshes of one token spread over both, inside the grace window", async (ctx) => {
+  const skipWithoutRedis = (ctx: { skip: () => void }) => {
     if (useRedis && !redis) ctx.skip();
-    const { results, refreshOnB } = await refreshOnBoth(lenient);
-    expect(results.map((r) => `${r.status} ${r.body.error ?? ""}`)).toEqual(Array(20).fill("200 "));
-    expect((await refreshOnB(results[0]?.body.refresh_token as string)).status).toBe(200);
+  };
+
+  it("answers 20 parallel refreshes of one token over both with one successor; one token works after", async (ctx) => {
+    skipWithoutRedis(ctx);
+    await stormServesOneSuccessor(sealed);
+  });
+
+  it("without a sealing secret, lets one of 20 parallel refreshes win and keeps the grant", async (ctx) => {
+    skipWithoutRedis(ctx);
+    await stormWithoutSealing(unsealed);
+  });
+
+  it("refuses a token two rotations old and ends the grant on both", async (ctx) => {
+    skipWithoutRedis(ctx);
+    await twoRotationsOldEndsTheGrant(sealed);
+  });
+
+  it("answers a replay on the other instance with the same successor, not a second chain", async (ctx) => {
+    skipWithoutRedis(ctx);
+    await replayOnTheOtherGateway(sealed);
   });
 
   it("without grace, rotates once and treats the others as reuse: the family ends", async (ctx) => {
-    if (useRedis && !redis) ctx.skip();
-    const { results, refreshOnB } = await refreshOnBoth(strict);
-    await expectFamilyEnded(results, refreshOnB);
+    skipWithoutRedis(ctx);
+    const client = await registerClient(strict[0].url);
+    const { refresh_token: token } = await obtainTokens(strict[0], client);
+    const results = await refreshStorm(strict, client, token);
+    await expectFamilyEnded(results, (successor) => refresh(strict[1], client, successor));
   });
 });

@@ -22,12 +22,13 @@ import {
   STORES,
   sleep,
 } from "./helpers.js";
+import { SEALING } from "./rotation-scenarios.js";
 
 const CONFIDENTIAL = { token_endpoint_auth_method: "client_secret_basic" };
 
 describe.each(STORES)("token endpoint refusals on $name", ({ redis: useRedis }) => {
   let redis: TestRedis | undefined;
-  /** Default lifetimes: refresh reuse grace 10 s. */
+  /** Default lifetimes: refresh reuse grace 10 s; a sealing secret, so the window serves the same successor. */
   let gw: RunningGateway;
   /** No reuse grace: any second use of a rotated refresh token is theft. */
   let strict: RunningGateway;
@@ -41,7 +42,7 @@ describe.each(STORES)("token endpoint refusals on $name", ({ redis: useRedis }) 
     }
     const redisUrl = redis?.url;
     [gw, strict, shortCode] = await Promise.all([
-      startFullGateway({ ...SERVICES, ...INTROSPECTION }, { redisUrl }),
+      startFullGateway({ ...SERVICES, ...INTROSPECTION, ...SEALING }, { redisUrl }),
       startFullGateway({ ...SERVICES, ...INTROSPECTION, tokens: { refresh_reuse_grace: 0 } }, { redisUrl }),
       startFullGateway({ ...SERVICES, ...INTROSPECTION, tokens: { code_ttl: 1 } }, { redisUrl }),
     ]);
@@ -168,7 +169,7 @@ describe.each(STORES)("token endpoint refusals on $name", ({ redis: useRedis }) 
       expect(next.body.error).toBe("invalid_grant");
     });
 
-    it("serves a reuse inside the grace window and keeps the family alive", async (ctx) => {
+    it("answers a repeat inside the grace window with the same successor, never a second chain", async (ctx) => {
       skipWithoutRedis(ctx);
       const client = await registerClient(gw.url);
       const first = await obtainTokens(gw, client);
@@ -176,13 +177,17 @@ describe.each(STORES)("token endpoint refusals on $name", ({ redis: useRedis }) 
       expect(second.status).toBe(200);
       const again = await refresh(gw, client, first.refresh_token);
       expect(again.status).toBe(200);
-      expect(again.body.access_token).toBeTruthy();
-      // Both successors still work: nothing was revoked.
+      expect(again.body.refresh_token).toBe(second.body.refresh_token);
+      expect(again.body.access_token).not.toBe(second.body.access_token);
+      // Nothing was revoked: both access tokens work, and the one successor refreshes.
       expect(await active(gw, second.body.access_token as string)).toBe(true);
-      const fromSecond = await refresh(gw, client, second.body.refresh_token as string);
-      expect(fromSecond.status).toBe(200);
-      const fromAgain = await refresh(gw, client, again.body.refresh_token as string);
-      expect(fromAgain.status).toBe(200);
+      expect(await active(gw, again.body.access_token as string)).toBe(true);
+      const next = await refresh(gw, client, second.body.refresh_token as string);
+      expect(next.status).toBe(200);
+      // Its successor used, the first token is reuse: the grant ends.
+      const late = await refresh(gw, client, first.refresh_token);
+      expect(`${late.status} ${late.body.error}`).toBe("400 invalid_grant");
+      expect(await active(gw, next.body.access_token as string)).toBe(false);
     });
 
     it("with no grace, treats 20 parallel refreshes of one token as reuse: the family ends", async (ctx) => {
@@ -199,7 +204,8 @@ describe.each(STORES)("token endpoint refusals on $name", ({ redis: useRedis }) 
       const { refresh_token: token } = await obtainTokens(gw, client);
       const results = await Promise.all(Array.from({ length: 20 }, () => refresh(gw, client, token)));
       expect(results.map((r) => `${r.status} ${r.body.error ?? ""}`)).toEqual(Array(20).fill("200 "));
-      // The family is alive: every successor refreshes.
+      // One successor for all of them, and it refreshes.
+      expect(new Set(results.map((r) => r.body.refresh_token)).size).toBe(1);
       const next = await refresh(gw, client, results[19]?.body.refresh_token as string);
       expect(next.status).toBe(200);
     });

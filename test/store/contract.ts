@@ -8,6 +8,7 @@
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Json, Store } from "../../src/store/store.js";
+import { rotationContract } from "./rotation-contract.js";
 
 export interface StoreHarness {
   /** A new store instance on this harness's data (same file, same server and key prefix). */
@@ -233,5 +234,7 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
       await expect(store.get("x", "y")).rejects.toThrow();
       await store.close(); // idempotent
     });
+
+    rotationContract({ store: () => store, open });
   });
 }

@@ -3,6 +3,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../../src/config/load.js";
 import { openStore } from "../../src/store/open.js";
 import { RedisStore, type RedisStoreOptions } from "../../src/store/redis.js";
+import { ROTATE_REFRESH_LUA, rotateRefreshArgs } from "../../src/store/redis-rotation.js";
+import {
+  FAMILY_NS,
+  familyKey,
+  NEXT_NS,
+  nextKey,
+  ROTATED_NS,
+  rotatedKey,
+} from "../../src/store/refresh-rotation.js";
 import type { Store } from "../../src/store/store.js";
 import {
   redisAvailable,
@@ -157,6 +166,42 @@ describe.skipIf(skipRedis)("RedisStore specifics", () => {
       await store.close();
       await server.stop();
     }
+  });
+
+  it("a rotation whose answer was lost keeps its predecessor answerable until the successor is used", async () => {
+    const store = await connect({ url: redis.url, key_prefix: "lost:" });
+    const sid = "lost-reply";
+    await store.put(FAMILY_NS, familyKey(sid), { current: "h0", issued_at: 1 }, 600);
+    const rotation = (presented: string, successor: string) => ({
+      sid,
+      presented,
+      successor,
+      sealedSuccessor: `sealed-${successor}`,
+      issuedAt: 2,
+      ttlSeconds: 600,
+      graceSeconds: 0.2,
+    });
+    // The script runs, its reply never reaches the store object (Redis stopped in between).
+    const key = (ns: string, k: string) => `lost:${ns}:${k}`;
+    await raw.eval(
+      ROTATE_REFRESH_LUA,
+      3,
+      key(FAMILY_NS, familyKey(sid)),
+      key(NEXT_NS, nextKey(sid)),
+      key(ROTATED_NS, rotatedKey(sid, "h0")),
+      ...rotateRefreshArgs(rotation("h0", "h1"), Date.now()),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    // Past the grace window, the client's retry with the only token it has gets the successor.
+    expect(await store.rotateRefresh(rotation("h0", "x"))).toEqual({
+      outcome: "replayed",
+      sealed: "sealed-h1",
+    });
+    // A rotation answered normally is confirmed: past the window its predecessor is reuse.
+    expect(await store.rotateRefresh(rotation("h1", "h2"))).toEqual({ outcome: "rotated" });
+    expect(await raw.pttl(key(NEXT_NS, nextKey(sid)))).toBeLessThanOrEqual(200);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await store.rotateRefresh(rotation("h1", "x"))).toEqual({ outcome: "reused" });
   });
 
   it("opens from the config's store section", async () => {

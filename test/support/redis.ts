@@ -38,6 +38,10 @@ export interface TestRedis {
   port: number;
   /** Stops the server (data kept on disk when persist) and starts it again on the same port. */
   restart(): Promise<void>;
+  /** An outage: sends `signal` (SIGTERM: a clean shutdown; SIGKILL: a crash) and waits for the exit. */
+  kill(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
+  /** Ends an outage: starts the server again on the same port and data, once it answers PING. */
+  start(): Promise<void>;
   /** Stops the server and deletes its temp dir. */
   stop(): Promise<void>;
 }
@@ -181,6 +185,17 @@ export async function startRedis(opts: RedisOptions = {}): Promise<TestRedis | u
     port,
     async restart() {
       await stopChild(current);
+      current = spawnServer(port, dir, opts);
+      await waitUntilReady(current, port, opts);
+    },
+    async kill(signal) {
+      const child = current;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      child.kill(signal);
+      await exited;
+    },
+    async start() {
       current = spawnServer(port, dir, opts);
       await waitUntilReady(current, port, opts);
     },

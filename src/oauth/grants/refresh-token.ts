@@ -1,15 +1,25 @@
 /**
- * refresh_token (OAuth 2.1 §4.3): rotated on every use. Reuse of a rotated token means it was
- * copied: the whole grant is revoked, unless the reuse comes within a short grace window
- * (two tabs or processes refreshing at once), which is served from the same grant. Scope and
- * audience may only narrow; the identity provider's allowlist is checked again.
+ * refresh_token (OAuth 2.1 §4.3, RFC 9700 §4.14.2): rotated on every use, one live refresh
+ * token per grant. Its immediate predecessor, repeated inside the grace window (two tabs or
+ * processes refreshing at once, a retry after a lost answer), is answered with the same
+ * successor and a fresh access token, never a second chain. Any other use of a rotated token
+ * means it was copied: the grant is revoked. Scope and audience may only narrow; the identity
+ * provider's allowlist is checked again.
+ *
+ * Steps: read what the token is, validate the request against its grant, then rotate in one
+ * atomic store operation. A request refused before the rotation spends nothing; the rotation
+ * is the last store write, so a failure (store unavailable) leaves the token as it was.
  */
 import type { AccessDecision, UserIdentity } from "../../idp/idp.js";
 import type { Revocations } from "../../tokens/revocations.js";
 import { invalidGrant, invalidRequest, invalidScope, invalidTarget } from "../errors.js";
-import type { GrantStore, RefreshToken } from "../grant-store.js";
+import type { Grant, GrantStore } from "../grant-store.js";
 import type { TokenIssuer, TokenResponse } from "../issuer.js";
+import type { PresentedRefreshToken } from "../refresh-tokens.js";
 import { type EndGrant, type GrantHandler, splitScope, type TokenRequest } from "./grant.js";
+
+const REUSED = "the refresh token was already used; the grant is revoked";
+const UNKNOWN = "the refresh token is unknown, expired or revoked";
 
 export class RefreshTokenGrant implements GrantHandler {
   readonly grantType = "refresh_token";
@@ -19,7 +29,6 @@ export class RefreshTokenGrant implements GrantHandler {
     private readonly issuer: TokenIssuer,
     private readonly revocations: Revocations,
     private readonly endGrant: EndGrant,
-    private readonly graceSeconds: number,
     /** The identity provider's allowlist as configured now. */
     private readonly checkAccess: (user: UserIdentity) => AccessDecision,
   ) {}
@@ -28,55 +37,63 @@ export class RefreshTokenGrant implements GrantHandler {
     const token = params.refresh_token;
     if (!token) throw invalidRequest("refresh_token is required");
 
-    // Claiming marks the token used in the same atomic step, so a concurrent refresh on any
-    // instance finds the mark (served inside the grace window, which runs from the rotation;
-    // theft outside it), never a moment where the token looks unknown.
-    let presented: RefreshToken | undefined = await this.grants.claimRefresh(token);
-    const rotatedNow = presented !== undefined;
-    if (!presented) {
-      const used = await this.grants.usedRefresh(token);
-      if (!used) throw invalidGrant("the refresh token is unknown, expired or revoked");
-      // `>=`: with no grace at all, a reuse in the same millisecond is still a reuse.
-      if (Date.now() - used.at >= this.graceSeconds * 1000 || used.client_id !== client.client_id) {
-        await this.endGrant(used.sid, "refresh-reuse");
-        throw invalidGrant("the refresh token was already used; the grant is revoked");
-      }
-      presented = used;
-    }
-    if (presented.client_id !== client.client_id) {
-      // A refresh token shown by another client was leaked: end the grant.
-      await this.endGrant(presented.sid, "refresh-other-client");
-      throw invalidGrant("the refresh token was issued to another client");
-    }
+    const presented = await this.grants.refresh.inspect(token);
+    if (!presented) throw invalidGrant(UNKNOWN);
+    const grant = await this.liveGrant(presented, client.client_id);
+    const scope = params.scope === undefined ? grant.scope : splitScope(params.scope);
+    const extraScope = scope.filter((s) => !grant.scope.includes(s));
+    if (extraScope.length) throw invalidScope(`scope may only narrow on refresh: ${extraScope.join(" ")}`);
+    const extraResources = resources.filter((r) => !grant.resources.includes(r));
+    if (extraResources.length)
+      throw invalidTarget(`resource not part of this grant: ${extraResources.join(" ")}`);
 
+    // Sliding lifetime: the grant lives as long as its newest refresh token. Written before the
+    // rotation, where a failure changes nothing a retry would notice.
+    await this.grants.saveGrant(grant);
+    const rotation = await this.grants.refresh.rotate(presented);
+    switch (rotation.outcome) {
+      case "rotated":
+      case "replayed":
+        return this.issuer.issue({
+          grantType: this.grantType,
+          grant,
+          scope,
+          resources: resources.length ? resources : grant.resources,
+          refreshToken: rotation.token,
+        });
+      case "superseded":
+        throw invalidGrant("the refresh token was just rotated; use its successor");
+      case "reused":
+        await this.endGrant(grant.sid, "refresh-reuse");
+        throw invalidGrant(REUSED);
+      case "unknown":
+        throw invalidGrant(UNKNOWN);
+    }
+  }
+
+  /**
+   * The grant a presented token may refresh, or the refusal: a token shown by another client,
+   * or one already rotated out, was copied and ends the grant.
+   */
+  private async liveGrant(presented: PresentedRefreshToken, clientId: string): Promise<Grant> {
     const grant = await this.grants.getGrant(presented.sid);
     if (!grant || (await this.revocations.isGrantRevoked(presented.sid))) {
       throw invalidGrant("the grant behind this refresh token was revoked or has expired");
+    }
+    if (grant.client_id !== clientId) {
+      await this.endGrant(grant.sid, "refresh-other-client");
+      throw invalidGrant("the refresh token was issued to another client");
+    }
+    // Older than the predecessor: reuse whatever else happens, no rotation can change that.
+    if (presented.standing === "rotated") {
+      await this.endGrant(grant.sid, "refresh-reuse");
+      throw invalidGrant(REUSED);
     }
     const access = this.checkAccess(grant.user);
     if (!access.allowed) {
       await this.endGrant(grant.sid, "user-not-allowed");
       throw invalidGrant(`the user is no longer allowed: ${access.reason}`);
     }
-
-    const requestedScope = params.scope === undefined ? presented.scope : splitScope(params.scope);
-    const extraScope = requestedScope.filter((s) => !presented.scope.includes(s));
-    const extraResources = resources.filter((r) => !presented.resources.includes(r));
-    if (extraScope.length || extraResources.length) {
-      // A refused request spends nothing: the token taken above goes back unchanged.
-      if (rotatedNow) await this.grants.releaseRefresh(token, presented);
-      if (extraScope.length) throw invalidScope(`scope may only narrow on refresh: ${extraScope.join(" ")}`);
-      throw invalidTarget(`resource not part of this grant: ${extraResources.join(" ")}`);
-    }
-
-    return this.issuer.issue({
-      grantType: this.grantType,
-      grant,
-      scope: requestedScope,
-      resources: resources.length ? resources : presented.resources,
-      withRefreshToken: true,
-      refreshScope: presented.scope,
-      refreshResources: presented.resources,
-    });
+    return grant;
   }
 }

@@ -1,0 +1,138 @@
+/**
+ * Refresh tokens: one family per grant, rotated on every use, with one live token at a time
+ * (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2). The rules and the stored layout are in
+ * store/refresh-rotation.ts; this module mints the tokens, hashes and seals them, and reads
+ * what a presented token is.
+ *
+ * A token is `{sid}.{secret}`: the grant id names the family (so a refresh finds it in one
+ * lookup, and on Redis Cluster every key of the rotation sits in the grant's slot), the 256-bit
+ * secret is what makes it a credential. Only its SHA-256 hash is stored; the successor is kept
+ * sealed for the grace window, and not at all without a sealing secret.
+ */
+
+import { constantTimeEqual, hashSecret, newSecret } from "../crypto/secrets.js";
+import {
+  FAMILY_NS,
+  familyKey,
+  isValidSid,
+  NEXT_NS,
+  nextKey,
+  type RefreshFamily,
+  ROTATED_NS,
+  rotatedKey,
+} from "../store/refresh-rotation.js";
+import type { Store } from "../store/store.js";
+import { SuccessorSealer } from "./successor-sealing.js";
+
+export interface RefreshTokenOptions {
+  /** Lifetime of a family without use (`tokens.refresh_ttl`), renewed at every rotation. */
+  ttlSeconds: number;
+  /** `tokens.refresh_reuse_grace`: how long a repeat of the predecessor gets the same successor. */
+  graceSeconds: number;
+  /**
+   * `keys.encryption_secret`. Without it nothing can be sealed: a repeat inside the grace
+   * window is refused with invalid_grant (the grant is kept) instead of served.
+   */
+  sealingSecret?: string;
+}
+
+/** Where a presented token stands in its family. */
+export type Standing = "current" | "previous" | "rotated";
+
+export interface PresentedRefreshToken {
+  sid: string;
+  hash: string;
+  standing: Standing;
+  /** When the family's current token was issued, seconds since the epoch. */
+  currentIssuedAt: number;
+}
+
+export type RotationResult =
+  /** The refresh token to answer with: a new successor, or the one handed out before (replayed). */
+  | { outcome: "rotated" | "replayed"; token: string }
+  /** superseded: a repeat in the window with nothing to hand out; reused: the family has ended. */
+  | { outcome: "superseded" | "reused" | "unknown" };
+
+/** `{sid}.{secret}` -> its parts; undefined for anything else. */
+function parse(token: string): { sid: string; hash: string } | undefined {
+  const dot = token.indexOf(".");
+  if (dot <= 0) return undefined;
+  const sid = token.slice(0, dot);
+  if (!isValidSid(sid) || token.length - dot < 32) return undefined;
+  return { sid, hash: hashSecret(token) };
+}
+
+/** Associated data of a sealed successor: valid only as the successor of that token of that grant. */
+const sealContext = (sid: string, predecessor: string) => `${sid}:${predecessor}`;
+
+export class RefreshTokens {
+  private readonly sealer?: SuccessorSealer;
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: RefreshTokenOptions,
+  ) {
+    if (options.sealingSecret) this.sealer = new SuccessorSealer(options.sealingSecret);
+  }
+
+  /** Starts the family of a new grant; returns its first token. */
+  async start(sid: string): Promise<string> {
+    const token = `${sid}.${newSecret()}`;
+    const family: RefreshFamily = { current: hashSecret(token), issued_at: Math.floor(Date.now() / 1000) };
+    await this.store.put(FAMILY_NS, familyKey(sid), family as never, this.options.ttlSeconds);
+    return token;
+  }
+
+  /** What a presented token is, without changing anything; undefined = not a token of a live family. */
+  async inspect(token: string): Promise<PresentedRefreshToken | undefined> {
+    const parsed = parse(token);
+    if (!parsed) return undefined;
+    const { sid, hash } = parsed;
+    const family = (await this.store.get(FAMILY_NS, familyKey(sid))) as RefreshFamily | undefined;
+    if (!family) return undefined;
+    const found = (standing: Standing) => ({ sid, hash, standing, currentIssuedAt: family.issued_at });
+    if (constantTimeEqual(family.current, hash)) return found("current");
+    if (constantTimeEqual(family.previous, hash)) return found("previous");
+    return (await this.store.get(ROTATED_NS, rotatedKey(sid, hash))) !== undefined
+      ? found("rotated")
+      : undefined;
+  }
+
+  /**
+   * Rotates in one atomic store step: the current token gets a successor; the predecessor
+   * inside the grace window gets the same successor again; anything older ends the family.
+   */
+  async rotate({ sid, hash }: { sid: string; hash: string }): Promise<RotationResult> {
+    const successor = `${sid}.${newSecret()}`;
+    const context = sealContext(sid, hash);
+    const sealed =
+      this.sealer && this.options.graceSeconds > 0 ? await this.sealer.seal(successor, context) : undefined;
+    const result = await this.store.rotateRefresh({
+      sid,
+      presented: hash,
+      successor: hashSecret(successor),
+      sealedSuccessor: sealed,
+      issuedAt: Math.floor(Date.now() / 1000),
+      ttlSeconds: this.options.ttlSeconds,
+      graceSeconds: this.options.graceSeconds,
+    });
+    switch (result.outcome) {
+      case "rotated":
+        return { outcome: "rotated", token: successor };
+      case "replayed": {
+        // Sealed by an instance with another secret: as if there were nothing to hand out.
+        const token = await this.sealer?.unseal(result.sealed, context);
+        return token ? { outcome: "replayed", token } : { outcome: "superseded" };
+      }
+      default:
+        return { outcome: result.outcome };
+    }
+  }
+
+  /** Ends a family: none of its tokens refreshes again (rotated marks expire on their own). */
+  async end(sid: string): Promise<void> {
+    if (!isValidSid(sid)) return;
+    await this.store.delete(FAMILY_NS, familyKey(sid));
+    await this.store.delete(NEXT_NS, nextKey(sid));
+  }
+}

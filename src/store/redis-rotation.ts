@@ -1,0 +1,101 @@
+/**
+ * {@link RefreshRotation} on Redis: one Lua script, so the decision and its writes are one
+ * atomic step on the server whatever number of gateways send it. Its three keys carry the grant
+ * id as a hash tag (`…:{sid}…`), so on Redis Cluster they live in one slot, as a script's keys
+ * must. The SQLite version (sqlite-rotation.ts) makes the same decision.
+ *
+ * Values are the same JSON text every other store operation reads and writes; the family holds
+ * scalars only, so cjson's re-encoding cannot turn an empty array into an object.
+ *
+ * A reply can be lost after Redis ran the script (Redis stopped or the connection cut between
+ * the write and the answer): the gateway then answers 503 and the client, which never saw the
+ * successor, retries with the predecessor, maybe long after the grace window. So the script
+ * keeps the sealed successor for the family's lifetime, and the gateway, once it has the reply
+ * in hand, shortens that to the grace window (CONFIRM_ROTATION_LUA). Only a rotation whose
+ * answer never reached the gateway keeps its predecessor answerable (with the same successor)
+ * until the successor is first used.
+ */
+import type { RefreshRotation, RotationOutcome } from "./refresh-rotation.js";
+import { ttlToMillis } from "./validate.js";
+
+/**
+ * KEYS: family, sealed successor, rotated mark of the presented token.
+ * ARGV: presented hash, successor hash, sealed successor ('' = none), successor issued_at (s),
+ *       now (ms), family and mark TTL (ms, '0' = none), sealed successor TTL until the
+ *       rotation is confirmed (ms, '0' = none; '' = no grace window at all).
+ */
+export const ROTATE_REFRESH_LUA = `
+local function setWithTtl(key, value, ms)
+  if ms == '0' then redis.call('SET', key, value) else redis.call('SET', key, value, 'PX', ms) end
+end
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {'unknown'} end
+local family = cjson.decode(raw)
+local presented = ARGV[1]
+if family.current == presented then
+  local now = tonumber(ARGV[5])
+  local nextFamily = { current = ARGV[2], previous = presented, issued_at = tonumber(ARGV[4]), rotated_at = now }
+  setWithTtl(KEYS[1], cjson.encode(nextFamily), ARGV[6])
+  setWithTtl(KEYS[3], cjson.encode({ at = now }), ARGV[6])
+  if ARGV[7] ~= '' then
+    local successor = { ['for'] = presented }
+    if ARGV[3] ~= '' then successor.sealed = ARGV[3] end
+    setWithTtl(KEYS[2], cjson.encode(successor), ARGV[7])
+  else
+    redis.call('DEL', KEYS[2])
+  end
+  return {'rotated'}
+end
+if family.previous == presented then
+  local sealed = redis.call('GET', KEYS[2])
+  if sealed then
+    local successor = cjson.decode(sealed)
+    if successor['for'] == presented then
+      if successor.sealed then return {'replayed', successor.sealed} end
+      return {'superseded'}
+    end
+  end
+end
+if family.previous == presented or redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return {'reused'}
+end
+return {'unknown'}`;
+
+/**
+ * Once the gateway has the "rotated" reply: the sealed successor of `presented` is kept for the
+ * grace window from now, no longer. KEYS: sealed successor. ARGV: presented hash, grace (ms).
+ */
+export const CONFIRM_ROTATION_LUA = `
+local raw = redis.call('GET', KEYS[1])
+if raw and cjson.decode(raw)['for'] == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+
+/** The rotation script's arguments, in order. */
+export function rotateRefreshArgs(r: RefreshRotation, now: number): string[] {
+  const ttl = String(ttlToMillis(r.ttlSeconds) ?? 0);
+  return [
+    r.presented,
+    r.successor,
+    r.sealedSuccessor ?? "",
+    String(r.issuedAt),
+    String(now),
+    ttl,
+    // Until confirmed, as long as the family (see the file comment).
+    (ttlToMillis(r.graceSeconds) ?? 0) > 0 ? ttl : "",
+  ];
+}
+
+export function parseRotateReply(reply: unknown): RotationOutcome {
+  const [outcome, sealed] = Array.isArray(reply) ? (reply as unknown[]) : [];
+  switch (outcome) {
+    case "rotated":
+    case "superseded":
+    case "reused":
+    case "unknown":
+      return { outcome };
+    case "replayed":
+      if (typeof sealed === "string") return { outcome, sealed };
+  }
+  throw new Error(`unexpected reply from the refresh rotation script: ${JSON.stringify(reply)}`);
+}

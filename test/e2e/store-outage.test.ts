@@ -1,0 +1,287 @@
+/**
+ * A store outage under load: a real redis-server (append-only file, fsync always) stopped by
+ * SIGTERM and by SIGKILL, for 3 s and for 15 s, while clients keep refreshing and /verify keeps
+ * checking their access tokens, over two gateway instances. Every answer is a success or a 503
+ * with Retry-After (never a 500), no grant is lost (each client refreshes after the outage with
+ * the last refresh token it was given), and the first refresh succeeds within 2 s of Redis
+ * answering again. /verify serves a verdict it cached before the outage only within the
+ * revocation bound, then 503.
+ *
+ * And the embedded store: an SQLite file locked by another process past the busy timeout makes
+ * a refresh 503 and spends nothing.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { addLocalUser, obtainTokens, refresh, SERVICES, sleep } from "../oauth/helpers.js";
+import { SEALING } from "../oauth/rotation-scenarios.js";
+import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
+import { authorizeUrl, pkcePair, type RegisteredClient, registerClient } from "../support/oauth-client.js";
+import { startRedis, type TestRedis } from "../support/redis.js";
+
+/** Verdicts cached for 1 s, so /verify needs the store often enough to feel the outage. */
+const REVOCATION_CACHE_S = 1;
+const CLIENTS = 8;
+/** Pause between one client's requests: load, without starving the event loop it shares. */
+const PACE_MS = 25;
+
+interface Answer {
+  kind: "refresh" | "verify";
+  /** Which grant's loop sent it. */
+  grant: number;
+  sentAt: number;
+  at: number;
+  status: number;
+  retryAfter: string | null;
+  error?: string;
+}
+
+interface Grant {
+  client: RegisteredClient;
+  accessToken: string;
+  refreshToken: string;
+}
+
+async function verify(gw: RunningGateway, token: string): Promise<Omit<Answer, "kind" | "grant" | "sentAt">> {
+  const res = await fetch(`${gw.url}/verify?service=notes`, {
+    headers: { authorization: `Bearer ${token}`, connection: "close" },
+  });
+  await res.arrayBuffer();
+  return { at: Date.now(), status: res.status, retryAfter: res.headers.get("retry-after") };
+}
+
+/**
+ * Refresh and /verify loops for every grant until `stop()`: a refresh answered 200 moves the
+ * client to its new token; a 503 is retried with the same one, as a client honouring
+ * temporarily_unavailable does.
+ */
+function load(pair: RunningGateway[], grants: Grant[]) {
+  const answers: Answer[] = [];
+  let running = true;
+  const loops = grants.flatMap((grant, i) => [
+    (async () => {
+      for (let n = 0; running; n++) {
+        const gw = pair[(i + n) % pair.length] as RunningGateway;
+        const sentAt = Date.now();
+        const res = await refresh(gw, grant.client, grant.refreshToken).catch(() => undefined);
+        if (!res) continue;
+        answers.push({
+          kind: "refresh",
+          grant: i,
+          sentAt,
+          at: Date.now(),
+          status: res.status,
+          retryAfter: res.headers.get("retry-after"),
+          error: res.body.error as string | undefined,
+        });
+        if (res.status === 200) {
+          grant.refreshToken = res.body.refresh_token as string;
+          grant.accessToken = res.body.access_token as string;
+        }
+        await sleep(PACE_MS);
+      }
+    })(),
+    (async () => {
+      for (let n = 0; running; n++) {
+        const gw = pair[(i + n + 1) % pair.length] as RunningGateway;
+        const sentAt = Date.now();
+        const res = await verify(gw, grant.accessToken).catch(() => undefined);
+        if (res) answers.push({ kind: "verify", grant: i, sentAt, ...res });
+        await sleep(PACE_MS);
+      }
+    })(),
+  ]);
+  return {
+    answers,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+describe("a Redis outage under refresh and /verify load, two instances", () => {
+  let redis: TestRedis;
+  const pair: RunningGateway[] = [];
+  const grants: Grant[] = [];
+
+  beforeAll(async () => {
+    redis = (await startRedis({ persist: true })) as TestRedis;
+    if (!redis) return;
+    const tree = { ...SERVICES, ...SEALING, tokens: { revocation_cache: REVOCATION_CACHE_S } };
+    const first = await startFullGateway(tree, { redisUrl: redis.url });
+    await addLocalUser(first);
+    const second = await startFullGateway(
+      { ...tree, public_url: first.config.public_url, store: first.config.store },
+      { dataDir: first.dataDir },
+    );
+    pair.push(first, second);
+    for (let i = 0; i < CLIENTS; i++) {
+      const client = await registerClient(first.url);
+      const tokens = await obtainTokens(first, client, { resource: `${first.url}/notes/mcp` });
+      grants.push({ client, accessToken: tokens.access_token, refreshToken: tokens.refresh_token });
+    }
+  });
+  afterAll(async () => {
+    for (const gw of pair.reverse()) await gw.close({ wipe: true });
+    await redis?.stop();
+  });
+
+  const outages: Array<["SIGTERM" | "SIGKILL", number]> = [
+    ["SIGTERM", 3],
+    ["SIGKILL", 3],
+    ["SIGTERM", 15],
+    ["SIGKILL", 15],
+  ];
+
+  it.each(outages)(
+    "Redis stopped by %s for %i s: only 200 or 503 + Retry-After, no grant lost, back within 2 s",
+    async (signal, seconds) => {
+      if (!redis) throw new Error("redis-server is required");
+      const running = load(pair, grants);
+      await sleep(1_000);
+      await redis.kill(signal);
+      const down = Date.now();
+      await sleep(seconds * 1_000);
+      // Redis may answer the gateways before it answers this test's own readiness probe.
+      const restarting = Date.now();
+      await redis.start();
+      const up = Date.now();
+      // Until every client has refreshed again since (or 10 s have passed).
+      const deadline = up + 10_000;
+      const refreshedSince = () =>
+        new Set(
+          running.answers
+            .filter((a) => a.kind === "refresh" && a.status === 200 && a.at >= up)
+            .map((a) => a.grant),
+        ).size;
+      while (refreshedSince() < CLIENTS && Date.now() < deadline) await sleep(50);
+      await running.stop();
+
+      const { answers } = running;
+      const summary = (list: Answer[]) =>
+        Object.entries(
+          list.reduce<Record<string, number>>((acc, a) => {
+            const key = `${a.kind} ${a.status}${a.error ? ` ${a.error}` : ""}`;
+            acc[key] = (acc[key] ?? 0) + 1;
+            return acc;
+          }, {}),
+        ).sort();
+      console.log(`${signal} ${seconds} s:`, JSON.stringify(summary(answers)));
+
+      // Nothing but success and 503 (with Retry-After), on both routes.
+      const wrong = answers.filter((a) => !(a.status === 200 || (a.status === 503 && a.retryAfter)));
+      expect(summary(wrong)).toEqual([]);
+      // The outage was felt (the test tests something), and ended.
+      expect(answers.filter((a) => a.status === 503).length).toBeGreaterThan(0);
+      // /verify served a verdict without the store only within the revocation bound.
+      const lateVerify = answers.filter(
+        (a) =>
+          a.kind === "verify" &&
+          a.status === 200 &&
+          a.sentAt > down + REVOCATION_CACHE_S * 1_000 + 500 &&
+          a.at < restarting,
+      );
+      expect(lateVerify).toEqual([]);
+      // The first refresh after Redis answers again succeeds within 2 s.
+      const firstBack = answers
+        .filter((a) => a.kind === "refresh" && a.status === 200 && a.at >= up)
+        .reduce((min, a) => Math.min(min, a.at), Number.POSITIVE_INFINITY);
+      console.log(`${signal} ${seconds} s: first refresh ${firstBack - up} ms after Redis was back`);
+      expect(firstBack - up).toBeLessThan(2_000);
+      // No grant lost: every client refreshes with the last token it got.
+      for (const grant of grants) {
+        const res = await refresh(pair[0] as RunningGateway, grant.client, grant.refreshToken);
+        expect(`${res.status} ${res.body.error ?? ""}`.trim()).toBe("200");
+        grant.refreshToken = res.body.refresh_token as string;
+        grant.accessToken = res.body.access_token as string;
+      }
+      const ready = await fetch(`${pair[1]?.url}/readyz`);
+      expect(ready.status).toBe(200);
+    },
+    60_000,
+  );
+
+  it("while Redis is down: /readyz says why, a page, /token and an MCP route answer 503 in their shapes", async () => {
+    if (!redis) throw new Error("redis-server is required");
+    const gw = pair[0] as RunningGateway;
+    const grant = grants[0] as Grant;
+    await redis.kill("SIGKILL");
+    try {
+      const ready = await fetch(`${gw.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(ready.headers.get("retry-after")).toBeTruthy();
+      const body = (await ready.json()) as Record<string, string>;
+      expect(body).toMatchObject({ status: "unavailable", store: "redis" });
+      expect(body.reason).toMatch(/^the Redis store cannot answer: /);
+
+      const token = await refresh(gw, grant.client, grant.refreshToken);
+      expect(`${token.status} ${token.body.error}`).toBe("503 temporarily_unavailable");
+
+      const authorize = authorizeUrl(gw.url, {
+        client_id: grant.client.client_id,
+        code_challenge: pkcePair().challenge,
+      });
+      const page = await fetch(authorize);
+      expect(page.status).toBe(503);
+      expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+      expect(page.headers.get("retry-after")).toBeTruthy();
+
+      // Once the cached verdict is past its bound, the MCP route needs the store.
+      await sleep(REVOCATION_CACHE_S * 1_000 + 100);
+      const mcp = await fetch(`${gw.url}/notes/mcp`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${grant.accessToken}`,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+        },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+      });
+      expect(mcp.status).toBe(503);
+      expect(mcp.headers.get("retry-after")).toBeTruthy();
+      expect(((await mcp.json()) as { error?: { code: number } }).error?.code).toBeTypeOf("number");
+    } finally {
+      await redis.start();
+    }
+    // And nothing was spent: the refused refresh's token still works.
+    const after = await refresh(gw, grant.client, grant.refreshToken);
+    expect(after.status).toBe(200);
+    grant.refreshToken = after.body.refresh_token as string;
+  });
+});
+
+describe("an SQLite file locked by another process past the busy timeout", () => {
+  let gw: RunningGateway;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "mcpgw-lock-"));
+    gw = await startFullGateway({ ...SERVICES, ...SEALING }, { dataDir: dir });
+    await addLocalUser(gw);
+  });
+  afterAll(async () => {
+    await gw?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("answers a refresh 503 temporarily_unavailable and spends nothing", async () => {
+    const client = await registerClient(gw.url);
+    const { refresh_token: token } = await obtainTokens(gw, client);
+    const other = new Database(join(dir, "gateway.db"));
+    other.exec("BEGIN IMMEDIATE");
+    let locked: Awaited<ReturnType<typeof refresh>>;
+    try {
+      locked = await refresh(gw, client, token);
+    } finally {
+      other.exec("ROLLBACK");
+      other.close();
+    }
+    expect(`${locked.status} ${locked.body.error}`).toBe("503 temporarily_unavailable");
+    expect(locked.headers.get("retry-after")).toBeTruthy();
+    // The same token works once the lock is gone: the refused refresh changed nothing.
+    const after = await refresh(gw, client, token);
+    expect(after.status).toBe(200);
+  }, 30_000);
+});
