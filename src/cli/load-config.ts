@@ -1,7 +1,7 @@
 /**
  * The configuration every command sees, loaded one way: --config, the environment, the flags,
  * and the built-in services as the lowest layer unless --no-builtins. A wrong config exits 2
- * with one line.
+ * with one line; an ignored setting is one `warning:` line on stderr.
  */
 import { ConfigError, type LoadedConfig, loadConfig } from "../config/load.js";
 import { builtinServicesLayer } from "./defaults.js";
@@ -21,7 +21,9 @@ export async function configOrExit(options: CliConfigOptions): Promise<LoadedCon
     ? await builtinServicesLayer({ prepare: options.prepare ?? false })
     : undefined;
   try {
-    return loadConfig({ file: options.file, overrides: options.overrides, defaults });
+    const loaded = loadConfig({ file: options.file, overrides: options.overrides, defaults });
+    for (const warning of loaded.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
+    return loaded;
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);

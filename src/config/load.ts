@@ -23,6 +23,10 @@ type Tree = Record<string, unknown>;
 /** MCP_GATEWAY_* names that belong to the client CLI, not to the server's config. */
 export const CLIENT_SIDE_VARIABLES: ReadonlySet<string> = new Set(["MCP_GATEWAY_CLIENT_DIR"]);
 
+/** The words the schema reads as a boolean switch. */
+const ON = new Set(["true", "1", "yes", "on"]);
+const OFF = new Set(["false", "0", "no", "off"]);
+
 /** The Python gateway's service names where ours differ (`MCP_SEQUENTIALTHINKING_ENABLED`). */
 const LEGACY_SERVICE_NAMES: Record<string, string> = { sequentialthinking: "sequential-thinking" };
 
@@ -72,16 +76,48 @@ export function applyLegacyEnv(tree: Tree, env: NodeJS.ProcessEnv, origins?: Ori
     set("store.redis.url", "REDIS_URL");
   }
   set("store.redis.password", "REDIS_PASSWORD");
+  // The Python gateway signed its tokens with this shared secret; here it seals the signing keys
+  // and refresh successors, the same role: one value every instance must share.
+  set("keys.encryption_secret", env.GATEWAY_JWT_SECRET ? "GATEWAY_JWT_SECRET" : "JWT_SECRET");
   set("registration.client_ttl", "CLIENT_LIFETIME");
   set("tokens.access_ttl", "ACCESS_TOKEN_LIFETIME");
   set("tokens.refresh_ttl", "REFRESH_TOKEN_LIFETIME");
+}
+
+/**
+ * `MCP_<SERVICE>_ENABLED`, applied once the services are known (the built-ins and the configured
+ * ones): it switches one of those on or off. The Python gateway shipped services this one does
+ * not (echo servers, `fetchs`); enabling one of those is a warning, not a stop, so its `.env`
+ * starts as it is. An `MCP_GATEWAY_SERVICES__…__ENABLED` set above wins.
+ */
+export function applyLegacyServiceSwitches(
+  tree: Tree,
+  env: NodeJS.ProcessEnv,
+  known: ReadonlySet<string>,
+  origins?: Origins,
+): string[] {
+  const warnings: string[] = [];
   for (const [name, value] of Object.entries(env)) {
     const m = /^MCP_(.+)_ENABLED$/.exec(name);
     if (!m || name.startsWith("MCP_GATEWAY_") || value === undefined) continue;
     const raw = (m[1] as string).toLowerCase().replace(/_/g, "-");
     const service = LEGACY_SERVICE_NAMES[raw] ?? raw;
-    setFrom(tree, origins, ["services", service, "enabled"], value, name);
+    const path = ["services", service, "enabled"];
+    if (origins?.get(path.join("."))?.startsWith("from MCP_GATEWAY_")) continue;
+    const word = value.trim().toLowerCase();
+    // An unknown service switched on is a warning, off is nothing; a value that is no switch at
+    // all goes on to validation, which names the variable.
+    if (!known.has(service) && (ON.has(word) || OFF.has(word))) {
+      if (ON.has(word)) {
+        warnings.push(
+          `${name}: no service "${service}" ships with this gateway; ignored (add services.${service} with a url or command to serve one)`,
+        );
+      }
+      continue;
+    }
+    setFrom(tree, origins, path, value, name);
   }
+  return warnings;
 }
 
 export function applyGatewayEnv(tree: Tree, env: NodeJS.ProcessEnv, origins?: Origins): void {
@@ -115,6 +151,12 @@ export interface LoadedConfig {
   config: GatewayConfig;
   /** The file read, if any. */
   source?: string;
+  /** Settings that were ignored, each one line for stderr (a Python .env's services we do not ship). */
+  warnings?: string[];
+}
+
+function servicesOf(tree: Tree | undefined): Tree {
+  return tree && isTree(tree.services) ? tree.services : {};
 }
 
 function isTree(value: unknown): value is Tree {
@@ -180,8 +222,10 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   }
   const defaults =
     typeof options.defaults === "function" ? options.defaults(dataDirOf(configured)) : options.defaults;
+  const known = new Set([...Object.keys(servicesOf(defaults)), ...Object.keys(servicesOf(configured))]);
+  const warnings = applyLegacyServiceSwitches(configured, env, known, origins);
   const tree = defaults ? mergeOverDefaults(structuredClone(defaults), configured) : configured;
-  return { config: validateConfig(tree, { origins, file }), source: file };
+  return { config: validateConfig(tree, { origins, file }), source: file, warnings };
 }
 
 /**

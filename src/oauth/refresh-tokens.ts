@@ -30,8 +30,8 @@ export interface RefreshTokenOptions {
   /** `tokens.refresh_reuse_grace`: how long a repeat of the predecessor gets the same successor. */
   graceSeconds: number;
   /**
-   * `keys.encryption_secret`. Without it nothing can be sealed: a repeat inside the grace
-   * window is refused with invalid_grant (the grant is kept) instead of served.
+   * The sealing secret. The gateway always has one; the admin CLI, which never rotates, has
+   * none (without it a repeat inside the grace window is refused, the grant kept).
    */
   sealingSecret?: string;
 }

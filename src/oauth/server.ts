@@ -37,11 +37,10 @@ export interface AuthorizationServerParts {
   idp: IdentityProvider;
   audit?: Audit;
   /**
-   * The sealing secret for the successor a refresh repeat gets inside the grace window: the one
-   * the signing keys are sealed with. Default `keys.encryption_secret`; without any, a repeat
-   * inside the window is refused instead of served (refresh-tokens.ts).
+   * The sealing secret (crypto/encryption-secret.ts: `keys.encryption_secret` or the generated
+   * `{data_dir}/secret`), for the successor a refresh repeat gets inside the grace window.
    */
-  encryptionSecret?: string;
+  encryptionSecret: string;
 }
 
 export class AuthorizationServer {
@@ -84,7 +83,7 @@ export class AuthorizationServer {
       { code: config.tokens.code_ttl, refresh: config.tokens.refresh_ttl },
       {
         graceSeconds: config.tokens.refresh_reuse_grace,
-        sealingSecret: parts.encryptionSecret ?? config.keys.encryption_secret,
+        sealingSecret: parts.encryptionSecret,
       },
     );
     this.interactions = new Interactions(store, {

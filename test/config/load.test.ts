@@ -191,12 +191,18 @@ describe("where a wrong key came from", () => {
     [{ MCP_GATEWAY_PORT: "eighty" }, /^config: port \(from MCP_GATEWAY_PORT\): /],
     [{ BASE_DOMAIN: "not a domain" }, /^config: public_url \(from BASE_DOMAIN\): /],
     [{ MCP_TIME_ENABLED: "maybe" }, /^config: services\.time\.enabled \(from MCP_TIME_ENABLED\): /],
-    [
-      { MCP_NOTES_ENABLED: "true" },
-      /^config: services\.notes \(from MCP_NOTES_ENABLED\): needs url or command$/,
-    ],
   ])("an invalid value from %j names the variable", (env, message) => {
     expect(failure({ env })).toMatch(message);
+  });
+
+  it("warns about, and ignores, a Python gateway service switch for a service that is not here", () => {
+    const { config, warnings } = loadConfig({
+      env: { MCP_ECHO_STATEFUL_ENABLED: "true", MCP_FETCHS_ENABLED: "no" },
+    });
+    expect(config.services).toEqual({});
+    expect(warnings).toEqual([
+      'MCP_ECHO_STATEFUL_ENABLED: no service "echo-stateful" ships with this gateway; ignored (add services.echo-stateful with a url or command to serve one)',
+    ]);
   });
 
   it("names the flag layer too, and nothing for a value from the file", () => {

@@ -374,7 +374,7 @@ describe.skipIf(!caddy.available || !redisServer.available || (!BUILT && process
       expect(out).toMatch(new RegExp(`store: +redis redis://(:\\*\\*\\*@)?127\\.0\\.0\\.1:${ports.redis}`));
       expect(out).toMatch(/login: +GitHub/i);
       expect(out).toContain(`service:  ${PUBLIC_URL}/time/mcp`);
-      for (const secret of [vars.REDIS_PASSWORD, vars.GITHUB_CLIENT_SECRET, vars.GATEWAY_ENCRYPTION_SECRET]) {
+      for (const secret of [vars.REDIS_PASSWORD, vars.GITHUB_CLIENT_SECRET, vars.GATEWAY_JWT_SECRET]) {
         expect(out).not.toContain(secret);
       }
     });

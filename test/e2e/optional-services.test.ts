@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyLegacyEnv } from "../../src/config/load.js";
+import { applyLegacyServiceSwitches } from "../../src/config/load.js";
 import { LocalUsers } from "../../src/idp/local.js";
 import { builtinServices } from "../../src/services/catalog.js";
 import { checkBinary } from "../support/binaries.js";
@@ -60,7 +60,11 @@ describe.skipIf(!chromium.available && !tmux.available)(
       pageUrl = `http://127.0.0.1:${(page.address() as AddressInfo).port}/`;
       // Switched on the way the README says: the MCP_<SERVICE>_ENABLED variables.
       const tree: Record<string, unknown> = { services: builtinServices(dataDir) };
-      applyLegacyEnv(tree, { MCP_PLAYWRIGHT_ENABLED: "true", MCP_TMUX_ENABLED: "true" });
+      applyLegacyServiceSwitches(
+        tree,
+        { MCP_PLAYWRIGHT_ENABLED: "true", MCP_TMUX_ENABLED: "true" },
+        new Set(Object.keys(tree.services as object)),
+      );
       const all = tree.services as Record<string, unknown>;
       // Only these two: the default services have their own e2e test.
       const services = { playwright: all.playwright, tmux: all.tmux };

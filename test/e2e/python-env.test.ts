@@ -8,9 +8,9 @@
  *
  * The Python gateway only ever talked to github.com, so it had no variables for GitHub's base
  * URLs; the emulator is reached as GitHub Enterprise is, through `idp.github.web_url`/`api_url`,
- * given here as MCP_GATEWAY_IDP__GITHUB__WEB_URL/API_URL. The third non-Python variable is the
- * one a Redis deployment must add: MCP_GATEWAY_KEYS__ENCRYPTION_SECRET, the secret every
- * instance seals the signing keys with (the Python gateway kept them in the clear).
+ * given here as MCP_GATEWAY_IDP__GITHUB__WEB_URL/API_URL. GATEWAY_JWT_SECRET, the Python
+ * gateway's shared signing secret, is the secret every instance seals the signing keys with
+ * here; a service the Python gateway had and this one does not ship is a warning, not a stop.
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,7 +19,6 @@ import { Redis } from "ioredis";
 import { decodeJwt } from "jose";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashSecret } from "../../src/crypto/secrets.js";
 import { checkBinary } from "../support/binaries.js";
 import { type GitHubEmulator, startGitHubEmulator } from "../support/github-emulator.js";
 import { INITIALIZE, MCP_HEADERS } from "../support/mcp-http.js";
@@ -150,8 +149,10 @@ describe.skipIf(!canRun)("serve with only the Python gateway's variables", { tim
         MCP_TIME_ENABLED: "true",
         MCP_GATEWAY_IDP__GITHUB__WEB_URL: emulator.webUrl,
         MCP_GATEWAY_IDP__GITHUB__API_URL: emulator.apiUrl,
-        // Required with Redis: without it serve refuses to start (one line naming the key).
-        MCP_GATEWAY_KEYS__ENCRYPTION_SECRET: "python-env test secret, shared by every instance",
+        // The Python gateway's shared secret; required with Redis (serve refuses without one).
+        GATEWAY_JWT_SECRET: "python-env test secret, shared by every instance",
+        // A Python gateway service this one does not ship: a warning, and ignored.
+        MCP_ECHO_STATEFUL_ENABLED: "true",
       },
     });
     inspect = new Redis({ host: "127.0.0.1", port: redis.port, password: REDIS_PASSWORD, lazyConnect: true });
@@ -200,6 +201,9 @@ describe.skipIf(!canRun)("serve with only the Python gateway's variables", { tim
     );
     expect(gateway.services).not.toContain("filesystem");
     expect(gateway.services).not.toContain("sequential-thinking");
+    // A Python gateway service not shipped here: named in one warning, and the gateway started.
+    expect(gateway.stderr()).toContain('warning: MCP_ECHO_STATEFUL_ENABLED: no service "echo-stateful"');
+    expect(gateway.services).not.toContain("echo-stateful");
     expect(
       (await at(`filesystem.${BASE_DOMAIN}`, "/mcp", { method: "POST", headers: MCP_HEADERS })).status,
     ).toBe(404);
@@ -276,7 +280,8 @@ describe.skipIf(!canRun)("serve with only the Python gateway's variables", { tim
     expect((claims.exp as number) - (claims.iat as number)).toBe(LIFETIMES.access);
     expect(claims).toMatchObject({ iss: ISSUER, aud: resource, preferred_username: "octocat" });
     // REFRESH_TOKEN_LIFETIME: how long the refresh token (and its grant) live in Redis.
-    const refreshTtl = await inspect.pttl(`mcpgw:refresh:${hashSecret(tokens.refresh_token)}`);
+    // The refresh token's family, keyed by its grant id (STORAGE.md, refresh tokens).
+    const refreshTtl = await inspect.pttl(`mcpgw:refresh_family:{${claims.sid as string}}`);
     expect(refreshTtl).toBeGreaterThan((LIFETIMES.refresh - 60) * 1000);
     expect(refreshTtl).toBeLessThanOrEqual(LIFETIMES.refresh * 1000);
     const grantTtl = await inspect.pttl(`mcpgw:grants:${claims.sid as string}`);

@@ -51,6 +51,8 @@ export interface ServeProcess {
   base: string;
   /** Everything on stdout so far (banner, then JSON log lines). */
   stdout(): string;
+  /** Everything on stderr so far (warnings, errors). */
+  stderr(): string;
   /** The `service:` lines of the banner: the service names, in order. */
   services: string[];
   /** The first-run admin password, when the banner printed one. */
@@ -106,6 +108,7 @@ export async function startServe(opts: {
     port,
     base: `http://127.0.0.1:${port}`,
     stdout: () => out,
+    stderr: () => err,
     services,
     password: /first run: created local user "admin" with password (\S+)/.exec(out)?.[1],
     async stop() {

@@ -59,17 +59,6 @@ export async function stormServesOneSuccessor(pair: Pair): Promise<void> {
   await expectOneLiveToken(pair, client, token, answers);
 }
 
-/**
- * Without a sealing secret the successor cannot be handed out twice: one refresh wins, the
- * others inside the grace window get invalid_grant, and the grant lives on.
- */
-export async function stormWithoutSealing(pair: Pair): Promise<void> {
-  const { client, token } = await login(pair);
-  const answers = await refreshStorm(pair, client, token);
-  expect(answers.filter((r) => r.status === 200)).toHaveLength(1);
-  await expectOneLiveToken(pair, client, token, answers);
-}
-
 /** A token two rotations old is invalid_grant and ends the grant, whichever gateway sees it. */
 export async function twoRotationsOldEndsTheGrant(pair: Pair): Promise<void> {
   const [a, b] = pair;
