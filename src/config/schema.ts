@@ -49,6 +49,25 @@ const port = z.coerce.number().int().min(0).max(65535);
 
 const url = z.string().url();
 
+/**
+ * The issuer is compared character for character by clients (RFC 8414 §3.3, RFC 9207), with
+ * what they derive from the URLs they were given: so it is kept in the form URL parsers give
+ * it (lower-case scheme and host, no default port, no trailing slash) and must not carry a
+ * query, a fragment or credentials.
+ */
+const publicUrl = url.transform((value, ctx) => {
+  const parsed = new URL(value);
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
+    ctx.addIssue({ code: "custom", message: "public_url must be an http(s) URL" });
+    return z.NEVER;
+  }
+  if (parsed.search || parsed.hash || parsed.username || parsed.password || value.includes("#")) {
+    ctx.addIssue({ code: "custom", message: "public_url must not have a query, a fragment or credentials" });
+    return z.NEVER;
+  }
+  return `${parsed.origin}${parsed.pathname.replace(/\/+$/, "")}`;
+});
+
 /** A private-use redirect scheme: URI scheme syntax (RFC 3986 §3.1), never http(s) or a browser-internal one. */
 const redirectScheme = z
   .string()
@@ -127,7 +146,7 @@ const serviceSchema = z
 
 export const configSchema = z.strictObject({
   /** The issuer and the base of every URL the gateway advertises. Default: http://localhost:{port}. */
-  public_url: url.transform((u) => u.replace(/\/+$/, "")).optional(),
+  public_url: publicUrl.optional(),
   host: z.string().default("127.0.0.1"),
   port: port.default(8080),
   /** Trust X-Forwarded-* from these proxies (fastify trustProxy). */
