@@ -4,7 +4,7 @@
  * strings like `30m`/`90d` and come out as whole seconds.
  */
 import { z } from "zod";
-import { DEFAULT_ALLOWED_SCHEMES, FORBIDDEN_SCHEMES } from "../oauth/redirect-uri.js";
+import { DEFAULT_ALLOWED_SCHEMES, FORBIDDEN_SCHEMES } from "../net/redirect-schemes.js";
 import { parseDuration } from "./duration.js";
 
 const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {

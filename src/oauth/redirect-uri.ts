@@ -10,40 +10,9 @@
  * - no fragments; matched exactly at /authorize, except that a loopback port may vary.
  */
 import { isLoopbackHttp } from "../net/loopback.js";
+import { DEFAULT_ALLOWED_SCHEMES, FORBIDDEN_SCHEMES } from "../net/redirect-schemes.js";
 
 export type ApplicationType = "web" | "native";
-
-/**
- * Schemes no client may redirect to: they execute or read content in the browser, or are not
- * redirect targets at all. `allowed_schemes` cannot name them (the config refuses it too).
- */
-export const FORBIDDEN_SCHEMES: ReadonlySet<string> = new Set([
-  "javascript",
-  "data",
-  "vbscript",
-  "file",
-  "about",
-  "blob",
-  "filesystem",
-  "view-source",
-  "ftp",
-  "ws",
-  "wss",
-  "chrome",
-  "chrome-extension",
-  "moz-extension",
-  "resource",
-  "jar",
-  "mailto",
-  "tel",
-  "sms",
-]);
-
-/**
- * The private-use schemes of the common MCP clients that are not reverse-DNS names:
- * Cursor (`cursor://anysphere.cursor-mcp/oauth/callback`), VS Code and its forks.
- */
-export const DEFAULT_ALLOWED_SCHEMES = ["cursor", "vscode", "vscode-insiders", "vscodium", "windsurf"];
 
 export interface RedirectUriPolicy {
   /** Private-use schemes allowed besides reverse-DNS ones, lower case, without the colon. */
