@@ -22,9 +22,16 @@ const claudeRegistration = {
   scope: "claudeai",
 };
 
+/**
+ * Claude registers on every connect, and claude.ai does so from Anthropic's own addresses for
+ * all its users: a gateway with many Claude users needs a /register budget per address well
+ * above the default. This one has room for the test's hundreds.
+ */
+const REGISTRATION_ROOM = { rate_limits: { register: { per_address: { max: 1000, window: "10m" } } } };
+
 let gw: RunningGateway;
 beforeAll(async () => {
-  gw = await startFullGateway(SERVICES);
+  gw = await startFullGateway({ ...SERVICES, ...REGISTRATION_ROOM });
   await addLocalUser(gw);
 });
 afterAll(async () => {
