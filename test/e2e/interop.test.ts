@@ -10,12 +10,15 @@
  * records which one served each request.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   Client as ClientV2,
+  createPrivateKeyJwtAuth,
   StreamableHTTPClientTransport as TransportV2,
   UnauthorizedError as UnauthorizedV2,
 } from "@modelcontextprotocol/client";
@@ -27,16 +30,18 @@ import type {
   OAuthClientMetadata,
   OAuthTokens,
 } from "@modelcontextprotocol/sdk/shared/auth.js";
-import { decodeJwt } from "jose";
+import { decodeJwt, exportJWK, generateKeyPair } from "jose";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addLocalUser, LOGIN } from "../oauth/helpers.js";
+import { makeCertificates, opensslAvailable, type TestCertificates } from "../support/certs.js";
 import { chromiumCheck, launchChromium, signInWithChromium } from "../support/chromium.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { authorizeUrl, pkcePair, registerClient, tokenRequest } from "../support/oauth-client.js";
 import { type RedirectTarget, startRedirectTarget } from "../support/redirect-target.js";
 import { freePort } from "../support/upstream.js";
 import { type BothErasUpstream, startBothErasUpstream } from "../support/upstream-v2.js";
+import { BUILT, type ServeProcess, startServe } from "./serve-process.js";
 
 const require = createRequire(import.meta.url);
 const MCP_REMOTE = require.resolve("mcp-remote/dist/proxy.js");
@@ -362,6 +367,130 @@ describe.skipIf(!chromiumCheck.available)("real MCP clients from npm, direct to 
       expect(called.code, called.stderr).toBe(0);
       const seen = identity(JSON.parse(called.stdout));
       expectAlice(seen, client.client_id);
+    },
+    SLOW,
+  );
+});
+
+/**
+ * What ChatGPT does, done by the MCP SDK v2 client from npm: it presents a Client ID Metadata
+ * Document (an https URL; the SDK accepts no other) that declares private_key_jwt, and signs
+ * its token requests with createPrivateKeyJwtAuth (aud: the issuer). The document and its JWK
+ * set are served over https by a private CA that the gateway process trusts
+ * (NODE_EXTRA_CA_CERTS), on loopback (cimd.allow_private_addresses).
+ */
+const cimdSkip = (!chromiumCheck.available || !opensslAvailable() || !BUILT) && process.env.CI !== "true";
+
+describe.skipIf(cimdSkip)("MCP SDK v2 client with a metadata document and private_key_jwt", () => {
+  let certs: TestCertificates;
+  let docs: HttpsServer;
+  let upstream: BothErasUpstream;
+  let gateway: ServeProcess;
+  let browser: Browser;
+  let target: RedirectTarget;
+  let dir: string;
+  const served = new Map<string, string>();
+
+  beforeAll(async () => {
+    certs = makeCertificates();
+    docs = createHttpsServer(
+      { cert: readFileSync(certs.serverCert), key: readFileSync(certs.serverKey) },
+      (req, res) => {
+        const body = served.get(req.url ?? "");
+        if (!body) res.writeHead(404).end();
+        else res.writeHead(200, { "content-type": "application/json" }).end(body);
+      },
+    );
+    await new Promise<void>((resolve) => docs.listen(0, "127.0.0.1", resolve));
+    upstream = await startBothErasUpstream();
+    dir = mkdtempSync(join(tmpdir(), "mcpgw-interop-cimd-"));
+    writeFileSync(
+      join(dir, "gateway.yaml"),
+      `log_level: warn\ncimd: { allow_private_addresses: true }\nservices:\n  notes: { url: "${upstream.url}" }\n`,
+    );
+    gateway = await startServe({
+      cwd: dir,
+      args: ["--no-builtins"],
+      env: { NODE_EXTRA_CA_CERTS: certs.ca },
+      timeoutMs: 60_000,
+    });
+    browser = await launchChromium();
+    target = await startRedirectTarget();
+  }, SLOW);
+  afterAll(async () => {
+    await browser?.close();
+    await target?.close();
+    await gateway?.stop();
+    await upstream?.close();
+    await new Promise((resolve) => docs?.close(resolve));
+    certs?.remove();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(
+    "registers nothing: the gateway fetches the document, the login runs in Chromium, the code is redeemed with a signed assertion, the tool answers",
+    async () => {
+      const docsBase = `https://127.0.0.1:${(docs.address() as AddressInfo).port}`;
+      const clientId = `${docsBase}/oauth/client.json`;
+      const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
+      served.set(
+        "/oauth/jwks.json",
+        JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256", use: "sig" }] }),
+      );
+      served.set(
+        "/oauth/client.json",
+        JSON.stringify({
+          client_id: clientId,
+          client_name: "SDK v2 with a metadata document",
+          redirect_uris: [target.url],
+          grant_types: ["authorization_code", "refresh_token"],
+          response_types: ["code"],
+          token_endpoint_auth_method: "private_key_jwt",
+          jwks_uri: `${docsBase}/oauth/jwks.json`,
+        }),
+      );
+      const password = gateway.password as string;
+      expect(password, "the first-run admin password").toBeTruthy();
+      const login = { username: "admin", password };
+      const provider = Object.assign(
+        new ChromiumProvider(browser, target, "SDK v2 with a metadata document"),
+        {
+          clientMetadataUrl: clientId,
+          addClientAuthentication: createPrivateKeyJwtAuth({
+            issuer: clientId,
+            subject: clientId,
+            privateKey: await exportJWK(privateKey),
+            alg: "ES256",
+          }),
+          redirectToAuthorization: async (url: URL) => {
+            await signInWithChromium(browser, url.toString(), login);
+          },
+        },
+      );
+      // The issuer is serve's default public_url, http://localhost:{port}; the resource follows it.
+      const url = new URL(`http://localhost:${gateway.port}/notes/mcp`);
+      const connect = async () => {
+        const client = new ClientV2(
+          { name: "interop-cimd", version: "2.0.0" },
+          { versionNegotiation: { mode: "auto" } },
+        );
+        await client.connect(new TransportV2(url, { authProvider: provider as never }));
+        return client;
+      };
+      await expect(connect()).rejects.toBeInstanceOf(UnauthorizedV2);
+      expect(provider.info?.client_id).toBe(clientId);
+      const back = await target.next();
+      await new TransportV2(url, { authProvider: provider as never }).finishAuth(back.searchParams);
+      expect(decodeJwt(provider.saved?.access_token as string).client_id).toBe(clientId);
+      const client = await connect();
+      try {
+        const seen = identity(await client.callTool({ name: "whoami" }));
+        expect(seen["x-user-name"]).toBe("admin");
+        expect(seen["x-auth-client-id"]).toBe(clientId);
+        expect(seen.era).toBe("modern");
+      } finally {
+        await client.close();
+      }
     },
     SLOW,
   );

@@ -49,7 +49,14 @@ export async function signInWithChromium(
     }
     const left = page.waitForURL((u) => u.origin !== gateway, { waitUntil: "load" });
     // A remembered consent goes straight back to the client; otherwise the person allows.
-    if (new URL(page.url()).origin === gateway) await page.click("#allow");
+    if (new URL(page.url()).origin === gateway) {
+      const allow = page.locator("#allow");
+      if (!(await allow.count())) {
+        const text = ((await page.textContent("body")) ?? "").replace(/\s+/g, " ").trim();
+        throw new Error(`the gateway showed no consent page at ${page.url()}: ${text.slice(0, 400)}`);
+      }
+      await allow.click();
+    }
     await left;
     return new URL(page.url());
   } finally {
