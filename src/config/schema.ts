@@ -4,6 +4,7 @@
  * strings like `30m`/`90d` and come out as whole seconds.
  */
 import { z } from "zod";
+import { DEFAULT_ALLOWED_SCHEMES, FORBIDDEN_SCHEMES } from "../net/redirect-schemes.js";
 import { parseDuration } from "./duration.js";
 
 const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -47,6 +48,33 @@ const RESERVED_SERVICE_NAMES = new Set([
 const port = z.coerce.number().int().min(0).max(65535);
 
 const url = z.string().url();
+
+/**
+ * The issuer is compared character for character by clients (RFC 8414 §3.3, RFC 9207), with
+ * what they derive from the URLs they were given: so it is kept in the form URL parsers give
+ * it (lower-case scheme and host, no default port, no trailing slash) and must not carry a
+ * query, a fragment or credentials.
+ */
+const publicUrl = url.transform((value, ctx) => {
+  const parsed = new URL(value);
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
+    ctx.addIssue({ code: "custom", message: "public_url must be an http(s) URL" });
+    return z.NEVER;
+  }
+  if (parsed.search || parsed.hash || parsed.username || parsed.password || value.includes("#")) {
+    ctx.addIssue({ code: "custom", message: "public_url must not have a query, a fragment or credentials" });
+    return z.NEVER;
+  }
+  return `${parsed.origin}${parsed.pathname.replace(/\/+$/, "")}`;
+});
+
+/** A private-use redirect scheme: URI scheme syntax (RFC 3986 §3.1), never http(s) or a browser-internal one. */
+const redirectScheme = z
+  .string()
+  .transform((s) => s.trim().toLowerCase().replace(/:$/, ""))
+  .refine((s) => /^[a-z][a-z0-9+.-]*$/.test(s), { message: "not a URI scheme name" })
+  .refine((s) => s !== "http" && s !== "https", { message: "http and https are not private-use schemes" })
+  .refine((s) => !FORBIDDEN_SCHEMES.has(s), { message: "this scheme is never a safe redirect target" });
 
 /** Who may use something: the same shape for the IdP allowlist and per-service policy. */
 const accessPolicy = {
@@ -120,7 +148,7 @@ const serviceSchema = z
 
 export const configSchema = z.strictObject({
   /** The issuer and the base of every URL the gateway advertises. Default: http://localhost:{port}. */
-  public_url: url.transform((u) => u.replace(/\/+$/, "")).optional(),
+  public_url: publicUrl.optional(),
   host: z.string().default("127.0.0.1"),
   port: port.default(8080),
   /** Trust X-Forwarded-* from these proxies (fastify trustProxy). */
@@ -196,6 +224,16 @@ export const configSchema = z.strictObject({
       initial_access_token: z.string().optional(),
       /** Lifetime of a registered client; 0 = never expires. */
       client_ttl: duration.default(90 * 86_400),
+      /**
+       * Private-use redirect schemes (RFC 8252 §7.1) native clients may register besides
+       * reverse-DNS ones (`com.example.app:`, always allowed): the IDEs' own, which are not
+       * reverse-DNS. A list here replaces the default.
+       */
+      allowed_schemes: z
+        .union([z.string(), z.array(z.string())])
+        .transform((v) => (Array.isArray(v) ? v : v.split(",")).map((s) => s.trim()).filter(Boolean))
+        .pipe(z.array(redirectScheme))
+        .default([...DEFAULT_ALLOWED_SCHEMES]),
     })
     .prefault({}),
 

@@ -13,6 +13,16 @@ import { readParams } from "./params.js";
 import { isValidChallenge } from "./pkce.js";
 import { redirectUriMatches } from "./redirect-uri.js";
 
+/**
+ * Not a resource's scope but a client's wish for a refresh token (OIDC; MCP 2026-07-28,
+ * SEP-2207). The metadata lists it, so clients that add it when it is listed do; it is never in
+ * protected resource metadata or a challenge, and never granted as a scope. Refresh tokens do
+ * not depend on it: a client registered for the refresh_token grant gets one with every code it
+ * redeems (clients that never send it, like most MCP clients, keep working), and a client not
+ * registered for that grant gets none, whether it asks for offline_access or not.
+ */
+export const OFFLINE_ACCESS = "offline_access";
+
 /** A validated authorization request, waiting for login and consent. */
 export interface AuthorizationRequest {
   client_id: string;
@@ -118,7 +128,9 @@ export async function validateAuthorizationRequest(
   const unknown = resources.filter((r) => !deps.resources.isKnown(r));
   if (unknown.length) throw fail("invalid_target", `unknown resource: ${unknown.join(" ")}`);
 
-  const requested = params.scope === undefined ? deps.scopesFor(resources) : splitScope(params.scope);
+  // A request for offline_access alone asks for no resource scope: it gets the resources' own.
+  const asked = splitScope(params.scope).filter((s) => s !== OFFLINE_ACCESS);
+  const requested = asked.length ? asked : deps.scopesFor(resources);
   const scope = requested.filter((s) => deps.knownScopes.has(s));
 
   return {

@@ -1,16 +1,21 @@
 /**
  * Client authentication at the token, revocation and introspection endpoints:
- * `client_secret_basic`, `client_secret_post`, or `none` for public clients (which are
- * identified, not authenticated, and must then prove PKCE or hold a refresh token).
+ * `client_secret_basic`, `client_secret_post`, `private_key_jwt` (a signed assertion, RFC 7523),
+ * or `none` for public clients (which are identified, not authenticated, and must then prove
+ * PKCE or hold a refresh token).
  */
 
+import { decodeJwt } from "jose";
 import { secretMatches } from "../crypto/secrets.js";
+import { type ClientAssertionVerifier, JWT_BEARER_ASSERTION } from "./client-assertion.js";
 import { type ClientRecord, ClientStore, type TokenEndpointAuthMethod } from "./clients.js";
 import { invalidClient, invalidRequest, OAuthError } from "./errors.js";
 
 export interface PresentedCredentials {
   clientId?: string;
   clientSecret?: string;
+  /** A `client_assertion` of type jwt-bearer (private_key_jwt). */
+  assertion?: string;
   /** Whether the credentials came in an Authorization: Basic header (decides the 401 challenge). */
   basic: boolean;
 }
@@ -20,8 +25,11 @@ export function readCredentials(
   authorization: string | undefined,
   params: Record<string, string | undefined>,
 ): PresentedCredentials {
+  const assertion = readAssertion(params);
   if (authorization?.toLowerCase().startsWith("basic ")) {
-    if (params.client_secret !== undefined) throw invalidRequest("use only one client authentication method");
+    if (params.client_secret !== undefined || assertion !== undefined) {
+      throw invalidRequest("use only one client authentication method");
+    }
     const decoded = Buffer.from(authorization.slice(6).trim(), "base64").toString("utf8");
     const colon = decoded.indexOf(":");
     if (colon < 0) throw basicFailure("malformed Basic credentials");
@@ -39,7 +47,35 @@ export function readCredentials(
     }
     return { clientId, clientSecret, basic: true };
   }
+  if (assertion !== undefined) {
+    if (params.client_secret !== undefined) throw invalidRequest("use only one client authentication method");
+    // RFC 7521 §4.2: client_id may be left out; the assertion's subject names the client.
+    return { clientId: params.client_id ?? assertionSubject(assertion), assertion, basic: false };
+  }
   return { clientId: params.client_id, clientSecret: params.client_secret, basic: false };
+}
+
+/** The `client_assertion` of a jwt-bearer pair, or undefined when the form has none. */
+function readAssertion(params: Record<string, string | undefined>): string | undefined {
+  const type = params.client_assertion_type;
+  const assertion = params.client_assertion;
+  if (type === undefined && assertion === undefined) return undefined;
+  if (type === undefined || assertion === undefined) {
+    throw invalidRequest("client_assertion and client_assertion_type go together");
+  }
+  if (type !== JWT_BEARER_ASSERTION) {
+    throw invalidClient(`client_assertion_type must be ${JWT_BEARER_ASSERTION}`);
+  }
+  return assertion;
+}
+
+function assertionSubject(assertion: string): string | undefined {
+  try {
+    const sub = decodeJwt(assertion).sub;
+    return typeof sub === "string" ? sub : undefined;
+  } catch {
+    throw invalidClient("client assertion: not a JWT");
+  }
 }
 
 /** RFC 6749 §5.2: a failed Basic authentication answers 401 with the Basic challenge. */
@@ -52,40 +88,62 @@ function basicFailure(description: string): OAuthError {
 /** The method the credentials were presented with (RFC 7591 §2 names). */
 function presentedMethod(creds: PresentedCredentials): TokenEndpointAuthMethod {
   if (creds.basic) return "client_secret_basic";
+  if (creds.assertion !== undefined) return "private_key_jwt";
   return creds.clientSecret !== undefined ? "client_secret_post" : "none";
 }
 
+/** The endpoints a client authenticates at; an assertion may name the one it was made for. */
+export type AuthenticatingEndpoint = "token" | "revoke" | "introspect";
+
+export interface ClientAuthOptions {
+  /** Refuse public clients (introspection). */
+  requireConfidential?: boolean;
+}
+
 /**
- * The client behind the credentials, or invalid_client (401). A client authenticates with the
- * method it registered and no other (a `client_secret_basic` client may not switch to the form
- * body, a public client may not present a secret), as RFC 7591 §2 makes the method part of the
- * registration.
+ * Finds and authenticates the client of a request. A client authenticates with the method it
+ * registered and no other (a `client_secret_basic` client may not switch to the form body, a
+ * public client may not present a secret, a `private_key_jwt` client must sign), as RFC 7591 §2
+ * makes the method part of the registration.
  */
-export async function authenticateClient(
-  creds: PresentedCredentials,
-  lookup: (clientId: string) => Promise<ClientRecord | undefined>,
-  options: { requireConfidential?: boolean } = {},
-): Promise<ClientRecord> {
-  const fail = (d: string) => (creds.basic ? basicFailure(d) : invalidClient(d));
-  if (!creds.clientId) throw fail("client authentication failed: no client_id");
-  const client = await lookup(creds.clientId);
-  if (!client) throw fail("client authentication failed: unknown client");
-  const method = presentedMethod(creds);
-  if (method !== client.token_endpoint_auth_method) {
-    throw fail(
-      `client authentication failed: this client authenticates with ${client.token_endpoint_auth_method}, not ${method}`,
-    );
-  }
-  if (ClientStore.isConfidential(client)) {
-    if (
-      !creds.clientSecret ||
-      !client.client_secret_hash ||
-      !secretMatches(creds.clientSecret, client.client_secret_hash)
-    ) {
-      throw fail("client authentication failed");
+export class ClientAuthenticator {
+  constructor(
+    private readonly lookup: (clientId: string) => Promise<ClientRecord | undefined>,
+    private readonly assertions: ClientAssertionVerifier,
+    private readonly issuer: string,
+  ) {}
+
+  /** The client behind the request's credentials, or invalid_client (401). */
+  async authenticate(
+    authorization: string | undefined,
+    params: Record<string, string | undefined>,
+    endpoint: AuthenticatingEndpoint,
+    options: ClientAuthOptions = {},
+  ): Promise<ClientRecord> {
+    const creds = readCredentials(authorization, params);
+    const fail = (d: string) => (creds.basic ? basicFailure(d) : invalidClient(d));
+    if (!creds.clientId) throw fail("client authentication failed: no client_id");
+    const client = await this.lookup(creds.clientId);
+    if (!client) throw fail("client authentication failed: unknown client");
+    const method = presentedMethod(creds);
+    if (method !== client.token_endpoint_auth_method) {
+      throw fail(
+        `client authentication failed: this client authenticates with ${client.token_endpoint_auth_method}, not ${method}`,
+      );
     }
-  } else if (options.requireConfidential) {
-    throw fail("this endpoint needs an authenticated (confidential) client");
+    if (method === "private_key_jwt") {
+      await this.assertions.verify(client, creds.assertion as string, `${this.issuer}/${endpoint}`);
+    } else if (ClientStore.usesSecret(client)) {
+      if (
+        !creds.clientSecret ||
+        !client.client_secret_hash ||
+        !secretMatches(creds.clientSecret, client.client_secret_hash)
+      ) {
+        throw fail("client authentication failed");
+      }
+    } else if (options.requireConfidential) {
+      throw fail("this endpoint needs an authenticated (confidential) client");
+    }
+    return client;
   }
-  return client;
 }

@@ -7,8 +7,7 @@
  */
 import type { Revocations } from "../tokens/revocations.js";
 import { InvalidAccessToken, looksLikeJwt, verifyAccessToken } from "../tokens/verify.js";
-import { authenticateClient, readCredentials } from "./client-auth.js";
-import type { ClientRecord } from "./clients.js";
+import type { ClientAuthenticator } from "./client-auth.js";
 import { invalidRequest } from "./errors.js";
 import type { GrantStore } from "./grant-store.js";
 import type { KeyRing } from "./keys.js";
@@ -20,7 +19,8 @@ export interface TokenEndpointDeps {
   issuer: string;
   grants: GrantStore;
   revocations: Revocations;
-  lookupClient: (clientId: string) => Promise<ClientRecord | undefined>;
+  /** Finds and authenticates the calling client. */
+  clients: ClientAuthenticator;
   /** Clients that may introspect tokens of any client (`introspection.allowed_clients`). */
   introspectors?: ReadonlySet<string>;
 }
@@ -35,7 +35,7 @@ export class IntrospectionEndpoint {
     authorization: string | undefined,
   ): Promise<IntrospectionResponse> {
     const { params } = readParams(body);
-    const caller = await authenticateClient(readCredentials(authorization, params), this.deps.lookupClient, {
+    const caller = await this.deps.clients.authenticate(authorization, params, "introspect", {
       requireConfidential: true,
     });
     const token = params.token;

@@ -6,9 +6,10 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { hashSecret, newSecret, secretMatches } from "../crypto/secrets.js";
 import type { Audit } from "../ops/audit.js";
+import { ASSERTION_ALGORITHMS, publicKeyProblem } from "./client-assertion.js";
 import { type ClientMetadata, type ClientRecord, ClientStore } from "./clients.js";
 import { OAuthError } from "./errors.js";
-import { redirectUriProblem } from "./redirect-uri.js";
+import { inferApplicationType, type RedirectUriPolicy, redirectUriProblem } from "./redirect-uri.js";
 
 const text = (max: number) => z.string().trim().min(1).max(max);
 const httpsUrl = z
@@ -20,10 +21,14 @@ const httpsUrl = z
 const metadataSchema = z.object({
   redirect_uris: z.array(z.string().max(2000)).min(1, "at least one redirect URI is required").max(20),
   token_endpoint_auth_method: z
-    .enum(["none", "client_secret_basic", "client_secret_post"], {
-      message: "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post",
+    .enum(["none", "client_secret_basic", "client_secret_post", "private_key_jwt"], {
+      message:
+        "token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt",
     })
     .default("client_secret_basic"),
+  application_type: z
+    .enum(["web", "native"], { message: "application_type must be web or native" })
+    .optional(),
   grant_types: z
     .array(
       z.enum(["authorization_code", "refresh_token"], {
@@ -44,7 +49,27 @@ const metadataSchema = z.object({
   contacts: z.array(z.string().max(320)).max(10).optional(),
   software_id: text(200).optional(),
   software_version: text(100).optional(),
+  // private_key_jwt (RFC 7591 §2, RFC 7523): the keys its assertions are signed with.
+  jwks: z
+    .object(
+      { keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) },
+      { message: "jwks must be a JWK set" },
+    )
+    .optional(),
+  jwks_uri: z.string().max(2000).optional(),
+  token_endpoint_auth_signing_alg: z
+    .enum(ASSERTION_ALGORITHMS, {
+      message: `token_endpoint_auth_signing_alg must be one of ${ASSERTION_ALGORITHMS.join(", ")}`,
+    })
+    .optional(),
 });
+
+/** What decides whether metadata is acceptable beyond its shape: the deployment's own rules. */
+export interface MetadataRules {
+  redirect: RedirectUriPolicy;
+  /** Whether a jwks_uri is one the gateway would fetch (https; http on loopback in tests). */
+  fetchable: (url: string) => boolean;
+}
 
 /** RFC 6750 §3 challenges for the bearer-protected registration endpoints. */
 const BEARER_CHALLENGE = 'Bearer realm="mcp-oauth-gateway"';
@@ -56,12 +81,13 @@ export interface RegistrationPolicy {
   /** Client lifetime in seconds; 0 = never expires. */
   clientTtlSeconds: number;
   issuer: string;
+  rules: MetadataRules;
 }
 
 export type RegistrationResponse = Record<string, unknown>;
 
 /** Validates client metadata; throws invalid_redirect_uri / invalid_client_metadata. */
-export function parseClientMetadata(body: unknown): ClientMetadata {
+export function parseClientMetadata(body: unknown, rules: MetadataRules): ClientMetadata {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new OAuthError("invalid_client_metadata", "the request body must be a JSON object");
   }
@@ -72,15 +98,44 @@ export function parseClientMetadata(body: unknown): ClientMetadata {
     const code = field === "redirect_uris" ? "invalid_redirect_uri" : "invalid_client_metadata";
     throw new OAuthError(code, `${field}: ${issue?.message ?? "invalid"}`);
   }
-  const metadata = parsed.data;
+  const { jwks, jwks_uri, token_endpoint_auth_signing_alg, application_type, ...metadata } = parsed.data;
+  const applicationType = application_type ?? inferApplicationType(metadata.redirect_uris, rules.redirect);
   for (const uri of metadata.redirect_uris) {
-    const problem = redirectUriProblem(uri);
+    const problem = redirectUriProblem(uri, applicationType, rules.redirect);
     if (problem) throw new OAuthError("invalid_redirect_uri", problem);
   }
   if (!metadata.grant_types.includes("authorization_code")) {
     throw new OAuthError("invalid_client_metadata", "grant_types must include authorization_code");
   }
-  return metadata;
+  const result: ClientMetadata = { ...metadata, application_type: applicationType };
+  if (metadata.token_endpoint_auth_method === "private_key_jwt") {
+    Object.assign(result, keyMetadata(jwks, jwks_uri, rules), {
+      ...(token_endpoint_auth_signing_alg ? { token_endpoint_auth_signing_alg } : {}),
+    });
+  }
+  return result;
+}
+
+/** private_key_jwt needs exactly one key source (RFC 7591 §2), holding public keys only. */
+function keyMetadata(
+  jwks: { keys: Array<Record<string, unknown>> } | undefined,
+  jwksUri: string | undefined,
+  rules: MetadataRules,
+): Pick<ClientMetadata, "jwks" | "jwks_uri"> {
+  const invalid = (d: string) => new OAuthError("invalid_client_metadata", d);
+  if (jwks && jwksUri) throw invalid("give jwks or jwks_uri, not both");
+  if (jwksUri) {
+    if (!rules.fetchable(jwksUri) || !URL.canParse(jwksUri) || jwksUri.includes("#")) {
+      throw invalid("jwks_uri must be an https URL without a fragment");
+    }
+    return { jwks_uri: jwksUri };
+  }
+  if (!jwks) throw invalid("private_key_jwt needs the client's public keys in jwks or jwks_uri");
+  for (const key of jwks.keys) {
+    const problem = publicKeyProblem(key);
+    if (problem) throw invalid(`jwks: ${problem}`);
+  }
+  return { jwks: jwks as ClientMetadata["jwks"] };
 }
 
 export class Registrar {
@@ -107,9 +162,9 @@ export class Registrar {
         });
       }
     }
-    const metadata = parseClientMetadata(body);
+    const metadata = parseClientMetadata(body, this.policy.rules);
     const now = Math.floor(Date.now() / 1000);
-    const clientSecret = ClientStore.isConfidential(metadata) ? newSecret() : undefined;
+    const clientSecret = ClientStore.usesSecret(metadata) ? newSecret() : undefined;
     const registrationToken = newSecret();
     const record: ClientRecord = {
       ...metadata,
@@ -152,13 +207,13 @@ export class Registrar {
         throw new OAuthError("invalid_request", "client_secret does not match the one issued");
       }
     }
-    const metadata = parseClientMetadata(body);
-    const becameConfidential = ClientStore.isConfidential(metadata) && !client.client_secret_hash;
-    const clientSecret = becameConfidential ? newSecret() : undefined;
+    const metadata = parseClientMetadata(body, this.policy.rules);
+    const needsSecret = ClientStore.usesSecret(metadata) && !client.client_secret_hash;
+    const clientSecret = needsSecret ? newSecret() : undefined;
     const updated: ClientRecord = {
       ...metadata,
       client_id: client.client_id,
-      client_secret_hash: ClientStore.isConfidential(metadata)
+      client_secret_hash: ClientStore.usesSecret(metadata)
         ? clientSecret
           ? hashSecret(clientSecret)
           : client.client_secret_hash

@@ -5,7 +5,6 @@
  */
 import type { Audit } from "../ops/audit.js";
 import { InvalidAccessToken, looksLikeJwt, verifyAccessToken } from "../tokens/verify.js";
-import { authenticateClient, readCredentials } from "./client-auth.js";
 import { invalidRequest, OAuthError } from "./errors.js";
 import type { EndGrant } from "./grants/grant.js";
 import type { TokenEndpointDeps } from "./introspect.js";
@@ -16,7 +15,7 @@ export class RevocationEndpoint {
 
   async handle(body: Record<string, unknown> | undefined, authorization: string | undefined): Promise<void> {
     const { params } = readParams(body);
-    const client = await authenticateClient(readCredentials(authorization, params), this.deps.lookupClient);
+    const client = await this.deps.clients.authenticate(authorization, params, "revoke");
     const token = params.token;
     if (!token) throw invalidRequest("token is required");
     const hint = params.token_type_hint;

@@ -11,6 +11,8 @@ import type { Store } from "../store/store.js";
 import type { Revocations } from "../tokens/revocations.js";
 import { type AuthorizeDeps, authorizationResponseUrl } from "./authorize.js";
 import { ClientMetadataDocuments } from "./cimd.js";
+import { ClientAssertionVerifier } from "./client-assertion.js";
+import { ClientAuthenticator } from "./client-auth.js";
 import { type ClientRecord, ClientStore } from "./clients.js";
 import { GrantStore } from "./grant-store.js";
 import { AuthorizationCodeGrant } from "./grants/authorization-code.js";
@@ -20,7 +22,9 @@ import { Interactions, type PendingAuthorization } from "./interaction.js";
 import { IntrospectionEndpoint } from "./introspect.js";
 import { TokenIssuer } from "./issuer.js";
 import type { KeyRing } from "./keys.js";
-import { Registrar } from "./register.js";
+import { redirectUriPolicy } from "./redirect-uri.js";
+import { type MetadataRules, Registrar } from "./register.js";
+import { RemoteJson } from "./remote-json.js";
 import { RevocationEndpoint } from "./revoke.js";
 import { Revoker } from "./revoker.js";
 import { TokenEndpoint } from "./token.js";
@@ -55,6 +59,12 @@ export class AuthorizationServer {
   readonly authorizeDeps: AuthorizeDeps;
   readonly lookupClient: (clientId: string) => Promise<ClientRecord | undefined>;
   readonly documents?: ClientMetadataDocuments;
+  /** Finds and authenticates clients at /token, /revoke and /introspect. */
+  readonly clientAuth: ClientAuthenticator;
+  /** What registration and metadata documents are held to (redirect URIs, key URLs). */
+  readonly metadataRules: MetadataRules;
+  /** Fetches what clients name (metadata documents, jwks_uri) behind the SSRF guard. */
+  private readonly remote: RemoteJson;
   readonly audit: Audit;
   /** Ends a grant: revokes its tokens, forgets it, and audits why. */
   readonly endGrant: EndGrant;
@@ -65,19 +75,28 @@ export class AuthorizationServer {
     this.issuer = config.public_url;
     this.audit = parts.audit ?? NO_AUDIT;
     this.clients = new ClientStore(store);
+    this.remote = new RemoteJson({
+      timeoutSeconds: config.cimd.timeout,
+      maxCacheSeconds: config.cimd.max_cache,
+      allowPrivateAddresses: config.cimd.allow_private_addresses,
+    });
+    this.metadataRules = {
+      redirect: redirectUriPolicy(config.registration.allowed_schemes),
+      fetchable: (url) => this.remote.isFetchable(url),
+    };
     this.documents = config.cimd.enabled
-      ? new ClientMetadataDocuments({
-          timeoutSeconds: config.cimd.timeout,
-          maxBytes: config.cimd.max_bytes,
-          maxCacheSeconds: config.cimd.max_cache,
-          allowPrivateAddresses: config.cimd.allow_private_addresses,
-        })
+      ? new ClientMetadataDocuments({ maxBytes: config.cimd.max_bytes }, this.remote, this.metadataRules)
       : undefined;
     // Registered clients first; an https client_id names a metadata document (when enabled).
     this.lookupClient = async (id) => {
       if (this.documents?.isDocumentUrl(id)) return this.documents.resolve(id);
       return this.clients.get(id);
     };
+    this.clientAuth = new ClientAuthenticator(
+      this.lookupClient,
+      new ClientAssertionVerifier({ store, remote: this.remote, issuer: this.issuer }),
+      this.issuer,
+    );
     this.grants = new GrantStore(
       store,
       { code: config.tokens.code_ttl, refresh: config.tokens.refresh_ttl },
@@ -102,6 +121,7 @@ export class AuthorizationServer {
         initialAccessToken: config.registration.initial_access_token,
         clientTtlSeconds: config.registration.client_ttl,
         issuer: this.issuer,
+        rules: this.metadataRules,
       },
       (clientId) => this.revoker.revokeClient(clientId),
       this.audit,
@@ -113,7 +133,7 @@ export class AuthorizationServer {
           idp.checkAccess(user),
         ),
       ],
-      this.lookupClient,
+      this.clientAuth,
     );
     const endpointDeps = {
       keys,
@@ -122,7 +142,7 @@ export class AuthorizationServer {
       revocations,
       endGrant: this.endGrant,
       audit: this.audit,
-      lookupClient: this.lookupClient,
+      clients: this.clientAuth,
       introspectors: new Set(config.introspection.allowed_clients),
     };
     this.revocationEndpoint = new RevocationEndpoint(endpointDeps);
@@ -172,6 +192,6 @@ export class AuthorizationServer {
   }
 
   async close(): Promise<void> {
-    await this.documents?.close();
+    await this.remote.close();
   }
 }

@@ -2,8 +2,7 @@
  * POST /token: authenticate the client, then hand the request to the grant handler registered
  * for its `grant_type`. Handlers come from a table built from config in app wiring.
  */
-import { authenticateClient, readCredentials } from "./client-auth.js";
-import type { ClientRecord } from "./clients.js";
+import type { ClientAuthenticator } from "./client-auth.js";
 import { invalidRequest, OAuthError } from "./errors.js";
 import type { GrantHandler } from "./grants/grant.js";
 import type { TokenResponse } from "./issuer.js";
@@ -14,7 +13,7 @@ export class TokenEndpoint {
 
   constructor(
     handlers: GrantHandler[],
-    private readonly lookupClient: (clientId: string) => Promise<ClientRecord | undefined>,
+    private readonly clients: ClientAuthenticator,
   ) {
     this.handlers = new Map(handlers.map((h) => [h.grantType, h]));
   }
@@ -32,7 +31,7 @@ export class TokenEndpoint {
     if (!grantType) throw invalidRequest("grant_type is required");
     const handler = this.handlers.get(grantType);
     if (!handler) throw new OAuthError("unsupported_grant_type", `grant_type ${grantType} is not supported`);
-    const client = await authenticateClient(readCredentials(authorization, params), this.lookupClient);
+    const client = await this.clients.authenticate(authorization, params, "token");
     if (!client.grant_types.includes(grantType)) {
       throw new OAuthError("unauthorized_client", `this client is not registered for the ${grantType} grant`);
     }

@@ -57,11 +57,15 @@ describe("authorization server metadata", () => {
       "client_secret_basic",
       "client_secret_post",
       "none",
+      "private_key_jwt",
     ]);
+    // private_key_jwt is exercised in chatgpt.test.ts; offline_access in offline-access.test.ts.
+    expect(meta.token_endpoint_auth_signing_alg_values_supported).toContain("RS256");
     expect([...(meta.scopes_supported as string[])].sort()).toEqual([
       "files:read",
       "notes:read",
       "notes:write",
+      "offline_access",
     ]);
     // Every endpoint lives under the issuer.
     for (const key of Object.keys(meta).filter((k) => k.endsWith("_endpoint") || k === "jwks_uri")) {
@@ -81,8 +85,11 @@ describe("authorization server metadata", () => {
         "response_modes_supported",
         "grant_types_supported",
         "token_endpoint_auth_methods_supported",
+        "token_endpoint_auth_signing_alg_values_supported",
         "revocation_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_signing_alg_values_supported",
         "introspection_endpoint_auth_methods_supported",
+        "introspection_endpoint_auth_signing_alg_values_supported",
         "code_challenge_methods_supported",
         "scopes_supported",
         "client_id_metadata_document_supported",
@@ -127,6 +134,7 @@ describe("authorization server metadata", () => {
     expect(meta.introspection_endpoint_auth_methods_supported).toEqual([
       "client_secret_basic",
       "client_secret_post",
+      "private_key_jwt",
     ]);
     const rs = RESOURCE_SERVERS.post;
     const publicClient = await registerClient(gw.url);

@@ -41,8 +41,14 @@ export async function registerClient(
 export class Browser {
   private readonly cookies = new Map<string, string>();
 
-  /** `headers` go with every request (e.g. X-Forwarded-For from a test acting as a trusted proxy). */
-  constructor(private readonly headers: Record<string, string> = {}) {}
+  /**
+   * `headers` go with every request (e.g. X-Forwarded-For from a test acting as a trusted proxy);
+   * `fetchFn` is how it reaches hosts (a test that resolves made-up host names passes its own).
+   */
+  constructor(
+    private readonly headers: Record<string, string> = {},
+    private readonly fetchFn: typeof fetch = fetch,
+  ) {}
 
   async get(url: string): Promise<Response> {
     return this.send(url, { method: "GET" });
@@ -76,7 +82,7 @@ export class Browser {
     for (const [name, value] of Object.entries(this.headers))
       if (!headers.has(name)) headers.set(name, value);
     if (this.cookies.size) headers.set("cookie", [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; "));
-    const res = await fetch(url, { ...init, headers, redirect: "manual" });
+    const res = await this.fetchFn(url, { ...init, headers, redirect: "manual" });
     for (const line of res.headers.getSetCookie()) {
       const [pair] = line.split(";");
       const eq = pair?.indexOf("=") ?? -1;

@@ -93,12 +93,20 @@ export type ProxyValues = {
 
 /** nginx with deploy/nginx/nginx.conf, in the foreground, everything under a temp prefix. */
 export async function startNginx(values: ProxyValues): Promise<RunningProxy> {
+  return startNginxWith(readFileSync(join(DEPLOY, "nginx/nginx.conf"), "utf8"), values);
+}
+
+/**
+ * nginx with a config of the test's own: `{{PREFIX}}` (the temp dir, for pid, logs and temp
+ * files) and the other placeholders filled from `values`; it must listen on `values.PORT`.
+ */
+export async function startNginxWith(
+  template: string,
+  values: Record<string, string | number> & { PORT: number },
+): Promise<RunningProxy> {
   const dir = mkdtempSync(join(tmpdir(), "mcpgw-nginx-"));
   const conf = join(dir, "nginx.conf");
-  writeFileSync(
-    conf,
-    fillTemplate(readFileSync(join(DEPLOY, "nginx/nginx.conf"), "utf8"), { ...values, PREFIX: dir }),
-  );
+  writeFileSync(conf, fillTemplate(template, { ...values, PREFIX: dir }));
   return run(
     NGINX,
     ["-p", dir, "-e", join(dir, "error.log"), "-c", conf, "-g", "daemon off;"],

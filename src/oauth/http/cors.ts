@@ -24,8 +24,9 @@ const PREFLIGHT_HEADERS = {
   "access-control-max-age": "86400",
 };
 
-export function registerMachineCors(app: FastifyInstance): void {
-  const routes = new Set(MACHINE_ROUTES);
+/** `metadataRoutes`: every URL the RFC 8414 metadata is served at (they depend on the issuer's path). */
+export function registerMachineCors(app: FastifyInstance, metadataRoutes: readonly string[] = []): void {
+  const routes = new Set([...MACHINE_ROUTES, ...metadataRoutes]);
   app.addHook("onSend", async (request, reply, payload) => {
     if (routes.has(request.routeOptions.url ?? "")) {
       reply.header("access-control-allow-origin", "*");
@@ -33,7 +34,7 @@ export function registerMachineCors(app: FastifyInstance): void {
     }
     return payload;
   });
-  for (const url of MACHINE_ROUTES) {
+  for (const url of routes) {
     app.options(url, async (_request, reply) => reply.code(204).headers(PREFLIGHT_HEADERS).send());
   }
 }

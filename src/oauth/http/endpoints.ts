@@ -4,6 +4,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { bearerToken } from "../../tokens/bearer.js";
+import { OFFLINE_ACCESS } from "../authorize.js";
+import { ASSERTION_ALGORITHMS } from "../client-assertion.js";
 import { invalidRequest, OAuthError } from "../errors.js";
 import type { AuthorizationServer } from "../server.js";
 import { routeBrakes } from "./brakes.js";
@@ -26,9 +28,24 @@ function requireForm(request: FastifyRequest): Record<string, unknown> {
   return (request.body ?? {}) as Record<string, unknown>;
 }
 
+/**
+ * Where RFC 8414 metadata is asked for. Without a path in the issuer: the two root documents.
+ * With one (`https://host/gw`): the path-inserted forms of RFC 8414 §3.1 and of MCP's discovery
+ * list (`/.well-known/oauth-authorization-server/gw`, `/.well-known/openid-configuration/gw`) for
+ * proxies that pass `/.well-known` on unchanged; the OIDC form (`/gw/.well-known/...`) both as a
+ * proxy that strips `/gw` delivers it (the root paths) and as one that does not.
+ */
+export function metadataPaths(issuer: string): string[] {
+  const path = new URL(issuer).pathname.replace(/\/+$/, "");
+  const names = ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"];
+  if (!path) return names;
+  return [...names, ...names.map((n) => `${n}${path}`), ...names.map((n) => `${path}${n}`)];
+}
+
 export function metadata(as: AuthorizationServer): Record<string, unknown> {
   const base = as.issuer;
-  const authMethods = ["none", "client_secret_basic", "client_secret_post"];
+  const authMethods = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"];
+  const signingAlgs = [...ASSERTION_ALGORITHMS];
   return {
     issuer: base,
     authorization_endpoint: `${base}/authorize`,
@@ -41,10 +58,14 @@ export function metadata(as: AuthorizationServer): Record<string, unknown> {
     response_modes_supported: ["query"],
     grant_types_supported: as.tokenEndpoint.grantTypes,
     token_endpoint_auth_methods_supported: authMethods,
+    token_endpoint_auth_signing_alg_values_supported: signingAlgs,
     revocation_endpoint_auth_methods_supported: authMethods,
-    introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+    revocation_endpoint_auth_signing_alg_values_supported: signingAlgs,
+    introspection_endpoint_auth_methods_supported: authMethods.filter((m) => m !== "none"),
+    introspection_endpoint_auth_signing_alg_values_supported: signingAlgs,
     code_challenge_methods_supported: ["S256"],
-    scopes_supported: as.scopesSupported,
+    // offline_access is listed so that clients which add it when it is listed (SEP-2207) may.
+    scopes_supported: [...new Set([...as.scopesSupported, OFFLINE_ACCESS])],
     client_id_metadata_document_supported: as.parts.config.cimd.enabled,
     authorization_response_iss_parameter_supported: true,
     service_documentation: "https://www.npmjs.com/package/mcp-oauth-gateway",
@@ -52,13 +73,14 @@ export function metadata(as: AuthorizationServer): Record<string, unknown> {
 }
 
 export async function registerEndpoints(app: FastifyInstance, as: AuthorizationServer): Promise<void> {
+  // One document, the same at every discovery URL: the issuer in it is the issuer, always.
+  const document = JSON.stringify(metadata(as));
   const meta = (_req: FastifyRequest, reply: FastifyReply) =>
     reply
       .header("cache-control", "public, max-age=300")
-
-      .send(metadata(as));
-  app.get("/.well-known/oauth-authorization-server", meta);
-  app.get("/.well-known/openid-configuration", meta);
+      .type("application/json; charset=utf-8")
+      .send(document);
+  for (const path of metadataPaths(as.issuer)) app.get(path, meta);
 
   app.get("/jwks", (_req, reply) =>
     reply

@@ -7,7 +7,7 @@ import formbody from "@fastify/formbody";
 import type { FastifyInstance } from "fastify";
 import type { AuthorizationServer } from "../server.js";
 import { registerMachineCors } from "./cors.js";
-import { registerEndpoints } from "./endpoints.js";
+import { metadataPaths, registerEndpoints } from "./endpoints.js";
 import { oauthErrorHandler } from "./error-handler.js";
 import { sameOriginForms } from "./form-origin.js";
 import { registerInteractionRoutes } from "./interaction-routes.js";
@@ -20,7 +20,7 @@ export async function registerAuthorizationServer(
     await scope.register(formbody);
     scope.setErrorHandler(oauthErrorHandler(as.audit));
     scope.addHook("onRequest", sameOriginForms(as.issuer));
-    registerMachineCors(scope);
+    registerMachineCors(scope, metadataPaths(as.issuer));
     await registerEndpoints(scope, as);
     await registerInteractionRoutes(scope, as);
   });
