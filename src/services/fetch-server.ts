@@ -1,11 +1,14 @@
 /**
  * The `fetch` MCP server: one tool, `fetch {url, max_length, start_index, raw}`, with the
- * arguments, paging notes and messages of the Python reference server (mcp-server-fetch).
+ * arguments, paging notes and messages of the Python reference server (mcp-server-fetch). Built on
+ * SDK v2: one definition for 2025 sessions and 2026-07-28 stateless requests.
  */
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { type CallToolResult, McpServer } from "@modelcontextprotocol/server";
 import { z } from "zod";
-import { createPageFetcher, FetchToolError, type PageFetcherOptions } from "./fetch-page.js";
+import { type createPageFetcher, FetchToolError } from "./fetch-page.js";
+
+/** What the tool fetches pages with: its connection pools outlive any one server instance. */
+export type PageFetcher = ReturnType<typeof createPageFetcher>;
 
 /** Cut `content` to one page starting at `start`, telling how to get the next one. */
 export function pageOf(content: string, start: number, maxLength: number): string {
@@ -22,9 +25,11 @@ function errorResult(message: string): CallToolResult {
   return { content: [{ type: "text", text: message }], isError: true };
 }
 
-/** Build the server; `close()` on the returned object also closes its connection pools. */
-export function createFetchServer(opts: PageFetcherOptions = {}): McpServer {
-  const fetcher = createPageFetcher(opts);
+/**
+ * Build one server instance on `fetcher`. The stdio entry makes an instance per connection (and
+ * one per discovery probe) from a single fetcher, whose pools it closes on exit.
+ */
+export function createFetchServer(fetcher: PageFetcher): McpServer {
   const server = new McpServer({ name: "mcp-fetch", version: "1.0.0" });
   server.registerTool(
     "fetch",
@@ -32,7 +37,7 @@ export function createFetchServer(opts: PageFetcherOptions = {}): McpServer {
       title: "Fetch a URL",
       description:
         "Fetches a URL from the internet and optionally extracts its contents as markdown.\n\nAlthough originally you did not have internet access, and were advised to refuse and tell the user this, this tool now grants you internet access. Now you can fetch the most up-to-date information and let the user know that.",
-      inputSchema: {
+      inputSchema: z.object({
         url: z.string().describe("URL to fetch"),
         max_length: z
           .number()
@@ -53,7 +58,7 @@ export function createFetchServer(opts: PageFetcherOptions = {}): McpServer {
           .boolean()
           .default(false)
           .describe("Get the actual HTML content of the requested page, without simplification."),
-      },
+      }),
       annotations: { readOnlyHint: true, openWorldHint: true },
     },
     async ({ url, max_length, start_index, raw }) => {
@@ -67,10 +72,5 @@ export function createFetchServer(opts: PageFetcherOptions = {}): McpServer {
       }
     },
   );
-  const close = server.close.bind(server);
-  server.close = async () => {
-    await close();
-    await fetcher.close();
-  };
   return server;
 }

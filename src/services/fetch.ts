@@ -4,8 +4,9 @@
  * loopback addresses (for tests against a local server only).
  */
 import { parseArgs } from "node:util";
+import { createPageFetcher } from "./fetch-page.js";
 import { createFetchServer } from "./fetch-server.js";
-import { runStdio } from "./stdio.js";
+import { serveBothEras } from "./stdio.js";
 
 const { values } = parseArgs({
   options: { "user-agent": { type: "string" }, "ignore-robots-txt": { type: "boolean" } },
@@ -13,10 +14,13 @@ const { values } = parseArgs({
 });
 const allowPrivate =
   process.env.MCP_FETCH_ALLOW_PRIVATE === "1" || process.env.MCP_FETCH_ALLOW_PRIVATE === "true";
-await runStdio(
-  createFetchServer({
-    userAgent: values["user-agent"] as string | undefined,
-    ignoreRobots: values["ignore-robots-txt"] === true || process.env.MCP_FETCH_IGNORE_ROBOTS === "1",
-    allowPrivate,
-  }),
+// One fetcher (and its connection pools) for every server instance of this process.
+const fetcher = createPageFetcher({
+  userAgent: values["user-agent"] as string | undefined,
+  ignoreRobots: values["ignore-robots-txt"] === true || process.env.MCP_FETCH_IGNORE_ROBOTS === "1",
+  allowPrivate,
+});
+serveBothEras(
+  () => createFetchServer(fetcher),
+  () => fetcher.close(),
 );

@@ -1,9 +1,9 @@
 /**
  * The `time` MCP server: current time in a zone and conversion between zones, with the tools,
- * arguments and result shapes of the Python reference server (mcp-server-time).
+ * arguments and result shapes of the Python reference server (mcp-server-time). Built on SDK v2,
+ * so one definition serves 2025 sessions and 2026-07-28 stateless requests alike.
  */
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { type CallToolResult, McpServer } from "@modelcontextprotocol/server";
 import { z } from "zod";
 import {
   assertTimezone,
@@ -15,12 +15,12 @@ import {
   zonedTime,
 } from "./timezones.js";
 
-const zonedTimeShape = {
+const zonedTimeSchema = z.object({
   timezone: z.string(),
   datetime: z.string(),
   day_of_week: z.string(),
   is_dst: z.boolean(),
-};
+});
 
 function result(value: Record<string, unknown>): CallToolResult {
   return { content: [{ type: "text", text: JSON.stringify(value, null, 2) }], structuredContent: value };
@@ -45,8 +45,8 @@ export function createTimeServer(
     {
       title: "Current time",
       description: "Get current time in a specific timezone",
-      inputSchema: { timezone: z.string().describe(zoneHint) },
-      outputSchema: zonedTimeShape,
+      inputSchema: z.object({ timezone: z.string().describe(zoneHint) }),
+      outputSchema: zonedTimeSchema,
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     async ({ timezone }) => {
@@ -63,16 +63,16 @@ export function createTimeServer(
     {
       title: "Convert time",
       description: "Convert time between timezones",
-      inputSchema: {
+      inputSchema: z.object({
         source_timezone: z.string().describe(`Source ${zoneHint}`),
         time: z.string().describe("Time to convert in 24-hour format (HH:MM)"),
         target_timezone: z.string().describe(`Target ${zoneHint}`),
-      },
-      outputSchema: {
-        source: z.object(zonedTimeShape),
-        target: z.object(zonedTimeShape),
+      }),
+      outputSchema: z.object({
+        source: zonedTimeSchema,
+        target: zonedTimeSchema,
         time_difference: z.string(),
-      },
+      }),
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     async ({ source_timezone, time, target_timezone }) => {

@@ -3,9 +3,9 @@
  * [--local-timezone ZONE]` (or LOCAL_TIMEZONE in the environment).
  */
 import { parseArgs } from "node:util";
-import { runStdio } from "./stdio.js";
+import { serveBothEras } from "./stdio.js";
 import { createTimeServer } from "./time-server.js";
 
 const { values } = parseArgs({ options: { "local-timezone": { type: "string" } }, strict: false });
 const local = (values["local-timezone"] as string | undefined) ?? process.env.LOCAL_TIMEZONE;
-await runStdio(createTimeServer(local || undefined));
+serveBothEras(() => createTimeServer(local || undefined));

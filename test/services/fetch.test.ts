@@ -1,13 +1,15 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Client as ClientV2 } from "@modelcontextprotocol/client";
+import { StdioClientTransport as StdioTransportV2 } from "@modelcontextprotocol/client/stdio";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { InMemoryTransport } from "@modelcontextprotocol/server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { forbiddenAddressReason, systemResolver } from "../../src/net/ssrf.js";
 import { nativeServiceCommand } from "../../src/services/catalog.js";
-import type { PageFetcherOptions } from "../../src/services/fetch-page.js";
+import { createPageFetcher, type PageFetcherOptions } from "../../src/services/fetch-page.js";
 import { createFetchServer, pageOf } from "../../src/services/fetch-server.js";
 
 const paragraphs = Array.from(
@@ -57,25 +59,37 @@ afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-async function inProcessClient(opts: PageFetcherOptions): Promise<Client> {
-  const mcp = createFetchServer(opts);
+/** What the tests call, the same in both SDKs. */
+type FetchClient = Pick<Client, "callTool" | "close">;
+
+/** The server in this process (SDK v2 on both sides); close() also closes the fetcher's pools. */
+async function inProcessClient(opts: PageFetcherOptions): Promise<FetchClient> {
+  const fetcher = createPageFetcher(opts);
+  const mcp = createFetchServer(fetcher);
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await mcp.connect(serverSide);
-  const client = new Client({ name: "fetch-test", version: "1.0.0" });
+  const client = new ClientV2({ name: "fetch-test", version: "1.0.0" });
   await client.connect(clientSide);
-  return client;
+  return {
+    callTool: client.callTool.bind(client) as unknown as FetchClient["callTool"],
+    close: async () => {
+      await client.close();
+      await mcp.close();
+      await fetcher.close();
+    },
+  };
 }
 
 function text(result: unknown): string {
   return ((result as CallToolResult).content[0] as { text: string }).text;
 }
 
-async function call(client: Client, args: Record<string, unknown>): Promise<CallToolResult> {
+async function call(client: FetchClient, args: Record<string, unknown>): Promise<CallToolResult> {
   return (await client.callTool({ name: "fetch", arguments: args })) as CallToolResult;
 }
 
 describe("fetch tool with private addresses allowed (local test server)", () => {
-  let client: Client;
+  let client: FetchClient;
   beforeAll(async () => {
     client = await inProcessClient({ allowPrivate: true });
   });
@@ -128,7 +142,7 @@ describe("fetch tool with private addresses allowed (local test server)", () => 
 });
 
 describe("fetch tool SSRF protection (private addresses not allowed)", () => {
-  let client: Client;
+  let client: FetchClient;
   beforeAll(async () => {
     client = await inProcessClient({
       allowPrivate: false,
@@ -207,12 +221,21 @@ describe("fetch tool SSRF protection (private addresses not allowed)", () => {
 });
 
 describe("fetch MCP server as a stdio child", () => {
-  async function child(env: Record<string, string>): Promise<Client> {
+  /** A 2025 session with SDK v1, or stateless 2026-07-28 requests with SDK v2 pinned. */
+  async function child(env: Record<string, string>, era: "2025" | "2026" = "2025"): Promise<FetchClient> {
     const { command, args } = nativeServiceCommand("fetch");
+    const params = { command, args, env: { PATH: process.env.PATH ?? "", ...env } };
+    if (era === "2026") {
+      const client = new ClientV2(
+        { name: "fetch-child-test", version: "1.0.0" },
+        { versionNegotiation: { mode: { pin: "2026-07-28" } } },
+      );
+      await client.connect(new StdioTransportV2(params));
+      expect(client.getProtocolEra()).toBe("modern");
+      return client as unknown as FetchClient;
+    }
     const client = new Client({ name: "fetch-child-test", version: "1.0.0" });
-    await client.connect(
-      new StdioClientTransport({ command, args, env: { PATH: process.env.PATH ?? "", ...env } }),
-    );
+    await client.connect(new StdioClientTransport(params));
     return client;
   }
 
@@ -227,17 +250,20 @@ describe("fetch MCP server as a stdio child", () => {
     }
   });
 
-  it("fetches a loopback page when MCP_FETCH_ALLOW_PRIVATE=1", async () => {
-    const client = await child({ MCP_FETCH_ALLOW_PRIVATE: "1" });
-    try {
-      const result = await call(client, { url: `http://localhost:${port}/page`, max_length: 50 });
-      expect(result.isError).toBeFalsy();
-      expect(text(result)).toContain("# Test Page");
-      expect(text(result)).toContain("start_index of 50");
-    } finally {
-      await client.close();
+  it("fetches a loopback page when MCP_FETCH_ALLOW_PRIVATE=1, in both eras", async () => {
+    for (const era of ["2025", "2026"] as const) {
+      const client = await child({ MCP_FETCH_ALLOW_PRIVATE: "1" }, era);
+      try {
+        const result = await call(client, { url: `http://localhost:${port}/page`, max_length: 50 });
+        expect(result.isError).toBeFalsy();
+        expect(text(result)).toContain("# Test Page");
+        expect(text(result)).toContain("start_index of 50");
+      } finally {
+        await client.close();
+      }
     }
-  });
+    // Two children started from TypeScript, one after the other: slow on a busy machine.
+  }, 60_000);
 });
 
 describe("pageOf", () => {

@@ -1,3 +1,5 @@
+import { Client as ClientV2 } from "@modelcontextprotocol/client";
+import { StdioClientTransport as StdioTransportV2 } from "@modelcontextprotocol/client/stdio";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -44,13 +46,33 @@ describe("time zone arithmetic", () => {
   });
 });
 
-describe("time MCP server over stdio", () => {
-  let client: Client;
+/** What the tests below call, the same in both SDKs. */
+type TimeClient = Pick<Client, "listTools" | "callTool" | "close">;
+
+const env = { PATH: process.env.PATH ?? "" };
+/** The server from its stdio entry, as a 2025 session (SDK v1) and stateless (SDK v2, pinned). */
+const CLIENTS: Record<string, () => Promise<TimeClient>> = {
+  "SDK v1 client, 2025 session": async () => {
+    const client = new Client({ name: "time-test", version: "1.0.0" });
+    await client.connect(new StdioClientTransport({ ...nativeServiceCommand("time"), env }));
+    return client;
+  },
+  "SDK v2 client pinned to 2026-07-28": async () => {
+    const client = new ClientV2(
+      { name: "time-test", version: "1.0.0" },
+      { versionNegotiation: { mode: { pin: "2026-07-28" } } },
+    );
+    await client.connect(new StdioTransportV2({ ...nativeServiceCommand("time"), env }));
+    expect(client.getProtocolEra()).toBe("modern");
+    return client as unknown as TimeClient;
+  },
+};
+
+describe.each(Object.entries(CLIENTS))("time MCP server over stdio, %s", (_label, connect) => {
+  let client: TimeClient;
 
   beforeAll(async () => {
-    const { command, args } = nativeServiceCommand("time");
-    client = new Client({ name: "time-test", version: "1.0.0" });
-    await client.connect(new StdioClientTransport({ command, args, env: { PATH: process.env.PATH ?? "" } }));
+    client = await connect();
   });
 
   afterAll(async () => {
