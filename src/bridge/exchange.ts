@@ -5,9 +5,34 @@
  */
 import type { ServerResponse } from "node:http";
 import type { JsonRpcMessage } from "./jsonrpc.js";
-import { writeSseEvent, writeSseHead } from "./sse.js";
+import { writeSseEvent, writeSseHead, writeSsePing } from "./sse.js";
 
-export class Exchange {
+/** Where the answer to one forwarded request goes. */
+export interface Reply {
+  /** Send a related notification or server request now; false if it cannot go out. */
+  push(msg: JsonRpcMessage): boolean;
+  /** Deliver the response. */
+  respond(msg: JsonRpcMessage): void;
+  /** The request was cancelled: no response will come. */
+  abandon(): void;
+}
+
+/**
+ * The reply of a request whose client is away (a multi-round-trip request between rounds): keeps
+ * the response, if one comes, for the client's retry.
+ */
+export class HeldReply implements Reply {
+  response: JsonRpcMessage | undefined;
+  push(): boolean {
+    return false;
+  }
+  respond(msg: JsonRpcMessage): void {
+    this.response ??= msg;
+  }
+  abandon(): void {}
+}
+
+export class Exchange implements Reply {
   private mode: "waiting" | "sse" | "done" = "waiting";
   private readonly collected: JsonRpcMessage[] = [];
   private remaining: number;
@@ -32,6 +57,11 @@ export class Exchange {
   /** True once every response went out, or the client went away. */
   get finished(): boolean {
     return this.mode === "done" || this.res.destroyed;
+  }
+
+  /** True once every response went out (not merely because the client went away). */
+  get answered(): boolean {
+    return this.mode === "done";
   }
 
   /** Whether server-initiated messages can be written into this exchange. */
@@ -73,6 +103,11 @@ export class Exchange {
     }
     this.startStream();
     this.end();
+  }
+
+  /** A keep-alive comment, if this exchange is a stream. */
+  ping(): void {
+    if (this.mode === "sse") writeSsePing(this.res);
   }
 
   /** A request of this exchange was cancelled by the client: no response will come for it. */

@@ -1,10 +1,13 @@
 /**
- * The Streamable HTTP endpoint of the bridge (MCP transports, 2025-03-26 to 2025-11-25):
- * POST carries client messages, GET opens the server's stream, DELETE ends a session.
+ * The Streamable HTTP endpoint of the bridge, both eras on one path. 2025-03-26 to 2025-11-25:
+ * POST carries client messages, GET opens the server's stream, DELETE ends a session. 2026-07-28:
+ * a POST whose message claims the revision in its `_meta` envelope is one stateless request
+ * (see stateless.ts).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { secretMatches } from "../crypto/secrets.js";
 import { bearerToken } from "../tokens/bearer.js";
+import { claimedVersion, MODERN_VERSIONS } from "./envelope.js";
 import { Exchange } from "./exchange.js";
 import {
   ErrorCode,
@@ -16,6 +19,7 @@ import {
 } from "./jsonrpc.js";
 import type { BridgeLogger, SessionRegistry } from "./registry.js";
 import { sendJsonRpcError } from "./sse.js";
+import type { StatelessEndpoint } from "./stateless.js";
 
 /** The request headers that name the caller; the gateway sets them from the verified token. */
 export interface OwnerHeaders {
@@ -33,6 +37,8 @@ export interface EndpointOptions {
   authTokenHash?: string;
   /** Whose session it is: the user and client these headers name (trusted: see authTokenHash). */
   identityHeaders: OwnerHeaders;
+  /** Serves the 2026-07-28 requests. */
+  stateless: StatelessEndpoint;
   logger?: BridgeLogger;
 }
 
@@ -149,6 +155,24 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
       return;
     }
     const valid = messages as JsonRpcMessage[];
+    if (req.headers["mcp-session-id"] === undefined && !batch) {
+      const first = valid[0] as JsonRpcMessage;
+      if (claimedVersion(first) !== undefined) {
+        await opts.stateless.handle(first, ownerOf(req), accepts, res);
+        return;
+      }
+      const header = req.headers["mcp-protocol-version"];
+      if (typeof header === "string" && MODERN_VERSIONS.includes(header)) {
+        sendJsonRpcError(
+          res,
+          400,
+          ErrorCode.InvalidParams,
+          `Invalid Request: protocol ${header} needs the _meta envelope`,
+          isRequest(first) ? (first.id as string | number) : null,
+        );
+        return;
+      }
+    }
     const init = valid.find((m) => isRequest(m) && m.method === "initialize");
     if (init) {
       if (valid.length > 1) {

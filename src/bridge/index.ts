@@ -1,7 +1,8 @@
 /**
  * The stdio <-> Streamable HTTP bridge: serves a stdio MCP server at `http://host:port/path`, or
  * on a unix socket (the gateway's in-process bridges), one child per session (`per-session`) or
- * one child for all sessions (`shared`).
+ * one child for all sessions (`shared`). Both protocol eras on the one path: 2025 sessions, and
+ * 2026-07-28 stateless requests, whichever era the child itself speaks.
  */
 import { chmodSync } from "node:fs";
 import { createServer } from "node:http";
@@ -9,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import { hashSecret } from "../crypto/secrets.js";
 import { createEndpoint, type OwnerHeaders } from "./http.js";
 import { type BridgeLogger, SessionRegistry } from "./registry.js";
+import { StatelessEndpoint } from "./stateless.js";
 
 export type { OwnerHeaders } from "./http.js";
 export type { BridgeLogger } from "./registry.js";
@@ -103,7 +105,14 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
     requestTimeoutMs: Math.max(1, opts.requestTimeoutSeconds) * 1000,
     logger: opts.logger,
   });
+  // A multi-round-trip request waits as long as an idle session would for the client's next round.
+  const stateless = new StatelessEndpoint(registry, {
+    roundWaitMs: idleTimeoutMs,
+    maxSessions: opts.maxSessions,
+    logger: opts.logger,
+  });
   const handle = createEndpoint(registry, {
+    stateless,
     path,
     // No browser reaches a unix socket: DNS rebinding is a TCP concern.
     allowedHosts: opts.socketPath ? undefined : hostAllowList(host, opts.allowedHosts),
@@ -135,7 +144,10 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
   }
   const reaper = setInterval(() => registry.reap(), Math.min(30_000, Math.max(200, idleTimeoutMs / 4)));
   reaper.unref();
-  const pinger = setInterval(() => registry.ping(), PING_INTERVAL_MS);
+  const pinger = setInterval(() => {
+    registry.ping();
+    stateless.ping();
+  }, PING_INTERVAL_MS);
   pinger.unref();
 
   let closing: Promise<void> | null = null;
@@ -148,6 +160,7 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
       closing ??= (async () => {
         clearInterval(reaper);
         clearInterval(pinger);
+        stateless.close();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         await registry.closeAll();
         server.closeAllConnections();

@@ -11,7 +11,11 @@ export type JsonRpcId = string | number;
 export const ErrorCode = {
   ParseError: -32700,
   InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InvalidParams: -32602,
   InternalError: -32603,
+  /** 2026-07-28: the request names a revision the server does not serve. */
+  UnsupportedProtocolVersion: -32022,
   /** Generic server-side failure (bad session header, capacity, child gone). */
   ServerError: -32000,
   /** The SDK's code for "session not found" and for timeouts. */
@@ -46,8 +50,13 @@ export function isMessage(value: unknown): value is JsonRpcMessage {
 }
 
 /** A JSON-RPC error response. `id` is null when the request's id is unknown. */
-export function errorResponse(id: JsonRpcId | null, code: number, message: string): JsonRpcMessage {
-  return { jsonrpc: "2.0", id, error: { code, message } };
+export function errorResponse(
+  id: JsonRpcId | null,
+  code: number,
+  message: string,
+  data?: unknown,
+): JsonRpcMessage {
+  return { jsonrpc: "2.0", id, error: data === undefined ? { code, message } : { code, message, data } };
 }
 
 /** A stable map key for an id: the string "1" and the number 1 are different ids. */

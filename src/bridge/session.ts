@@ -6,11 +6,12 @@ import type { ServerResponse } from "node:http";
 import type { Exchange } from "./exchange.js";
 import type { JsonRpcMessage } from "./jsonrpc.js";
 import { writeSseEvent, writeSseHead, writeSsePing } from "./sse.js";
+import type { Caller } from "./upstream.js";
 
 /** Messages kept for a session without an open GET stream; older ones are dropped first. */
 const BACKLOG_LIMIT = 100;
 
-export class Session {
+export class Session implements Caller {
   lastActivity = Date.now();
   ended = false;
   /** POSTs of this session that still wait for responses. */

@@ -36,12 +36,13 @@ export function sendJsonRpcError(
   message: string,
   id: JsonRpcId | null = null,
   headers: Record<string, string> = {},
+  data?: unknown,
 ): void {
   if (res.headersSent) {
     if (!res.writableEnded) res.end();
     return;
   }
-  const body = JSON.stringify(errorResponse(id, code, message));
+  const body = JSON.stringify(errorResponse(id, code, message, data));
   res.writeHead(status, {
     ...headers,
     "content-type": "application/json",

@@ -1,11 +1,13 @@
 /**
- * Routing between HTTP sessions and one child process. In per-session mode the child has one
- * session and messages pass through untouched. In shared mode several sessions share the child:
- * request ids and progress tokens are remapped per session and mapped back on the way out,
- * only the first `initialize` reaches the child, and unrelated notifications fan out.
+ * Routing between callers and one child process. A caller is a 2025 session, or the stateless
+ * (2026-07-28) requests the bridge serves from this child. In per-session mode the child has one
+ * session and messages pass through untouched. When several callers share the child, request ids
+ * and progress tokens are remapped and mapped back on the way out, the child is initialized once
+ * (each session still told the version it asked for), and unrelated notifications fan out.
  */
 import type { ChildExit, StdioChild } from "./child.js";
-import type { Exchange } from "./exchange.js";
+import { LATEST_LEGACY_VERSION, META, sessionVersion, severityOf } from "./envelope.js";
+import type { Reply } from "./exchange.js";
 import {
   ErrorCode,
   errorResponse,
@@ -18,26 +20,59 @@ import {
   progressTokenOf,
   withProgressToken,
 } from "./jsonrpc.js";
-import type { Session } from "./session.js";
 
-interface Pending {
-  session: Session;
+/** Who a forwarded request came from; a Session is one. */
+export interface Caller {
+  pendingCount: number;
+  readonly ended: boolean;
+  touch(): void;
+  /** An unrelated server message for this caller. */
+  deliver(msg: JsonRpcMessage): void;
+  /** A server-initiated request for this caller. */
+  deliverRequest(msg: JsonRpcMessage): void;
+}
+
+/** How a stateless (2026-07-28) request is served while it runs on this child. */
+export interface StatelessHooks {
+  /** Least severe log level to pass on; no logs when undefined (2026-07-28: logs are opt-in). */
+  logSeverity?: number;
+  /** The child asked the client something (sampling, elicitation, roots) while this runs. */
+  onChildRequest?(msg: JsonRpcMessage, entry: Pending): void;
+  /** The response on its way out (a 2025 child's results get their `resultType`). */
+  shape?(msg: JsonRpcMessage): JsonRpcMessage;
+  /** A `subscriptions/listen`: never times out; the child's notifications for it go to its reply. */
+  listen?: boolean;
+}
+
+/** A request forwarded to the child and not answered yet. */
+export interface Pending {
+  readonly caller: Caller;
   clientId: JsonRpcId;
-  childId: JsonRpcId;
-  exchange: Exchange;
-  timer: NodeJS.Timeout;
+  readonly childId: JsonRpcId;
+  reply: Reply;
+  timer?: NodeJS.Timeout;
   progressKey?: string;
   clientToken?: JsonRpcId;
   onResponse?: (msg: JsonRpcMessage) => void;
+  hooks?: StatelessHooks;
 }
 
-interface InitWaiter {
-  id: JsonRpcId;
-  exchange: Exchange;
-  onResponse?: (msg: JsonRpcMessage) => void;
+/** What a child said about itself in answer to `initialize`. */
+export interface InitializeResult {
+  protocolVersion: string;
+  capabilities?: Record<string, unknown>;
+  serverInfo?: unknown;
+  instructions?: string;
+  [key: string]: unknown;
+}
+
+interface InternalCall {
+  resolve(msg: JsonRpcMessage | undefined): void;
+  timer: NodeJS.Timeout;
 }
 
 export interface UpstreamOptions {
+  /** Several callers share this child: remap ids, initialize it once. */
   shared: boolean;
   requestTimeoutMs: number;
   /** Called once when the child has exited and every pending request was failed. */
@@ -46,16 +81,29 @@ export interface UpstreamOptions {
   onBadLine: (line: string) => void;
 }
 
+/** Ids of the bridge's own requests to the child; no client can pick one with this prefix. */
+const INTERNAL_PREFIX = "mcp-gateway-bridge:";
+
+const LIST_CHANGED = new Set([
+  "notifications/tools/list_changed",
+  "notifications/prompts/list_changed",
+  "notifications/resources/list_changed",
+  "notifications/resources/updated",
+]);
+
 export class Upstream {
-  readonly sessions = new Set<Session>();
+  /** The 2025 sessions on this child. */
+  readonly sessions = new Set<Caller>();
+  /** Called with each list-changed and resource-updated notification (subscriptions/listen). */
+  readonly changeListeners = new Set<(msg: JsonRpcMessage) => void>();
   private readonly pending = new Map<string, Pending>();
   private readonly progress = new Map<string, Pending>();
+  private readonly internal = new Map<string, InternalCall>();
   private nextId = 1;
-  /** Shared mode: the first initialize result, and who waits for it while it is in flight. */
-  private initResult: unknown;
-  private initWaiters: InitWaiter[] | null = null;
-  private initializedForwarded = false;
-  private lastRequester: Session | null = null;
+  private initResult: InitializeResult | undefined;
+  private initializing: Promise<InitializeResult> | undefined;
+  private childLogLevel: string | undefined;
+  private lastRequester: Caller | null = null;
 
   constructor(
     readonly child: StdioChild,
@@ -65,43 +113,40 @@ export class Upstream {
     void child.exited.then((exit) => this.childExited(exit));
   }
 
-  /** Forward a client request; its response (or an error) is delivered through `exchange`. */
+  /** The child's answer to `initialize`, once it gave one. */
+  get initialized(): InitializeResult | undefined {
+    return this.initResult;
+  }
+
+  /** Requests in flight (a listen counts while it is open). */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Forward a client request; its response (or an error) goes to `reply`. Returns the pending
+   * entry, or undefined when the request was answered at once.
+   */
   request(
-    session: Session,
+    caller: Caller,
     msg: JsonRpcMessage,
-    exchange: Exchange,
+    reply: Reply,
     onResponse?: (msg: JsonRpcMessage) => void,
-  ): void {
+    hooks?: StatelessHooks,
+  ): Pending | undefined {
     const clientId = msg.id as JsonRpcId;
     if (this.opts.shared && msg.method === "initialize") {
-      if (this.initResult !== undefined) {
-        const reply = { jsonrpc: "2.0", id: clientId, result: this.initResult };
-        onResponse?.(reply);
-        exchange.respond(reply);
-        return;
-      }
-      if (this.initWaiters) {
-        this.initWaiters.push({ id: clientId, exchange, onResponse });
-        return;
-      }
-      this.initWaiters = [];
-      const first = onResponse;
-      onResponse = (reply) => {
-        this.settleInit(reply);
-        first?.(reply);
-      };
+      this.initializeSession(msg, reply, onResponse);
+      return undefined;
     }
     const childId = this.opts.shared ? this.nextId++ : clientId;
     const key = idKey(childId);
     if (this.pending.has(key)) {
-      exchange.respond(
-        errorResponse(clientId, ErrorCode.InvalidRequest, "a request with this id is in flight"),
-      );
-      return;
+      reply.respond(errorResponse(clientId, ErrorCode.InvalidRequest, "a request with this id is in flight"));
+      return undefined;
     }
-    const timer = setTimeout(() => this.timeout(key), this.opts.requestTimeoutMs);
-    timer.unref();
-    const entry: Pending = { session, clientId, childId, exchange, timer, onResponse };
+    const entry: Pending = { caller, clientId, childId, reply, onResponse, hooks };
+    if (!hooks?.listen) this.startTimer(entry);
     let outgoing = this.opts.shared ? { ...msg, id: childId } : msg;
     const token = progressTokenOf(msg);
     if (token !== undefined) {
@@ -112,36 +157,106 @@ export class Upstream {
       this.progress.set(entry.progressKey, entry);
     }
     this.pending.set(key, entry);
-    session.pendingCount += 1;
-    this.lastRequester = session;
+    caller.pendingCount += 1;
+    this.lastRequester = caller;
     if (!this.child.send(outgoing)) {
       this.finish(key);
-      const reply = errorResponse(clientId, ErrorCode.ServerError, "the MCP server process is not running");
-      onResponse?.(reply);
-      exchange.respond(reply);
+      const out = errorResponse(clientId, ErrorCode.ServerError, "the MCP server process is not running");
+      onResponse?.(out);
+      reply.respond(out);
+      return undefined;
     }
+    return entry;
+  }
+
+  /**
+   * Initialize the child once (the bridge's own request, asking for the newest session revision
+   * with `params`' capabilities and client info) and send `notifications/initialized`.
+   */
+  ensureInitialized(params: unknown): Promise<InitializeResult> {
+    if (this.initResult) return Promise.resolve(this.initResult);
+    this.initializing ??= (async () => {
+      const given = (params ?? {}) as Record<string, unknown>;
+      const answer = await this.call("initialize", {
+        ...given,
+        protocolVersion: LATEST_LEGACY_VERSION,
+        capabilities: given.capabilities ?? {},
+        clientInfo: given.clientInfo ?? { name: "mcp-gateway-bridge", version: "1.0.0" },
+      });
+      const result = answer?.result as InitializeResult | undefined;
+      if (!result || typeof result.protocolVersion !== "string") {
+        this.initializing = undefined;
+        const error = (answer?.error as { message?: string } | undefined)?.message ?? "no answer";
+        throw new Error(`the MCP server did not initialize: ${error}`);
+      }
+      this.child.send({ jsonrpc: "2.0", method: "notifications/initialized" });
+      this.initResult = result;
+      return result;
+    })();
+    return this.initializing;
+  }
+
+  /**
+   * Send the bridge's own request to the child; resolves with the child's response, or with
+   * undefined when none came in time (or the child is gone).
+   */
+  call(
+    method: string,
+    params: unknown,
+    timeoutMs = this.opts.requestTimeoutMs,
+  ): Promise<JsonRpcMessage | undefined> {
+    const id = `${INTERNAL_PREFIX}${this.nextId++}`;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.internal.delete(id);
+        resolve(undefined);
+      }, timeoutMs);
+      timer.unref();
+      this.internal.set(id, { resolve, timer });
+      if (!this.child.send({ jsonrpc: "2.0", id, method, params })) {
+        clearTimeout(timer);
+        this.internal.delete(id);
+        resolve(undefined);
+      }
+    });
+  }
+
+  /** Bring the child's log level to `level` (2025 children: `logging/setLevel`) when it differs. */
+  applyLogLevel(level: string): void {
+    if (this.childLogLevel === level || !this.initResult?.capabilities?.logging) return;
+    this.childLogLevel = level;
+    void this.call("logging/setLevel", { level });
   }
 
   /** Forward a client notification. */
-  notify(session: Session, msg: JsonRpcMessage): void {
-    if (msg.method === "notifications/initialized" && this.opts.shared) {
-      // The child was initialized once; later sessions' confirmations are not its business.
-      if (this.initializedForwarded) return;
-      this.initializedForwarded = true;
-    }
+  notify(caller: Caller, msg: JsonRpcMessage): void {
+    // A shared child was initialized once, by the bridge; sessions' confirmations are not its business.
+    if (msg.method === "notifications/initialized" && this.opts.shared) return;
     if (msg.method === "notifications/cancelled") {
       const params = (msg.params ?? {}) as { requestId?: unknown };
       const entry = [...this.pending.values()].find(
-        (p) => p.session === session && idKey(p.clientId) === idKey(params.requestId),
+        (p) => p.caller === caller && idKey(p.clientId) === idKey(params.requestId),
       );
       if (entry) {
         // The client gave up: the request's HTTP answer ends without a reply for it.
         this.finish(idKey(entry.childId));
-        entry.exchange.abandon();
+        entry.reply.abandon();
         if (this.opts.shared) msg = { ...msg, params: { ...params, requestId: entry.childId } };
       }
     }
     this.child.send(msg);
+  }
+
+  /** The client of a pending request gave up on it: tell the child, answer nothing. */
+  cancel(entry: Pending, reason: string): void {
+    if (this.pending.get(idKey(entry.childId)) !== entry) return;
+    this.finish(idKey(entry.childId));
+    entry.reply.abandon();
+    this.child.send({
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: { requestId: entry.childId, reason },
+    });
   }
 
   /** Forward a client's response to a server-initiated request; its id is the child's own. */
@@ -149,12 +264,26 @@ export class Upstream {
     this.child.send(msg);
   }
 
+  /** Hand a pending request's answer to someone else (a multi-round-trip request between rounds). */
+  redirect(entry: Pending, reply: Reply, clientId: JsonRpcId = entry.clientId, timed = true): void {
+    entry.reply = reply;
+    entry.clientId = clientId;
+    if (entry.timer) clearTimeout(entry.timer);
+    entry.timer = undefined;
+    if (timed && this.pending.get(idKey(entry.childId)) === entry) this.startTimer(entry);
+  }
+
+  /** Whether the child still works on this request. */
+  isPending(entry: Pending): boolean {
+    return this.pending.get(idKey(entry.childId)) === entry;
+  }
+
   /** A session ends: its pending requests are failed (and cancelled in a shared child). */
-  dropSession(session: Session, reason: string): void {
-    this.sessions.delete(session);
-    if (this.lastRequester === session) this.lastRequester = null;
+  dropSession(caller: Caller, reason: string): void {
+    this.sessions.delete(caller);
+    if (this.lastRequester === caller) this.lastRequester = null;
     for (const [key, entry] of this.pending) {
-      if (entry.session !== session) continue;
+      if (entry.caller !== caller) continue;
       this.finish(key);
       if (this.opts.shared && this.child.running) {
         this.child.send({
@@ -163,19 +292,60 @@ export class Upstream {
           params: { requestId: entry.childId, reason },
         });
       }
-      entry.exchange.respond(errorResponse(entry.clientId, ErrorCode.ServerError, reason));
+      entry.reply.respond(errorResponse(entry.clientId, ErrorCode.ServerError, reason));
     }
+  }
+
+  /** A session's initialize on a shared child: answered by the bridge with the session's own version. */
+  private initializeSession(
+    msg: JsonRpcMessage,
+    reply: Reply,
+    onResponse?: (msg: JsonRpcMessage) => void,
+  ): void {
+    const clientId = msg.id as JsonRpcId;
+    const requested = (msg.params as { protocolVersion?: unknown } | undefined)?.protocolVersion;
+    this.ensureInitialized(msg.params).then(
+      (result) => {
+        const out = {
+          jsonrpc: "2.0",
+          id: clientId,
+          result: { ...result, protocolVersion: sessionVersion(requested, result.protocolVersion) },
+        };
+        onResponse?.(out);
+        reply.respond(out);
+      },
+      (err: Error) => {
+        const out = errorResponse(clientId, ErrorCode.InternalError, err.message);
+        onResponse?.(out);
+        reply.respond(out);
+      },
+    );
+  }
+
+  private startTimer(entry: Pending): void {
+    const key = idKey(entry.childId);
+    entry.timer = setTimeout(() => this.timeout(key), this.opts.requestTimeoutMs);
+    entry.timer.unref();
   }
 
   private fromChild(msg: JsonRpcMessage): void {
     if (isResponse(msg)) {
+      if (typeof msg.id === "string" && msg.id.startsWith(INTERNAL_PREFIX)) {
+        const call = this.internal.get(msg.id);
+        if (!call) return;
+        this.internal.delete(msg.id);
+        clearTimeout(call.timer);
+        call.resolve(msg);
+        return;
+      }
       const key = idKey(msg.id);
       const entry = this.pending.get(key);
       if (!entry) return; // timed out, cancelled or never ours
       this.finish(key);
-      const out = this.opts.shared ? { ...msg, id: entry.clientId } : msg;
+      let out = this.opts.shared ? { ...msg, id: entry.clientId } : msg;
+      if (entry.hooks?.shape) out = entry.hooks.shape(out);
       entry.onResponse?.(out);
-      entry.exchange.respond(out);
+      entry.reply.respond(out);
     } else if (isRequest(msg)) {
       this.serverRequest(msg);
     } else if (isNotification(msg)) {
@@ -183,22 +353,43 @@ export class Upstream {
     }
   }
 
+  /** The request the child most likely works on when it asks something: the newest one. */
+  private newestPending(): Pending | undefined {
+    let newest: Pending | undefined;
+    for (const entry of this.pending.values()) if (!entry.hooks?.listen) newest = entry;
+    return newest;
+  }
+
   private serverRequest(msg: JsonRpcMessage): void {
-    const sessions = [...this.sessions];
-    const target =
-      (this.lastRequester && !this.lastRequester.ended ? this.lastRequester : undefined) ??
-      sessions.find((s) => s.hasStream) ??
-      sessions[0];
-    if (!target) {
-      this.child.send(errorResponse(msg.id as JsonRpcId, ErrorCode.InternalError, "no client is connected"));
+    const newest = this.newestPending();
+    if (newest?.hooks) {
+      if (newest.hooks.onChildRequest) newest.hooks.onChildRequest(msg, newest);
+      else this.refuse(msg, "this client cannot answer requests");
       return;
     }
-    target.deliverRequest(msg);
+    const sessions = [...this.sessions];
+    const target =
+      newest?.caller ??
+      (this.lastRequester && !this.lastRequester.ended && this.sessions.has(this.lastRequester)
+        ? this.lastRequester
+        : undefined) ??
+      sessions[0];
+    if (target) {
+      target.deliverRequest(msg);
+    } else if (msg.method === "ping") {
+      this.child.send({ jsonrpc: "2.0", id: msg.id, result: {} });
+    } else {
+      this.refuse(msg, "no client is connected");
+    }
+  }
+
+  private refuse(msg: JsonRpcMessage, why: string): void {
+    this.child.send(errorResponse(msg.id as JsonRpcId, ErrorCode.InternalError, why));
   }
 
   private serverNotification(msg: JsonRpcMessage): void {
+    const params = (msg.params ?? {}) as { progressToken?: unknown; level?: unknown; _meta?: unknown };
     if (msg.method === "notifications/progress") {
-      const params = (msg.params ?? {}) as { progressToken?: unknown };
       const entry = this.progress.get(idKey(params.progressToken));
       if (entry) {
         const out =
@@ -206,25 +397,30 @@ export class Upstream {
             ? { ...msg, params: { ...params, progressToken: entry.clientToken } }
             : msg;
         // Progress belongs to its request: stream it on that POST, else on the GET stream.
-        if (!entry.exchange.push(out)) entry.session.deliver(out);
+        if (!entry.reply.push(out)) entry.caller.deliver(out);
         return;
       }
     }
-    for (const session of this.sessions) session.deliver(msg);
-  }
-
-  private settleInit(reply: JsonRpcMessage): void {
-    const waiters = this.initWaiters ?? [];
-    this.initWaiters = null;
-    if ("result" in reply) this.initResult = reply.result;
-    for (const waiter of waiters) {
-      const own =
-        "result" in reply
-          ? { jsonrpc: "2.0", id: waiter.id, result: reply.result }
-          : { jsonrpc: "2.0", id: waiter.id, error: reply.error };
-      waiter.onResponse?.(own);
-      waiter.exchange.respond(own);
+    const subscription = (params._meta as Record<string, unknown> | undefined)?.[META.subscriptionId];
+    if (subscription !== undefined) {
+      // A 2026-07-28 child's notification for one open subscriptions/listen.
+      const entry = this.pending.get(idKey(subscription));
+      if (entry?.hooks?.listen) {
+        const meta = { ...(params._meta as object), [META.subscriptionId]: entry.clientId };
+        entry.reply.push({ ...msg, params: { ...params, _meta: meta } });
+      }
+      return;
     }
+    if (msg.method === "notifications/message") {
+      const severity = severityOf(params.level) ?? 0;
+      for (const entry of this.pending.values()) {
+        const wanted = entry.hooks?.logSeverity;
+        if (wanted !== undefined && severity >= wanted) entry.reply.push(msg);
+      }
+    } else if (LIST_CHANGED.has(msg.method as string)) {
+      for (const listener of this.changeListeners) listener(msg);
+    }
+    for (const session of this.sessions) session.deliver(msg);
   }
 
   private timeout(key: string): void {
@@ -237,24 +433,24 @@ export class Upstream {
       method: "notifications/cancelled",
       params: { requestId: entry.childId, reason: "request timed out" },
     });
-    const reply = errorResponse(
+    const out = errorResponse(
       entry.clientId,
       ErrorCode.RequestTimeout,
       `Request timed out after ${seconds}s`,
     );
-    entry.onResponse?.(reply);
-    entry.exchange.respond(reply);
+    entry.onResponse?.(out);
+    entry.reply.respond(out);
   }
 
   private finish(key: string): void {
     const entry = this.pending.get(key);
     if (!entry) return;
-    clearTimeout(entry.timer);
+    if (entry.timer) clearTimeout(entry.timer);
     this.pending.delete(key);
     if (entry.progressKey) this.progress.delete(entry.progressKey);
-    entry.session.pendingCount -= 1;
+    entry.caller.pendingCount -= 1;
     // Idle time counts from the last answer, not from when a long request started.
-    entry.session.touch();
+    entry.caller.touch();
   }
 
   private childExited(exit: ChildExit): void {
@@ -265,10 +461,15 @@ export class Upstream {
         : `exited with code ${exit.code}`;
     for (const [key, entry] of this.pending) {
       this.finish(key);
-      const reply = errorResponse(entry.clientId, ErrorCode.ServerError, `MCP server process ${how}`);
-      entry.onResponse?.(reply);
-      entry.exchange.respond(reply);
+      const out = errorResponse(entry.clientId, ErrorCode.ServerError, `MCP server process ${how}`);
+      entry.onResponse?.(out);
+      entry.reply.respond(out);
     }
+    for (const call of this.internal.values()) {
+      clearTimeout(call.timer);
+      call.resolve(undefined);
+    }
+    this.internal.clear();
     this.opts.onExit(exit);
   }
 }
