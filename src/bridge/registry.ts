@@ -132,6 +132,10 @@ export class SessionRegistry {
       }
       backend = { upstream, era, caller: new PoolCaller() };
       this.pool.set(key, backend);
+      // The probe's child serves the first caller, or no one (shared mode already had its child).
+      const unused = this.spare;
+      this.spare = undefined;
+      if (unused) this.stop(unused.upstream.child);
     }
     backend.caller.touch();
     if (era === "legacy" && !backend.upstream.initialized) {

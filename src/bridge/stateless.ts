@@ -50,11 +50,29 @@ interface InFlight {
   entry: Pending;
 }
 
-/** Add `resultType: "complete"` to a 2025 child's result (2026-07-28 results all carry one). */
-function completed(msg: JsonRpcMessage): JsonRpcMessage {
+/** Methods whose 2026-07-28 results carry cache hints. */
+const CACHEABLE = new Set([
+  "tools/list",
+  "prompts/list",
+  "resources/list",
+  "resources/templates/list",
+  "resources/read",
+  "server/discover",
+]);
+
+/**
+ * A 2025 child's result as 2026-07-28 has it: `resultType: "complete"`, and for a cacheable
+ * method the hints "do not cache, private" (what a child that knows nothing of caching means).
+ */
+function completed(msg: JsonRpcMessage, method: string): JsonRpcMessage {
   const result = msg.result as Record<string, unknown> | undefined;
   if (!result || typeof result !== "object" || "resultType" in result) return msg;
-  return { ...msg, result: { ...result, resultType: "complete" } };
+  const shaped: Record<string, unknown> = { ...result, resultType: "complete" };
+  if (CACHEABLE.has(method)) {
+    shaped.ttlMs ??= 0;
+    shaped.cacheScope ??= "private";
+  }
+  return { ...msg, result: shaped };
 }
 
 export class StatelessEndpoint {
@@ -192,7 +210,7 @@ export class StatelessEndpoint {
     const method = msg.method as string;
     const hooks: StatelessHooks = {
       logSeverity: severityOf(envelope.logLevel),
-      shape: completed,
+      shape: (out) => completed(out, method),
       onChildRequest: (request, entry) =>
         this.rounds.ask(upstream, entry, owner, method, envelope.capabilities, request),
     };
@@ -235,6 +253,8 @@ export class StatelessEndpoint {
       supportedVersions: MODERN_VERSIONS,
       capabilities: init?.capabilities ?? {},
       resultType: "complete",
+      ttlMs: 0,
+      cacheScope: "private",
     };
     if (typeof init?.instructions === "string") result.instructions = init.instructions;
     if (init?.serverInfo) result._meta = { [META.serverInfo]: init.serverInfo };
