@@ -11,10 +11,21 @@
  * Two measurements: `tools/call` throughput over real sessions (initialize, initialized, then
  * calls spread over the session ids, every body checked for a result), and memory per session
  * (RSS and PSS of the bridge's whole process tree before and after opening SESSIONS sessions).
+ * Beside the session row, ours serves the same calls as stateless 2026-07-28 requests (no
+ * session: the `_meta` envelope on each), spread over SESSIONS users, so over as many pooled
+ * children as the session row has; supergateway speaks no 2026-07-28, so its session row is the
+ * baseline there too.
  * A third bridge, ours in `shared` mode (one child for every session), is measured for memory
  * only, as a reference row: supergateway has no mode to compare it with.
  */
-import { interleave, type LoadResult, load, type MemoryRow, type Row, type SessionMemory } from "../lib.js";
+import {
+  interleaveAll,
+  type LoadResult,
+  load,
+  type MemoryRow,
+  type Row,
+  type SessionMemory,
+} from "../lib.js";
 import { type TreeMemory, treeMemory, treePids } from "../proctree.js";
 import { type Bridge, startOurs, startSupergateway } from "./bridge-procs.js";
 
@@ -39,6 +50,90 @@ function callBody(id: number): string {
     method: "tools/call",
     params: { name: "get_current_time", arguments: { timezone: "UTC" } },
   });
+}
+
+/** The same call as a stateless 2026-07-28 request. */
+function statelessCallBody(id: number): string {
+  return JSON.stringify({
+    jsonrpc: "2.0",
+    id,
+    method: "tools/call",
+    params: {
+      name: "get_current_time",
+      arguments: { timezone: "UTC" },
+      _meta: {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": { name: "bench", version: "1" },
+      },
+    },
+  });
+}
+
+const STATELESS_HEADERS = {
+  ...HEADERS,
+  "mcp-protocol-version": "2026-07-28",
+  "mcp-method": "tools/call",
+  "mcp-name": "get_current_time",
+};
+
+/** The user a stateless request comes from (the identity header the gateway would set). */
+function benchUser(n: number): string {
+  return `bench-user-${n % SESSIONS}`;
+}
+
+/** One checked stateless call per user: the bridge's pool then has a child for each. */
+async function warmStateless(url: string): Promise<void> {
+  for (let n = 0; n < SESSIONS; n += 4) {
+    await Promise.all(
+      Array.from({ length: Math.min(4, SESSIONS - n) }, async (_, i) => {
+        const res = await fetch(url, {
+          method: "POST",
+          headers: { ...STATELESS_HEADERS, "x-user-id": benchUser(n + i) },
+          body: statelessCallBody(n + i),
+        });
+        const text = await res.text();
+        if (res.status !== 200 || !isStatelessResult(text)) {
+          throw new Error(`stateless tools/call at ${url} answered ${res.status}: ${text.slice(0, 300)}`);
+        }
+      }),
+    );
+  }
+}
+
+/** A stateless tools/call answer carrying the tool's result, marked complete. */
+function isStatelessResult(body: string): boolean {
+  return body.includes('"resultType":"complete"') && isResult(body);
+}
+
+/** Stateless tools/call at full load, each request from the next user with a fresh JSON-RPC id. */
+function statelessLoad(url: string) {
+  let next = 0;
+  return async (duration: number): Promise<LoadResult> => {
+    let bad = 0;
+    const result = await load({
+      url,
+      method: "POST",
+      headers: STATELESS_HEADERS,
+      duration,
+      requests: [
+        {
+          setupRequest: (req) => {
+            const n = next++;
+            return {
+              ...req,
+              headers: { ...req.headers, "x-user-id": benchUser(n) },
+              body: statelessCallBody(n + 100),
+            };
+          },
+          onResponse: (status, body) => {
+            if (status === 200 && !isStatelessResult(body)) bad++;
+          },
+        },
+      ],
+    });
+    return { ...result, errors: result.errors + bad };
+  };
 }
 
 /** A tools/call answer (JSON, or one SSE `data:` event) that carries the tool's result. */
@@ -181,11 +276,14 @@ async function measureSessions(
   return { before, after: treeMemory(bridge.pid), sids };
 }
 
-/** DELETEs the sessions and checks their children go (per-session) or the shared one stays. */
-async function endSessions(bridge: Bridge, sids: string[], failures: string[]): Promise<void> {
+/**
+ * DELETEs the sessions and checks their children go (per-session) or the shared one stays;
+ * `keep` more children may stay (the stateless pool, ended only when idle).
+ */
+async function endSessions(bridge: Bridge, sids: string[], failures: string[], keep = 0): Promise<void> {
   const failed = await closeSessions(bridge.url, sids);
   if (failed) failures.push(`${bridge.name}: ${failed} DELETE(s) failed`);
-  if (!(await waitForChildren(bridge.pid, bridge.idleChildren))) {
+  if (!(await waitForChildren(bridge.pid, bridge.idleChildren + keep))) {
     failures.push(`${bridge.name}: children left after DELETE`);
   }
 }
@@ -207,7 +305,8 @@ export async function bridgeScenarios(): Promise<BridgeResults> {
   const started: Bridge[] = [];
   const open = new Map<Bridge, string[]>();
   try {
-    const ours = await startOurs("per-session", SESSIONS + 10);
+    // Room for the sessions and, beside them, the stateless pool's children.
+    const ours = await startOurs("per-session", 2 * SESSIONS + 10);
     started.push(ours);
     const theirs = await startSupergateway();
     started.push(theirs);
@@ -217,13 +316,17 @@ export async function bridgeScenarios(): Promise<BridgeResults> {
       open.set(bridge, measured.sids);
       memory.set(bridge, measured);
     }
-    const full = await interleave(
-      callLoad(ours.url, open.get(ours) ?? []),
-      callLoad(theirs.url, open.get(theirs) ?? []),
+    await warmStateless(ours.url);
+    const [oursSessions, theirSessions, oursStateless] = (await interleaveAll(
+      [
+        callLoad(ours.url, open.get(ours) ?? []),
+        callLoad(theirs.url, open.get(theirs) ?? []),
+        statelessLoad(ours.url),
+      ],
       { rounds: ROUNDS, sliceS: SLICE_S, warmupS: WARMUP_S },
-    );
+    )) as [LoadResult, LoadResult, LoadResult];
     for (const bridge of [ours, theirs]) {
-      await endSessions(bridge, open.get(bridge) ?? [], failures);
+      await endSessions(bridge, open.get(bridge) ?? [], failures, bridge === ours ? SESSIONS : 0);
       open.delete(bridge);
     }
     // Shared mode only after the throughput run, so its child does not compete with it.
@@ -239,10 +342,17 @@ export async function bridgeScenarios(): Promise<BridgeResults> {
       rows: [
         {
           scenario: `bridge tools/call, ${SESSIONS} sessions (child per session)`,
-          subject: full.subject,
-          baseline: full.baseline,
+          subject: oursSessions,
+          baseline: theirSessions,
           baselineName: theirs.name,
-          goal: { kind: "ratio", min: 1 },
+          goal: { kind: "ratio", min: 2.5 },
+        },
+        {
+          scenario: `bridge tools/call, stateless 2026-07-28, ${SESSIONS} users (child per user)`,
+          subject: oursStateless,
+          baseline: theirSessions,
+          baselineName: `${theirs.name} (sessions)`,
+          goal: { kind: "ratio", min: 2.5 },
         },
       ],
       memory: [
