@@ -2,8 +2,6 @@
  * Run an MCP server on stdin/stdout as a bridge child: exit when stdin closes or on SIGTERM/SIGINT,
  * so a gateway that goes away never leaves one of these behind.
  */
-import type { McpServer as LegacyMcpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { McpServer } from "@modelcontextprotocol/server";
 import { serveStdio } from "@modelcontextprotocol/server/stdio";
 
@@ -35,13 +33,4 @@ export function serveBothEras(factory: () => McpServer, cleanup: () => Promise<v
       .then(cleanup)
       .finally(() => process.exit(0));
   });
-}
-
-/** Connect an SDK v1 `server` (2025 sessions only) to stdio and keep the process alive until its peer goes away. */
-export async function runStdio(server: LegacyMcpServer): Promise<void> {
-  const transport = new StdioServerTransport();
-  onPeerGone(() => {
-    void server.close().finally(() => process.exit(0));
-  });
-  await server.connect(transport);
 }

@@ -1,10 +1,10 @@
 /**
  * The `tmux` MCP server: terminal sessions a model can start, type into and read, on a dedicated
  * tmux server (its own socket) so the user's own sessions stay out of reach. Sessions outlive the
- * MCP session that made them, as tmux sessions do; `kill_session` ends them.
+ * MCP session that made them, as tmux sessions do; `kill_session` ends them. Built on SDK v2: one
+ * definition serves 2025 sessions and 2026-07-28 stateless requests (the state is tmux's anyway).
  */
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { type CallToolResult, McpServer } from "@modelcontextprotocol/server";
 import { z } from "zod";
 import {
   SESSION_NAME,
@@ -27,12 +27,12 @@ const PANE_ROWS = "50";
 /** Tries of new-session when the server it reached was exiting (one is nearly always enough). */
 const SERVER_EXIT_RETRIES = 3;
 
-const sessionShape = {
+const sessionSchema = z.object({
   name: z.string(),
   windows: z.number(),
   created: z.string(),
   attached: z.boolean(),
-};
+});
 
 function text(message: string): CallToolResult {
   return { content: [{ type: "text", text: message }] };
@@ -61,7 +61,10 @@ function lastLines(captured: string, count: number): string {
   return lines.slice(-count).join("\n");
 }
 
-/** Build the server on the tmux binary and socket in `opts` (defaults: `tmux` on PATH, `-L mcp-gateway`). */
+/**
+ * Build one server instance on the tmux binary and socket in `opts` (defaults: `tmux` on PATH,
+ * `-L mcp-gateway`). The stdio entry makes one per connection; they all reach the same tmux server.
+ */
 export function createTmuxServer(opts: TmuxRunnerOptions = {}): McpServer {
   const tmux = new TmuxRunner(opts);
   const server = new McpServer({ name: "mcp-tmux", version: "1.0.0" });
@@ -71,8 +74,8 @@ export function createTmuxServer(opts: TmuxRunnerOptions = {}): McpServer {
     {
       title: "List sessions",
       description: "List the tmux sessions on this server's dedicated tmux socket.",
-      inputSchema: {},
-      outputSchema: { sessions: z.array(z.object(sessionShape)) },
+      inputSchema: z.object({}),
+      outputSchema: z.object({ sessions: z.array(sessionSchema) }),
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     async () => {
@@ -114,10 +117,10 @@ export function createTmuxServer(opts: TmuxRunnerOptions = {}): McpServer {
       title: "Create session",
       description:
         "Start a detached tmux session. Without a command it runs the default shell; with one, tmux runs that command line in it (the session ends when the command exits).",
-      inputSchema: {
+      inputSchema: z.object({
         name: sessionName,
         command: z.string().min(1).max(4096).optional().describe("command line to run instead of a shell"),
-      },
+      }),
       annotations: { destructiveHint: false, openWorldHint: false },
     },
     async ({ name, command }) => {
@@ -145,11 +148,11 @@ export function createTmuxServer(opts: TmuxRunnerOptions = {}): McpServer {
       title: "Send keys",
       description:
         "Type text into a session's active pane, literally (no key-name interpretation), then press Enter unless enter is false.",
-      inputSchema: {
+      inputSchema: z.object({
         session: sessionName,
         keys: z.string().max(65_536).describe("text to type, sent literally"),
         enter: z.boolean().default(true).describe("press Enter after the text (default true)"),
-      },
+      }),
       annotations: { destructiveHint: true, openWorldHint: false },
     },
     async ({ session, keys, enter }) => {
@@ -169,7 +172,7 @@ export function createTmuxServer(opts: TmuxRunnerOptions = {}): McpServer {
     {
       title: "Capture pane",
       description: "Read the last lines of a session's active pane (its screen and scrollback).",
-      inputSchema: {
+      inputSchema: z.object({
         session: sessionName,
         lines: z
           .number()
@@ -178,7 +181,7 @@ export function createTmuxServer(opts: TmuxRunnerOptions = {}): McpServer {
           .max(MAX_CAPTURE_LINES)
           .default(100)
           .describe(`how many lines, from the bottom (default 100, at most ${MAX_CAPTURE_LINES})`),
-      },
+      }),
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     async ({ session, lines }) => {
@@ -205,7 +208,7 @@ export function createTmuxServer(opts: TmuxRunnerOptions = {}): McpServer {
     {
       title: "Kill session",
       description: "End a tmux session and every process in it.",
-      inputSchema: { session: sessionName },
+      inputSchema: z.object({ session: sessionName }),
       annotations: { destructiveHint: true, idempotentHint: true, openWorldHint: false },
     },
     async ({ session }) => {

@@ -6,7 +6,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { runStdio } from "./stdio.js";
+import { serveBothEras } from "./stdio.js";
 import { DEFAULT_SOCKET_NAME, SESSION_NAME, type TmuxSocket } from "./tmux-runner.js";
 import { createTmuxServer } from "./tmux-server.js";
 
@@ -45,9 +45,5 @@ if (socketPath) {
   socket = { name };
 }
 
-await runStdio(
-  createTmuxServer({
-    binary: (values.tmux as string | undefined) ?? process.env.MCP_TMUX_BINARY ?? "tmux",
-    socket,
-  }),
-);
+const binary = (values.tmux as string | undefined) ?? process.env.MCP_TMUX_BINARY ?? "tmux";
+serveBothEras(() => createTmuxServer({ binary, socket }));

@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Client as ClientV2, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningBridge, startBridge } from "../../src/bridge/index.js";
@@ -205,6 +206,37 @@ describe.skipIf(!tmuxCheck.available)("tmux service through the bridge", () => {
       expect(text(again), `round ${round}`).toContain('no tmux session named "brief"');
     }
   });
+
+  it("serves a 2026-07-28 client (stateless) and a 2025 session the same tmux sessions", async () => {
+    const modern = new ClientV2(
+      { name: "tmux-2026", version: "1.0.0" },
+      { versionNegotiation: { mode: { pin: "2026-07-28" } } },
+    );
+    await modern.connect(new StreamableHTTPClientTransport(new URL(bridge.url)));
+    try {
+      expect(modern.getProtocolEra()).toBe("modern");
+      const created = await modern.callTool({
+        name: "create_session",
+        arguments: { name: "eras", command: "sh" },
+      });
+      expect(text(created)).toBe('created tmux session "eras"');
+      await modern.callTool({
+        name: "send_keys",
+        arguments: { session: "eras", keys: "echo both-$((40 + 2))" },
+      });
+      // The 2025 session reads what the stateless client typed.
+      await captureUntil(client, "eras", /^both-42$/m);
+      const listed = await modern.callTool({ name: "list_sessions", arguments: {} });
+      expect(
+        (listed.structuredContent as { sessions: { name: string }[] }).sessions.map((x) => x.name),
+      ).toEqual(["eras"]);
+      await client.callTool({ name: "kill_session", arguments: { session: "eras" } });
+      const gone = await modern.callTool({ name: "capture_pane", arguments: { session: "eras" } });
+      expect(text(gone)).toContain('no tmux session named "eras"');
+    } finally {
+      await modern.close();
+    }
+  }, 60_000);
 
   it("says clearly when the tmux binary is missing", async () => {
     const missing = await bridgeFor(svc, { MCP_TMUX_BINARY: join(dataDir, "no-such-tmux") });
