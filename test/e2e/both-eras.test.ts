@@ -7,6 +7,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import type { Client as V1Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,12 +34,19 @@ describe("every service in both protocol eras, SDK v2 client through the gateway
     const dataDir = mkdtempSync(join(tmpdir(), "mcpgw-eras-"));
     const services = builtinServices(dataDir) as Record<string, Record<string, unknown>>;
     services.fetch = { ...services.fetch, env: { MCP_FETCH_ALLOW_PRIVATE: "1" } };
+    // A 2025-era server of the tests' own that asks its client for input and changes its tools.
+    services.asking = {
+      title: "Asking (test)",
+      command: process.execPath,
+      args: ["--import", "tsx", fileURLToPath(new URL("../bridge/asking-server.ts", import.meta.url))],
+      enabled: true,
+    };
     gw = await startFullGateway({ services }, { dataDir });
     await new LocalUsers(gw.store).add(LOGIN.username, LOGIN.password);
     token = (
       await accessTokenFor(
         gw.url,
-        DEFAULT_SERVICES.map((s) => `${gw.url}/${s}/mcp`),
+        [...DEFAULT_SERVICES, "asking"].map((s) => `${gw.url}/${s}/mcp`),
         LOGIN,
       )
     ).accessToken;
@@ -69,4 +77,35 @@ describe("every service in both protocol eras, SDK v2 client through the gateway
       });
     }
   }
+
+  it("a pinned 2026-07-28 client answers a bridged 2025 server's elicitation (MRTR) and hears its list change, through the gateway", async () => {
+    const client = new Client(
+      { name: "eras-mrtr", version: "1.0.0" },
+      { capabilities: { elicitation: { form: {} } }, versionNegotiation: { mode: { pin: "2026-07-28" } } },
+    );
+    client.setRequestHandler("elicitation/create", async () => ({
+      action: "accept",
+      content: { name: "Ada" },
+    }));
+    let changes = 0;
+    client.setNotificationHandler("notifications/tools/list_changed", () => {
+      changes += 1;
+    });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${gw.url}/asking/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    );
+    try {
+      const greeted = await client.callTool({ name: "ask_name", arguments: {} });
+      expect((greeted.content as Array<{ text: string }>)[0]?.text).toBe("Hello, Ada!");
+      // The listen stream is an SSE answer that stays open through the gateway's proxy.
+      const subscription = await client.listen({ toolsListChanged: true });
+      await client.callTool({ name: "add_tool", arguments: {} });
+      await expect.poll(() => changes, { timeout: 10_000 }).toBe(1);
+      await subscription.close();
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
 });
