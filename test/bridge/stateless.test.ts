@@ -252,4 +252,50 @@ describe("2026-07-28 requests to a 2025-era child", () => {
     // The probe's child (2025-era: it refused server/discover) is not kept beside the shared one.
     await waitFor(() => bridge?.childPids().length === 1);
   });
+
+  it("a stateless client's notifications/cancelled ends its request, and the child stays usable", async () => {
+    const { url } = await start(everything);
+    const carol = { ...MODERN, "x-user-id": "carol" };
+    const slow = modern(
+      "slow",
+      "tools/call",
+      { name: "trigger-long-running-operation", arguments: { duration: 20, steps: 20 } },
+      { progressToken: "p" },
+    );
+    const answer = await post(url, slow, carol);
+    // Progress streams first: then the request is surely on the child.
+    const reader = (answer.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let seen = "";
+    while (!seen.includes("notifications/progress")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`stream ended early: ${seen}`);
+      seen += decoder.decode(value);
+    }
+    const cancel = {
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: { requestId: "slow", reason: "changed my mind", _meta: ENVELOPE },
+    };
+    expect((await post(url, cancel, carol)).status).toBe(202);
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += decoder.decode(value);
+    }
+    // The stream ends without a result, long before the 20 s the tool would take.
+    expect(seen).not.toContain('"result"');
+    const after = await post(url, modern(2, "tools/list"), carol);
+    expect(after.status).toBe(200);
+    expect(bridge?.childPids()).toHaveLength(1);
+  });
+
+  it("ends a pooled child once it has been idle for the idle timeout", async () => {
+    const { url } = await start(everything, { idleTimeoutSeconds: 1 });
+    expect((await post(url, modern(1, "tools/list"), MODERN)).status).toBe(200);
+    expect(bridge?.childPids()).toHaveLength(1);
+    await waitFor(() => bridge?.childPids().length === 0);
+    // And the next request gets a fresh one.
+    expect((await post(url, modern(2, "tools/list"), MODERN)).status).toBe(200);
+  });
 });
