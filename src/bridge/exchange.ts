@@ -43,6 +43,8 @@ export class Exchange implements Reply {
    * @param batch whether the POST body was an array (a JSON answer is then an array too)
    * @param accepts what the client's Accept header allows
    * @param headers extra headers for the answer (Mcp-Session-Id)
+   * @param statusOf the HTTP status of a JSON answer of one message (2026-07-28 maps some
+   *   JSON-RPC errors to 4xx); 200 when absent
    */
   constructor(
     private readonly res: ServerResponse,
@@ -50,6 +52,7 @@ export class Exchange implements Reply {
     private readonly batch: boolean,
     private readonly accepts: { json: boolean; sse: boolean },
     private readonly headers: Record<string, string>,
+    private readonly statusOf?: (msg: JsonRpcMessage) => number,
   ) {
     this.remaining = expected;
   }
@@ -91,7 +94,9 @@ export class Exchange implements Reply {
     if (this.accepts.json) {
       const body = JSON.stringify(this.batch ? this.collected : this.collected[0]);
       if (!this.res.destroyed) {
-        this.res.writeHead(200, {
+        const status =
+          !this.batch && this.statusOf ? this.statusOf(this.collected[0] as JsonRpcMessage) : 200;
+        this.res.writeHead(status, {
           ...this.headers,
           "content-type": "application/json",
           "content-length": Buffer.byteLength(body),

@@ -14,6 +14,10 @@ export const ErrorCode = {
   MethodNotFound: -32601,
   InvalidParams: -32602,
   InternalError: -32603,
+  /** 2026-07-28: the Mcp-Method / Mcp-Name headers disagree with the body. */
+  HeaderMismatch: -32020,
+  /** 2026-07-28: serving the request needs a capability the client did not declare. */
+  MissingRequiredClientCapability: -32021,
   /** 2026-07-28: the request names a revision the server does not serve. */
   UnsupportedProtocolVersion: -32022,
   /** Generic server-side failure (bad session header, capacity, child gone). */

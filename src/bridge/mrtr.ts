@@ -56,12 +56,29 @@ export class MultiRoundTrips {
     request: JsonRpcMessage,
   ): void {
     const needs = NEEDS[request.method as string];
-    if (!needs || !capabilities[needs]) {
+    if (!needs) {
+      upstream.reply(errorResponse(request.id as JsonRpcId, ErrorCode.MethodNotFound, "Method not found"));
+      return;
+    }
+    if (!capabilities[needs]) {
+      // The request cannot be served for this client: it learns which capability it lacks, and
+      // the child gets a refusal for its question and a cancellation for the request.
+      const reply = entry.reply;
       upstream.reply(
         errorResponse(
           request.id as JsonRpcId,
           ErrorCode.MethodNotFound,
-          needs ? `the client does not support ${request.method}` : "Method not found",
+          `the client does not support ${request.method}`,
+        ),
+      );
+      upstream.redirect(entry, new HeldReply(), entry.clientId, false);
+      upstream.cancel(entry, `the client did not declare the ${needs} capability`);
+      reply.respond(
+        errorResponse(
+          entry.clientId,
+          ErrorCode.MissingRequiredClientCapability,
+          `Missing required client capability: ${needs}`,
+          { requiredCapabilities: { [needs]: {} } },
         ),
       );
       return;

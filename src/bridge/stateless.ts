@@ -50,6 +50,20 @@ interface InFlight {
   entry: Pending;
 }
 
+/** The HTTP status of a 2026-07-28 answer: the errors the transport spec gives a 4xx, else 200. */
+function statusOf(msg: JsonRpcMessage): number {
+  const code = (msg.error as { code?: unknown } | undefined)?.code;
+  if (code === ErrorCode.MethodNotFound) return 404;
+  if (
+    code === ErrorCode.HeaderMismatch ||
+    code === ErrorCode.MissingRequiredClientCapability ||
+    code === ErrorCode.UnsupportedProtocolVersion
+  ) {
+    return 400;
+  }
+  return 200;
+}
+
 /** Methods whose 2026-07-28 results carry cache hints. */
 const CACHEABLE = new Set([
   "tools/list",
@@ -134,7 +148,7 @@ export class StatelessEndpoint {
       );
       return;
     }
-    const exchange = new Exchange(res, 1, false, accepts, {});
+    const exchange = new Exchange(res, 1, false, accepts, {}, statusOf);
     const state = (msg.params as { requestState?: unknown } | undefined)?.requestState;
     if (typeof state === "string") {
       if (!this.rounds.resume(state, owner, msg, exchange)) {
@@ -228,20 +242,16 @@ export class StatelessEndpoint {
   ): void {
     const key = `${owner}\n${idKey(msg.id)}`;
     const { upstream } = backend;
-    const entry = upstream.request(
-      backend.caller,
-      outgoing,
-      exchange,
-      () => this.inFlight.delete(key),
-      hooks,
-    );
+    const entry = upstream.request(backend.caller, outgoing, exchange, undefined, hooks);
     if (!entry) return;
     this.inFlight.set(key, { upstream, entry });
-    // A client that hangs up gives up on its request (a listen: on its subscription).
+    entry.onFinish = () => {
+      if (this.inFlight.get(key)?.entry === entry) this.inFlight.delete(key);
+    };
+    // A client that hangs up gives up on its request (a listen: on its subscription); one that
+    // was answered input_required is not gone, it comes back with the next round.
     res.on("close", () => {
-      const flight = this.inFlight.get(key);
-      if (flight?.entry !== entry || exchange.answered || entry.reply !== exchange) return;
-      this.inFlight.delete(key);
+      if (exchange.answered || entry.reply !== exchange) return;
       upstream.cancel(entry, "the client disconnected");
     });
   }
@@ -296,7 +306,6 @@ export class StatelessEndpoint {
     }
     const flight = this.inFlight.get(key);
     if (!flight) return;
-    this.inFlight.delete(key);
     flight.upstream.cancel(flight.entry, "cancelled by the client");
     this.opts.logger?.info({ requestId }, "stateless request cancelled by the client");
   }

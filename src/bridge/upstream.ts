@@ -55,6 +55,8 @@ export interface Pending {
   clientToken?: JsonRpcId;
   onResponse?: (msg: JsonRpcMessage) => void;
   hooks?: StatelessHooks;
+  /** Called once the child is done with it, however it ended (answered, cancelled, timed out). */
+  onFinish?: () => void;
 }
 
 /** What a child said about itself in answer to `initialize`. */
@@ -449,6 +451,7 @@ export class Upstream {
     this.pending.delete(key);
     if (entry.progressKey) this.progress.delete(entry.progressKey);
     entry.caller.pendingCount -= 1;
+    entry.onFinish?.();
     // Idle time counts from the last answer, not from when a long request started.
     entry.caller.touch();
   }

@@ -133,6 +133,10 @@ describe("2026-07-28 requests to a 2025-era child", () => {
     expect(await setLevel.json()).toMatchObject({ id: 3, error: { code: -32601 } });
     const headerOnly = await post(url, { jsonrpc: "2.0", id: 4, method: "tools/list" }, MODERN);
     expect(headerOnly.status).toBe(400);
+    // The child's own "Method not found" is a 404, as 2026-07-28 over HTTP has it.
+    const unknown = await post(url, modern(5, "no/such-method"), MODERN);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ id: 5, error: { code: -32601 } });
   });
 
   it("pools children by user and declared capabilities", async () => {
@@ -203,10 +207,21 @@ describe("2026-07-28 requests to a 2025-era child", () => {
     expect(textOf(done.result)).toBe("Hello, Grace!");
   });
 
-  it("refuses the child's elicitation for a client that did not declare the capability", async () => {
-    const { url } = await start(asking);
-    const client = await pinned(url);
-    expect(textOf(await client.callTool({ name: "ask_name", arguments: {} }))).not.toContain("Hello");
+  it("answers -32021 (400) when the child needs a capability the client did not declare", async () => {
+    // Shared mode: the one child was initialized for a client that can answer elicitation.
+    const { url } = await start(asking, { sessionMode: "shared" });
+    const caps = { "io.modelcontextprotocol/clientCapabilities": { elicitation: { form: {} } } };
+    expect((await post(url, modern(0, "tools/list", {}, caps), MODERN)).status).toBe(200);
+    // A client that declared nothing calls the tool that asks.
+    const res = await post(url, modern(1, "tools/call", { name: "ask_name" }), MODERN);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({
+      id: 1,
+      error: { code: -32021, data: { requiredCapabilities: { elicitation: {} } } },
+    });
+    // The child was told no and let go of the request: the next call is served.
+    const next = await post(url, modern(2, "tools/call", { name: "log_level" }), MODERN);
+    expect(next.status).toBe(200);
   });
 
   it("subscriptions/listen gets the list-changed notification the child sends", async () => {
