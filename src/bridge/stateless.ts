@@ -64,6 +64,9 @@ function statusOf(msg: JsonRpcMessage): number {
   return 200;
 }
 
+/** Methods whose 2026-07-28 answer may be `input_required` (multi-round-trip requests). */
+const ROUND_TRIP_METHODS = new Set(["tools/call", "prompts/get", "resources/read"]);
+
 /** Methods whose 2026-07-28 results carry cache hints. */
 const CACHEABLE = new Set([
   "tools/list",
@@ -225,9 +228,13 @@ export class StatelessEndpoint {
     const hooks: StatelessHooks = {
       logSeverity: severityOf(envelope.logLevel),
       shape: (out) => completed(out, method),
-      onChildRequest: (request, entry) =>
-        this.rounds.ask(upstream, entry, owner, method, envelope.capabilities, request),
     };
+    // Only these methods may answer input_required; a question the child asks during another
+    // (roots/list right after initialize, say) is not this request's.
+    if (ROUND_TRIP_METHODS.has(method)) {
+      hooks.onChildRequest = (request, entry) =>
+        this.rounds.ask(upstream, entry, owner, method, envelope.capabilities, request);
+    }
     this.forward(backend, msg, withoutEnvelope(msg), owner, exchange, hooks, res);
   }
 

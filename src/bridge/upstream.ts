@@ -355,18 +355,20 @@ export class Upstream {
     }
   }
 
-  /** The request the child most likely works on when it asks something: the newest one. */
-  private newestPending(): Pending | undefined {
+  /**
+   * The request the child most likely asks something for: the newest one that can carry a
+   * question (a session's, or a stateless one whose method has input_required rounds).
+   */
+  private newestAsking(): Pending | undefined {
     let newest: Pending | undefined;
-    for (const entry of this.pending.values()) if (!entry.hooks?.listen) newest = entry;
+    for (const entry of this.pending.values()) if (!entry.hooks || entry.hooks.onChildRequest) newest = entry;
     return newest;
   }
 
   private serverRequest(msg: JsonRpcMessage): void {
-    const newest = this.newestPending();
-    if (newest?.hooks) {
-      if (newest.hooks.onChildRequest) newest.hooks.onChildRequest(msg, newest);
-      else this.refuse(msg, "this client cannot answer requests");
+    const newest = this.newestAsking();
+    if (newest?.hooks?.onChildRequest) {
+      newest.hooks.onChildRequest(msg, newest);
       return;
     }
     const sessions = [...this.sessions];

@@ -31,6 +31,7 @@ interface Check {
   id: string;
   status: "SUCCESS" | "FAILURE" | "WARNING" | "INFO" | "SKIPPED";
   errorMessage?: string;
+  details?: unknown;
 }
 
 /** Runs one scenario against `url` and returns its checks (the suite's --verbose JSON). */
@@ -102,7 +103,7 @@ describe("MCP conformance, 2026-07-28 server scenarios, against the bridge", () 
       expect(checks.length, output.slice(-3000)).toBeGreaterThan(0);
       const failed = checks
         .filter((c) => c.status === "FAILURE" && !NOT_THE_BRIDGES.has(c.id))
-        .map((c) => `${c.id}: ${c.errorMessage ?? ""}`);
+        .map((c) => `${c.id}: ${c.errorMessage ?? ""} ${JSON.stringify(c.details ?? {}).slice(0, 1500)}`);
       expect(failed).toEqual([]);
     });
   }
