@@ -3,73 +3,68 @@
  * the configured store directly (a running gateway sees the changes: revocations within the
  * revocation cache bound, new keys within a minute).
  */
-import { readFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
-import {
-  type EncryptionSecret,
-  resolveEncryptionSecret,
-  SECRET_FILE,
-  secretFilePath,
-} from "../crypto/encryption-secret.js";
-import { type SealedJwk, unsealJwk } from "../crypto/sealing.js";
+import { resolveEncryptionSecret } from "../crypto/encryption-secret.js";
 import { newSecret } from "../crypto/secrets.js";
-import { LocalUserError, LocalUsers } from "../idp/local.js";
+import { type LocalUser, LocalUserError, LocalUsers } from "../idp/local.js";
 import { ClientStore } from "../oauth/clients.js";
-import { GrantStore } from "../oauth/grant-store.js";
+import type { Grant } from "../oauth/grant-store.js";
+import type { SigningAlg } from "../oauth/keys.js";
 import { KeyRing } from "../oauth/keys.js";
-import { Revoker } from "../oauth/revoker.js";
-import { NO_AUDIT } from "../ops/audit.js";
-import { openStore } from "../store/open.js";
 import type { Store } from "../store/store.js";
-import { Revocations } from "../tokens/revocations.js";
-import { configOrExit } from "./load-config.js";
+import { registerBackup } from "./admin-backup.js";
+import { registerClients } from "./admin-clients.js";
+import { clientMatches, fail, grantsOf, type Opts, revokerFor, withStore } from "./admin-common.js";
+import { isoSeconds, type ListFormat, printList, shortTime } from "./output.js";
 
-/** Namespaces worth a backup: durable state. Codes, sessions and pending logins are transient. */
-const BACKUP_NAMESPACES = [
-  "users",
-  "clients",
-  "keys",
-  "grants",
-  "refresh_family",
-  "refresh_rotated",
-  "consents",
-  "revoked",
-];
+const USER_LIST: ListFormat<LocalUser> = {
+  json: (u) => u,
+  columns: [
+    ["name", (u) => u.name],
+    ["email", (u) => u.email ?? "-"],
+    ["created", (u) => shortTime(Date.parse(u.created_at))],
+    ["disabled", (u) => (u.disabled ? "yes" : "no")],
+  ],
+};
 
-type Opts = { config?: string };
-
-async function withStore<T>(opts: Opts, fn: (store: Store, config: GatewayConfig) => Promise<T>): Promise<T> {
-  // What serve sees, the built-in services included: their resource URLs name grants' services.
-  const { config } = await configOrExit({ file: opts.config, builtins: true });
-  const store = await openStore(config);
-  try {
-    return await fn(store, config);
-  } finally {
-    await store.close();
-  }
+interface GrantRow {
+  grant: Grant;
+  services: string[];
+  clientName?: string;
 }
 
-const grantsOf = (store: Store, config: GatewayConfig) =>
-  new GrantStore(store, { code: config.tokens.code_ttl, refresh: config.tokens.refresh_ttl });
+const GRANT_LIST: ListFormat<GrantRow> = {
+  json: ({ grant: g, services, clientName }) => ({
+    grant: g.sid,
+    user: g.user.login,
+    client_id: g.client_id,
+    client_name: clientName,
+    services,
+    scope: g.scope.join(" "),
+    since: isoSeconds(g.created_at),
+  }),
+  columns: [
+    ["grant", ({ grant }) => grant.sid],
+    ["user", ({ grant }) => grant.user.login],
+    ["client", ({ grant, clientName }) => clientName ?? grant.client_id],
+    ["services", ({ services }) => services.join(",") || "-"],
+    ["since", ({ grant }) => shortTime(grant.created_at * 1000)],
+  ],
+};
 
-/** The CLI prints what it did; the audit trail of admin actions is the shell's. */
-const revokerFor = (store: Store, config: GatewayConfig) =>
-  new Revoker(store, new Revocations(store, 0, config.tokens.refresh_ttl), grantsOf(store, config), NO_AUDIT);
+type KeyRow = { kid: string; alg: SigningAlg; createdAt: number; signing: boolean };
 
-function print(rows: Array<Record<string, unknown>>): void {
-  if (rows.length === 0) {
-    process.stdout.write("(none)\n");
-    return;
-  }
-  for (const row of rows) process.stdout.write(`${JSON.stringify(row)}\n`);
-}
-
-function fail(message: string): never {
-  process.stderr.write(`${message}\n`);
-  process.exit(1);
-}
+const KEY_LIST: ListFormat<KeyRow> = {
+  json: (k) => ({ ...k, createdAt: new Date(k.createdAt).toISOString() }),
+  columns: [
+    ["kid", (k) => k.kid],
+    ["alg", (k) => k.alg],
+    ["created", (k) => shortTime(k.createdAt)],
+    ["signing", (k) => (k.signing ? "yes" : "no")],
+  ],
+};
 
 async function readPassword(fromStdin: boolean): Promise<{ password: string; generated: boolean }> {
   if (!fromStdin) return { password: newSecret(18), generated: true };
@@ -124,8 +119,17 @@ function registerUsers(admin: Command): void {
     );
   users
     .command("list")
+    .description("local accounts: a table on a terminal, JSON lines otherwise")
+    .option("--user <name>", "only this user (any case)")
+    .option("--json", "JSON lines even on a terminal")
     .option("-c, --config <file>")
-    .action((opts: Opts) => withStore(opts, async (store) => print(await new LocalUsers(store).list())));
+    .action((opts: Opts & { user?: string; json?: boolean }) =>
+      withStore(opts, async (store) => {
+        const all = await new LocalUsers(store).list();
+        const name = opts.user?.toLowerCase();
+        printList(name ? all.filter((u) => u.name.toLowerCase() === name) : all, USER_LIST, opts);
+      }),
+    );
   users
     .command("remove <name>")
     .description("remove a user and revoke every token issued to them")
@@ -142,59 +146,38 @@ function registerUsers(admin: Command): void {
     );
 }
 
-function registerClients(admin: Command): void {
-  const clients = admin.command("clients").description("registered OAuth clients");
-  clients
-    .command("list")
-    .option("-c, --config <file>")
-    .action((opts: Opts) =>
-      withStore(opts, async (store) =>
-        print(
-          (await new ClientStore(store).list()).map((c) => ({
-            client_id: c.client_id,
-            client_name: c.client_name,
-            redirect_uris: c.redirect_uris,
-            auth: c.token_endpoint_auth_method,
-            issued: new Date(c.client_id_issued_at * 1000).toISOString(),
-            expires: c.client_secret_expires_at
-              ? new Date(c.client_secret_expires_at * 1000).toISOString()
-              : "never",
-          })),
-        ),
-      ),
-    );
-  clients
-    .command("delete <clientId>")
-    .description("delete a client and revoke every token it holds")
-    .option("-c, --config <file>")
-    .action((clientId: string, opts: Opts) =>
-      withStore(opts, async (store, config) => {
-        if (!(await new ClientStore(store).delete(clientId))) fail(`no such client: ${clientId}`);
-        await revokerFor(store, config).revokeClient(clientId);
-        process.stdout.write(`deleted ${clientId}\n`);
-      }),
-    );
-}
-
 function registerTokens(admin: Command): void {
   const tokens = admin.command("tokens").description("grants: one per login of a user into a client");
   tokens
     .command("list")
+    .description("live grants: a table on a terminal, JSON lines otherwise")
+    .option("--user <login>", "only this user's grants")
+    .option("--client <id-or-name>", "only grants to this client (its id, or part of its name)")
+    .option("--json", "JSON lines even on a terminal")
     .option("-c, --config <file>")
-    .action((opts: Opts) =>
+    .action((opts: Opts & { user?: string; client?: string; json?: boolean }) =>
       withStore(opts, async (store, config) => {
-        const grants = grantsOf(store, config);
         const resources = new ResourceIndex(config);
-        print(
-          (await grants.listGrants()).map((g) => ({
-            grant: g.sid,
-            user: g.user.login,
-            client_id: g.client_id,
-            services: g.resources.map((r) => resources.serviceFor(r) ?? r),
-            scope: g.scope.join(" "),
-            since: new Date(g.created_at * 1000).toISOString(),
-          })),
+        const names = new Map(
+          (await new ClientStore(store).list()).map((c) => [c.client_id, c.client_name] as const),
         );
+        let grants = (await grantsOf(store, config).listGrants()).sort((a, b) => a.created_at - b.created_at);
+        if (opts.user) {
+          const login = opts.user.toLowerCase();
+          grants = grants.filter((g) => g.user.login.toLowerCase() === login || g.user.sub === opts.user);
+        }
+        const client = opts.client;
+        if (client) {
+          grants = grants.filter((g) =>
+            clientMatches({ client_id: g.client_id, client_name: names.get(g.client_id) }, client),
+          );
+        }
+        const rows = grants.map((g) => ({
+          grant: g,
+          services: g.resources.map((r) => resources.serviceFor(r) ?? r),
+          clientName: names.get(g.client_id),
+        }));
+        printList(rows, GRANT_LIST, opts);
       }),
     );
   tokens
@@ -224,11 +207,13 @@ function registerKeys(admin: Command): void {
   };
   keys
     .command("list")
+    .description("signing keys, newest (the one signing) first")
+    .option("--json", "JSON lines even on a terminal")
     .option("-c, --config <file>")
-    .action((opts: Opts) =>
+    .action((opts: Opts & { json?: boolean }) =>
       withStore(opts, async (store, config) => {
         const ring = await open(store, config);
-        print(ring.describe().map((k) => ({ ...k, createdAt: new Date(k.createdAt).toISOString() })));
+        printList(ring.describe(), KEY_LIST, opts);
         ring.close();
       }),
     );
@@ -245,93 +230,6 @@ function registerKeys(admin: Command): void {
       }),
     );
 }
-
-interface Backup {
-  format: "mcp-oauth-gateway-backup";
-  version: 1;
-  created_at: string;
-  entries: Array<{ ns: string; key: string; value: unknown; expires_at?: number }>;
-}
-
-function registerBackup(admin: Command): void {
-  admin
-    .command("backup <file>")
-    .description(
-      "write users, clients, keys, grants and revocations to a JSON file (it holds private keys: protect it)",
-    )
-    .option("-c, --config <file>")
-    .action((file: string, opts: Opts) =>
-      withStore(opts, async (store) => {
-        const backup: Backup = {
-          format: "mcp-oauth-gateway-backup",
-          version: 1,
-          created_at: new Date().toISOString(),
-          entries: [],
-        };
-        for (const ns of BACKUP_NAMESPACES) {
-          for (const e of await store.list(ns))
-            backup.entries.push({ ns, key: e.key, value: e.value, expires_at: e.expiresAt });
-        }
-        writeFileSync(file, JSON.stringify(backup), { mode: 0o600 });
-        process.stdout.write(`wrote ${backup.entries.length} entries to ${file}\n`);
-      }),
-    );
-  admin
-    .command("restore <file>")
-    .description("load a backup into the configured store (entries already expired are skipped)")
-    .option("-c, --config <file>")
-    .action((file: string, opts: Opts) =>
-      withStore(opts, async (store, config) => {
-        let backup: Backup;
-        try {
-          backup = JSON.parse(readFileSync(file, "utf8")) as Backup;
-        } catch (err) {
-          fail(`cannot read backup ${file}: ${(err as Error).message}`);
-        }
-        if (backup.format !== "mcp-oauth-gateway-backup" || !Array.isArray(backup.entries))
-          fail(`${file} is not a gateway backup`);
-        checkSecretOpens(backup, config);
-        let restored = 0;
-        for (const e of backup.entries) {
-          if (!BACKUP_NAMESPACES.includes(e.ns)) continue;
-          const ttl = e.expires_at ? Math.floor((e.expires_at - Date.now()) / 1000) : undefined;
-          if (ttl !== undefined && ttl <= 0) continue;
-          await store.put(e.ns, e.key, e.value as never, ttl);
-          restored++;
-        }
-        process.stdout.write(`restored ${restored} entries from ${file}\n`);
-      }),
-    );
-}
-
-/**
- * A backup's signing keys are sealed: restored where the secret differs, the gateway could not
- * start. Checked before anything is written (one unseal of one key).
- */
-function checkSecretOpens(backup: Backup, config: GatewayConfig): void {
-  const sealed = backup.entries.find((e) => e.ns === "keys" && (e.value as KeyEntry | null)?.private_sealed);
-  if (!sealed) return;
-  const copyIt = `copy the source's ${SECRET_FILE} (in its data_dir) to ${secretFilePath(config)}, or set keys.encryption_secret to the secret the keys were sealed with`;
-  let secret: EncryptionSecret | undefined;
-  try {
-    secret = resolveEncryptionSecret(config, { generate: false });
-  } catch (err) {
-    fail((err as Error).message);
-  }
-  if (!secret) fail(`the backup's signing keys are sealed: ${copyIt}, then restore`);
-  try {
-    unsealJwk(
-      (sealed.value as KeyEntry).private_sealed as SealedJwk,
-      secret.value,
-      sealed.key,
-      secret.source,
-    );
-  } catch (err) {
-    fail(`${(err as Error).message}: ${copyIt}, then restore`);
-  }
-}
-
-type KeyEntry = { private_sealed?: SealedJwk };
 
 export function registerAdminCommands(program: Command): void {
   const admin = program.command("admin").description("manage users, clients, tokens, keys and backups");

@@ -162,7 +162,6 @@ export const configSchema = z.strictObject({
    * for a busy /verify, where the line costs close to half the throughput (bench/RESULTS.md).
    */
   log_requests: bool.default(true),
-
   store: z
     .strictObject({
       type: z.enum(["sqlite", "redis"]).default("sqlite"),
@@ -234,6 +233,11 @@ export const configSchema = z.strictObject({
         .transform((v) => (Array.isArray(v) ? v : v.split(",")).map((s) => s.trim()).filter(Boolean))
         .pipe(z.array(redirectScheme))
         .default([...DEFAULT_ALLOWED_SCHEMES]),
+      /**
+       * A registration that has not completed a token request by then is forgotten; its first
+       * token gives it the full `client_ttl`. 0 = off (every client lives `client_ttl`).
+       */
+      unused_ttl: duration.default(86_400),
     })
     .prefault({}),
 

@@ -2,6 +2,9 @@
  * Registered clients (namespace "clients", key = client_id). Secrets and registration access
  * tokens are stored as SHA-256 hashes only. A client expires with the configured client
  * lifetime (`registration.client_ttl`, 0 = never) and then disappears from the store by TTL.
+ * A dynamic registration that has not completed a token request lives only
+ * `registration.unused_ttl` from its registration: its first token marks it used and gives it
+ * the full lifetime.
  */
 import type { JWK } from "jose";
 import type { Store } from "../store/store.js";
@@ -56,23 +59,62 @@ export interface ClientRecord extends ClientMetadata {
   client_secret_expires_at: number;
   /** How the client came to be: dynamic registration, a metadata document, or the admin CLI. */
   source: "dcr" | "cimd" | "admin";
+  /** Seconds since the epoch: its first successful token request (absent = never used). */
+  first_token_at?: number;
+  /** Seconds since the epoch: its latest successful token request, to within USE_MARK_INTERVAL_S. */
+  last_used_at?: number;
 }
 
 const NS = "clients";
 
+/**
+ * How stale `last_used_at` may get: a client's record is rewritten at most once per this
+ * interval, not at every token request (a refresh every few minutes would otherwise be a write
+ * each time).
+ */
+export const USE_MARK_INTERVAL_S = 3600;
+
 export class ClientStore {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** `registration.unused_ttl` in seconds; 0 = unused registrations live as long as used ones. */
+    private readonly unusedTtlSeconds = 0,
+  ) {}
 
   async get(clientId: string): Promise<ClientRecord | undefined> {
     return (await this.store.get(NS, clientId)) as ClientRecord | undefined;
   }
 
-  /** Saves a client; it disappears at `client_secret_expires_at` unless that is 0. */
+  /**
+   * Saves a client; it disappears at `client_secret_expires_at` unless that is 0, or, for a
+   * dynamic registration never used, `unused_ttl` after it was issued if that comes first.
+   */
   async save(client: ClientRecord): Promise<void> {
-    const ttl = client.client_secret_expires_at
-      ? Math.max(1, client.client_secret_expires_at - Math.floor(Date.now() / 1000))
-      : undefined;
+    const now = Math.floor(Date.now() / 1000);
+    let expiresAt = client.client_secret_expires_at || undefined;
+    if (this.unusedTtlSeconds && client.source === "dcr" && client.first_token_at === undefined) {
+      const unusedUntil = client.client_id_issued_at + this.unusedTtlSeconds;
+      expiresAt = expiresAt === undefined ? unusedUntil : Math.min(expiresAt, unusedUntil);
+    }
+    const ttl = expiresAt === undefined ? undefined : Math.max(1, expiresAt - now);
     await this.store.put(NS, client.client_id, client as never, ttl);
+  }
+
+  /**
+   * A token request by `client` succeeded: the first one marks the registration used (and so
+   * gives it its full lifetime); later ones refresh `last_used_at` at most once an interval.
+   * Metadata-document clients are not stored, so there is nothing to mark.
+   */
+  async markUsed(client: ClientRecord): Promise<void> {
+    if (client.source === "cimd") return;
+    const now = Math.floor(Date.now() / 1000);
+    if (client.last_used_at !== undefined && now - client.last_used_at < USE_MARK_INTERVAL_S) return;
+    // Re-read: the record may have been updated (RFC 7592) or deleted since it was authenticated,
+    // and a deleted client must stay deleted. (A delete landing between this read and the write
+    // below would be undone; the window is one store round trip, once per client an hour.)
+    const current = await this.get(client.client_id);
+    if (!current) return;
+    await this.save({ ...current, first_token_at: current.first_token_at ?? now, last_used_at: now });
   }
 
   async delete(clientId: string): Promise<boolean> {
@@ -80,7 +122,15 @@ export class ClientStore {
   }
 
   async list(): Promise<ClientRecord[]> {
-    return (await this.store.list(NS)).map((e) => e.value as unknown as ClientRecord);
+    return (await this.listWithExpiry()).map((e) => e.client);
+  }
+
+  /** Every stored client with when the store drops it (epoch ms; undefined = never). */
+  async listWithExpiry(): Promise<Array<{ client: ClientRecord; expiresAt?: number }>> {
+    return (await this.store.list(NS)).map((e) => ({
+      client: e.value as unknown as ClientRecord,
+      expiresAt: e.expiresAt,
+    }));
   }
 
   /** Whether the client authenticates at all (with a secret or a signed assertion). */

@@ -74,7 +74,7 @@ export class AuthorizationServer {
     const { config, store, keys, revocations, resources, idp } = parts;
     this.issuer = config.public_url;
     this.audit = parts.audit ?? NO_AUDIT;
-    this.clients = new ClientStore(store);
+    this.clients = new ClientStore(store, config.registration.unused_ttl);
     this.remote = new RemoteJson({
       timeoutSeconds: config.cimd.timeout,
       maxCacheSeconds: config.cimd.max_cache,
@@ -134,6 +134,7 @@ export class AuthorizationServer {
         ),
       ],
       this.clientAuth,
+      (client) => this.clients.markUsed(client),
     );
     const endpointDeps = {
       keys,

@@ -3,6 +3,7 @@
  * for its `grant_type`. Handlers come from a table built from config in app wiring.
  */
 import type { ClientAuthenticator } from "./client-auth.js";
+import type { ClientRecord } from "./clients.js";
 import { invalidRequest, OAuthError } from "./errors.js";
 import type { GrantHandler } from "./grants/grant.js";
 import type { TokenResponse } from "./issuer.js";
@@ -14,6 +15,8 @@ export class TokenEndpoint {
   constructor(
     handlers: GrantHandler[],
     private readonly clients: ClientAuthenticator,
+    /** Records that the client completed a token request (ClientStore.markUsed). */
+    private readonly markUsed: (client: ClientRecord) => Promise<void> = async () => undefined,
   ) {
     this.handlers = new Map(handlers.map((h) => [h.grantType, h]));
   }
@@ -35,6 +38,10 @@ export class TokenEndpoint {
     if (!client.grant_types.includes(grantType)) {
       throw new OAuthError("unauthorized_client", `this client is not registered for the ${grantType} grant`);
     }
-    return handler.handle({ client, params, resources });
+    const response = await handler.handle({ client, params, resources });
+    // The tokens are issued (a refresh token may have rotated): a failed mark must not lose
+    // them. It is retried by the client's next token request, which finds the mark missing.
+    await this.markUsed(client).catch(() => undefined);
+    return response;
   }
 }
