@@ -14,7 +14,8 @@ import { registerAuthorizationServer } from "./oauth/http/plugin.js";
 import { KeyRing } from "./oauth/keys.js";
 import { AuthorizationServer } from "./oauth/server.js";
 import { logAudit } from "./ops/audit.js";
-import { registerOps } from "./ops/routes.js";
+import { loggerOptions } from "./ops/log-output.js";
+import { type OpsListener, registerOps } from "./ops/routes.js";
 import { openStore } from "./store/open.js";
 import type { Store } from "./store/store.js";
 import { PublicKeySet } from "./tokens/key-set.js";
@@ -24,7 +25,7 @@ import { startServiceUpstreams } from "./upstreams.js";
 export interface BuildOptions {
   /** Use this store instead of opening the configured one (tests; the caller closes it). */
   store?: Store;
-  /** fastify logger option; defaults to pino at config.log_level with secrets redacted. */
+  /** fastify logger option; default: src/ops/log-output.ts (config.log_level, log_format). */
   logger?: FastifyServerOptions["logger"];
   /** Send the default logger's lines here instead of stdout (tests that read the log). */
   logStream?: { write(line: string): void };
@@ -38,16 +39,9 @@ export interface Gateway {
   idp: IdentityProvider;
   /** service name -> how its upstream is reached (bridged stdio services: a unix socket). */
   upstreams: Map<string, UpstreamTarget>;
+  /** The operations listener, when `ops.port` puts /healthz, /readyz and /metrics on their own. */
+  ops?: OpsListener;
 }
-
-/** What may appear in a log line about a request: never a query string (codes), never a header. */
-const requestSerializer = (req: { method: string; url: string; ip?: string; raw?: { socket: unknown } }) => ({
-  method: req.method,
-  path: req.url.split("?")[0],
-  // A streamed (hijacked) answer can end after the socket is gone; with trust_proxy, fastify's
-  // `ip` walks the forwarding chain from that socket and throws, out of the onResponse hook.
-  ip: req.raw && !req.raw.socket ? undefined : req.ip,
-});
 
 export async function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Promise<Gateway> {
   // The one sealing secret (configured, or generated into data_dir), resolved before the store
@@ -68,12 +62,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const idp = await createIdentityProvider(config, store);
 
   const { app, shortcuts, requests } = createHttpApp(config, {
-    logger: options.logger ?? {
-      level: config.log_level,
-      serializers: { req: requestSerializer },
-      redact: ["req.headers.authorization", "req.headers.cookie", "res.headers['set-cookie']"],
-      ...(options.logStream ? { stream: options.logStream } : {}),
-    },
+    logger: options.logger ?? (await loggerOptions(config, options.logStream)),
     bodyLimit: config.gateway.max_body,
     // Client ids in /register/{client_id} may be long (metadata document URLs are not, they are never managed here).
     routerOptions: { maxParamLength: 500 },
@@ -101,7 +90,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     if (!options.store) await store.close();
   });
 
-  await registerOps(app, { store, config, metrics: requests.metrics });
+  const ops = await registerOps(app, { store, config, metrics: requests.metrics });
 
   // The subtrees, one per trust zone, each with its own parsing and error shape.
   await registerAuthorizationServer(app, as);
@@ -116,5 +105,5 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     requests,
   });
 
-  return { app, as, store, keys, idp, upstreams: upstreams.targets };
+  return { app, as, store, keys, idp, upstreams: upstreams.targets, ops };
 }

@@ -48,7 +48,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     );
     process.exit(err instanceof ConfigError ? 2 : 1);
   }
-  const { app, store, idp, upstreams } = gateway;
+  const { app, store, idp, upstreams, ops } = gateway;
   const address = await app.listen({ port: config.port, host: config.host });
 
   const lines = [
@@ -58,6 +58,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     `store:    ${store.kind} ${store.location}`,
     `login:    ${idp.displayName}`,
   ];
+  if (ops?.address) lines.push(`ops:      ${ops.address} (/healthz, /readyz, /metrics)`);
   for (const name of upstreams.keys()) lines.push(`service:  ${config.public_url}/${name}/mcp`);
   if (idp instanceof LocalIdentityProvider) {
     const password = await idp.users.ensureBootstrapAdmin();
@@ -69,7 +70,8 @@ async function serve(opts: ServeOptions): Promise<void> {
       );
     }
   }
-  process.stdout.write(`${lines.join("\n")}\n`);
+  // For the person starting it, on stderr: stdout carries the log, JSON lines a collector parses.
+  process.stderr.write(`${lines.join("\n")}\n`);
 
   let closing = false;
   const shutdown = (signal: string) => {

@@ -162,6 +162,27 @@ export const configSchema = z.strictObject({
    * for a busy /verify, where the line costs close to half the throughput (bench/RESULTS.md).
    */
   log_requests: bool.default(true),
+  /**
+   * `auto`: readable lines when stdout is a terminal, JSON lines otherwise (a pipe, a file,
+   * journald, a container runtime); `json` or `pretty` to choose.
+   */
+  log_format: z.enum(["auto", "json", "pretty"]).default("auto"),
+
+  /** Operations endpoints: /healthz, /readyz, /metrics. */
+  ops: z
+    .strictObject({
+      /**
+       * Serve the operations endpoints on their own listener, and not on the main one (a port
+       * only the monitoring network reaches). 0 = any free port. Unset = on the main listener.
+       */
+      port: port.optional(),
+      /** Address of that listener. Default: the main `host`. */
+      host: z.string().optional(),
+      /** If set, GET /metrics needs `Authorization: Bearer <this>` (wherever it is served). */
+      metrics_token: z.string().min(16, "use at least 16 characters").optional(),
+    })
+    .prefault({}),
+
   store: z
     .strictObject({
       type: z.enum(["sqlite", "redis"]).default("sqlite"),

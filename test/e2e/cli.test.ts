@@ -55,10 +55,11 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway CLI (run `npm 
       env: cleanEnv(),
       stdio: ["ignore", "pipe", "pipe"],
     });
+    // The banner is on stderr; stdout is the log.
     let out = "";
     const banner = await new Promise<number>((resolveBanner, reject) => {
       const timer = setTimeout(() => reject(new Error(`no banner in 30 s: ${out}`)), 30_000);
-      child.stdout?.on("data", (d: Buffer) => {
+      child.stderr?.on("data", (d: Buffer) => {
         out += d.toString();
         if (out.includes("(shown once")) {
           clearTimeout(timer);
@@ -155,7 +156,7 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway CLI (run `npm 
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
-    child.stdout?.on("data", (d: Buffer) => {
+    child.stderr?.on("data", (d: Buffer) => {
       out += d.toString();
     });
     await waitFor(() => out.includes("(shown once"), 15_000);

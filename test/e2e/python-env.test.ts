@@ -168,7 +168,7 @@ describe.skipIf(!canRun)("serve with only the Python gateway's variables", { tim
   });
 
   it("BASE_DOMAIN: the issuer is https://auth.{BASE_DOMAIN}", async () => {
-    expect(gateway.stdout()).toContain(`issuer:   ${ISSUER}`);
+    expect(gateway.stderr()).toContain(`issuer:   ${ISSUER}`);
     const meta = await at(AUTH_HOST, "/.well-known/oauth-authorization-server");
     expect(meta.status).toBe(200);
     expect(JSON.parse(meta.text)).toMatchObject({
@@ -210,7 +210,7 @@ describe.skipIf(!canRun)("serve with only the Python gateway's variables", { tim
   });
 
   it("REDIS_URL + REDIS_PASSWORD: the state is in the password-protected Redis, not in a local file", async () => {
-    expect(gateway.stdout()).toMatch(/^store: {4}redis /m);
+    expect(gateway.stderr()).toMatch(/^store: {4}redis /m);
     expect(existsSync(join(dir, "data", "gateway.db"))).toBe(false);
     const keys = await inspect.keys("mcpgw:keys:*");
     expect(keys.length).toBeGreaterThan(0);

@@ -49,9 +49,9 @@ export interface ServeProcess {
   port: number;
   /** http://127.0.0.1:{port}: where the test connects. */
   base: string;
-  /** Everything on stdout so far (banner, then JSON log lines). */
+  /** Everything on stdout so far: the log (JSON lines, stdout being a pipe). */
   stdout(): string;
-  /** Everything on stderr so far (warnings, errors). */
+  /** Everything on stderr so far: the banner, then any warnings. */
   stderr(): string;
   /** The `service:` lines of the banner: the service names, in order. */
   services: string[];
@@ -89,20 +89,20 @@ export async function startServe(opts: {
       child.kill("SIGKILL");
       reject(new Error(`serve printed no banner in ${timeoutMs} ms; stdout: ${out}; stderr: ${err}`));
     }, timeoutMs);
-    // The banner is one write that ends with the login line or the first-run password lines.
+    // The banner is one write to stderr that holds the login line (and the first-run password).
     const check = () => {
-      if (/^login: {4}.*\n/m.test(out)) {
+      if (/^login: {4}.*\n/m.test(err)) {
         clearTimeout(timer);
         resolveBanner();
       }
     };
-    child.stdout?.on("data", check);
+    child.stderr?.on("data", check);
     void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`serve exited (${code}) before its banner: ${err.trim()}`));
     });
   });
-  const services = [...out.matchAll(/^service: {2}\S+\/([^/\s]+)\/mcp$/gm)].map((m) => m[1] as string);
+  const services = [...err.matchAll(/^service: {2}\S+\/([^/\s]+)\/mcp$/gm)].map((m) => m[1] as string);
   return {
     child,
     port,
@@ -110,7 +110,7 @@ export async function startServe(opts: {
     stdout: () => out,
     stderr: () => err,
     services,
-    password: /first run: created local user "admin" with password (\S+)/.exec(out)?.[1],
+    password: /first run: created local user "admin" with password (\S+)/.exec(err)?.[1],
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill("SIGTERM");
