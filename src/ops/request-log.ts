@@ -28,6 +28,12 @@ export class OneLinePerRequest extends LogController {
 
   override incomingRequest(): void {}
 
+  /**
+   * fastify's "Route GET:/x?code=… not found" line would carry the query string, where codes
+   * and tokens travel; the request's one line already says 404, with the path alone.
+   */
+  override routeNotFound(): void {}
+
   override requestCompleted(
     error: Error | null | undefined,
     request: FastifyRequest,

@@ -43,8 +43,12 @@ describe.skipIf(!canRun)("serve's log and operations endpoints (run `npm run bui
     }, 120_000);
 
     it("stdout is JSON lines with ISO-8601 times, and only that; the banner is on stderr", async () => {
+      // A query string never reaches the log, not even for a path that does not exist.
+      expect((await get(`${gateway.base}/no-such-page?code=query-secret-1234`)).status).toBe(404);
       expect((await get(`${gateway.base}/healthz`)).status).toBe(200);
-      await waitFor(() => gateway.stdout().includes('"request completed"'), 30_000);
+      await waitFor(() => gateway.stdout().includes('"path":"/healthz"'), 30_000);
+      expect(gateway.stdout()).toContain('"path":"/no-such-page"');
+      expect(gateway.stdout()).not.toContain("query-secret-1234");
       const lines = gateway.stdout().split("\n").filter(Boolean);
       expect(lines.length).toBeGreaterThan(0);
       for (const line of lines) {
