@@ -6,10 +6,10 @@
  * store; and a Redis store without an explicit `keys.encryption_secret` is refused with one
  * line naming the key, because a per-instance generated secret would split the instances.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
 import { exportJWK, generateKeyPair } from "jose";
@@ -18,71 +18,14 @@ import { SqliteStore } from "../../src/store/sqlite.js";
 import { accessTokenFor } from "../support/login.js";
 import { postInitialize } from "../support/mcp-http.js";
 import { freePort, startUpstream, type TestUpstream } from "../support/upstream.js";
+import { BIN, BUILT, cleanEnv, startServe } from "./serve-process.js";
 
-const BIN = resolve("bin/mcp-gateway.js");
-const BUILT = existsSync(resolve("dist/cli/main.js"));
 const run = promisify(execFile);
-
-/** The gateway must not pick up this machine's MCP_* or legacy variables. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (
-      !/^(MCP_|GITHUB_|REDIS_|BASE_DOMAIN|ALLOWED_GITHUB_USERS|CLIENT_LIFETIME|ACCESS_TOKEN|REFRESH_TOKEN)/.test(
-        k,
-      )
-    )
-      env[k] = v;
-  }
-  return env;
-}
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 
-interface Served {
-  child: ChildProcess;
-  out: string;
-  port: number;
-  stop(): Promise<number | null>;
-}
-
-/** `serve --no-builtins` in `cwd` until its banner is out (or it exits: then rejects with its output). */
-async function serve(cwd: string, port: number): Promise<Served> {
-  const child = spawn(process.execPath, [BIN, "serve", "--no-builtins", "--port", String(port)], {
-    cwd,
-    env: cleanEnv(),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  await new Promise<void>((ready, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no banner in 30 s: ${out}${err}`)), 30_000);
-    child.stdout?.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("login:")) {
-        clearTimeout(timer);
-        ready();
-      }
-    });
-    child.stderr?.on("data", (d: Buffer) => {
-      err += d.toString();
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited ${code}: ${out}${err}`));
-    });
-  });
-  return {
-    child,
-    out,
-    port,
-    stop: () => {
-      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-      child.kill("SIGTERM");
-      return exited;
-    },
-  };
-}
+/** `serve --no-builtins` in `cwd` on `port`, until its banner is out. */
+const serve = (cwd: string, port: number) => startServe({ cwd, port, args: ["--no-builtins"] });
 
 /** The rows of the `keys` namespace, read straight from the SQLite file. */
 function keyRows(db: string): Array<Record<string, unknown>> {
@@ -169,7 +112,7 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
           if (existsSync(`${db}${side}`)) expect(mode(`${db}${side}`).toString(8), side).toBe("600");
         const secret = readFileSync(join(data, "secret"), "utf8");
         expect(secret.trim().length).toBeGreaterThanOrEqual(32);
-        expect(first.out).not.toContain(secret.trim());
+        expect(first.stdout() + first.stderr()).not.toContain(secret.trim());
 
         const rows = keyRows(db);
         expect(rows.length).toBeGreaterThan(0);
@@ -179,7 +122,7 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
         }
 
         // A token issued now opens the service after a restart: the restart unseals with the same secret.
-        const password = /password (\S+)/.exec(first.out)?.[1] as string;
+        const password = first.password as string;
         const { accessToken } = await accessTokenFor(
           `http://127.0.0.1:${port}`,
           [`http://localhost:${port}/echo/mcp`],

@@ -67,8 +67,10 @@ export async function startServe(opts: {
   env?: Record<string, string>;
   args?: string[];
   timeoutMs?: number;
+  /** A fixed port, for a restart that must keep the issuer its tokens name; a free one otherwise. */
+  port?: number;
 }): Promise<ServeProcess> {
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const child = spawn(process.execPath, [BIN, "serve", "--port", String(port), ...(opts.args ?? [])], {
     cwd: opts.cwd,
     env: cleanEnv(opts.env),
