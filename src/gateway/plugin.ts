@@ -24,6 +24,7 @@ import { registerMetadataRoutes } from "./prm.js";
 import { UpstreamProxy, type UpstreamTarget } from "./proxy.js";
 import { ServiceRouter } from "./routing.js";
 import { TokenVerifier } from "./token-check.js";
+import { VerifyTargets } from "./verify-target.js";
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -78,8 +79,9 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
     scope.addHook("onClose", async () => proxy.close());
 
     registerMetadataRoutes(scope, config, router);
-    registerForwardAuth(scope, { config, router, origins, access });
-    deps.shortcuts.add(verifyShortcut({ config, router, origins, access, requests: deps.requests }));
+    const targets = new VerifyTargets(router, clients);
+    registerForwardAuth(scope, { config, targets, origins, access });
+    deps.shortcuts.add(verifyShortcut({ config, targets, origins, access, requests: deps.requests }));
 
     const handle = mcpEndpoint({
       origins,
