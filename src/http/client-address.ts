@@ -99,9 +99,10 @@ export class ClientAddresses {
       { headers, socket: { remoteAddress: peer } } as unknown as IncomingMessage,
       this.trust,
     );
+    const forwardedProto = lastEntry(headers["x-forwarded-proto"])?.toLowerCase();
     return {
       ip: chain[chain.length - 1] ?? peer,
-      proto: lastEntry(headers["x-forwarded-proto"]) ?? ownProto,
+      proto: forwardedProto === "https" || forwardedProto === "http" ? forwardedProto : ownProto,
       host: lastEntry(headers["x-forwarded-host"]) ?? headers.host,
       viaTrustedProxy: true,
     };
