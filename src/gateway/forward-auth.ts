@@ -23,6 +23,7 @@
 import type { OutgoingHttpHeaders } from "node:http";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { GatewayConfig } from "../config/schema.js";
+import type { ClientAddresses } from "../http/client-address.js";
 import type { Shortcut } from "../http/server.js";
 import type { RequestLog } from "../ops/request-log.js";
 import type { AccessTokenClaims } from "../tokens/claims.js";
@@ -38,11 +39,12 @@ export interface ForwardAuthDeps {
   targets: VerifyTargets;
   origins: OriginPolicy;
   access: AccessChecker;
+  clients: ClientAddresses;
 }
 
 /** Registers /verify on the gateway's encapsulated instance. */
 export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps): void {
-  const { config, access, targets, origins } = deps;
+  const { config, access, targets, origins, clients } = deps;
 
   const deny = (reply: FastifyReply, status: number, challenge: string | undefined, message: string) => {
     if (challenge) reply.header("www-authenticate", challenge);
@@ -68,9 +70,10 @@ export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps)
         return deny(reply, 403, undefined, "Origin not allowed");
       }
 
+      const ip = clients.of(req.raw).ip;
       const outcome =
-        access.checkCached(req.headers.authorization, route) ??
-        (await access.check(req.headers.authorization, route));
+        access.checkCached(req.headers.authorization, route, ip) ??
+        (await access.check(req.headers.authorization, route, ip));
       if (!outcome.ok) return deny(reply, outcome.status, outcome.challenge, outcome.message);
       return reply
         .code(200)

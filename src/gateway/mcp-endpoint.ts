@@ -49,9 +49,10 @@ export function mcpEndpoint(deps: McpEndpointDeps) {
       });
     }
 
+    const client = clients.of(req.raw);
     const outcome =
-      access.checkCached(req.headers.authorization, route) ??
-      (await access.check(req.headers.authorization, route));
+      access.checkCached(req.headers.authorization, route, client.ip) ??
+      (await access.check(req.headers.authorization, route, client.ip));
     if (!outcome.ok) {
       return sendJsonRpcError(reply, outcome.status, outcome.message, {
         ...cors,
@@ -62,6 +63,6 @@ export function mcpEndpoint(deps: McpEndpointDeps) {
       return sendJsonRpcError(reply, 502, `The service ${route.name} has no upstream`, cors);
     reply.headers(cors);
     const identity = identityHeaders(outcome.claims, identityNames);
-    return proxy.forward(req, reply, route.name, identity, clients.of(req.raw));
+    return proxy.forward(req, reply, route.name, identity, client);
   };
 }

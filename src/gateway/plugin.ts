@@ -80,8 +80,10 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
 
     registerMetadataRoutes(scope, config, router);
     const targets = new VerifyTargets(router, clients);
-    registerForwardAuth(scope, { config, targets, origins, access });
-    deps.shortcuts.add(verifyShortcut({ config, targets, origins, access, requests: deps.requests }));
+    registerForwardAuth(scope, { config, targets, origins, access, clients });
+    deps.shortcuts.add(
+      verifyShortcut({ config, targets, origins, access, clients, requests: deps.requests }),
+    );
 
     const handle = mcpEndpoint({
       origins,

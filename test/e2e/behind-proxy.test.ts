@@ -31,6 +31,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { waitFor } from "../bridge/helpers.js";
 import { checkBinary } from "../support/binaries.js";
+import { INITIALIZE, MCP_HEADERS } from "../support/mcp-http.js";
 import {
   authorizeUrl,
   Browser,
@@ -345,8 +346,19 @@ for (const variant of VARIANTS) {
         alive();
       });
 
-      it("the login brake and the request log see the client's own address, not a forged one", async () => {
+      it("the login brake, the request log and the audit events see the client's own address, not a forged one", async () => {
         await failLogin(base, CLIENT_ADDRESS, { "x-forwarded-for": FORGED, "x-real-ip": FORGED });
+        // A refused MCP request with a token: an access.refused audit event.
+        const agent = new Agent({ localAddress: CLIENT_ADDRESS });
+        const refused = await request(`${base}/echo/mcp`, {
+          method: "POST",
+          headers: { ...MCP_HEADERS, authorization: "Bearer not-a-token", "x-forwarded-for": FORGED },
+          body: JSON.stringify(INITIALIZE),
+          dispatcher: agent,
+        });
+        await refused.body.dump();
+        await agent.close();
+        expect(refused.statusCode).toBe(401);
         let expected = 1;
         if (variant.trust === "127.0.0.1") {
           // Straight to the gateway, around the proxy: this peer is not trusted, so its
@@ -377,6 +389,13 @@ for (const variant of VARIANTS) {
         // The log reaches this process through a pipe, a moment after the answer.
         await waitFor(() => loginLines().length >= expected, 5000);
         for (const line of loginLines()) expect(line).toContain(`"ip":"${CLIENT_ADDRESS}"`);
+        const audited = () =>
+          gateway
+            .output()
+            .split("\n")
+            .filter((l) => l.includes('"type":"access.refused"'));
+        await waitFor(() => audited().length > 0, 5000);
+        for (const line of audited()) expect(line).toContain(`"ip":"${CLIENT_ADDRESS}"`);
         alive();
       });
     },
