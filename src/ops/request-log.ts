@@ -30,23 +30,23 @@ export interface ClientLookup {
  */
 class LoggedRequest {
   constructor(
-    private readonly raw: IncomingMessage,
+    private readonly message: IncomingMessage,
     private readonly clients: ClientLookup,
   ) {}
   get method(): string {
-    return this.raw.method ?? "";
+    return this.message.method ?? "";
   }
   get url(): string {
-    return this.raw.url ?? "";
+    return this.message.url ?? "";
   }
   get headers(): IncomingMessage["headers"] {
-    return this.raw.headers;
+    return this.message.headers;
   }
   get ip(): string {
-    return this.clients.of(this.raw).ip;
+    return this.clients.of(this.message).ip;
   }
   get host(): string | undefined {
-    return this.clients.of(this.raw).host;
+    return this.clients.of(this.message).host;
   }
 }
 
