@@ -158,7 +158,12 @@ class AddressedBrowser {
   async send(url: string, form?: Record<string, string>) {
     const headers: Record<string, string> = { ...this.extra };
     if (this.cookies.size) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
-    if (form) headers["content-type"] = "application/x-www-form-urlencoded";
+    if (form) {
+      // As a current browser posts a form to its own page's origin.
+      headers["content-type"] = "application/x-www-form-urlencoded";
+      headers.origin = new URL(url).origin;
+      headers["sec-fetch-site"] = "same-origin";
+    }
     const res = await request(url, {
       method: form ? "POST" : "GET",
       headers,
