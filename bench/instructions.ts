@@ -19,6 +19,8 @@ import { createInterface } from "node:readline";
 import { load, startServer } from "./lib.js";
 
 const SERVICE = "echo";
+/** Failed requests per measured scenario, printed with the figures. */
+const failures: Record<string, number> = {};
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3000);
 const MEASURED = Number(process.env.BENCH_MEASURED ?? 3000);
 
@@ -86,7 +88,8 @@ function lastDumpIr(dir: string, prefix: string): number {
     .filter((f) => f.startsWith(prefix))
     .sort();
   const text = readFileSync(join(dir, dumps[dumps.length - 1] as string), "utf8");
-  const m = /^(?:summary|totals): (\d+)/m.exec(text);
+  // A dump has a "summary: 0" header line; the count is on its "totals:" line.
+  const m = /^totals: (\d+)/m.exec(text);
   if (!m?.[1]) throw new Error("no totals in the callgrind dump");
   return Number(m[1]);
 }
@@ -98,12 +101,17 @@ async function measure(
   send: (amount: number) => Promise<{ errors: number; non2xx: number }>,
 ): Promise<number> {
   const warm = await send(WARMUP);
-  if (warm.errors + warm.non2xx > 0) throw new Error(`${name}: warm-up requests failed`);
+  if (warm.errors + warm.non2xx > WARMUP / 100) throw new Error(`${name}: warm-up requests failed`);
   control(gateway.pid, "-z");
   control(gateway.pid, "-i", "on");
   const run = await send(MEASURED);
   control(gateway.pid, "-i", "off");
-  if (run.errors + run.non2xx > 0) throw new Error(`${name}: measured requests failed`);
+  // A stray failure (an upstream closing a keep-alive socket the slowed-down gateway was about
+  // to reuse) does not change the figure; more than a few would.
+  failures[name] = run.errors + run.non2xx;
+  if (failures[name] > MEASURED / 100) {
+    throw new Error(`${name}: ${run.errors} errors, ${run.non2xx} non-2xx of ${MEASURED} measured requests`);
+  }
   control(gateway.pid, "-d", name);
   return lastDumpIr(outDir, `callgrind.out.${gateway.pid}`) / MEASURED;
 }
@@ -120,6 +128,8 @@ try {
         headers: { ...bearer, "x-forwarded-method": "POST", "x-forwarded-uri": `/${SERVICE}/mcp` },
         amount,
         connections: 4,
+        // Under callgrind a request takes 50-100 times as long, the first ones far longer.
+        timeout: 300,
       }),
     );
     const proxy = await measure(gateway, outDir, "proxy", (amount) =>
@@ -135,17 +145,20 @@ try {
         body: BODY,
         amount,
         connections: 4,
+        timeout: 300,
       }),
     );
     process.stdout.write(
       `instructions per request (callgrind Ir, ${MEASURED} measured after ${WARMUP} warm-up, 4 connections)\n` +
         `  GET /verify?service=${SERVICE} (cached verdict): ${Math.round(verify)}\n` +
-        `  POST /${SERVICE}/mcp tools/call (proxied):       ${Math.round(proxy)}\n`,
+        `  POST /${SERVICE}/mcp tools/call (proxied):       ${Math.round(proxy)}\n` +
+        `  failed requests: ${JSON.stringify(failures)}\n`,
     );
   } finally {
     await gateway.stop();
   }
 } finally {
   await upstream.stop();
-  rmSync(outDir, { recursive: true, force: true });
+  if (process.env.BENCH_KEEP !== "1") rmSync(outDir, { recursive: true, force: true });
+  else process.stdout.write(`callgrind dumps: ${outDir}\n`);
 }
