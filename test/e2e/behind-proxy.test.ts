@@ -28,6 +28,7 @@ import type {
 } from "@modelcontextprotocol/sdk/shared/auth.js";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { validateConfig } from "../../src/config/load.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { waitFor } from "../bridge/helpers.js";
 import { checkBinary } from "../support/binaries.js";
@@ -371,18 +372,26 @@ for (const variant of VARIANTS) {
           await failLogin(gatewayUrl, CLIENT_ADDRESS, { "x-forwarded-for": FORGED });
           expected = 2;
         }
+        // The brake's per-address counter of failed logins (STORAGE.md, rule login.per_address):
+        // under the client's own address, and under no other.
         const store = new SqliteStore(dataFile);
         try {
-          const [real, forged, proxyOwn] = await store.getMany<number>("login_failures", [
-            `ip:${CLIENT_ADDRESS}`,
-            `ip:${FORGED}`,
-            "ip:127.0.0.1",
-          ]);
-          expect({ real, forged, proxyOwn }).toEqual({
-            real: expected,
-            forged: undefined,
-            proxyOwn: undefined,
-          });
+          const counted = async (address: string) => {
+            const window = validateConfig({}).rate_limits.login.per_address.window;
+            const now = Math.floor(Date.now() / 1000);
+            // This window and the one before, in case the test ran across the boundary.
+            const starts = [now - (now % window), now - (now % window) - window];
+            const counts = await store.getMany<number>(
+              "rate",
+              starts.map((start) => `login.per_address:${start}:${address}`),
+            );
+            return counts.reduce<number>((sum, n) => sum + Number(n ?? 0), 0);
+          };
+          expect({
+            real: await counted(CLIENT_ADDRESS),
+            forged: await counted(FORGED),
+            proxyOwn: await counted("127.0.0.1"),
+          }).toEqual({ real: expected, forged: 0, proxyOwn: 0 });
         } finally {
           await store.close();
         }
