@@ -61,7 +61,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   const resources = new ResourceIndex(config);
   const idp = await createIdentityProvider(config, store);
 
-  const { app, shortcuts, requests } = createHttpApp(config, {
+  const { app, shortcuts, requests, clients } = createHttpApp(config, {
     logger: options.logger ?? (await loggerOptions(config, options.logStream)),
     bodyLimit: config.gateway.max_body,
     // Client ids in /register/{client_id} may be long (metadata document URLs are not, they are never managed here).
@@ -103,6 +103,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     audit,
     shortcuts,
     requests,
+    clients,
   });
 
   return { app, as, store, keys, idp, upstreams: upstreams.targets, ops };

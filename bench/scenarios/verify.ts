@@ -1,8 +1,8 @@
 /**
- * ForwardAuth throughput: `GET /verify` with a valid token and the headers a reverse proxy sets
- * (`X-Forwarded-Host`, `X-Forwarded-Uri`, ...) for a configured service, against the bare
- * node:http server answering the same request with 200, at full load (10 connections), in
- * alternating one-second slices (see `interleave`).
+ * ForwardAuth throughput: `GET /verify?service=NAME` (the form every shipped proxy config
+ * uses) with a valid token and the headers a reverse proxy sets (`X-Forwarded-Host`,
+ * `X-Forwarded-Uri`, ...), against the bare node:http server answering the same request with
+ * 200, at full load (10 connections), in alternating one-second slices (see `interleave`).
  */
 import { interleave, load, type Row } from "../lib.js";
 
@@ -34,9 +34,10 @@ export async function verifyScenario(
     "x-forwarded-proto": "http",
     "x-forwarded-method": "POST",
   };
+  const path = `/verify?service=${target.service}`;
   const { subject, baseline } = await interleave(
-    (duration) => load({ url: `${target.gatewayUrl}/verify`, headers, duration }),
-    (duration) => load({ url: `${bare.url}/verify`, headers, duration }),
+    (duration) => load({ url: `${target.gatewayUrl}${path}`, headers, duration }),
+    (duration) => load({ url: `${bare.url}${path}`, headers, duration }),
     { rounds: ROUNDS, sliceS: SLICE_S, warmupS: WARMUP_S },
   );
   return {

@@ -3,6 +3,7 @@
  * reference for what can be configured. YAML keys are snake_case; durations are seconds or
  * strings like `30m`/`90d` and come out as whole seconds.
  */
+import proxyAddr from "@fastify/proxy-addr";
 import { z } from "zod";
 import { DEFAULT_ALLOWED_SCHEMES, FORBIDDEN_SCHEMES } from "../net/redirect-schemes.js";
 import { parseDuration } from "./duration.js";
@@ -46,6 +47,32 @@ const RESERVED_SERVICE_NAMES = new Set([
 ]);
 
 const port = z.coerce.number().int().min(0).max(65535);
+
+/**
+ * `trust_proxy`, the same from YAML and from the environment (where everything is a string):
+ * false | true | a hop count | a list of addresses and CIDRs, each checked here so that a typo
+ * stops start-up with the key named instead of trusting something else.
+ */
+const trustProxy = z
+  .union([z.boolean(), z.number().int().min(0), z.string(), z.array(z.string())])
+  .transform((value, ctx): boolean | number | string[] => {
+    if (typeof value === "boolean" || typeof value === "number") return value;
+    if (typeof value === "string") {
+      const word = value.trim().toLowerCase();
+      if (word === "true" || word === "false") return word === "true";
+      if (/^\d+$/.test(word)) return Number(word);
+    }
+    const list = (Array.isArray(value) ? value : value.split(",")).map((s) => s.trim()).filter(Boolean);
+    try {
+      proxyAddr.compile(list);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: `${(err as Error).message} (want addresses or CIDRs)` });
+      return z.NEVER;
+    }
+    return list.length > 0 ? list : false;
+  });
+
+export type TrustProxy = z.output<typeof trustProxy>;
 
 const url = z.string().url();
 
@@ -151,8 +178,11 @@ export const configSchema = z.strictObject({
   public_url: publicUrl.optional(),
   host: z.string().default("127.0.0.1"),
   port: port.default(8080),
-  /** Trust X-Forwarded-* from these proxies (fastify trustProxy). */
-  trust_proxy: z.union([z.boolean(), z.string(), z.array(z.string())]).default(false),
+  /**
+   * Which peers' X-Forwarded-For/-Proto/-Host count (README, "Behind a reverse proxy"): false
+   * (none), true (every hop), a hop count, or addresses/CIDRs (a list or "a, b").
+   */
+  trust_proxy: trustProxy.default(false),
   data_dir: z.string().default("./data"),
   /** Host routing: `{service}.{base_domain}` and `auth.{base_domain}`. Path routing always works. */
   base_domain: z.string().optional(),

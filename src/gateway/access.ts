@@ -28,11 +28,14 @@ export class AccessChecker {
     private readonly audit: Audit,
   ) {}
 
-  /** Decides whether `authorization` (the raw header) opens `route`; refusals of a presented token are audited. */
-  async check(authorization: string | undefined, route: ServiceRoute): Promise<AccessOutcome> {
+  /**
+   * Decides whether `authorization` (the raw header) opens `route`; refusals of a presented
+   * token are audited, naming `ip`, the client's address as the request log has it.
+   */
+  async check(authorization: string | undefined, route: ServiceRoute, ip?: string): Promise<AccessOutcome> {
     return (
-      this.checkCached(authorization, route) ??
-      this.audited(authorization, route, await this.decide(authorization, route))
+      this.checkCached(authorization, route, ip) ??
+      this.audited(authorization, route, await this.decide(authorization, route), ip)
     );
   }
 
@@ -40,11 +43,15 @@ export class AccessChecker {
    * The same decision without waiting, when the token's signature and revocation verdicts are
    * cached (the common case for a client in a session); undefined means "use check()".
    */
-  checkCached(authorization: string | undefined, route: ServiceRoute): AccessOutcome | undefined {
+  checkCached(
+    authorization: string | undefined,
+    route: ServiceRoute,
+    ip?: string,
+  ): AccessOutcome | undefined {
     const token = bearerToken(authorization);
     if (!token) return undefined;
     const verified = this.verifier.verifyCached(token);
-    return verified && this.audited(authorization, route, this.judge(route, verified));
+    return verified && this.audited(authorization, route, this.judge(route, verified), ip);
   }
 
   /**
@@ -63,6 +70,7 @@ export class AccessChecker {
     authorization: string | undefined,
     route: ServiceRoute,
     outcome: AccessOutcome,
+    ip: string | undefined,
   ): AccessOutcome {
     // A request with no token at all is the normal first step of discovery, not an event.
     if (!outcome.ok && authorization !== undefined) {
@@ -73,6 +81,7 @@ export class AccessChecker {
         reason: outcome.message,
         client_id: outcome.claims?.client_id,
         user: outcome.claims?.preferred_username,
+        ip,
       });
     }
     return outcome;

@@ -2,25 +2,28 @@
  * `GET|POST|HEAD /verify`: the same decision as the built-in proxy, for a reverse proxy that
  * asks before it forwards (Traefik forwardAuth, Caddy forward_auth, nginx auth_request).
  *
- * The service is found, in this order, from `?service=` on the /verify URL (set in the proxy
- * config), `X-Forwarded-Host` (host routing, `{name}.{base_domain}`) and `X-Forwarded-Uri` or
- * `X-Original-URI` (path routing, `/{name}/…`). These headers are trusted here, and only here,
- * because the caller of /verify is the proxy itself, which sets them.
+ * The service comes from `/verify?service=NAME` in the proxy's configuration, or, without it,
+ * from a trusted proxy's `X-Forwarded-*` headers when they are unambiguous (verify-target.ts).
+ * The Origin check admits only origins the configuration names (origin.ts): a forwarded Host
+ * is the client's to choose, so it never widens what is allowed.
  *
  * Answers: 200 with the identity headers (all four, empty when the token has no value, so a
  * proxy that copies them always overwrites what the client sent); 401/403 with the same
  * WWW-Authenticate as the built-in proxy. A request for no known service gets 401 (not 404):
  * nginx's auth_request turns any status other than 2xx/401/403 into a 500, and failing
  * closed with a challenge is right for all three proxies. Preflights (`X-Forwarded-Method:
- * OPTIONS`) carry no token by design and are let through for the upstream to answer.
+ * OPTIONS` with the browser's Origin and Access-Control-Request-Method) carry no token by
+ * design and are let through, without identity, for the upstream to answer.
  *
  * Two lanes, one decision: the fastify route answers everything; a shortcut ahead of fastify
  * (src/http/server.ts) answers only the common case it can decide without waiting, a token
- * whose verdict is cached and admitted, with the same status and headers.
+ * whose verdict is cached and admitted, with the same status and headers. Both find the
+ * service with the same VerifyTargets, from the raw request.
  */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import type { OutgoingHttpHeaders } from "node:http";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { GatewayConfig } from "../config/schema.js";
+import type { ClientAddresses } from "../http/client-address.js";
 import type { Shortcut } from "../http/server.js";
 import type { RequestLog } from "../ops/request-log.js";
 import type { AccessTokenClaims } from "../tokens/claims.js";
@@ -29,55 +32,19 @@ import { bearerChallenge } from "./challenge.js";
 import { jsonRpcError } from "./errors.js";
 import { declaresBody, identityHeaders } from "./headers.js";
 import type { OriginPolicy } from "./origin.js";
-import type { ServiceRoute, ServiceRouter } from "./routing.js";
-
-const PATH = "/verify";
-
-function first(value: string | string[] | undefined): string | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined) return undefined;
-  // X-Forwarded-Host may list a chain; the first entry is what the client asked for.
-  const comma = v.indexOf(",");
-  return (comma < 0 ? v : v.slice(0, comma)).trim() || undefined;
-}
+import { VERIFY_PATH, type VerifyTargets } from "./verify-target.js";
 
 export interface ForwardAuthDeps {
   config: GatewayConfig;
-  router: ServiceRouter;
+  targets: VerifyTargets;
   origins: OriginPolicy;
   access: AccessChecker;
-}
-
-/** The parts of the decision both lanes share: which service, preflight or not, whose origin. */
-class VerifyRequest {
-  constructor(private readonly deps: ForwardAuthDeps) {}
-
-  /** `explicit` is `?service=` from the /verify URL, as the query parser left it. */
-  service(headers: IncomingHttpHeaders, explicit: unknown): ServiceRoute | undefined {
-    const { router } = this.deps;
-    if (typeof explicit === "string") return router.byName(explicit);
-    const host = first(headers["x-forwarded-host"]);
-    const uri = first(headers["x-forwarded-uri"]) ?? first(headers["x-original-uri"]);
-    return router.byHost(host) ?? router.byPath(uri);
-  }
-
-  isPreflight(headers: IncomingHttpHeaders): boolean {
-    const method = first(headers["x-forwarded-method"]) ?? first(headers["x-original-method"]);
-    return method?.toUpperCase() === "OPTIONS";
-  }
-
-  originAllowed(headers: IncomingHttpHeaders, route: ServiceRoute): boolean {
-    const host = first(headers["x-forwarded-host"]);
-    const proto = first(headers["x-forwarded-proto"]) ?? "http";
-    const origin = first(headers.origin);
-    return this.deps.origins.isAllowed(origin, route.name, host ? `${proto}://${host}` : undefined);
-  }
+  clients: ClientAddresses;
 }
 
 /** Registers /verify on the gateway's encapsulated instance. */
 export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps): void {
-  const { config, access } = deps;
-  const verify = new VerifyRequest(deps);
+  const { config, access, targets, origins, clients } = deps;
 
   const deny = (reply: FastifyReply, status: number, challenge: string | undefined, message: string) => {
     if (challenge) reply.header("www-authenticate", challenge);
@@ -90,23 +57,23 @@ export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps)
 
   app.route({
     method: ["GET", "POST", "HEAD"],
-    url: PATH,
+    url: VERIFY_PATH,
     exposeHeadRoute: false,
     handler: async (req, reply) => {
-      const route = verify.service(req.headers, (req.query as Record<string, unknown>).service);
+      const { route, refusal } = targets.find(req.raw);
       if (!route) {
-        const challenge = bearerChallenge({
-          error: "invalid_request",
-          description: "No service matches this request",
-        });
-        return deny(reply, 401, challenge, "No service matches this request");
+        const challenge = bearerChallenge({ error: "invalid_request", description: refusal });
+        return deny(reply, 401, challenge, refusal);
       }
-      if (verify.isPreflight(req.headers)) return reply.code(200).header("cache-control", "no-store").send();
-      if (!verify.originAllowed(req.headers, route)) return deny(reply, 403, undefined, "Origin not allowed");
+      if (targets.isPreflight(req.raw)) return reply.code(200).header("cache-control", "no-store").send();
+      if (!origins.isAllowed(req.headers.origin, route.name)) {
+        return deny(reply, 403, undefined, "Origin not allowed");
+      }
 
+      const ip = clients.of(req.raw).ip;
       const outcome =
-        access.checkCached(req.headers.authorization, route) ??
-        (await access.check(req.headers.authorization, route));
+        access.checkCached(req.headers.authorization, route, ip) ??
+        (await access.check(req.headers.authorization, route, ip));
       if (!outcome.ok) return deny(reply, outcome.status, outcome.challenge, outcome.message);
       return reply
         .code(200)
@@ -122,8 +89,7 @@ export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps)
  * the user gets the route's 200 without fastify. Anything else is declined, untouched.
  */
 export function verifyShortcut(deps: ForwardAuthDeps & { requests: RequestLog }): Shortcut {
-  const { config, access, requests } = deps;
-  const verify = new VerifyRequest(deps);
+  const { config, access, requests, targets, origins } = deps;
   // The full 200 header block per verified token (claims objects are cached per token).
   const answers = new WeakMap<AccessTokenClaims, OutgoingHttpHeaders>();
   const answerFor = (claims: AccessTokenClaims): OutgoingHttpHeaders => {
@@ -141,28 +107,23 @@ export function verifyShortcut(deps: ForwardAuthDeps & { requests: RequestLog })
 
   return (req, res) => {
     const url = req.url as string;
-    if (!url.startsWith(PATH) || (url.length > PATH.length && url[PATH.length] !== "?")) return false;
+    if (!url.startsWith(VERIFY_PATH) || (url.length > VERIFY_PATH.length && url[VERIFY_PATH.length] !== "?"))
+      return false;
     const method = req.method;
     // The shortcut never reads or limits a body: a POST with one goes the full way.
     if (method !== "GET" && method !== "HEAD" && !(method === "POST" && !declaresBody(req.headers)))
       return false;
     const startedAt = performance.now();
 
-    let explicit: string | undefined;
-    if (url.length > PATH.length) {
-      const named = new URLSearchParams(url.slice(PATH.length + 1)).getAll("service");
-      // Repeated ?service= is fastify's to read (an array, which it ignores).
-      if (named.length > 1) return false;
-      explicit = named[0];
-    }
-    const route = verify.service(req.headers, explicit);
-    if (!route || verify.isPreflight(req.headers) || !verify.originAllowed(req.headers, route)) return false;
+    const { route } = targets.find(req);
+    if (!route || targets.isPreflight(req) || !origins.isAllowed(req.headers.origin, route.name))
+      return false;
     const claims = access.allowedCached(req.headers.authorization, route);
     if (!claims) return false;
 
     res.writeHead(200, answerFor(claims));
     res.end();
-    requests.shortcutAnswered(PATH, req, 200, startedAt);
+    requests.shortcutAnswered(VERIFY_PATH, req, 200, startedAt);
     return true;
   };
 }

@@ -1,8 +1,10 @@
 /**
  * Which headers cross the gateway. Towards the upstream: everything end-to-end except the
- * client's credentials and anything that could impersonate the gateway's identity headers,
- * then the identity from the verified token. Back to the client: everything end-to-end except
- * cookies (the upstream shares the gateway's origin and must not set cookies on it).
+ * client's credentials, `Expect`, hop-by-hop fields, and anything that could pass for the
+ * gateway's identity or forwarding headers under any spelling (case, `_` for `-`), then the
+ * gateway's own forwarding headers and the identity from the verified token. Back to the
+ * client: everything end-to-end except cookies (the upstream shares the gateway's origin and
+ * must not set cookies on it).
  * MCP's own headers (Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method,
  * Mcp-Name, Mcp-Param-*) are end-to-end and pass both ways untouched.
  */
@@ -10,8 +12,22 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { GatewayConfig } from "../config/schema.js";
 import type { AccessTokenClaims } from "../tokens/claims.js";
 
-/** RFC 9110 §7.6.1 connection-specific headers, plus the ones the HTTP client sets itself. */
-const HOP_BY_HOP = new Set([
+/**
+ * Header names as a lenient upstream may read them: case-folded (Node already lower-cases what
+ * it parses) and with `_` for `-`. Node passes `X_User_Id` through as `x_user_id`, and some
+ * servers (CGI-style environments, several frameworks) read it as `X-User-Id`.
+ */
+export function normalName(lowerName: string): string {
+  return lowerName.includes("_") ? lowerName.replace(/_/g, "-") : lowerName;
+}
+
+/**
+ * Never forwarded, by normalised name. Connection-specific fields (RFC 9110 §7.6.1, plus the
+ * ones the HTTP client sets itself); `Expect`, which the gateway's own server has already
+ * answered (Node sends `100 Continue` itself) and which undici refuses to send; the client's
+ * credentials, and Origin (the gateway already checked it).
+ */
+const NEVER_FORWARDED = new Set([
   "connection",
   "keep-alive",
   "proxy-authenticate",
@@ -23,10 +39,39 @@ const HOP_BY_HOP = new Set([
   "upgrade",
   "host",
   "http2-settings",
+  "expect",
+  "authorization",
+  "cookie",
+  "origin",
 ]);
 
-/** Never forwarded upstream: the client's credentials, and Origin (the gateway already checked it). */
-const CLIENT_ONLY = new Set(["authorization", "cookie", "origin"]);
+/**
+ * What a client might write to pass for a proxy's word about itself: the standard
+ * `Forwarded` (RFC 7239) and the de facto client-address headers of proxies and CDNs. The
+ * `X-Forwarded-*` and `X-Original-*` families are matched by prefix. The gateway sets its own
+ * X-Forwarded-For/-Proto/-Host after removing all of them.
+ */
+const FORWARDING = new Set([
+  "forwarded",
+  "x-forwarded",
+  "x-real-ip",
+  "x-client-ip",
+  "client-ip",
+  "true-client-ip",
+  "cf-connecting-ip",
+  "cf-connecting-ipv6",
+  "fastly-client-ip",
+  "akamai-client-ip",
+  "x-cluster-client-ip",
+  "x-originating-ip",
+  "x-remote-ip",
+  "x-remote-addr",
+  "x-envoy-external-address",
+  "x-appengine-user-ip",
+]);
+
+/** Prefixes of names a client may not set: forwarding families, and identity look-alikes. */
+const RESERVED_PREFIXES = ["x-forwarded-", "x-original-", "x-user-", "x-auth-"];
 
 export type IdentityHeaderNames = GatewayConfig["gateway"]["identity_headers"];
 
@@ -35,18 +80,23 @@ export function declaresBody(headers: IncomingHttpHeaders): boolean {
   return headers["transfer-encoding"] !== undefined || Number(headers["content-length"] ?? 0) > 0;
 }
 
-/** Header names (lower-case) a client must never be able to set for the upstream. */
+/** The configured identity header names, normalised: a client must never set any of them. */
 export function reservedHeaderNames(names: IdentityHeaderNames): Set<string> {
-  return new Set(Object.values(names).map((n) => n.toLowerCase()));
+  return new Set(Object.values(names).map((n) => normalName(n.toLowerCase())));
 }
 
-function isReserved(name: string, reserved: Set<string>): boolean {
-  return name.startsWith("x-user-") || name.startsWith("x-auth-") || reserved.has(name);
+/** Whether a client's header (by normalised name) is one the upstream must not get from it. */
+function isStripped(name: string, reserved: Set<string>): boolean {
+  if (NEVER_FORWARDED.has(name) || FORWARDING.has(name) || reserved.has(name)) return true;
+  // Every reserved prefix starts with "x-": most names are decided by one comparison.
+  if (name.charCodeAt(0) !== 120 || name.charCodeAt(1) !== 45) return false;
+  for (const prefix of RESERVED_PREFIXES) if (name.startsWith(prefix)) return true;
+  return false;
 }
 
 const NO_TOKENS: ReadonlySet<string> = new Set();
 
-/** Names listed in a Connection header are hop-by-hop for this message too. */
+/** Names listed in a Connection header (normalised) are hop-by-hop for this message too. */
 function connectionTokens(
   headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
 ): ReadonlySet<string> {
@@ -57,7 +107,7 @@ function connectionTokens(
   return new Set(
     list
       .split(",")
-      .map((s) => s.trim().toLowerCase())
+      .map((s) => normalName(s.trim().toLowerCase()))
       .filter(Boolean),
   );
 }
@@ -94,7 +144,11 @@ const identityMemo = new WeakMap<
   { names: IdentityHeaderNames; headers: Record<string, string> }
 >();
 
-/** Request headers for the upstream: filtered client headers, forwarding info, then identity. */
+/**
+ * Request headers for the upstream: the client's end-to-end headers minus everything above
+ * (compared by normalised name, so no spelling gets through), then the gateway's own view of
+ * the client, then the identity. `reserved` comes from reservedHeaderNames.
+ */
 export function upstreamRequestHeaders(
   incoming: IncomingHttpHeaders,
   identity: Record<string, string>,
@@ -105,9 +159,8 @@ export function upstreamRequestHeaders(
   const dropped = connectionTokens(incoming);
   for (const [name, value] of Object.entries(incoming)) {
     if (value === undefined) continue;
-    if (HOP_BY_HOP.has(name) || CLIENT_ONLY.has(name) || dropped.has(name) || isReserved(name, reserved))
-      continue;
-    if (name.startsWith("x-forwarded-") || name === "forwarded") continue;
+    const normal = normalName(name);
+    if (isStripped(normal, reserved) || dropped.has(normal)) continue;
     out[name] = value;
   }
   // Our own view of the client, not whatever the client claims about itself.
@@ -120,6 +173,18 @@ export function upstreamRequestHeaders(
   return out;
 }
 
+/** Connection-specific response fields (RFC 9110 §7.6.1); Node and the gateway set their own. */
+const HOP_BY_HOP_RESPONSE = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
 /** Response headers for the client: upstream headers minus hop-by-hop and cookies. */
 export function clientResponseHeaders(
   upstream: Record<string, string | string[] | undefined>,
@@ -129,7 +194,8 @@ export function clientResponseHeaders(
   for (const [name, value] of Object.entries(upstream)) {
     if (value === undefined) continue;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || dropped.has(lower) || lower === "set-cookie") continue;
+    const normal = normalName(lower);
+    if (HOP_BY_HOP_RESPONSE.has(normal) || dropped.has(normal) || lower === "set-cookie") continue;
     out[lower] = value;
   }
   return out;

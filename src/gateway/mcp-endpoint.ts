@@ -4,6 +4,7 @@
  * `Mcp-Session-Id`.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { ClientAddresses } from "../http/client-address.js";
 import type { AccessChecker } from "./access.js";
 import { sendJsonRpcError } from "./errors.js";
 import { type IdentityHeaderNames, identityHeaders } from "./headers.js";
@@ -20,12 +21,13 @@ export interface McpEndpointDeps {
   origins: OriginPolicy;
   access: AccessChecker;
   proxy: UpstreamProxy;
+  clients: ClientAddresses;
   identityNames: IdentityHeaderNames;
 }
 
 /** Returns the handler; the caller resolves the route (by path or by host) first. */
 export function mcpEndpoint(deps: McpEndpointDeps) {
-  const { origins, access, proxy, identityNames } = deps;
+  const { origins, access, proxy, clients, identityNames } = deps;
   return async (req: FastifyRequest, reply: FastifyReply, route: ServiceRoute | undefined) => {
     if (!route) return sendJsonRpcError(reply, 404, "No such service");
 
@@ -47,9 +49,10 @@ export function mcpEndpoint(deps: McpEndpointDeps) {
       });
     }
 
+    const client = clients.of(req.raw);
     const outcome =
-      access.checkCached(req.headers.authorization, route) ??
-      (await access.check(req.headers.authorization, route));
+      access.checkCached(req.headers.authorization, route, client.ip) ??
+      (await access.check(req.headers.authorization, route, client.ip));
     if (!outcome.ok) {
       return sendJsonRpcError(reply, outcome.status, outcome.message, {
         ...cors,
@@ -59,6 +62,7 @@ export function mcpEndpoint(deps: McpEndpointDeps) {
     if (!proxy.has(route.name))
       return sendJsonRpcError(reply, 502, `The service ${route.name} has no upstream`, cors);
     reply.headers(cors);
-    return proxy.forward(req, reply, route.name, identityHeaders(outcome.claims, identityNames));
+    const identity = identityHeaders(outcome.claims, identityNames);
+    return proxy.forward(req, reply, route.name, identity, client);
   };
 }

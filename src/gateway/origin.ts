@@ -1,8 +1,9 @@
 /**
  * Origin validation (the MCP spec's DNS-rebinding defence) and CORS for browser clients.
- * No Origin header: a non-browser client, fine. An Origin that is the gateway's own, a
- * service host's, or listed in `gateway.allowed_origins`: allowed, and answered with CORS
- * headers. Anything else: 403, before any token is looked at.
+ * No Origin header: a non-browser client, fine. An Origin that is the gateway's own
+ * (`public_url`, which behind a proxy is the proxy's URL), a service host's, or listed in
+ * `gateway.allowed_origins`: allowed, and answered with CORS headers. Anything else: 403,
+ * before any token is looked at.
  */
 import type { GatewayConfig } from "../config/schema.js";
 import type { ServiceRouter } from "./routing.js";
@@ -50,15 +51,15 @@ export class OriginPolicy {
 
   /**
    * Whether a request with this Origin may proceed. `service` admits that service's own host
-   * origin; `extra` admits one more (the host a ForwardAuth proxy says it serves).
+   * origin. Only origins from the configuration count: never one built from a Host or
+   * X-Forwarded-Host header, which a page on a rebound DNS name chooses itself.
    */
-  isAllowed(origin: string | undefined, service?: string, extra?: string): boolean {
+  isAllowed(origin: string | undefined, service?: string): boolean {
     if (origin === undefined) return true;
     const normal = normalizeOrigin(origin);
     if (!normal) return false;
     if (this.allowed.has(normal)) return true;
-    if (service && normal === this.router.hostOrigin(service)?.toLowerCase()) return true;
-    return extra !== undefined && normal === normalizeOrigin(extra);
+    return service !== undefined && normal === this.router.hostOrigin(service)?.toLowerCase();
   }
 
   /** CORS headers for an actual (non-preflight) response to an allowed browser origin. */

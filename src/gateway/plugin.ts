@@ -7,6 +7,7 @@
 import type { FastifyError, FastifyInstance } from "fastify";
 import type { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
+import type { ClientAddresses } from "../http/client-address.js";
 import type { Shortcuts } from "../http/server.js";
 import { type Audit, NO_AUDIT } from "../ops/audit.js";
 import type { RequestLog } from "../ops/request-log.js";
@@ -23,6 +24,7 @@ import { registerMetadataRoutes } from "./prm.js";
 import { UpstreamProxy, type UpstreamTarget } from "./proxy.js";
 import { ServiceRouter } from "./routing.js";
 import { TokenVerifier } from "./token-check.js";
+import { VerifyTargets } from "./verify-target.js";
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -38,11 +40,13 @@ export interface GatewayDeps {
   shortcuts: Shortcuts;
   /** What the shortcut records its answers in, as fastify's hook does for the rest. */
   requests: RequestLog;
+  /** Who sent each request (`trust_proxy`), the same view the request log uses. */
+  clients: ClientAddresses;
 }
 
 /** Registers the gateway's encapsulated subtree on `app`. Upstream pools close with the app. */
 export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): Promise<void> {
-  const { config, keys, revocations, resources, upstreams } = deps;
+  const { config, keys, revocations, resources, upstreams, clients } = deps;
   await app.register(async (scope) => {
     // Bodies go to the upstream as a stream, untouched: no parser reads them here.
     scope.removeAllContentTypeParsers();
@@ -75,10 +79,19 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
     scope.addHook("onClose", async () => proxy.close());
 
     registerMetadataRoutes(scope, config, router);
-    registerForwardAuth(scope, { config, router, origins, access });
-    deps.shortcuts.add(verifyShortcut({ config, router, origins, access, requests: deps.requests }));
+    const targets = new VerifyTargets(router, clients);
+    registerForwardAuth(scope, { config, targets, origins, access, clients });
+    deps.shortcuts.add(
+      verifyShortcut({ config, targets, origins, access, clients, requests: deps.requests }),
+    );
 
-    const handle = mcpEndpoint({ origins, access, proxy, identityNames: config.gateway.identity_headers });
+    const handle = mcpEndpoint({
+      origins,
+      access,
+      proxy,
+      clients,
+      identityNames: config.gateway.identity_headers,
+    });
     scope.route<{ Params: { service: string } }>({
       method: ROUTED_METHODS,
       url: "/:service/mcp",
@@ -90,7 +103,7 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
         method: ROUTED_METHODS,
         url: "/mcp",
         exposeHeadRoute: false,
-        handler: (req, reply) => handle(req, reply, router.byHost(req.host)),
+        handler: (req, reply) => handle(req, reply, router.byHost(clients.of(req.raw).host)),
       });
     }
   });

@@ -7,6 +7,7 @@ import { EventEmitter } from "node:events";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { type Dispatcher, Pool, errors as undiciErrors } from "undici";
+import type { ClientView } from "../http/client-address.js";
 import { sendJsonRpcError } from "./errors.js";
 import { clientResponseHeaders, declaresBody, upstreamRequestHeaders } from "./headers.js";
 
@@ -109,6 +110,7 @@ export class UpstreamProxy {
     reply: FastifyReply,
     service: string,
     identity: Record<string, string>,
+    client: ClientView,
   ) {
     const target = this.targets.get(service);
     if (!target) return sendJsonRpcError(reply, 502, `The service ${service} has no upstream`);
@@ -134,9 +136,9 @@ export class UpstreamProxy {
     const query = request.url.indexOf("?");
     const path = query >= 0 ? joinQuery(target.path, request.url.slice(query + 1)) : target.path;
     const headers = upstreamRequestHeaders(raw.headers, identity, this.options.reserved, {
-      for: request.ip,
-      proto: request.protocol,
-      host: request.host,
+      for: client.ip,
+      proto: client.proto,
+      host: client.host,
     });
     // A declared length is enforced by Node's parser (it never reads past it) and was checked
     // against the limit above; only a chunked body needs counting on the way through.

@@ -7,28 +7,33 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { GatewayConfig } from "../config/schema.js";
 import { OneLinePerRequest, RequestLog } from "../ops/request-log.js";
+import { ClientAddresses } from "./client-address.js";
 import { Shortcuts } from "./server.js";
 
 export interface HttpApp {
   app: FastifyInstance;
   shortcuts: Shortcuts;
   requests: RequestLog;
+  /** Who sent each request, as `trust_proxy` lets the gateway believe it. */
+  clients: ClientAddresses;
 }
 
 /** `options` are fastify's own (logger, limits); server, log controller and trustProxy come from here. */
 export function createHttpApp(config: GatewayConfig, options: FastifyServerOptions): HttpApp {
-  const shortcuts = new Shortcuts();
+  const clients = new ClientAddresses(config.trust_proxy);
+  const shortcuts = new Shortcuts(clients);
   const app = Fastify({
     ...options,
     serverFactory: shortcuts.serverFactory,
     // One access-log line per request, the same for fastify and the shortcuts.
-    logController: new OneLinePerRequest(config.log_requests),
-    trustProxy: config.trust_proxy,
+    logController: new OneLinePerRequest(config.log_requests, clients),
+    // The same trust function as `clients`, so fastify's request.ip (the login brake's) agrees.
+    trustProxy: clients.trust ?? false,
     // Shutdown must not wait for long-lived SSE streams; clients reconnect to another instance.
     forceCloseConnections: true,
   });
   shortcuts.onError = (err) => app.log.error({ err }, "shortcut failed; fastify answers instead");
-  const requests = new RequestLog(app.log, config.trust_proxy, config.log_requests);
+  const requests = new RequestLog(app.log, clients, config.log_requests);
   requests.attach(app);
-  return { app, shortcuts, requests };
+  return { app, shortcuts, requests, clients };
 }

@@ -14,8 +14,15 @@ import type { FastifyServerFactory } from "fastify";
 
 export type Shortcut = (req: IncomingMessage, res: ServerResponse) => boolean;
 
+/** What the server does with every request as it arrives, before any shortcut or fastify. */
+export interface ArrivalHook {
+  arrived(req: IncomingMessage): void;
+}
+
 export class Shortcuts {
   private readonly list: Shortcut[] = [];
+
+  constructor(private readonly arrival?: ArrivalHook) {}
   /** Where a shortcut's own failure is reported; the request then goes to fastify. */
   onError: (err: unknown) => void = () => {};
 
@@ -47,6 +54,7 @@ export class Shortcuts {
    */
   readonly serverFactory: FastifyServerFactory<Server> = (handler, options) => {
     const server = createServer((options.http ?? {}) as object, (req, res) => {
+      this.arrival?.arrived(req);
       if (!this.take(req, res)) handler(req, res);
     });
     server.keepAliveTimeout = options.keepAliveTimeout as number;

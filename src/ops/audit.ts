@@ -61,6 +61,8 @@ export type AuditEvent =
       reason: string;
       client_id?: string;
       user?: string;
+      /** The client's address, as the request log names it (`trust_proxy`). */
+      ip?: string;
     };
 
 export interface Audit {

@@ -9,13 +9,15 @@ import type { FastifyServerOptions } from "fastify";
 import type { GatewayConfig } from "../config/schema.js";
 import { isoTime } from "./log-time.js";
 
-/** What may appear in a log line about a request: never a query string (codes), never a header. */
-const requestSerializer = (req: { method: string; url: string; ip?: string; raw?: { socket: unknown } }) => ({
+/**
+ * What may appear in a log line about a request: never a query string (codes), never a header.
+ * `req` is the request log's view (src/ops/request-log.ts), whose `ip` was decided once per
+ * request and never reads the socket, which may be gone when a streamed answer ends.
+ */
+const requestSerializer = (req: { method: string; url: string; ip?: string }) => ({
   method: req.method,
   path: req.url.split("?")[0],
-  // A streamed (hijacked) answer can end after the socket is gone; with trust_proxy, fastify's
-  // `ip` walks the forwarding chain from that socket and throws, out of the onResponse hook.
-  ip: req.raw && !req.raw.socket ? undefined : req.ip,
+  ip: req.ip,
 });
 
 export interface LogLine {

@@ -5,7 +5,6 @@
  * that one line, which carries the request too.
  */
 import type { IncomingMessage } from "node:http";
-import proxyAddr from "@fastify/proxy-addr";
 import {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -17,12 +16,50 @@ import { RequestMetrics } from "./request-metrics.js";
 
 const COMPLETED = "request completed";
 
+/** Where the client of a request is looked up (src/http/client-address.ts; declared here so ops needs no http). */
+export interface ClientLookup {
+  of(req: IncomingMessage): { ip: string; host: string | undefined };
+}
+
+/**
+ * The request as a log line shows it (method, URL, client address, host), read from the
+ * view of the client worked out once per request, never from the socket: by the time a line
+ * is written the client may be gone and Node may have let go of the socket (a hijacked,
+ * streamed reply, a 202 with no body), and reading it there used to throw out of a 'finish'
+ * listener and end the process.
+ */
+class LoggedRequest {
+  constructor(
+    private readonly message: IncomingMessage,
+    private readonly clients: ClientLookup,
+  ) {}
+  get method(): string {
+    return this.message.method ?? "";
+  }
+  get url(): string {
+    return this.message.url ?? "";
+  }
+  get headers(): IncomingMessage["headers"] {
+    return this.message.headers;
+  }
+  get ip(): string {
+    return this.clients.of(this.message).ip;
+  }
+  get host(): string | undefined {
+    return this.clients.of(this.message).host;
+  }
+}
+
 /**
  * fastify's request log lines, one per request (none when `enabled` is false); its error and
- * not-found lines stay as they are.
+ * not-found lines stay as they are, but every line that names the request names it through
+ * LoggedRequest.
  */
 export class OneLinePerRequest extends LogController {
-  constructor(private readonly enabled: boolean) {
+  constructor(
+    private readonly enabled: boolean,
+    private readonly clients: ClientLookup,
+  ) {
     super();
   }
 
@@ -40,53 +77,37 @@ export class OneLinePerRequest extends LogController {
     reply: FastifyReply,
   ): void {
     if (this.isLogDisabled(request)) return;
-    const line = { req: request, res: reply, responseTime: reply.elapsedTime };
+    const line = { req: this.view(request), res: reply, responseTime: reply.elapsedTime };
     if (error) reply.log.error({ ...line, err: error }, "request errored");
     else if (this.enabled) reply.log.info(line, COMPLETED);
   }
-}
 
-type TrustProxy = boolean | string | string[];
-type Trust = (addr: string, i: number) => boolean;
-
-/** fastify's reading of `trustProxy`, so a shortcut's line names the same client address. */
-function trustFunction(trust: TrustProxy): Trust | undefined {
-  if (trust === false) return undefined;
-  if (trust === true) return () => true;
-  return proxyAddr.compile(typeof trust === "string" ? trust.split(",").map((s) => s.trim()) : trust);
-}
-
-/** The fields the request serializer reads, worked out only if the line is written. */
-class RawRequestView {
-  constructor(
-    private readonly raw: IncomingMessage,
-    private readonly trust: Trust | undefined,
-  ) {}
-  get method(): string {
-    return this.raw.method ?? "";
+  override defaultErrorLog(error: Error, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    if (reply.statusCode >= 500)
+      reply.log.error({ req: this.view(request), res: reply, err: error }, error?.message);
+    else reply.log.info({ res: reply, err: error }, error?.message);
   }
-  get url(): string {
-    return this.raw.url ?? "";
+
+  override writeHeadError(error: Error, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    reply.log.warn({ req: this.view(request), res: reply, err: error }, error?.message);
   }
-  get ip(): string | undefined {
-    if (!this.trust) return this.raw.socket.remoteAddress;
-    const chain = proxyAddr.all(this.raw, this.trust);
-    return chain[chain.length - 1];
+
+  private view(request: FastifyRequest): LoggedRequest {
+    return new LoggedRequest(request.raw, this.clients);
   }
 }
 
 export class RequestLog {
   readonly metrics = new RequestMetrics();
-  private readonly trust: Trust | undefined;
 
   constructor(
     private readonly log: FastifyBaseLogger,
-    trustProxy: TrustProxy,
+    private readonly clients: ClientLookup,
     /** Whether answered requests get a log line (`log_requests`); metrics count them either way. */
     private readonly logLines: boolean,
-  ) {
-    this.trust = trustFunction(trustProxy);
-  }
+  ) {}
 
   /** Counts every request `app` answers (fastify writes its own log line, see OneLinePerRequest). */
   attach(app: FastifyInstance): void {
@@ -109,7 +130,7 @@ export class RequestLog {
     this.metrics.record(route, raw.method ?? "", status, ms / 1000);
     if (!this.logLines) return;
     this.log.info(
-      { req: new RawRequestView(raw, this.trust), res: { statusCode: status }, responseTime: ms },
+      { req: new LoggedRequest(raw, this.clients), res: { statusCode: status }, responseTime: ms },
       COMPLETED,
     );
   }

@@ -1,26 +1,37 @@
-/** /verify as Traefik, Caddy and nginx call it, without a proxy in between. */
+/**
+ * /verify as Traefik, Caddy and nginx call it, without a proxy in between. The test client is
+ * on 127.0.0.1, which `gw` trusts as a proxy (so its forwarded headers are read when no
+ * `?service=` names the service) and `direct` does not.
+ */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLOCK_TOLERANCE_S } from "../../src/tokens/verify.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
 import { firstRefusal, raw } from "../support/mcp-http.js";
 
 let gw: TestGateway;
+let direct: TestGateway;
 let verify: string;
+
+const SERVICES = {
+  echo: { url: "http://127.0.0.1:9/mcp" },
+  team: { url: "http://127.0.0.1:9/mcp", allowed_users: ["bob"] },
+};
 
 beforeAll(async () => {
   gw = await startGateway({
     base_domain: "mcp.test",
+    trust_proxy: "127.0.0.1",
     tokens: { revocation_cache: 1 },
-    services: {
-      echo: { url: "http://127.0.0.1:9/mcp" },
-      team: { url: "http://127.0.0.1:9/mcp", allowed_users: ["bob"] },
-    },
+    gateway: { allowed_origins: ["https://proxy.example:8443"] },
+    services: SERVICES,
   });
+  direct = await startGateway({ base_domain: "mcp.test", services: SERVICES });
   verify = `${gw.url}/verify`;
 });
 
 afterAll(async () => {
   await gw?.close();
+  await direct?.close();
 });
 
 const prm = (name: string) => `${gw.url}/.well-known/oauth-protected-resource/${name}/mcp`;
@@ -41,10 +52,11 @@ describe("/verify", () => {
       email: undefined,
       client_id: "c-1",
     });
-    for (const uriHeader of ["x-forwarded-uri", "x-original-uri"]) {
-      const res = await raw(verify, {
-        headers: { [uriHeader]: "/echo/mcp?x=1", authorization: `Bearer ${token}` },
-      });
+    for (const [url, headers] of [
+      [verify, { "x-forwarded-uri": "/echo/mcp?x=1" }],
+      [`${verify}?service=echo`, {}],
+    ] as const) {
+      const res = await raw(url, { headers: { ...headers, authorization: `Bearer ${token}` } });
       expect(res.status).toBe(200);
       expect(res.headers["x-user-id"]).toBe("42");
       expect(res.headers["x-user-name"]).toBe("alice");
@@ -111,11 +123,19 @@ describe("/verify", () => {
     expect(res.headers["www-authenticate"]).toContain('error="access_denied"');
   });
 
-  it("preflights pass without a token; a foreign Origin does not", async () => {
-    const pre = await raw(verify, {
-      headers: { "x-forwarded-uri": "/echo/mcp", "x-forwarded-method": "OPTIONS" },
-    });
+  it("preflights pass without a token; a lone method claim is no preflight; a foreign Origin is 403", async () => {
+    const preflight = {
+      "x-forwarded-method": "OPTIONS",
+      origin: "https://proxy.example:8443",
+      "access-control-request-method": "POST",
+    };
+    const pre = await raw(`${verify}?service=echo`, { headers: preflight });
     expect(pre.status).toBe(200);
+    expect(pre.headers["x-user-id"]).toBeUndefined();
+    // Without the browser's own preflight headers, "OPTIONS" is only a claim: the token decides.
+    const claim = await raw(`${verify}?service=echo`, { headers: { "x-forwarded-method": "OPTIONS" } });
+    expect(claim.status).toBe(401);
+
     const token = await gw.token("echo");
     const foreign = await raw(verify, {
       headers: {
@@ -125,17 +145,28 @@ describe("/verify", () => {
       },
     });
     expect(foreign.status).toBe(403);
-    // The origin of the host the proxy serves is the page's own origin, so it is fine.
-    const own = await raw(verify, {
-      headers: {
-        "x-forwarded-uri": "/echo/mcp",
-        "x-forwarded-host": "proxy.example:8443",
-        "x-forwarded-proto": "https",
-        origin: "https://proxy.example:8443",
-        authorization: `Bearer ${token}`,
-      },
+    // A configured origin is fine.
+    const listed = await raw(`${verify}?service=echo`, {
+      headers: { origin: "https://proxy.example:8443", authorization: `Bearer ${token}` },
     });
-    expect(own.status).toBe(200);
+    expect(listed.status).toBe(200);
+  });
+
+  it("the allowed origin never comes from a forwarded host: a rebound name is 403", async () => {
+    const token = await gw.token("echo");
+    for (const target of [gw, direct]) {
+      const res = await raw(`${target.url}/verify?service=echo`, {
+        headers: {
+          "x-forwarded-host": "rebound.example:8080",
+          "x-forwarded-proto": "http",
+          host: "rebound.example:8080",
+          origin: "http://rebound.example:8080",
+          authorization: `Bearer ${await target.token("echo")}`,
+        },
+      });
+      expect({ url: target.url, status: res.status }).toEqual({ url: target.url, status: 403 });
+    }
+    expect(token).toBeTruthy();
   });
 });
 
@@ -176,14 +207,14 @@ describe("/verify with the token's verdict cached", () => {
     expect(first.headers["cache-control"]).toBe("no-store");
   });
 
-  it("finds the service the same ways: ?service=, X-Forwarded-Host, X-Original-URI", async () => {
+  it("finds the service the same ways: ?service=, X-Forwarded-Host, X-Forwarded-Uri", async () => {
     const pathToken = await gw.token("echo", { preferred_username: "ada" });
     const hostToken = await gw.token("echo", { aud: "http://echo.mcp.test/mcp", preferred_username: "ada" });
     const cases: Array<[string, string, Record<string, string>]> = [
       [`${verify}?service=echo`, pathToken, {}],
       [`${verify}?other=1&service=echo`, pathToken, { "x-forwarded-uri": "/team/mcp" }],
       [verify, hostToken, { "x-forwarded-host": "echo.mcp.test", "x-forwarded-uri": "/mcp" }],
-      [verify, pathToken, { "x-original-uri": "/echo/mcp" }],
+      [verify, pathToken, { "x-forwarded-uri": "/echo/mcp" }],
     ];
     for (const [url, token, headers] of cases) {
       for (let i = 0; i < 2; i++) {
@@ -232,7 +263,12 @@ describe("/verify with the token's verdict cached", () => {
     const token = await gw.token("echo");
     await warm(token);
     const bearer = { authorization: `Bearer ${token}` };
-    const pre = await raw(verify, { headers: { ...echo, ...bearer, "x-forwarded-method": "OPTIONS" } });
+    const preflight = {
+      "x-forwarded-method": "OPTIONS",
+      origin: "https://proxy.example:8443",
+      "access-control-request-method": "POST",
+    };
+    const pre = await raw(verify, { headers: { ...echo, ...bearer, ...preflight } });
     expect(pre.status).toBe(200);
     expect(pre.headers["x-user-id"]).toBeUndefined();
     const withBody = await raw(verify, {
@@ -244,9 +280,10 @@ describe("/verify with the token's verdict cached", () => {
     expect(withBody.headers["x-user-id"]).toBe("user-1");
     expect((await raw(`${verify}/`, { headers: { ...echo, ...bearer } })).status).toBe(404);
     expect((await raw(`${verify}x`, { headers: { ...echo, ...bearer } })).status).toBe(404);
-    // A repeated ?service= is not a service name: the forwarded headers decide, as on the route.
+    // A repeated ?service= names no one service: refused, not decided by the headers instead.
     const twice = await raw(`${verify}?service=team&service=nope`, { headers: { ...echo, ...bearer } });
-    expect(twice.status).toBe(200);
+    expect(twice.status).toBe(401);
+    expect(twice.headers["x-user-id"]).toBeUndefined();
   });
 
   it("a revoked token is refused within the revocation cache bound", async () => {
@@ -267,5 +304,116 @@ describe("/verify with the token's verdict cached", () => {
     const res = await firstRefusal(send, 2500);
     expect(res.status).toBe(401);
     expect(res.headers["www-authenticate"]).toContain('error_description="The access token expired"');
+  });
+});
+
+/**
+ * What a request that does not name its service in the /verify URL may not do: be decided from
+ * headers an untrusted peer sent, or from forwarded headers that disagree or that a proxy and
+ * the gateway could read differently. Each case would open a service with a token for
+ * another (or route a path the proxy normalises differently); each is refused with the
+ * challenge, in both lanes: every case is sent twice after the token's verdict is cached.
+ */
+describe("/verify without ?service=: refused, never routed", () => {
+  const twice = async (
+    url: string,
+    headers: Record<string, string | string[]>,
+    error = "invalid_request",
+  ) => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await raw(url, { headers: headers as Record<string, string> });
+      statuses.push(res.status);
+      if (res.status === 401) expect(res.headers["www-authenticate"]).toContain(`error="${error}"`);
+      if (res.status !== 200) expect(res.headers["x-user-id"]).toBeUndefined();
+    }
+    return statuses;
+  };
+
+  it("forwarded headers from a peer that trust_proxy does not name are not read", async () => {
+    const token = await direct.token("echo");
+    const bearer = { authorization: `Bearer ${token}` };
+    expect((await raw(`${direct.url}/verify?service=echo`, { headers: bearer })).status).toBe(200);
+    const attempts: Array<Record<string, string>> = [
+      { "x-forwarded-uri": "/echo/mcp" },
+      { "x-original-uri": "/echo/mcp" },
+      { "x-forwarded-host": "echo.mcp.test", "x-forwarded-uri": "/mcp" },
+    ];
+    for (const headers of attempts) {
+      expect(await twice(`${direct.url}/verify`, { ...headers, ...bearer })).toEqual([401, 401]);
+    }
+  });
+
+  it("only the X-Forwarded-* family counts, even from a trusted proxy", async () => {
+    const token = await gw.token("echo");
+    const bearer = { authorization: `Bearer ${token}` };
+    await raw(`${verify}?service=echo`, { headers: bearer });
+    expect(await twice(verify, { "x-original-uri": "/echo/mcp", ...bearer })).toEqual([401, 401]);
+    expect(await twice(verify, { forwarded: 'host="echo.mcp.test"', ...bearer })).toEqual([401, 401]);
+    expect(await twice(verify, { "x-forwarded-uri": "/echo/mcp", ...bearer })).toEqual([200, 200]);
+  });
+
+  it("dot segments, encoded dots and slashes, backslashes, empty segments", async () => {
+    const token = await gw.token("echo", { preferred_username: "bob" });
+    const bearer = { authorization: `Bearer ${token}` };
+    await raw(`${verify}?service=echo`, { headers: bearer });
+    for (const uri of [
+      "/echo/../team/mcp",
+      "/echo/%2e%2e/team/mcp",
+      "/echo/%2E%2E/team/mcp",
+      "/echo/.%2e/team/mcp",
+      "/echo/%2F../team/mcp",
+      "/echo/%5c../team/mcp",
+      "/echo\\..\\team/mcp",
+      "/echo/./mcp",
+      "/echo//mcp",
+    ]) {
+      expect({ uri, statuses: await twice(verify, { "x-forwarded-uri": uri, ...bearer }) }).toEqual({
+        uri,
+        statuses: [401, 401],
+      });
+    }
+  });
+
+  it("two URIs, or a host naming one service and a URI another", async () => {
+    const pathToken = await gw.token("echo");
+    const hostToken = await gw.token("echo", { aud: "http://echo.mcp.test/mcp" });
+    await raw(`${verify}?service=echo`, { headers: { authorization: `Bearer ${pathToken}` } });
+    const cases: Array<[string, Record<string, string | string[]>]> = [
+      [pathToken, { "x-forwarded-uri": "/echo/mcp", "x-original-uri": "/team/mcp" }],
+      [pathToken, { "x-forwarded-uri": ["/echo/mcp", "/team/mcp"] }],
+      [hostToken, { "x-forwarded-host": "echo.mcp.test", "x-forwarded-uri": "/team/mcp" }],
+    ];
+    for (const [token, headers] of cases) {
+      await raw(verify, {
+        headers: {
+          "x-forwarded-host": "echo.mcp.test",
+          "x-forwarded-uri": "/mcp",
+          authorization: `Bearer ${token}`,
+        },
+      });
+      const statuses = await twice(verify, { ...headers, authorization: `Bearer ${token}` });
+      expect({ headers, statuses }).toEqual({ headers, statuses: [401, 401] });
+    }
+  });
+
+  it("?service= decides alone: no forwarded header changes it", async () => {
+    const token = await gw.token("echo");
+    const bearer = { authorization: `Bearer ${token}` };
+    const spoofs = {
+      "x-forwarded-uri": "/team/mcp",
+      "x-original-uri": "/team/mcp",
+      "x-forwarded-host": "team.mcp.test",
+      forwarded: 'host="team.mcp.test"',
+    };
+    for (let i = 0; i < 3; i++) {
+      const res = await raw(`${verify}?service=echo`, { headers: { ...spoofs, ...bearer } });
+      expect(res.status).toBe(200);
+      expect(res.headers["x-user-id"]).toBe("user-1");
+    }
+    const named = { "x-forwarded-uri": "/echo/mcp", "x-forwarded-host": "echo.mcp.test" };
+    expect(await twice(`${verify}?service=team`, { ...named, ...bearer }, "invalid_token")).toEqual([
+      401, 401,
+    ]);
   });
 });

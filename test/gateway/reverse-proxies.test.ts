@@ -1,14 +1,16 @@
 /**
  * The shipped nginx (auth_request) and Caddy (forward_auth) examples, run as real binaries in
  * front of a real MCP server, with /verify deciding. Skipped when a binary is missing, failed
- * instead when CI=true.
+ * instead when CI=true. The gateway also knows a second service, `other`, with an upstream of
+ * its own: a token for it must never open `echo` through the proxy, whatever the client adds.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { Pool } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkBinary } from "../support/binaries.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
-import { postInitialize, raw } from "../support/mcp-http.js";
+import { INITIALIZE, MCP_HEADERS, postInitialize, raw } from "../support/mcp-http.js";
 import {
   CADDY,
   NGINX,
@@ -28,17 +30,21 @@ for (const { name, binary, start } of proxies) {
   const check = checkBinary(binary);
   describe.skipIf(!check.available)(name, () => {
     let upstream: TestUpstream;
+    let otherUpstream: TestUpstream;
     let gw: TestGateway;
     let proxy: RunningProxy;
     let endpoint: string;
 
     beforeAll(async () => {
       upstream = await startUpstream();
+      otherUpstream = await startUpstream();
       const port = await freePort();
-      // The proxy is what clients reach, so it is the public URL.
+      // The proxy is what clients reach, so it is the public URL. Host routing is on, so that a
+      // forged host naming `other` would mean something to a gateway that listened to it.
       gw = await startGateway({
         public_url: `http://127.0.0.1:${port}`,
-        services: { echo: { url: upstream.url } },
+        base_domain: "mcp.test",
+        services: { echo: { url: upstream.url }, other: { url: otherUpstream.url } },
       });
       const values: ProxyValues = {
         PORT: port,
@@ -55,6 +61,7 @@ for (const { name, binary, start } of proxies) {
       await proxy?.close();
       await gw?.close();
       await upstream?.close();
+      await otherUpstream?.close();
     });
 
     it("401 without a token, with the gateway's challenge, and the upstream untouched", async () => {
@@ -97,6 +104,67 @@ for (const { name, binary, start } of proxies) {
       expect(seen.authorization).toBeUndefined();
       expect(seen.cookie).toBeUndefined();
       if (binary === CADDY) expect(seen["x-auth-role"]).toBeUndefined();
+    });
+
+    /** Every header a client could write to make /verify think of another service. */
+    const SPOOFS: Record<string, Record<string, string>> = {
+      "X-Forwarded-Uri": { "x-forwarded-uri": "/other/mcp" },
+      "X-Original-URI": { "x-original-uri": "/other/mcp" },
+      "X-Forwarded-Host": { "x-forwarded-host": "other.mcp.test", "x-forwarded-uri": "/mcp" },
+      "X-Forwarded-Prefix": { "x-forwarded-prefix": "/other" },
+      Forwarded: { forwarded: 'host="other.mcp.test";proto=http' },
+      "X-Original-Host": { "x-original-host": "other.mcp.test" },
+    };
+    const ALL_SPOOFS = Object.assign({}, ...Object.values(SPOOFS)) as Record<string, string>;
+
+    /** One MCP initialize through the proxy on a raw path (undici sends it as written). */
+    const sendRaw = async (path: string, headers: Record<string, string>) => {
+      const pool = new Pool(proxy.url);
+      try {
+        const res = await pool.request({
+          method: "POST",
+          path,
+          headers: { ...MCP_HEADERS, ...headers },
+          body: JSON.stringify(INITIALIZE),
+        });
+        await res.body.dump();
+        return res.statusCode;
+      } finally {
+        await pool.close();
+      }
+    };
+
+    it("a token for another service stays refused whatever the client adds, and the upstream sees nothing", async () => {
+      const token = await gw.token("other", { sub: "intruder" });
+      const bearer = { authorization: `Bearer ${token}` };
+      const seenBefore = upstream.requests.length;
+      const outcomes: Record<string, number> = {};
+      for (const [name, headers] of Object.entries({ ...SPOOFS, all: ALL_SPOOFS })) {
+        outcomes[name] = await sendRaw("/echo/mcp", { ...bearer, ...headers });
+      }
+      // Paths that the proxy normalises to /echo/mcp while their first raw segment says `other`.
+      for (const path of ["/other/../echo/mcp", "/other/%2e%2e/echo/mcp", "/other/%2E%2E/echo/mcp"]) {
+        outcomes[path] = await sendRaw(path, { ...bearer, ...ALL_SPOOFS });
+      }
+      // Each header attempt meets the token's own refusal (wrong audience); a path trick may also
+      // miss the protected route altogether (404), but is never routed to `echo`'s upstream.
+      const expected = Object.fromEntries(
+        Object.entries(outcomes).map(([name, status]) => [
+          name,
+          name.startsWith("/") && (status === 401 || status === 403 || status === 404) ? status : 401,
+        ]),
+      );
+      expect(outcomes).toEqual(expected);
+      expect(upstream.requests.length).toBe(seenBefore);
+    });
+
+    it("the honest request is 200 with its own identity, spoofing headers or not", async () => {
+      const token = await gw.token("echo", { sub: "honest" });
+      for (const headers of [{}, ALL_SPOOFS]) {
+        const res = await postInitialize(endpoint, { authorization: `Bearer ${token}`, ...headers });
+        expect(res.status).toBe(200);
+        expect(upstream.requests.at(-1)?.headers["x-user-id"]).toBe("honest");
+      }
     });
 
     it("the MCP SDK client calls a tool through the proxy", async () => {

@@ -2,10 +2,15 @@
  * One access-log line and one metrics count per answered request, the same whichever lane
  * answered it: fastify, or the /verify shortcut that answers cached verdicts ahead of it.
  */
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "../bridge/helpers.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import { raw } from "../support/mcp-http.js";
+import { INITIALIZE, MCP_HEADERS, raw } from "../support/mcp-http.js";
 import { mintAccessToken } from "../support/mint.js";
+import { startUpstream } from "../support/upstream.js";
 
 interface Line {
   msg: string;
@@ -109,9 +114,8 @@ describe("log_requests: false", () => {
         iss: gw.config.public_url,
         aud: "http://elsewhere/mcp",
       });
-      const headers = { "x-forwarded-uri": "/echo/mcp" };
       for (const token of [good, good, good, other]) {
-        await raw(`${gw.url}/verify`, { headers: { ...headers, authorization: `Bearer ${token}` } });
+        await raw(`${gw.url}/verify?service=echo`, { headers: { authorization: `Bearer ${token}` } });
       }
       const parsed = lines.map((l) => JSON.parse(l) as Line & { audit?: { type: string } });
       expect(parsed.filter((l) => l.msg === "request completed")).toEqual([]);
@@ -120,6 +124,64 @@ describe("log_requests: false", () => {
       expect(metrics).toContain('mcpgw_http_requests_total{route="/verify",method="GET",status="200"} 3');
     } finally {
       await gw.close({ wipe: true });
+    }
+  });
+});
+
+/**
+ * With trust_proxy on, every line names the client by the address the trusted proxy forwarded,
+ * on every response path: a streamed (hijacked) reply, the 202 without body that answers
+ * `notifications/initialized`, a session's DELETE, and a client that leaves mid-stream. Writing
+ * such a line used to read the socket after Node had let go of it, and the TypeError thrown
+ * from the 'finish' listener ended the process.
+ */
+describe("trust_proxy: a line for every response path, and the process lives", () => {
+  it("an MCP session through a trusted hop, and a client gone before its line", async () => {
+    const upstream = await startUpstream();
+    const lines: string[] = [];
+    const gw = await startFullGateway(
+      { log_level: "info", trust_proxy: "127.0.0.1", services: { echo: { url: upstream.url } } },
+      { logLines: lines },
+    );
+    try {
+      const token = await mintAccessToken(gw.keys, {
+        iss: gw.config.public_url,
+        aud: `${gw.config.public_url}/echo/mcp`,
+      });
+      const headers = { authorization: `Bearer ${token}`, "x-forwarded-for": "198.51.100.7" };
+      const client = new Client({ name: "log-test", version: "1.0.0" });
+      const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/echo/mcp`), {
+        requestInit: { headers },
+      });
+      await client.connect(transport);
+      expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+      await transport.terminateSession();
+      await client.close();
+
+      // A client that leaves while its answer is still streaming.
+      const streaming = await request(`${gw.url}/echo/mcp`, {
+        method: "POST",
+        headers: { ...MCP_HEADERS, ...headers },
+        body: JSON.stringify(INITIALIZE),
+      });
+      streaming.body.on("error", () => {});
+      streaming.body.destroy();
+
+      const answered = () =>
+        lines
+          .map((l) => JSON.parse(l) as Line & { err?: unknown })
+          .filter((l) => l.req?.path === "/echo/mcp");
+      await waitFor(() => answered().some((l) => l.req?.method === "DELETE"), 5000);
+      expect((await raw(`${gw.url}/healthz`)).status).toBe(200);
+      const statuses = answered().map((l) => l.res?.statusCode);
+      expect(statuses).toContain(202);
+      for (const line of answered()) {
+        expect(line.req?.ip).toBe("198.51.100.7");
+        expect(line.msg).toBe("request completed");
+      }
+    } finally {
+      await gw.close({ wipe: true });
+      await upstream.close();
     }
   });
 });

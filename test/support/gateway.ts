@@ -59,7 +59,7 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
     if (service.enabled && service.url) upstreams.set(name, remoteUpstream(name, service));
   }
   // Built on the same HTTP app as buildGateway: the /verify shortcut ahead of fastify.
-  const { app, shortcuts, requests } = createHttpApp(parsed, { logger: false });
+  const { app, shortcuts, requests, clients } = createHttpApp(parsed, { logger: false });
   await registerGateway(app, {
     config: parsed,
     keys: publicKeys,
@@ -68,6 +68,7 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
     upstreams,
     shortcuts,
     requests,
+    clients,
   });
   await app.listen({ port, host: "127.0.0.1" });
   return {

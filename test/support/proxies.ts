@@ -1,6 +1,7 @@
 /**
- * Real nginx and Caddy in front of an upstream, configured from the example files shipped in
- * deploy/ with their `{{PLACEHOLDERS}}` filled in, as a user would.
+ * Real nginx and Caddy, configured from the files shipped in deploy/ with their
+ * `{{PLACEHOLDERS}}` filled in, as a user would: in front of an MCP server with the gateway's
+ * /verify deciding, or in front of the gateway's own listener.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -91,9 +92,23 @@ export type ProxyValues = {
   UPSTREAM_PATH: string;
 };
 
-/** nginx with deploy/nginx/nginx.conf, in the foreground, everything under a temp prefix. */
-export async function startNginx(values: ProxyValues): Promise<RunningProxy> {
-  return startNginxWith(readFileSync(join(DEPLOY, "nginx/nginx.conf"), "utf8"), values);
+/** The placeholders of the files that put a proxy in front of the gateway's own listener. */
+export type GatewayProxyValues = { PORT: number; GATEWAY: string };
+
+/** A shipped file in deploy/, by its path there. */
+export function deployFile(path: string): string {
+  return readFileSync(join(DEPLOY, path), "utf8");
+}
+
+/**
+ * nginx with a file from deploy/nginx/ (nginx.conf: auth_request in front of an MCP server;
+ * gateway.conf: in front of the gateway), in the foreground, everything under a temp prefix.
+ */
+export async function startNginx(
+  values: ProxyValues | GatewayProxyValues,
+  file = "nginx/nginx.conf",
+): Promise<RunningProxy> {
+  return startNginxWith(deployFile(file), values);
 }
 
 /**
@@ -115,11 +130,17 @@ export async function startNginxWith(
   );
 }
 
-/** Caddy with deploy/caddy/Caddyfile (admin endpoint off), in the foreground. */
-export async function startCaddy(values: ProxyValues): Promise<RunningProxy> {
+/**
+ * Caddy with a file from deploy/caddy/ (Caddyfile: forward_auth in front of an MCP server;
+ * Caddyfile.gateway: in front of the gateway), admin endpoint off, in the foreground.
+ */
+export async function startCaddy(
+  values: ProxyValues | GatewayProxyValues,
+  file = "caddy/Caddyfile",
+): Promise<RunningProxy> {
   const dir = mkdtempSync(join(tmpdir(), "mcpgw-caddy-"));
-  const file = join(dir, "Caddyfile");
-  writeFileSync(file, fillTemplate(readFileSync(join(DEPLOY, "caddy/Caddyfile"), "utf8"), values));
+  const conf = join(dir, "Caddyfile");
+  writeFileSync(conf, fillTemplate(deployFile(file), values));
   // Caddy's data and config dirs under the temp dir, so a test run leaves nothing behind.
   const env = {
     ...process.env,
@@ -127,5 +148,5 @@ export async function startCaddy(values: ProxyValues): Promise<RunningProxy> {
     XDG_DATA_HOME: join(dir, "data"),
     XDG_CONFIG_HOME: join(dir, "config"),
   };
-  return run(CADDY, ["run", "--config", file, "--adapter", "caddyfile"], values.PORT, dir, env);
+  return run(CADDY, ["run", "--config", conf, "--adapter", "caddyfile"], values.PORT, dir, env);
 }
