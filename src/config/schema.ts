@@ -128,6 +128,13 @@ const redisStore = z.strictObject({
   tls_key: z.string().optional(),
   /** How long a command may wait for Redis's reply before the request answers 503 (0 = no limit). */
   command_timeout: duration.default(2),
+  /**
+   * Replicas that must hold a write before it is acknowledged (Redis `WAIT` after each write;
+   * 0 = off: replication is asynchronous and a failover can lose the last writes). A write not
+   * replicated within `wait_timeout` answers 503, so the client retries.
+   */
+  wait_replicas: z.coerce.number().int().min(0).default(0),
+  wait_timeout: duration.default(1),
 });
 
 /**

@@ -46,6 +46,10 @@ export interface RedisStoreOptions {
   connect_timeout_ms?: number;
   /** Seconds a command may wait for its reply before it fails (default 2; 0 = no limit). */
   command_timeout?: number;
+  /** Replicas that must acknowledge each write (Redis WAIT); 0 or absent = asynchronous replication. */
+  wait_replicas?: number;
+  /** Seconds a write waits for those replicas before it fails (default 1). */
+  wait_timeout?: number;
   /** Called with connection errors after start-up (ioredis keeps reconnecting meanwhile). */
   onError?: (err: Error) => void;
 }
@@ -213,6 +217,10 @@ export async function connectRedis(opts: RedisStoreOptions): Promise<RedisClient
   let starting = true;
   const retry = (attempt: number) => (starting ? null : backoff(attempt));
   let client: RedisClient;
+  if (opts.cluster_nodes?.length && opts.wait_replicas) {
+    // WAIT counts the replicas of the node it is sent to, and a keyless command goes to any node.
+    throw new Error("store.redis.wait_replicas is not supported with store.redis.cluster_nodes");
+  }
   if (opts.cluster_nodes?.length) {
     client = new Cluster(opts.cluster_nodes.map(hostPort), {
       lazyConnect: true,

@@ -12,6 +12,7 @@
  * operation throw {@link StoreUnavailableError} quickly (redis-client.ts sets how quickly).
  */
 import type { Cluster, Redis } from "ioredis";
+import { StoreUnavailableError } from "./errors.js";
 import {
   connectRedis,
   describeRedis,
@@ -71,6 +72,8 @@ export class RedisStore implements Store {
   readonly kind = "redis";
   readonly location: string;
   private readonly prefix: string;
+  private readonly waitReplicas: number;
+  private readonly waitMs: number;
   private closed = false;
 
   private constructor(
@@ -79,6 +82,8 @@ export class RedisStore implements Store {
   ) {
     this.location = describeRedis(opts);
     this.prefix = opts.key_prefix ?? "mcpgw:";
+    this.waitReplicas = opts.wait_replicas ?? 0;
+    this.waitMs = (opts.wait_timeout ?? 1) * 1000;
     client.defineCommand("mcpgwIncr", { numberOfKeys: 1, lua: INCR_WITH_EXPIRY });
     client.defineCommand("mcpgwRotateRefresh", { numberOfKeys: 3, lua: ROTATE_REFRESH_LUA });
     client.defineCommand("mcpgwConfirmRotation", { numberOfKeys: 1, lua: CONFIRM_ROTATION_LUA });
@@ -110,6 +115,25 @@ export class RedisStore implements Store {
     }
   }
 
+  /**
+   * A write, acknowledged only once `wait_replicas` replicas hold it. WAIT is queued right
+   * behind the write on the same connection (commands keep their order), so it counts that
+   * write; a write the replicas did not confirm in time is a 503 and the client retries, which
+   * every write here tolerates (a retried registration is a second client, a retried rotation
+   * is answered from the grace window).
+   */
+  private async write<T>(reply: Promise<T>): Promise<T> {
+    if (this.waitReplicas === 0) return this.call(reply);
+    const acks = (this.client as Redis).wait(this.waitReplicas, this.waitMs);
+    const [result, replicas] = await this.call(Promise.all([reply, acks]));
+    if (replicas < this.waitReplicas)
+      throw new StoreUnavailableError(
+        `only ${replicas} of ${this.waitReplicas} Redis replicas confirmed a write within ${this.waitMs} ms`,
+        { retryAfterSeconds: 1 },
+      );
+    return result;
+  }
+
   private get isCluster(): boolean {
     return "nodes" in this.client && typeof (this.client as Cluster).nodes === "function";
   }
@@ -133,25 +157,28 @@ export class RedisStore implements Store {
     const full = this.k(ns, key);
     const ms = ttlToMillis(ttlSeconds);
     const text = JSON.stringify(value);
-    await this.call(ms === undefined ? this.client.set(full, text) : this.client.set(full, text, "PX", ms));
+    await this.write(ms === undefined ? this.client.set(full, text) : this.client.set(full, text, "PX", ms));
   }
 
   async putIfAbsent(ns: string, key: string, value: Json, ttlSeconds?: number): Promise<boolean> {
     const full = this.k(ns, key);
     const ms = ttlToMillis(ttlSeconds);
     const text = JSON.stringify(value);
-    const reply = await this.call(
+    const reply = await this.write(
       ms === undefined ? this.client.set(full, text, "NX") : this.client.set(full, text, "PX", ms, "NX"),
     );
     return reply === "OK";
   }
 
+  // Not waited for: a take consumes a single-use value (a code, a pending request) that the caller
+  // now holds; failing it would burn the value, and a deletion lost in a failover leaves a value
+  // that still needs its PKCE verifier or session and expires within minutes.
   async take<T extends Json>(ns: string, key: string): Promise<T | undefined> {
     return parse<T>(await this.call(this.client.getdel(this.k(ns, key))));
   }
 
   async delete(ns: string, key: string): Promise<boolean> {
-    return (await this.call(this.client.del(this.k(ns, key)))) > 0;
+    return (await this.write(this.client.del(this.k(ns, key)))) > 0;
   }
 
   async list<T extends Json>(ns: string, prefix = ""): Promise<Array<Entry<T>>> {
@@ -188,6 +215,7 @@ export class RedisStore implements Store {
     return entries;
   }
 
+  // Not waited for: counters are abuse brakes, and a count lost in a failover costs nothing.
   async incr(ns: string, key: string, ttlSeconds: number): Promise<number> {
     const ms = ttlToMillis(ttlSeconds) ?? 0;
     return Number(await this.call(this.scripts.mcpgwIncr(this.k(ns, key), ms)));
@@ -199,7 +227,7 @@ export class RedisStore implements Store {
 
   async rotateRefresh(rotation: RefreshRotation): Promise<RotationOutcome> {
     const next = this.k(NEXT_NS, nextKey(rotation.sid));
-    const reply = await this.call(
+    const reply = await this.write(
       this.scripts.mcpgwRotateRefresh(
         this.k(FAMILY_NS, familyKey(rotation.sid)),
         next,

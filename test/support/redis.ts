@@ -313,3 +313,126 @@ export async function startRedisSentinel(): Promise<TestRedisSentinel | undefine
     throw err;
   }
 }
+
+export interface TestRedisFailoverSet {
+  /** `127.0.0.1:port` of the three sentinels, for `store.redis.sentinels`. */
+  sentinels: string[];
+  /** The master group name, for `store.redis.sentinel_name`. */
+  name: string;
+  /** The port of the primary the set started with. */
+  firstPrimaryPort: number;
+  /** The ports of the three redis-servers, the first primary first. */
+  serverPorts: number[];
+  /** The port the sentinels name as primary now (asks one that answers). */
+  primaryPort(): Promise<number | undefined>;
+  /** kill -9 of the redis-server on `port` (a crash: no shutdown, no last write to replicas). */
+  crash(port: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** One command to a local server or sentinel, as redis-cli prints it; undefined if it does not answer. */
+function cliCommand(port: number, args: string[]): string | undefined {
+  const res = spawnSync("redis-cli", ["-p", String(port), ...args], { encoding: "utf8", timeout: 2_000 });
+  return res.status === 0 ? res.stdout : undefined;
+}
+
+/**
+ * A Redis set as high availability deploys it: one primary, two replicas, three sentinels
+ * (quorum 2) on loopback ports, a primary declared down after 1 s. Two replicas, so that after
+ * a failover the new primary still has one and `WAIT 1` can be met. Undefined when
+ * redis-server or redis-cli is missing outside CI.
+ */
+export async function startRedisFailoverSet(): Promise<TestRedisFailoverSet | undefined> {
+  const cli = spawnSync("redis-cli", ["--version"], { stdio: "ignore" });
+  if (!redisAvailable() || cli.status !== 0) {
+    if (process.env.CI === "true") throw new Error("redis-server and redis-cli are required in CI");
+    return undefined;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "mcpgw-redis-ha-"));
+  const servers = new Map<number, ChildProcess>();
+  const sentinels: ChildProcess[] = [];
+  const stop = async () => {
+    await Promise.all([...sentinels, ...servers.values()].map(stopChild));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      const nodeDir = mkdtempSync(join(dir, "node-"));
+      const extra = i === 0 ? [] : ["--replicaof", "127.0.0.1", String(ports[0])];
+      const child = spawnServer(port, nodeDir, {}, extra);
+      servers.set(port, child);
+      ports.push(port);
+      await waitUntilReady(child, port, {});
+    }
+    const primary = ports[0] as number;
+    // Both replicas in sync before the sentinels start watching.
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    const online = () =>
+      (cliCommand(primary, ["info", "replication"]) ?? "").match(/state=online/g)?.length ?? 0;
+    while (online() < 2) {
+      if (Date.now() > deadline) throw new Error("the replicas did not connect to the primary");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const sentinelPorts: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      const conf = join(dir, `sentinel-${i}.conf`);
+      writeFileSync(
+        conf,
+        [
+          `port ${port}`,
+          "bind 127.0.0.1",
+          `sentinel monitor mymaster 127.0.0.1 ${primary} 2`,
+          "sentinel down-after-milliseconds mymaster 1000",
+          "sentinel failover-timeout mymaster 10000",
+          "sentinel parallel-syncs mymaster 1",
+          "",
+        ].join("\n"),
+      );
+      const child = spawn(BIN, [conf, "--sentinel"], { stdio: ["ignore", "ignore", "pipe"] });
+      running.add(child);
+      child.once("exit", () => running.delete(child));
+      sentinels.push(child);
+      sentinelPorts.push(port);
+      await waitUntilReady(child, port, {});
+    }
+    // Every sentinel has found the replicas and the other sentinels (else no quorum to fail over).
+    while (
+      !sentinelPorts.every((p) => {
+        const info = cliCommand(p, ["sentinel", "master", "mymaster"]) ?? "";
+        return /num-slaves\n2\n/.test(info) && /num-other-sentinels\n2\n/.test(info);
+      })
+    ) {
+      if (Date.now() > deadline + START_TIMEOUT_MS)
+        throw new Error("the sentinels did not discover each other");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return {
+      sentinels: sentinelPorts.map((p) => `127.0.0.1:${p}`),
+      name: "mymaster",
+      firstPrimaryPort: primary,
+      serverPorts: ports,
+      async primaryPort() {
+        for (const p of sentinelPorts) {
+          const out = cliCommand(p, ["sentinel", "get-master-addr-by-name", "mymaster"]);
+          const port = out?.trim().split("\n")[1];
+          if (port) return Number(port);
+        }
+        return undefined;
+      },
+      async crash(port) {
+        const child = servers.get(port);
+        if (!child || child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+        child.kill("SIGKILL");
+        await exited;
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
