@@ -8,7 +8,7 @@
  * (see below) instead of not at all.
  */
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mintAccessToken } from "../../test/support/mint.js";
@@ -17,6 +17,9 @@ import { mintAccessToken } from "../../test/support/mint.js";
 // the TypeScript source through tsx, whose helpers add per-call work on the hot path.
 const dist = (path: string) => new URL(`../../dist/${path}`, import.meta.url).href;
 const { buildGateway } = (await import(dist("app.js"))) as typeof import("../../src/app.js");
+const { logDestination } = (await import(
+  dist("ops/log-output.js")
+)) as typeof import("../../src/ops/log-output.js");
 const { validateConfig } = (await import(
   dist("config/load.js")
 )) as typeof import("../../src/config/load.js");
@@ -30,14 +33,11 @@ const config = validateConfig({
   data_dir: mkdtempSync(join(tmpdir(), "mcpgw-bench-")),
   ...tree,
 });
-// BENCH_LOG_DEVNULL=1: the gateway's own default logger (its level from the config), each line
-// written synchronously to /dev/null, as the default logger writes to stdout: one write per line.
-const devNull = process.env.BENCH_LOG_DEVNULL === "1" ? openSync("/dev/null", "w") : undefined;
+// BENCH_LOG_DEVNULL=1: the gateway's own default logger (its level from the config) writing to
+// /dev/null through the destination it gives stdout (log-output.ts logDestination).
 const gateway = await buildGateway(
   config,
-  devNull === undefined
-    ? { logger: false }
-    : { logStream: { write: (line: string) => writeSync(devNull, line) } },
+  process.env.BENCH_LOG_DEVNULL === "1" ? { logStream: logDestination("/dev/null") } : { logger: false },
 );
 const address = await gateway.app.listen({ port: config.port, host: "127.0.0.1" });
 

@@ -82,6 +82,30 @@ describe.skipIf(!canRun)("serve's log and operations endpoints (run `npm run bui
     });
   });
 
+  it("a line for every request answered, even when SIGTERM comes right after a burst", {
+    timeout: 120_000,
+  }, async () => {
+    const gateway = await startServe({ cwd: freshDir(""), args: ["--no-builtins"] });
+    running.push(gateway);
+    const BURST = 300;
+    const paths = Array.from({ length: BURST }, (_, i) => `/burst-${i}`);
+    // Several at a time, so lines are written while earlier writes are still under way.
+    for (let i = 0; i < BURST; i += 30)
+      await Promise.all(
+        paths.slice(i, i + 30).map(async (path) => (await get(`${gateway.base}${path}`)).text()),
+      );
+    expect(await gateway.stop()).toBe(0);
+    const logged = new Set(
+      gateway
+        .stdout()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { msg: string; req?: { path: string } }).req?.path)
+        .filter((p) => p?.startsWith("/burst-")),
+    );
+    expect(paths.filter((p) => !logged.has(p))).toEqual([]);
+  });
+
   it("ops.port: /healthz, /readyz and /metrics on their own listener, and 404 on the main one", async () => {
     const opsPort = await freePort();
     // And log_format: pretty, which makes readable lines even into a pipe.
