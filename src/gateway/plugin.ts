@@ -5,6 +5,7 @@
  * own error handler (JSON-RPC shaped, no stack ever) stay inside this subtree.
  */
 import type { FastifyError, FastifyInstance } from "fastify";
+import type { CacheRegistry } from "../cache/ttl-cache.js";
 import type { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
 import type { ClientAddresses } from "../http/client-address.js";
@@ -42,6 +43,8 @@ export interface GatewayDeps {
   requests: RequestLog;
   /** Who sent each request (`trust_proxy`), the same view the request log uses. */
   clients: ClientAddresses;
+  /** Where /metrics finds the token check's cache. */
+  caches?: CacheRegistry;
 }
 
 /** Registers the gateway's encapsulated subtree on `app`. Upstream pools close with the app. */
@@ -68,7 +71,7 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
     });
 
     const router = new ServiceRouter(config, resources);
-    const verifier = new TokenVerifier(keys, revocations, config.public_url);
+    const verifier = new TokenVerifier(keys, revocations, config.public_url, deps.caches);
     const access = new AccessChecker(config, resources, router, verifier, deps.audit ?? NO_AUDIT);
     const origins = new OriginPolicy(config, router);
     const proxy = new UpstreamProxy(upstreams, {

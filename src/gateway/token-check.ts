@@ -1,14 +1,17 @@
 /**
  * Access token verification (RFC 9068 JWTs signed by the KeyRing). The crypto result is cached
- * per token string for a few seconds so repeat requests do no signature check; the revocation
- * list is consulted on every request through `Revocations.isRevoked`, whose own cache is what
- * bounds how long a revocation takes to bite (`tokens.revocation_cache`).
+ * per token string for a few seconds (a TtlCache, src/cache/) so repeat requests do no
+ * signature check; the revocation list is consulted on every request through
+ * `Revocations.isRevoked`, whose own cache is what bounds how long a revocation takes to bite
+ * (`tokens.revocation_cache`); a revocation published on the store's change feed removes the
+ * verdict sooner, within a second on every instance (tokens/revocations.ts).
  *
  * While the store cannot answer, a token whose revocation verdict was read within that bound is
  * still admitted from the cache, and no longer: the bound holds through an outage (a verdict is
  * never stretched because the store is down), and past it the check throws
  * StoreUnavailableError, which the subtree answers with 503.
  */
+import { type CacheRegistry, TtlCache } from "../cache/ttl-cache.js";
 import { canonicalResource } from "../config/resources.js";
 import type { AccessTokenClaims } from "../tokens/claims.js";
 import type { VerificationKeys } from "../tokens/key-set.js";
@@ -31,54 +34,42 @@ export interface VerifiedToken {
 
 export type VerifyResult = { ok: true; token: VerifiedToken } | { ok: false; description: string };
 
-interface CacheEntry {
-  token: VerifiedToken;
-  /** Epoch ms after which the entry must be re-verified. */
-  until: number;
-  /** Token expiry, epoch ms (with tolerance). */
-  expiresAt: number;
-}
-
 export class TokenVerifier {
-  private readonly cache = new Map<string, CacheEntry>();
+  /** Token string -> its verified claims, until the earlier of VERIFIED_CACHE_MS and its expiry. */
+  private readonly cache: TtlCache<VerifiedToken>;
 
   constructor(
     private readonly keys: VerificationKeys,
     private readonly revocations: Revocations,
     /** Expected `iss`: the gateway's public URL. */
     private readonly issuer: string,
-  ) {}
+    /** Where /metrics finds the cache. */
+    caches?: CacheRegistry,
+  ) {
+    this.cache = new TtlCache<VerifiedToken>("token_check", MAX_CACHED, { registry: caches });
+  }
 
   /**
    * The hot path, synchronous: a token whose signature and revocation verdicts are both still
-   * cached and good. Undefined means "ask verify()", not "refused".
+   * cached and good. Undefined means "ask verify()", not "refused". Allocates nothing.
    */
   verifyCached(token: string): VerifiedToken | undefined {
-    const entry = this.cache.get(token);
     const now = Date.now();
-    if (!entry || entry.until <= now || entry.expiresAt <= now) return undefined;
-    return this.revocations.cachedVerdict(entry.token.claims.jti) === false ? entry.token : undefined;
+    const verified = this.cache.get(token, now);
+    if (verified === undefined) return undefined;
+    return this.revocations.cachedVerdict(verified.claims.jti, now) === false ? verified : undefined;
   }
 
   /** Verifies a bearer token string. Never throws for bad tokens. */
   async verify(token: string): Promise<VerifyResult> {
-    const now = Date.now();
-    let entry = this.cache.get(token);
-    if (entry && (entry.until <= now || entry.expiresAt <= now)) {
-      this.cache.delete(token);
-      entry = undefined;
-    }
-    if (!entry) {
+    let verified = this.cache.get(token);
+    if (!verified) {
       const result = await this.verifySignature(token);
       if (!result.ok) return result;
-      entry = result.entry;
-      if (this.cache.size >= MAX_CACHED) {
-        const oldest = this.cache.keys().next().value;
-        if (oldest !== undefined) this.cache.delete(oldest);
-      }
-      this.cache.set(token, entry);
+      verified = result.token;
+      this.cache.set(token, verified, result.ttlMs);
     }
-    const { claims } = entry.token;
+    const { claims } = verified;
     const revoked = await this.revocations.isRevoked({
       jti: claims.jti,
       sid: claims.sid,
@@ -90,12 +81,12 @@ export class TokenVerifier {
       this.cache.delete(token);
       return { ok: false, description: "The access token has been revoked" };
     }
-    return { ok: true, token: entry.token };
+    return { ok: true, token: verified };
   }
 
   private async verifySignature(
     token: string,
-  ): Promise<{ ok: true; entry: CacheEntry } | { ok: false; description: string }> {
+  ): Promise<{ ok: true; token: VerifiedToken; ttlMs: number } | { ok: false; description: string }> {
     let claims: AccessTokenClaims;
     try {
       claims = await verifyAccessToken(token, this.keys, this.issuer);
@@ -113,11 +104,9 @@ export class TokenVerifier {
     const scopes = new Set((claims.scope ?? "").split(" ").filter(Boolean));
     return {
       ok: true,
-      entry: {
-        token: { claims, audiences, scopes },
-        until: Math.min(now + VERIFIED_CACHE_MS, expiresAt),
-        expiresAt,
-      },
+      token: { claims, audiences, scopes },
+      // Never past the token's own expiry: the cache's TTL is the only expiry check of the hot path.
+      ttlMs: Math.min(VERIFIED_CACHE_MS, expiresAt - now),
     };
   }
 }

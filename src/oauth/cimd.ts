@@ -2,14 +2,15 @@
  * Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, MCP 2025-11-25):
  * a client_id that is an https URL names a JSON document describing the client. The gateway
  * fetches it through RemoteJson (size and time limits, never from private/loopback/link-local
- * addresses), caches it by its HTTP caching headers, and requires that the document's
+ * addresses), caches it by its HTTP caching headers (a TtlCache, src/cache/), and requires that the document's
  * `client_id` is the URL itself. A document may declare `private_key_jwt` with `jwks` or
  * `jwks_uri` (ChatGPT's do); its assertions are checked by client-assertion.ts.
  */
+import { type CacheRegistry, TtlCache } from "../cache/ttl-cache.js";
 import type { ClientRecord } from "./clients.js";
 import { OAuthError } from "./errors.js";
 import { type MetadataRules, parseClientMetadata } from "./register.js";
-import { BoundedCache, type RemoteJson, RemoteJsonError } from "./remote-json.js";
+import { type RemoteJson, RemoteJsonError } from "./remote-json.js";
 
 export interface CimdOptions {
   maxBytes: number;
@@ -27,13 +28,17 @@ const DOCUMENT_AUTH_METHODS = new Set(["none", "private_key_jwt"]);
 const fail = (description: string) => new OAuthError("invalid_client", description, { status: 400 });
 
 export class ClientMetadataDocuments {
-  private readonly cache = new BoundedCache<ClientRecord>(MAX_CACHED);
+  private readonly cache: TtlCache<ClientRecord>;
 
   constructor(
     private readonly options: CimdOptions,
     private readonly remote: RemoteJson,
     private readonly rules: MetadataRules,
-  ) {}
+    /** Where /metrics finds the document cache. */
+    caches?: CacheRegistry,
+  ) {
+    this.cache = new TtlCache<ClientRecord>("cimd", MAX_CACHED, { registry: caches });
+  }
 
   /** Whether a client_id is a metadata document URL rather than a registered id. */
   isDocumentUrl(clientId: string): boolean {
@@ -53,7 +58,7 @@ export class ClientMetadataDocuments {
       throw err;
     }
     const client = this.toClient(clientId, fetched.document);
-    this.cache.set(clientId, client, fetched.cacheSeconds);
+    this.cache.set(clientId, client, fetched.cacheSeconds * 1000);
     return client;
   }
 

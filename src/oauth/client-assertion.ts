@@ -17,10 +17,11 @@ import {
   type JWTVerifyGetKey,
   jwtVerify,
 } from "jose";
+import { TtlCache } from "../cache/ttl-cache.js";
 import type { Store } from "../store/store.js";
 import type { ClientRecord } from "./clients.js";
 import { OAuthError } from "./errors.js";
-import { BoundedCache, type RemoteJson, RemoteJsonError } from "./remote-json.js";
+import { type RemoteJson, RemoteJsonError } from "./remote-json.js";
 
 /** RFC 7523 §2.2 `client_assertion_type`. */
 export const JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -79,9 +80,9 @@ export interface AssertionVerifierDeps {
 }
 
 export class ClientAssertionVerifier {
-  private readonly fetched = new BoundedCache<JWTVerifyGetKey>(MAX_CACHED_KEY_SETS);
+  private readonly fetched = new TtlCache<JWTVerifyGetKey>("client_key_sets", MAX_CACHED_KEY_SETS);
   /** jwks_uri refetched for an unknown kid lately. */
-  private readonly refetched = new BoundedCache<true>(MAX_CACHED_KEY_SETS);
+  private readonly refetched = new TtlCache<true>("client_key_refetches", MAX_CACHED_KEY_SETS);
 
   constructor(private readonly deps: AssertionVerifierDeps) {}
 
@@ -171,7 +172,7 @@ export class ClientAssertionVerifier {
 
   private mayRefetch(url: string): boolean {
     if (this.refetched.get(url)) return false;
-    this.refetched.set(url, true, REFETCH_COOLDOWN_SECONDS);
+    this.refetched.set(url, true, REFETCH_COOLDOWN_SECONDS * 1000);
     return true;
   }
 
@@ -191,7 +192,7 @@ export class ClientAssertionVerifier {
     }
     const keys = this.keySet(fetched.document);
     // Cached by its headers, but at least briefly: every token request of a client would fetch it.
-    this.fetched.set(url, keys, Math.max(fetched.cacheSeconds, MIN_KEY_SET_CACHE_SECONDS));
+    this.fetched.set(url, keys, Math.max(fetched.cacheSeconds, MIN_KEY_SET_CACHE_SECONDS) * 1000);
     return keys;
   }
 

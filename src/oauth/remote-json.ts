@@ -105,29 +105,3 @@ export class RemoteJson {
     return Math.min(seconds, this.options.maxCacheSeconds);
   }
 }
-
-/** A small bounded cache: the oldest entry goes when it is full, so a flood of URLs cannot grow memory. */
-export class BoundedCache<T> {
-  private readonly entries = new Map<string, { value: T; until: number }>();
-
-  constructor(private readonly max: number) {}
-
-  get(key: string): T | undefined {
-    const hit = this.entries.get(key);
-    if (!hit) return undefined;
-    if (hit.until > Date.now()) return hit.value;
-    this.entries.delete(key);
-    return undefined;
-  }
-
-  set(key: string, value: T, seconds: number): void {
-    if (seconds <= 0) return;
-    this.entries.delete(key);
-    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string);
-    this.entries.set(key, { value, until: Date.now() + seconds * 1000 });
-  }
-
-  delete(key: string): void {
-    this.entries.delete(key);
-  }
-}

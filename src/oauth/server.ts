@@ -2,6 +2,7 @@
  * The authorization server's parts, built from config in one place. No HTTP here: the
  * routes in http/ and the admin CLI both use this object.
  */
+import type { CacheRegistry } from "../cache/ttl-cache.js";
 import type { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
 import { newSecret } from "../crypto/secrets.js";
@@ -45,6 +46,8 @@ export interface AuthorizationServerParts {
    * `{data_dir}/secret`), for the successor a refresh repeat gets inside the grace window.
    */
   encryptionSecret: string;
+  /** Where /metrics finds the metadata document cache. */
+  caches?: CacheRegistry;
 }
 
 export class AuthorizationServer {
@@ -85,7 +88,12 @@ export class AuthorizationServer {
       fetchable: (url) => this.remote.isFetchable(url),
     };
     this.documents = config.cimd.enabled
-      ? new ClientMetadataDocuments({ maxBytes: config.cimd.max_bytes }, this.remote, this.metadataRules)
+      ? new ClientMetadataDocuments(
+          { maxBytes: config.cimd.max_bytes },
+          this.remote,
+          this.metadataRules,
+          parts.caches,
+        )
       : undefined;
     // Registered clients first; an https client_id names a metadata document (when enabled).
     this.lookupClient = async (id) => {
