@@ -8,6 +8,8 @@
  * PEXPIRE when the counter has no TTL yet); the refresh rotation is one Lua script over the
  * keys of one grant (redis-rotation.ts).
  *
+ * Changes other instances must hear of go through {@link RedisChangeFeed} (redis-events.ts).
+ *
  * A server that cannot answer (unreachable, timing out, loading, failing over) makes every
  * operation throw {@link StoreUnavailableError} quickly (redis-client.ts sets how quickly).
  */
@@ -20,6 +22,7 @@ import {
   type RedisStoreOptions,
   unavailableError,
 } from "./redis-client.js";
+import { RedisChangeFeed } from "./redis-events.js";
 import {
   CONFIRM_ROTATION_LUA,
   parseRotateReply,
@@ -71,6 +74,8 @@ function parse<T>(text: string | null | undefined): T | undefined {
 export class RedisStore implements Store {
   readonly kind = "redis";
   readonly location: string;
+  /** Changes published to every instance (events.ts): channel `{key_prefix}changes`. */
+  readonly changes: RedisChangeFeed;
   private readonly prefix: string;
   private readonly waitReplicas: number;
   private readonly waitMs: number;
@@ -84,6 +89,12 @@ export class RedisStore implements Store {
     this.prefix = opts.key_prefix ?? "mcpgw:";
     this.waitReplicas = opts.wait_replicas ?? 0;
     this.waitMs = (opts.wait_timeout ?? 1) * 1000;
+    this.changes = new RedisChangeFeed(
+      client,
+      `${this.prefix}changes`,
+      opts.onError,
+      opts.connect_timeout_ms ?? 5_000,
+    );
     client.defineCommand("mcpgwIncr", { numberOfKeys: 1, lua: INCR_WITH_EXPIRY });
     client.defineCommand("mcpgwRotateRefresh", { numberOfKeys: 3, lua: ROTATE_REFRESH_LUA });
     client.defineCommand("mcpgwConfirmRotation", { numberOfKeys: 1, lua: CONFIRM_ROTATION_LUA });
@@ -248,6 +259,7 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.changes.close();
     try {
       await this.client.quit();
     } catch {

@@ -1,8 +1,10 @@
 /**
- * The embedded store: one SQLite file (better-sqlite3, WAL), one table.
+ * The embedded store: one SQLite file (better-sqlite3, WAL), one table of entries,
  *
  *   kv(ns TEXT, key TEXT, value TEXT -- JSON, expires_at INTEGER NULL -- epoch ms,
  *      PRIMARY KEY (ns, key))
+ *
+ * and the change feed's table, `changes` (sqlite-events.ts).
  *
  * Expired rows are invisible to every read (each statement filters on `expires_at`), and are
  * swept by an unref'd timer and on close. Single-statement writes (upsert, DELETE … RETURNING)
@@ -21,6 +23,7 @@ import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { StoreUnavailableError } from "./errors.js";
 import type { RefreshRotation, RotationOutcome } from "./refresh-rotation.js";
+import { CHANGES_SCHEMA, SqliteChangeFeed } from "./sqlite-events.js";
 import { rotateRefreshRows, type SyncRows } from "./sqlite-rotation.js";
 import type { Entry, Json, Store } from "./store.js";
 import { assertNamespace, ttlToMillis } from "./validate.js";
@@ -132,6 +135,8 @@ function createPrivately(file: string): void {
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
   readonly location: string;
+  /** Changes published to every process on the file (sqlite-events.ts). */
+  readonly changes: SqliteChangeFeed;
   private readonly db: Database.Database;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly stmt: ReturnType<typeof prepareStatements>;
@@ -148,7 +153,9 @@ export class SqliteStore implements Store {
     // WAL + NORMAL is durable against process crashes; only an OS crash can lose the last commits.
     this.db.pragma("synchronous = NORMAL");
     this.db.exec(SCHEMA);
+    this.db.exec(CHANGES_SCHEMA);
     this.stmt = prepareStatements(this.db);
+    this.changes = new SqliteChangeFeed(this.db, (operation) => this.guard(operation));
     const rows = this.rows();
     this.rotation = this.db.transaction((rotation: RefreshRotation, now: number) =>
       rotateRefreshRows(rows, rotation, now),
@@ -245,13 +252,16 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (!this.db.open) return;
     clearInterval(this.sweepTimer);
+    this.changes.stop();
     this.sweepQuietly();
     this.db.close();
   }
 
-  /** Deletes expired rows now; returns how many. Runs on a timer and at close. */
+  /** Deletes expired rows (and old changes) now; returns how many entries. Runs on a timer and at close. */
   sweep(): number {
-    return this.stmt.sweep.run({ now: Date.now() }).changes;
+    const now = Date.now();
+    this.changes.prune(now);
+    return this.stmt.sweep.run({ now }).changes;
   }
 
   private sweepQuietly(): void {

@@ -7,6 +7,7 @@
  * documented in STORAGE.md. Domain code does not use this directly but through the typed
  * repositories in repos.ts.
  */
+import type { ChangeFeed } from "./events.js";
 import type { RefreshRotationStore } from "./refresh-rotation.js";
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
@@ -28,6 +29,8 @@ export interface Store extends RefreshRotationStore {
   readonly kind: string;
   /** Where the data lives, for the start-up banner (a file path or a redacted URL). */
   readonly location: string;
+  /** Tells every instance on this store what changed, so each drops just that from its caches. */
+  readonly changes: ChangeFeed;
 
   get<T extends Json>(ns: string, key: string): Promise<T | undefined>;
   /** Many keys at once (one round trip on Redis); missing keys are undefined. */
