@@ -3,6 +3,7 @@
  * config. Nothing else wires things together.
  */
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
+import { CacheRegistry } from "./cache/ttl-cache.js";
 import { ResourceIndex } from "./config/resources.js";
 import type { GatewayConfig } from "./config/schema.js";
 import { resolveEncryptionSecret } from "./crypto/encryption-secret.js";
@@ -54,10 +55,17 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     encryptionSecret: secret.value,
     secretSource: secret.source,
   });
-  // The resource side verifies with public keys only; it reloads them when this instance rotates.
+  // The resource side verifies with public keys only; it reloads them when this instance rotates,
+  // and when another one does (the store's change feed), and then the signer follows too.
   const publicKeys = await PublicKeySet.open(store);
   keys.onRotate(() => void publicKeys.reload().catch(() => undefined));
-  const revocations = new Revocations(store, config.tokens.revocation_cache, config.tokens.refresh_ttl);
+  publicKeys.onChange(() => void keys.reload().catch(() => undefined));
+  // Every cache, for /metrics; revocations published anywhere on the store end verdicts here.
+  const caches = new CacheRegistry();
+  const revocations = new Revocations(store, config.tokens.revocation_cache, config.tokens.refresh_ttl, {
+    caches,
+  });
+  const unfollowRevocations = await revocations.follow();
   const resources = new ResourceIndex(config);
   const idp = await createIdentityProvider(config, store);
 
@@ -80,6 +88,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     audit,
     // Refresh successors are sealed under the same secret as the signing keys.
     encryptionSecret: secret.value,
+    caches,
   });
 
   app.addHook("onClose", async () => {
@@ -87,10 +96,11 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     await as.close();
     keys.close();
     publicKeys.close();
+    unfollowRevocations();
     if (!options.store) await store.close();
   });
 
-  const ops = await registerOps(app, { store, config, metrics: requests.metrics });
+  const ops = await registerOps(app, { store, config, metrics: requests.metrics, caches });
 
   // The subtrees, one per trust zone, each with its own parsing and error shape.
   await registerAuthorizationServer(app, as);
@@ -104,6 +114,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     shortcuts,
     requests,
     clients,
+    caches,
   });
 
   return { app, as, store, keys, idp, upstreams: upstreams.targets, ops };

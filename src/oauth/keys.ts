@@ -2,7 +2,8 @@
  * Signing keys for access tokens. Keys live in the store (namespace "keys") so every gateway
  * instance signs and verifies with the same set and a restart loses nothing. Rotation adds a
  * key that signs from then on; older keys stay published until every token they signed has
- * expired, then disappear by TTL.
+ * expired, then disappear by TTL. A rotation is published on the store's change feed, so every
+ * instance's public key set picks the new key up at once (tokens/key-set.ts).
  *
  * Private keys are always sealed at rest (crypto/sealing.ts) with the secret the composition
  * root resolves (crypto/encryption-secret.ts). Keys an older version stored in the clear are
@@ -13,7 +14,12 @@ import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from 
 import { KeySealingError, type SealedJwk, sealJwk, unsealJwk } from "../crypto/sealing.js";
 import type { Store } from "../store/store.js";
 import type { SigningAlg } from "../tokens/claims.js";
-import { KEYS_NAMESPACE, type PublishedKey, type VerificationKeys } from "../tokens/key-set.js";
+import {
+  KEYS_NAMESPACE,
+  type PublishedKey,
+  publishKeyChange,
+  type VerificationKeys,
+} from "../tokens/key-set.js";
 
 export type { SigningAlg } from "../tokens/claims.js";
 
@@ -155,6 +161,8 @@ export class KeyRing implements VerificationKeys {
     await this.store.put(NS, kid, stored as never);
     await this.reload();
     for (const listener of this.rotated) listener();
+    // Every other instance (and a running gateway, when this is the admin CLI) reloads at once.
+    await publishKeyChange(this.store, kid);
     return kid;
   }
 
