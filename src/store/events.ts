@@ -43,6 +43,13 @@ export interface ChangeFeed {
   publish(topic: string, body: string): Promise<void>;
   /** Starts hearing `topic`; resolves once listening, to a function that stops it. */
   subscribe(topic: string, listener: ChangeListener): Promise<() => void>;
+  /**
+   * Delivers now what was already published and not yet heard, where that is cheap and
+   * local: SQLite reads its table at once instead of at the next poll; on Redis changes are
+   * pushed as they are published, so there is nothing to fetch. For a caller that has reason
+   * to think it is behind (a token signed by a key it does not know).
+   */
+  catchUp(): void;
   stats(): ChangeFeedStats;
 }
 

@@ -64,6 +64,9 @@ export class RedisChangeFeed implements ChangeFeed {
     return remove;
   }
 
+  /** Nothing to fetch: Redis pushes each change to the subscriber as it is published. */
+  catchUp(): void {}
+
   stats(): ChangeFeedStats {
     const { received, resyncs } = this.listeners;
     return { received, resyncs, listening: this.listening };

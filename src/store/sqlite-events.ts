@@ -68,6 +68,11 @@ export class SqliteChangeFeed implements ChangeFeed {
     };
   }
 
+  /** Reads the table now rather than at the next poll (one indexed read), when listening. */
+  catchUp(): void {
+    if (this.timer) this.poll();
+  }
+
   stats(): ChangeFeedStats {
     const { received, resyncs } = this.listeners;
     return { received, resyncs, listening: this.timer !== undefined };

@@ -109,6 +109,8 @@ export class PublicKeySet implements VerificationKeys {
     if (kid === undefined) return undefined;
     let found = this.keys.get(kid);
     if (found) return found;
+    // A rotation published but not heard yet (SQLite polls) is heard now, and starts a reload.
+    this.store.changes.catchUp();
     const pending = this.queued ?? this.loading;
     if (pending) {
       // A key change was just heard: the token may be signed by the new key.

@@ -76,7 +76,8 @@ interface Holder {
 
 async function holder(gw: RunningGateway): Promise<Holder> {
   const client = await registerClient(gw.url);
-  const tokens = await obtainTokens(gw, client, { resource: `${gw.url}/notes/mcp` });
+  // The service's resource is named by the issuer's URL (the second of a pair listens elsewhere).
+  const tokens = await obtainTokens(gw, client, { resource: `${gw.config.public_url}/notes/mcp` });
   return { client, accessToken: tokens.access_token, refreshToken: tokens.refresh_token };
 }
 
