@@ -21,6 +21,14 @@ export interface StoreHarness {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(10);
+  }
+}
+
 /** Runs the contract; `makeHarness` returning undefined skips (e.g. no redis-server outside CI). */
 export function runStoreContract(name: string, makeHarness: () => Promise<StoreHarness | undefined>): void {
   describe(`Store contract: ${name}`, () => {
@@ -233,6 +241,40 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
       await store.close();
       await expect(store.get("x", "y")).rejects.toThrow();
       await store.close(); // idempotent
+    });
+
+    it("change feed: every instance on the data hears what any one publishes, in order, per topic", async () => {
+      const other = await open();
+      const heard: [string[], string[]] = [[], []];
+      const resyncs = [0, 0];
+      const stops = await Promise.all(
+        [store, other].map((s, i) =>
+          s.changes.subscribe("t", {
+            change: (body) => heard[i as 0 | 1].push(body),
+            resync: () => resyncs[i as 0 | 1]++,
+          }),
+        ),
+      );
+      const marks: string[] = [];
+      await other.changes.subscribe("marker", { change: (body) => marks.push(body), resync: () => {} });
+      // A third instance that never subscribes (the admin CLI) publishes too.
+      const publisher = await open();
+      for (const body of ["jti:1", "sid:2", 'user:"3"']) await publisher.changes.publish("t", body);
+      await store.changes.publish("elsewhere", "nobody listens");
+      await store.changes.publish("marker", "a");
+      await waitUntil(() => heard[0].length === 3 && heard[1].length === 3 && marks.length === 1);
+      expect(heard).toEqual([
+        ["jti:1", "sid:2", 'user:"3"'],
+        ["jti:1", "sid:2", 'user:"3"'],
+      ]);
+      expect(other.changes.stats()).toMatchObject({ received: 4, resyncs: 0, listening: true });
+      // A stopped listener hears nothing more: `other` hears the marker after, never "late".
+      stops[1]?.();
+      await store.changes.publish("t", "late");
+      await store.changes.publish("marker", "b");
+      await waitUntil(() => heard[0].length === 4 && marks.length === 2);
+      expect(heard[1]).toHaveLength(3);
+      expect(resyncs).toEqual([0, 0]);
     });
 
     rotationContract({ store: () => store, open });

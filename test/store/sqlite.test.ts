@@ -39,6 +39,21 @@ describe("SqliteStore specifics", () => {
     raw.close();
   });
 
+  it("change feed: catchUp() reads what another instance published at once, not at the next poll", async () => {
+    const file = join(dir, "feed.db");
+    const [writer, reader] = [new SqliteStore(file), new SqliteStore(file)];
+    const heard: string[] = [];
+    await reader.changes.subscribe("keys", { change: (kid) => heard.push(kid), resync: () => {} });
+    await writer.changes.publish("keys", "kid-1");
+    // No timer can have run since the insert: only catchUp can have delivered it.
+    reader.changes.catchUp();
+    expect(heard).toEqual(["kid-1"]);
+    reader.changes.catchUp();
+    expect(heard).toEqual(["kid-1"]);
+    await writer.close();
+    await reader.close();
+  });
+
   it("works in memory", async () => {
     const store = new SqliteStore(":memory:");
     expect(store.location).toBe(":memory:");
