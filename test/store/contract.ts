@@ -246,7 +246,7 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
     it("change feed: every instance on the data hears what any one publishes, in order, per topic", async () => {
       const other = await open();
       const heard: [string[], string[]] = [[], []];
-      const resyncs = [0, 0];
+      const resyncs: [number, number] = [0, 0];
       const stops = await Promise.all(
         [store, other].map((s, i) =>
           s.changes.subscribe("t", {
