@@ -17,7 +17,7 @@ import {
   type JWTVerifyGetKey,
   jwtVerify,
 } from "jose";
-import { TtlCache } from "../cache/ttl-cache.js";
+import { type CacheRegistry, TtlCache } from "../cache/ttl-cache.js";
 import type { Store } from "../store/store.js";
 import type { ClientRecord } from "./clients.js";
 import { OAuthError } from "./errors.js";
@@ -77,14 +77,20 @@ export interface AssertionVerifierDeps {
   store: Store;
   remote: RemoteJson;
   issuer: string;
+  /** Where /metrics finds the key set cache. */
+  caches?: CacheRegistry;
 }
 
 export class ClientAssertionVerifier {
-  private readonly fetched = new TtlCache<JWTVerifyGetKey>("client_key_sets", MAX_CACHED_KEY_SETS);
-  /** jwks_uri refetched for an unknown kid lately. */
+  private readonly fetched: TtlCache<JWTVerifyGetKey>;
+  /** jwks_uri refetched for an unknown kid lately (a cooldown, not worth a metric). */
   private readonly refetched = new TtlCache<true>("client_key_refetches", MAX_CACHED_KEY_SETS);
 
-  constructor(private readonly deps: AssertionVerifierDeps) {}
+  constructor(private readonly deps: AssertionVerifierDeps) {
+    this.fetched = new TtlCache<JWTVerifyGetKey>("client_key_sets", MAX_CACHED_KEY_SETS, {
+      registry: deps.caches,
+    });
+  }
 
   /**
    * Verifies `assertion` as `client`'s proof at `endpointUrl`; throws invalid_client (401) with

@@ -102,7 +102,7 @@ export class AuthorizationServer {
     };
     this.clientAuth = new ClientAuthenticator(
       this.lookupClient,
-      new ClientAssertionVerifier({ store, remote: this.remote, issuer: this.issuer }),
+      new ClientAssertionVerifier({ store, remote: this.remote, issuer: this.issuer, caches: parts.caches }),
       this.issuer,
     );
     this.grants = new GrantStore(

@@ -10,7 +10,8 @@
  *   mcpgw_change_feed_resyncs_total            times the feed was lost and re-established
  *   mcpgw_change_feed_listening                1 while the feed is listening
  *
- * Caches: token_check (verified signatures), revocation (verdicts), cimd (metadata documents).
+ * Caches: token_check (verified signatures), revocation (verdicts), cimd (metadata documents),
+ * client_key_sets (the JWK sets of private_key_jwt clients' jwks_uri).
  */
 import type { Metric, Registry } from "prom-client";
 import type { CacheRegistry, CacheStats, RemovalCounts } from "../cache/ttl-cache.js";
