@@ -94,6 +94,22 @@ describe.skipIf(skipRedis)("RedisStore specifics", () => {
     expect(await raw.get("layout:rl:1.2.3.4")).toBe("1");
   });
 
+  it("change feed: a subscription killed and back tells listeners to resync, once; then hears again", async () => {
+    const store = await connect({ url: redis.url, key_prefix: "feed:" });
+    const heard: string[] = [];
+    let resyncs = 0;
+    await store.changes.subscribe("t", { change: (body) => heard.push(body), resync: () => resyncs++ });
+    expect(store.changes.stats()).toMatchObject({ listening: true, resyncs: 0 });
+    // The store's own connection is not a subscriber: only the feed's is cut.
+    await raw.client("KILL", "TYPE", "pubsub");
+    await until(() => resyncs === 1 && store.changes.stats().listening);
+    await store.changes.publish("t", "after");
+    await until(() => heard.length === 1);
+    expect(heard).toEqual(["after"]);
+    expect(store.changes.stats()).toMatchObject({ listening: true, resyncs: 1, received: 1 });
+    expect(resyncs).toBe(1);
+  });
+
   it("keeps key prefixes apart", async () => {
     const a = await connect({ url: redis.url, key_prefix: "pa:" });
     const b = await connect({ url: redis.url, key_prefix: "pb:" });
@@ -250,3 +266,11 @@ describe.skipIf(skipRedis)("RedisStore through Sentinel", () => {
     await expect(RedisStore.connect({ sentinels: ["127.0.0.1:26379"] })).rejects.toThrow(/sentinel_name/);
   });
 });
+
+async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
