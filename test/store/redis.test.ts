@@ -257,9 +257,9 @@ describe.skipIf(skipRedis)("RedisStore through Sentinel", () => {
   });
 
   it("refuses wait_replicas on Cluster, where WAIT cannot reach the node that holds a key", async () => {
-    await expect(
-      RedisStore.connect({ cluster_nodes: ["127.0.0.1:7000"], wait_replicas: 1 }),
-    ).rejects.toThrow("store.redis.wait_replicas is not supported with store.redis.cluster_nodes");
+    await expect(RedisStore.connect({ cluster_nodes: ["127.0.0.1:7000"], wait_replicas: 1 })).rejects.toThrow(
+      "store.redis.wait_replicas is not supported with store.redis.cluster_nodes",
+    );
   });
 
   it("needs sentinel_name with sentinels", async () => {
