@@ -215,12 +215,13 @@ describe("per-tool policy through the gateway", () => {
         error: { code: -32020, data: { mismatch: { header: "read_note" } } },
       });
       // Missing ones, and a method header that names another method, are refused alike.
-      for (const headers of [
+      const cases: Record<string, string>[] = [
         { "mcp-method": "tools/call" },
         { "mcp-name": "write_note" },
         { "mcp-method": "tools/list", "mcp-name": "write_note" },
         { "mcp-method": "tools/call", "mcp-name": "=?base64?!!!?=" },
-      ]) {
+      ];
+      for (const headers of cases) {
         const res = await send(headers);
         expect(res.status, JSON.stringify(headers)).toBe(400);
         expect(JSON.parse(res.text).error.code).toBe(-32020);
