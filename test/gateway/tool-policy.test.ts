@@ -8,7 +8,8 @@ import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditEvent } from "../../src/ops/audit.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
-import { MCP_HEADERS, raw } from "../support/mcp-http.js";
+import { MCP_HEADERS, postInitialize, raw } from "../support/mcp-http.js";
+import { startUpstream, type TestUpstream } from "../support/upstream.js";
 import { type BothErasUpstream, startBothErasUpstream } from "../support/upstream-v2.js";
 
 const MODES = { legacy: "legacy", "pinned 2026-07-28": { pin: "2026-07-28" } } as const;
@@ -23,12 +24,16 @@ const META = {
 
 describe("per-tool policy through the gateway", () => {
   let upstream: BothErasUpstream;
+  let paged: BothErasUpstream;
+  let sse: TestUpstream;
   let gw: TestGateway;
   const audit: AuditEvent[] = [];
   const tokens: Record<string, string> = {};
 
   beforeAll(async () => {
     upstream = await startBothErasUpstream();
+    paged = await startBothErasUpstream("/mcp", { toolsPageSize: 2 });
+    sse = await startUpstream();
     gw = await startGateway(
       {
         services: {
@@ -41,6 +46,13 @@ describe("per-tool policy through the gateway", () => {
               "*": { allowed_users: ["alice", "bob"] },
             },
           },
+          // The same tools, listed two to a page.
+          paged: {
+            url: paged.url,
+            tools: { write_note: { allowed_users: ["alice"] }, "*": { allowed_users: ["alice", "bob"] } },
+          },
+          // A 2025 server (SDK v1 sessions) that answers every request as an SSE stream.
+          sse: { url: sse.url, tools: { slow_stream: { allowed_users: ["alice"] } } },
           // The same upstream with no per-tool policy: the plain path.
           plain: { url: upstream.url },
         },
@@ -67,10 +79,16 @@ describe("per-tool policy through the gateway", () => {
       scope: "notes notes:admin",
     });
     tokens.plain = await gw.token("plain", { sub: "u-alice", preferred_username: "alice" });
+    tokens.pagedAlice = await gw.token("paged", { sub: "u-alice", preferred_username: "alice" });
+    tokens.pagedBob = await gw.token("paged", { sub: "u-bob", preferred_username: "bob" });
+    tokens.sseAlice = await gw.token("sse", { sub: "u-alice", preferred_username: "alice" });
+    tokens.sseBob = await gw.token("sse", { sub: "u-bob", preferred_username: "bob" });
   });
   afterAll(async () => {
     await gw?.close();
     await upstream?.close();
+    await paged?.close();
+    await sse?.close();
   });
 
   async function connect(mode: (typeof MODES)[keyof typeof MODES], token: string, service = "notes") {
@@ -121,6 +139,55 @@ describe("per-tool policy through the gateway", () => {
       }
     }, 60_000);
   }
+
+  for (const [label, mode] of Object.entries(MODES)) {
+    it(`${label}: a paginated tools/list is filtered page by page, cursors kept`, async () => {
+      // The SDK client follows nextCursor itself; the upstream sees every page asked for.
+      const all = async (token: string) => {
+        const client = await connect(mode, token, "paged");
+        try {
+          const before = paged.posts.filter((p) => p.method === "tools/list").length;
+          const names = (await client.listTools()).tools.map((t) => t.name);
+          const pages = paged.posts.filter((p) => p.method === "tools/list").length - before;
+          return { names, pages };
+        } finally {
+          await client.close();
+        }
+      };
+      expect(await all(tokens.pagedAlice as string)).toEqual({
+        names: ["whoami", "read_note", "write_note", "admin_reset", "fail_note"],
+        pages: 3,
+      });
+      // The second page loses write_note and keeps its cursor to the third.
+      expect(await all(tokens.pagedBob as string)).toEqual({
+        names: ["whoami", "read_note", "admin_reset", "fail_note"],
+        pages: 3,
+      });
+    });
+  }
+
+  it("SSE answers: tools/list events are filtered, a streamed tools/call is audited when its response event arrives", async () => {
+    const alice = await connect(MODES.legacy, tokens.sseAlice as string, "sse");
+    const bob = await connect(MODES.legacy, tokens.sseBob as string, "sse");
+    try {
+      expect((await alice.listTools()).tools.map((t) => t.name).sort()).toEqual(["slow_stream", "whoami"]);
+      expect((await bob.listTools()).tools.map((t) => t.name)).toEqual(["whoami"]);
+      audit.length = 0;
+      const done = await alice.callTool({ name: "slow_stream", arguments: { count: 3, delayMs: 10 } });
+      expect(done.content).toEqual([{ type: "text", text: "done" }]);
+      await expect.poll(() => audit.filter((e) => e.type === "tool.called").length).toBe(1);
+      expect(audit[0]).toMatchObject({ service: "sse", tool: "slow_stream", outcome: "ok", user: "alice" });
+      await expect(
+        bob.callTool({ name: "slow_stream", arguments: { count: 1, delayMs: 0 } }),
+      ).rejects.toThrow(/slow_stream/);
+    } finally {
+      await alice.close();
+      await bob.close();
+    }
+    // That upstream answers requests with event streams, not JSON.
+    const direct = await postInitialize(sse.url);
+    expect(String(direct.headers["content-type"])).toContain("text/event-stream");
+  });
 
   it("someone the service admits but no tool rule names lists nothing and calls nothing", async () => {
     const carol = await connect(MODES.legacy, tokens.carol as string);

@@ -71,7 +71,15 @@ async function send(res: ServerResponse, response: Response): Promise<void> {
   body.pipe(res);
 }
 
-export async function startBothErasUpstream(path = "/mcp"): Promise<BothErasUpstream> {
+export interface BothErasOptions {
+  /** Answer tools/list in pages of this many tools (with `nextCursor`), as long lists are. */
+  toolsPageSize?: number;
+}
+
+export async function startBothErasUpstream(
+  path = "/mcp",
+  options: BothErasOptions = {},
+): Promise<BothErasUpstream> {
   const eras: string[] = [];
   const posts: ReceivedPost[] = [];
   const handler = createMcpHandler((ctx) => {
@@ -103,6 +111,18 @@ export async function startBothErasUpstream(path = "/mcp"): Promise<BothErasUpst
       content: [{ type: "text", text: "no" }],
       isError: true,
     }));
+    const pageSize = options.toolsPageSize;
+    if (pageSize) {
+      const names = ["whoami", "read_note", "write_note", "admin_reset", "fail_note"];
+      server.server.setRequestHandler("tools/list", async (request) => {
+        const start = Number(request.params?.cursor ?? 0);
+        const tools = names
+          .slice(start, start + pageSize)
+          .map((name) => ({ name, inputSchema: { type: "object" as const } }));
+        const next = start + pageSize;
+        return next < names.length ? { tools, nextCursor: String(next) } : { tools };
+      });
+    }
     return server;
   });
   let base = "";
