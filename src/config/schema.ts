@@ -149,6 +149,23 @@ const rateLimit = (max: number, window: number) =>
     })
     .prefault({});
 
+/**
+ * Who may call one tool of a service (`services.NAME.tools.TOOL`), on top of the service's own
+ * policy: the same lists (empty = everyone the service admits), and scopes the token must also
+ * carry (missing ones are asked for with a step-up challenge).
+ */
+const toolRule = z
+  .strictObject({
+    ...accessPolicy,
+    scopes: stringList.default([]),
+  })
+  .prefault({});
+
+/** Tool names as MCP spells them (SEP-986: 1-128 of A-Z a-z 0-9 _ - . /), or "*" for the rest. */
+const toolName = z.string().refine((name) => name === "*" || /^[A-Za-z0-9_./-]{1,128}$/.test(name), {
+  message: 'a tool name (letters, digits, _ - . /, at most 128) or "*"',
+});
+
 const serviceSchema = z
   .strictObject({
     enabled: bool.default(true),
@@ -173,6 +190,12 @@ const serviceSchema = z
     /** Human name shown on the consent page. */
     title: z.string().optional(),
     ...accessPolicy,
+    /**
+     * Per-tool policy: tool name (or "*" for every tool not named) -> who may call it. A
+     * caller's tools/list shows only the tools they may call; other calls never reach the
+     * upstream. Unset: no per-tool checks, and the gateway never reads a request body.
+     */
+    tools: z.record(toolName, toolRule).optional(),
   })
   .refine((s) => !(s.url && s.command), { message: "give either url or command, not both" })
   .refine((s) => !s.upstream_bearer_file || Boolean(s.url), {
@@ -406,6 +429,7 @@ export const configSchema = z.strictObject({
 /** The config as the rest of the program sees it: public_url always set. */
 export type GatewayConfig = Omit<z.output<typeof configSchema>, "public_url"> & { public_url: string };
 export type ServiceConfig = z.output<typeof serviceSchema>;
+export type ToolRule = z.output<typeof toolRule>;
 export type AccessPolicy = {
   allowed_users?: string[];
   allowed_orgs?: string[];

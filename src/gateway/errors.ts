@@ -36,3 +36,25 @@ export function sendJsonRpcError(
     .header("cache-control", "no-store")
     .send(jsonRpcError(message, code));
 }
+
+/** A JSON-RPC id as a request carries it. */
+export type JsonRpcId = string | number | null;
+
+/**
+ * Sends a JSON-RPC error answering the request `id` (the gateway read the body, so it can
+ * echo it), with optional `data`.
+ */
+export function sendJsonRpcErrorFor(
+  reply: FastifyReply,
+  status: number,
+  id: JsonRpcId,
+  error: { code: number; message: string; data?: unknown },
+  headers: Record<string, string> = {},
+): FastifyReply {
+  return reply
+    .code(status)
+    .headers(headers)
+    .header("content-type", "application/json; charset=utf-8")
+    .header("cache-control", "no-store")
+    .send({ jsonrpc: "2.0", error, id });
+}

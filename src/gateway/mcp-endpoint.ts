@@ -1,6 +1,6 @@
 /**
  * The protected MCP endpoint, as a short list of steps: route, Origin, preflight, method,
- * token, proxy. Authentication comes from the Bearer token on every request, never from an
+ * token, inspection (only where headers or a per-tool policy need the body), proxy. Authentication comes from the Bearer token on every request, never from an
  * `Mcp-Session-Id`.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
@@ -8,6 +8,7 @@ import type { ClientAddresses } from "../http/client-address.js";
 import type { AccessChecker } from "./access.js";
 import { sendJsonRpcError } from "./errors.js";
 import { type IdentityHeaderNames, identityHeaders } from "./headers.js";
+import type { McpInspector } from "./mcp-inspection.js";
 import type { OriginPolicy } from "./origin.js";
 import type { UpstreamProxy } from "./proxy.js";
 import type { ServiceRoute } from "./routing.js";
@@ -21,13 +22,14 @@ export interface McpEndpointDeps {
   origins: OriginPolicy;
   access: AccessChecker;
   proxy: UpstreamProxy;
+  inspector: McpInspector;
   clients: ClientAddresses;
   identityNames: IdentityHeaderNames;
 }
 
 /** Returns the handler; the caller resolves the route (by path or by host) first. */
 export function mcpEndpoint(deps: McpEndpointDeps) {
-  const { origins, access, proxy, clients, identityNames } = deps;
+  const { origins, access, proxy, inspector, clients, identityNames } = deps;
   return async (req: FastifyRequest, reply: FastifyReply, route: ServiceRoute | undefined) => {
     if (!route) return sendJsonRpcError(reply, 404, "No such service");
 
@@ -63,6 +65,8 @@ export function mcpEndpoint(deps: McpEndpointDeps) {
       return sendJsonRpcError(reply, 502, `The service ${route.name} has no upstream`, cors);
     reply.headers(cors);
     const identity = identityHeaders(outcome.claims, identityNames);
-    return proxy.forward(req, reply, route.name, identity, client);
+    if (!inspector.wants(req, route)) return proxy.forward(req, reply, route.name, identity, client);
+    const plan = await inspector.inspect(req, reply, route, { claims: outcome.claims, ip: client.ip });
+    return plan ? proxy.forward(req, reply, route.name, identity, client, plan) : reply;
   };
 }

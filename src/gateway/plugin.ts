@@ -20,6 +20,7 @@ import { INTERNAL_ERROR, sendJsonRpcError } from "./errors.js";
 import { registerForwardAuth, verifyShortcut } from "./forward-auth.js";
 import { reservedHeaderNames } from "./headers.js";
 import { mcpEndpoint, ROUTED_METHODS } from "./mcp-endpoint.js";
+import { McpInspector } from "./mcp-inspection.js";
 import { OriginPolicy } from "./origin.js";
 import { registerMetadataRoutes } from "./prm.js";
 import { UpstreamProxy, type UpstreamTarget } from "./proxy.js";
@@ -88,10 +89,17 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
       verifyShortcut({ config, targets, origins, access, clients, requests: deps.requests }),
     );
 
+    const inspector = new McpInspector({
+      config,
+      router,
+      audit: deps.audit ?? NO_AUDIT,
+      metrics: deps.requests.metrics,
+    });
     const handle = mcpEndpoint({
       origins,
       access,
       proxy,
+      inspector,
       clients,
       identityNames: config.gateway.identity_headers,
     });

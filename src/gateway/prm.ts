@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayConfig } from "../config/schema.js";
+import { serviceScopesSupported } from "../config/scopes.js";
 import { sendJsonRpcError } from "./errors.js";
 import { PRM_PREFIX, type ServiceRoute, type ServiceRouter } from "./routing.js";
 
@@ -22,10 +23,11 @@ const CACHE_CONTROL = "public, max-age=300";
 /** The metadata document for a service as reached by `route`. */
 export function protectedResourceMetadata(config: GatewayConfig, router: ServiceRouter, route: ServiceRoute) {
   const service = route.service;
+  const supported = serviceScopesSupported(service);
   return {
     resource: router.resourceUrl(route),
     authorization_servers: [config.public_url],
-    ...(service.scopes.length > 0 ? { scopes_supported: service.scopes } : {}),
+    ...(supported.length > 0 ? { scopes_supported: supported } : {}),
     bearer_methods_supported: ["header"],
     resource_name: service.title ?? route.name,
   };

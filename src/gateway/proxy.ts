@@ -36,6 +36,19 @@ export interface UpstreamTarget {
   bearer?: string;
 }
 
+/**
+ * What the gateway does beyond streaming, for a request it looked into (mcp-inspection.ts):
+ * none of it is used on the plain path.
+ */
+export interface ForwardPlan {
+  /** The body, already read whole (and checked): sent instead of the client's stream. */
+  body?: Buffer;
+  /** Request headers set over the client's (after hygiene, before identity). */
+  headers?: Record<string, string>;
+  /** A stream the answer's body goes through, chosen from its status and headers; none = as is. */
+  answer?(status: number, headers: Record<string, string | string[] | undefined>): Transform | undefined;
+}
+
 interface Target {
   pool: Dispatcher;
   /** Path (and query) of the upstream MCP endpoint. */
@@ -111,13 +124,14 @@ export class UpstreamProxy {
     service: string,
     identity: Record<string, string>,
     client: ClientView,
+    plan?: ForwardPlan,
   ) {
     const target = this.targets.get(service);
     if (!target) return sendJsonRpcError(reply, 502, `The service ${service} has no upstream`);
     const raw = request.raw;
     const declared = Number(raw.headers["content-length"] ?? 0);
-    if (declared > this.options.maxBody) return this.tooLarge(reply);
-    const hasBody = declaresBody(raw.headers);
+    if (declared > this.options.maxBody && !plan?.body) return this.tooLarge(reply);
+    const hasBody = plan?.body !== undefined || declaresBody(raw.headers);
 
     // A client that goes away (closes an SSE stream) releases the upstream request too: before
     // the upstream answers, through the signal; after, by destroying its body. (An emitter, not
@@ -140,6 +154,8 @@ export class UpstreamProxy {
       proto: client.proto,
       host: client.host,
     });
+    if (plan?.headers) Object.assign(headers, plan.headers);
+    if (plan?.body) headers["content-length"] = String(plan.body.length);
     // A declared length is enforced by Node's parser (it never reads past it) and was checked
     // against the limit above; only a chunked body needs counting on the way through.
     const chunked = raw.headers["transfer-encoding"] !== undefined;
@@ -148,7 +164,13 @@ export class UpstreamProxy {
         method: request.method as "GET",
         path,
         headers,
-        body: !hasBody ? undefined : chunked ? raw.pipe(new BodyLimit(this.options.maxBody)) : raw,
+        body: plan?.body
+          ? plan.body
+          : !hasBody
+            ? undefined
+            : chunked
+              ? raw.pipe(new BodyLimit(this.options.maxBody))
+              : raw,
         signal: cancel,
       });
       const body = upstream.body;
@@ -162,6 +184,9 @@ export class UpstreamProxy {
         ...clientResponseHeaders(upstream.headers),
       };
       const eventStream = String(upstream.headers["content-type"] ?? "").startsWith("text/event-stream");
+      const rewrite = plan?.answer?.(upstream.statusCode, upstream.headers);
+      // A rewritten answer has a length of its own, known only at its end.
+      if (rewrite) delete replyHeaders["content-length"];
       // Tell a buffering proxy in front of us (nginx) to pass events through at once.
       if (eventStream) replyHeaders["x-accel-buffering"] = "no";
       // Hijacked so the headers can be flushed now: a client opening an SSE stream must see
@@ -183,7 +208,15 @@ export class UpstreamProxy {
         if (!cancelled) request.log.debug({ service, err }, "proxied stream ended early");
         res.destroy();
       });
-      body.pipe(res);
+      if (rewrite) {
+        rewrite.once("error", (err) => {
+          request.log.warn({ service, err }, "upstream answer could not be read");
+          res.destroy();
+        });
+        body.pipe(rewrite).pipe(res);
+      } else {
+        body.pipe(res);
+      }
       return reply;
     } catch (err) {
       if (cancelled || res.destroyed) return reply;

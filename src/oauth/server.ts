@@ -5,6 +5,7 @@
 import type { CacheRegistry } from "../cache/ttl-cache.js";
 import type { ResourceIndex } from "../config/resources.js";
 import type { GatewayConfig } from "../config/schema.js";
+import { serviceScopesSupported } from "../config/scopes.js";
 import { newSecret } from "../crypto/secrets.js";
 import type { IdentityProvider, UserIdentity } from "../idp/idp.js";
 import { type Audit, NO_AUDIT } from "../ops/audit.js";
@@ -165,7 +166,12 @@ export class AuthorizationServer {
     this.authorizeDeps = {
       lookupClient: this.lookupClient,
       resources,
-      knownScopes: new Set([...serviceScopes.values()].flat()),
+      // Tool scopes are known too (asked for by step-up), but never granted by default.
+      knownScopes: new Set(
+        Object.values(config.services)
+          .filter((s) => s.enabled)
+          .flatMap((s) => serviceScopesSupported(s)),
+      ),
       scopesFor: (requested) => {
         const names = requested.length
           ? requested.map((r) => resources.serviceFor(r)).filter((n): n is string => Boolean(n))

@@ -63,6 +63,25 @@ export type AuditEvent =
       user?: string;
       /** The client's address, as the request log names it (`trust_proxy`). */
       ip?: string;
+    }
+  | {
+      /**
+       * One tools/call on a service with a per-tool policy, once its answer is complete: never
+       * its arguments or its result. `outcome`: ok, tool_error (the tool said isError),
+       * input_required (a 2026-07-28 round trip), error (a JSON-RPC error or a failed
+       * upstream), denied (the tool's policy), step_up (a scope missing), unknown (no answer
+       * the gateway could read, e.g. the client left).
+       */
+      type: "tool.called";
+      service: string;
+      tool: string;
+      outcome: string;
+      user?: string;
+      client_id?: string;
+      /** The HTTP status the client got. */
+      status: number;
+      duration_ms: number;
+      ip?: string;
     };
 
 export interface Audit {

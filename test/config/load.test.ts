@@ -116,6 +116,14 @@ describe("loadConfig", () => {
       /^config: services\.Notes: service names are lowercase/,
     ],
     ["services:\n  notes:\n    enabled: true\n", /^config: services\.notes: needs url or command/],
+    [
+      "services:\n  notes:\n    url: http://127.0.0.1:1/mcp\n    tools:\n      write_note:\n        allowed_user: [a]\n",
+      /^config: unknown key services\.notes\.tools\.write_note\.allowed_user .*did you mean .*allowed_users\?$/,
+    ],
+    [
+      "services:\n  notes:\n    url: http://127.0.0.1:1/mcp\n    tools:\n      'bad name!': {}\n",
+      /^config: services\.notes\.tools\.bad name!: a tool name/,
+    ],
     ["public_url: not a url\n", /^config: public_url: /],
     ["- a list\n", /expected a mapping/],
     ["key: [unclosed\n", /^config file .*bad-\d\.yaml: /],
@@ -130,6 +138,26 @@ describe("loadConfig", () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(message);
     expect((error as Error).message).not.toContain("\n");
+  });
+
+  it('reads per-tool policy: lists and scopes per tool, "*" for the rest', () => {
+    const path = file(
+      "tools.yaml",
+      [
+        "services:",
+        "  notes:",
+        "    url: http://127.0.0.1:1/mcp",
+        "    tools:",
+        "      write_note: { allowed_users: alice, scopes: [notes:write] }",
+        '      "*": { allowed_teams: [acme/dev] }',
+        "",
+      ].join("\n"),
+    );
+    const tools = loadConfig({ file: path, env: {} }).config.services.notes?.tools;
+    expect(tools).toEqual({
+      write_note: { allowed_users: ["alice"], scopes: ["notes:write"] },
+      "*": { allowed_teams: ["acme/dev"], scopes: [] },
+    });
   });
 
   it("reads nested service settings from the environment, dashes as underscores", () => {

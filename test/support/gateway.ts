@@ -12,6 +12,7 @@ import type { UpstreamTarget } from "../../src/gateway/index.js";
 import { registerGateway } from "../../src/gateway/plugin.js";
 import { createHttpApp } from "../../src/http/app.js";
 import { KeyRing } from "../../src/oauth/keys.js";
+import type { Audit } from "../../src/ops/audit.js";
 import type { RequestLog } from "../../src/ops/request-log.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { PublicKeySet } from "../../src/tokens/key-set.js";
@@ -39,9 +40,12 @@ export interface TestGateway {
 
 /**
  * `config` is a config tree as in gateway.yaml (services with `url`); `public_url` defaults to
- * the gateway's own address.
+ * the gateway's own address. `audit` receives the resource side's audit events.
  */
-export async function startGateway(config: Record<string, unknown>): Promise<TestGateway> {
+export async function startGateway(
+  config: Record<string, unknown>,
+  options: { audit?: Audit } = {},
+): Promise<TestGateway> {
   const port = await freePort();
   const parsed = validateConfig({ public_url: `http://127.0.0.1:${port}`, log_level: "silent", ...config });
   const store = new SqliteStore(":memory:");
@@ -66,6 +70,7 @@ export async function startGateway(config: Record<string, unknown>): Promise<Tes
     revocations,
     resources,
     upstreams,
+    audit: options.audit,
     shortcuts,
     requests,
     clients,

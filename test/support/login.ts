@@ -12,13 +12,20 @@ export async function accessTokenFor(
   base: string,
   resources: string[],
   login: { username: string; password: string },
+  /** Scopes to ask for (default: what the resources need). */
+  scope?: string,
 ): Promise<{ accessToken: string; refreshToken?: string; clientId: string }> {
   const client = await registerClient(base);
   const { verifier, challenge } = pkcePair();
   const back = await authorizeWithLocalLogin(
     base,
     new Browser(),
-    { client_id: client.client_id, code_challenge: challenge, resource: resources },
+    {
+      client_id: client.client_id,
+      code_challenge: challenge,
+      resource: resources,
+      ...(scope ? { scope } : {}),
+    },
     login,
   );
   const code = back.searchParams.get("code");
