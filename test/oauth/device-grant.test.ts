@@ -280,6 +280,9 @@ describe.each(STORES)("device_code grant answers on $name", ({ redis: useRedis }
   it("takes one answer per request: a second approval or a denial after it changes nothing", async (ctx) => {
     skipWithoutRedis(ctx);
     const { deviceCode, userCode } = await requested();
+    // However it is typed: lower case, a space or nothing for the dash.
+    expect(await devices.findByUserCode(userCode.replace("-", ""))).toBeDefined();
+    expect(await devices.findByUserCode(` ${userCode.toLowerCase()} `)).toBeDefined();
     const found = await devices.findByUserCode(userCode.toLowerCase().replace("-", " "));
     if (!found) throw new Error("the user code was not found in lower case with a space");
     const [first, second] = await Promise.all([
