@@ -10,17 +10,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalUsers } from "../../src/idp/local.js";
 import { addLocalUser, LOGIN } from "../oauth/helpers.js";
-import { checkBinary } from "../support/binaries.js";
+import { chromiumCheck, launchChromium } from "../support/chromium.js";
 import { pollUntilAnswered, registerDeviceClient, startDevice } from "../support/device.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { startUpstream, type TestUpstream } from "../support/upstream.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const chromiumCheck = checkBinary(CHROMIUM);
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** The brake test's user, so the main user's count stays clean. */
 const GUESSER = { username: "guesser", password: "guesser's own password" };
@@ -51,18 +49,7 @@ describe.skipIf(!chromiumCheck.available)("device grant in headless Chromium", (
     await addLocalUser(gw);
     await new LocalUsers(gw.store).add(GUESSER.username, GUESSER.password);
     shots = mkdtempSync(join(tmpdir(), "mcpgw-device-shots-"));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

@@ -4,6 +4,8 @@
  * with a cookie jar drives it, and what the polling device hears. Chromium runs the same flow
  * in test/e2e/device-flow.test.ts.
  */
+import { randomUUID } from "node:crypto";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalUsers } from "../../src/idp/local.js";
 import {
@@ -138,6 +140,38 @@ describe("device authorization grant over HTTP", () => {
       },
     );
     expect(`${json.status} ${json.body.error}`).toBe("400 invalid_request");
+  });
+
+  it("authenticates a private_key_jwt client with an assertion made for the device endpoint, and once", async () => {
+    const { privateKey, publicKey } = await generateKeyPair("ES256");
+    const jwk = { ...(await exportJWK(publicKey)), kid: "box-1", alg: "ES256", use: "sig" };
+    const client = await registerDeviceClient(gw.url, {
+      token_endpoint_auth_method: "private_key_jwt",
+      jwks: { keys: [jwk] },
+    });
+    const assertion = (aud: string) =>
+      new SignJWT({ iss: client.client_id, sub: client.client_id, aud, jti: randomUUID() })
+        .setProtectedHeader({ alg: "ES256", kid: "box-1" })
+        .setIssuedAt()
+        .setExpirationTime("1m")
+        .sign(privateKey);
+    const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+    const signed = await assertion(`${gw.url}/device_authorization`);
+    const form = { client_id: client.client_id, client_assertion_type: JWT_BEARER, client_assertion: signed };
+    const codes = await deviceAuthorization(gw.url, form);
+    expect(codes.status).toBe(200);
+    const replayed = await deviceAuthorization(gw.url, form);
+    expect(`${replayed.status} ${replayed.body.error}`).toBe("401 invalid_client");
+    const unsigned = await deviceAuthorization(gw.url, { client_id: client.client_id });
+    expect(`${unsigned.status} ${unsigned.body.error}`).toBe("401 invalid_client");
+    const poll = await tokenRequest(gw.url, {
+      grant_type: DEVICE_GRANT,
+      device_code: codes.body.device_code as string,
+      client_id: client.client_id,
+      client_assertion_type: JWT_BEARER,
+      client_assertion: await assertion(`${gw.url}/token`),
+    });
+    expect(`${poll.status} ${poll.body.error}`).toBe("400 authorization_pending");
   });
 
   it("signs the person in, takes the code from the link only after a confirmation, names client and services, then gives the device tokens", async () => {
