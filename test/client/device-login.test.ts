@@ -4,8 +4,8 @@
  * types the code, and the CLI ends logged in; `token` (which refreshes: access tokens here live
  * 30 s, under its 60 s margin) and an MCP call then use that login. Also: a machine that logged
  * in with a browser before keeps that registration and both logins refresh with their own
- * client; a denial ends the CLI with a message; and the poller's pace after a slow_down (the
- * device login in-process, with its sleep recorded).
+ * client; a denial or an expired code ends the CLI with a message; and the poller's pace after a
+ * slow_down (the device login in-process, with its sleep recorded).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -207,6 +207,21 @@ describe.skipIf((!BUILT || !chromiumCheck.available) && process.env.CI !== "true
       expect(await run.exited).toBe(1);
       expect(run.stderr()).toContain("mcp-gateway login: the sign-in was denied");
       expect(run.stdout()).toBe("");
+    }, 120_000);
+
+    it("exits 1 and says so when nobody approves before the code expires", async () => {
+      const shortLived = await startFullGateway({
+        services: { notes: { url: upstream.url } },
+        tokens: { device_poll_interval: 1, device_code_ttl: 2 },
+      });
+      try {
+        const run = startCli(["login", `${shortLived.url}/notes/mcp`, "--device"], newDir());
+        expect(await run.exited).toBe(1);
+        expect(run.stderr()).toContain("expires in 2 seconds");
+        expect(run.stderr()).toContain("mcp-gateway login: the code expired before the sign-in was approved");
+      } finally {
+        await shortLived.close({ wipe: true });
+      }
     }, 120_000);
 
     it("polls 5 s more slowly after a slow_down, and keeps to it", async () => {
