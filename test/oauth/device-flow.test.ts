@@ -26,6 +26,8 @@ import { addLocalUser, basicOf, LOGIN, rawPost, SERVICES, sleep } from "./helper
 const USER_CODE = /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/;
 /** A user of the brake tests, so the main user's count stays clean. */
 const GUESSER = { username: "guesser", password: "guesser's own password" };
+/** The page-headers test's user: its wrong code counts against nobody else's brake. */
+const VIEWER = { username: "viewer", password: "viewer's own password" };
 
 describe("device authorization grant over HTTP", () => {
   let gw: RunningGateway;
@@ -42,6 +44,7 @@ describe("device authorization grant over HTTP", () => {
     ]);
     await Promise.all([gw, shortLived, paced].map(addLocalUser));
     await new LocalUsers(gw.store).add(GUESSER.username, GUESSER.password);
+    await new LocalUsers(gw.store).add(VIEWER.username, VIEWER.password);
   });
   afterAll(async () => {
     await Promise.all([gw, shortLived, paced].map((g) => g?.close({ wipe: true })));
@@ -253,6 +256,61 @@ describe("device authorization grant over HTTP", () => {
     // A consent form posted without the consent page in between is checked the same way.
     expect((await answerDevice(gw.url, browser, "forged", codes.user_code, "allow")).status).toBe(403);
     expect(`${(await pollOnce(gw.url, client, codes.device_code)).body.error}`).toBe("authorization_pending");
+  });
+
+  it("serves every device page with the login page's headers, and takes no answer from another site", async () => {
+    const client = await registerDeviceClient(gw.url);
+    const codes = await startDevice(gw.url, client);
+    const browser = new Browser();
+    const SECURITY = [
+      "content-type",
+      "content-security-policy",
+      "x-frame-options",
+      "x-content-type-options",
+      "referrer-policy",
+      "cache-control",
+    ];
+    const securityOf = (headers: Headers) => Object.fromEntries(SECURITY.map((n) => [n, headers.get(n)]));
+    const toLogin = await browser.get(codes.verification_uri);
+    const loginPage = await browser.get(`${gw.url}${toLogin.headers.get("location")}`);
+    expect(loginPage.status).toBe(200);
+    const login = securityOf(loginPage.headers);
+    expect(login["content-security-policy"]).toContain("frame-ancestors 'none'");
+    expect(login["x-frame-options"]).toBe("DENY");
+
+    const { csrf } = await openDevicePage(gw.url, browser, codes.verification_uri, VIEWER);
+    const form = await browser.get(`${gw.url}/device`);
+    const wrong = await enterCode(gw.url, browser, csrf, "BBBB-BBBB");
+    const consent = await enterCode(gw.url, browser, csrf, codes.user_code);
+    const crossSite = await browser.postForm(
+      `${gw.url}/device/consent`,
+      { csrf, user_code: codes.user_code, decision: "allow" },
+      { origin: "https://evil.example", "sec-fetch-site": "cross-site" },
+    );
+    const noOrigin = await browser.postForm(
+      `${gw.url}/device/consent`,
+      { csrf, user_code: codes.user_code, decision: "allow" },
+      { origin: "", "sec-fetch-site": "" },
+    );
+    const pages = [
+      ["code form", form.status, form.headers],
+      ["wrong code", wrong.status, wrong.headers],
+      ["consent", consent.status, consent.headers],
+      ["consent from another site", crossSite.status, crossSite.headers],
+      ["consent from no page", noOrigin.status, noOrigin.headers],
+    ] as const;
+    expect(pages.map(([name, status]) => `${name} ${status}`)).toEqual([
+      "code form 200",
+      "wrong code 400",
+      "consent 200",
+      "consent from another site 403",
+      "consent from no page 403",
+    ]);
+    for (const [name, , headers] of pages) expect(securityOf(headers), name).toEqual(login);
+    // Neither refused form answered for the person: the device still waits, and the person can.
+    expect(`${(await pollOnce(gw.url, client, codes.device_code)).body.error}`).toBe("authorization_pending");
+    expect((await answerDevice(gw.url, browser, csrf, codes.user_code, "allow")).status).toBe(200);
+    expect((await pollOnce(gw.url, client, codes.device_code)).status).toBe(200);
   });
 
   it("stops a user typing wrong codes with 429, whatever session they type in, before even the right code", async () => {

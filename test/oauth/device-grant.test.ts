@@ -182,6 +182,25 @@ describe.each(STORES)("device_code grant answers on $name", ({ redis: useRedis }
     expect(errorOf(await poll(deviceCode))).toBe("slow_down");
   });
 
+  it("keeps each device code's pace apart: one device's slow_down does not slow another of the same client", async (ctx) => {
+    skipWithoutRedis(ctx);
+    const hasty = await requested();
+    const patient = await requested();
+    expect(errorOf(await poll(hasty.deviceCode))).toBe("authorization_pending");
+    expect(errorOf(await poll(patient.deviceCode))).toBe("authorization_pending");
+    now += 1000;
+    expect(await poll(hasty.deviceCode)).toMatchObject({
+      error: "slow_down",
+      description: expect.stringContaining("10 s"),
+    });
+    // The other device kept to the advertised interval: still the advertised interval for it.
+    now += INTERVAL * 1000;
+    expect(errorOf(await poll(patient.deviceCode))).toBe("authorization_pending");
+    expect(errorOf(await poll(hasty.deviceCode))).toBe("slow_down");
+    now += INTERVAL * 1000;
+    expect(errorOf(await poll(patient.deviceCode))).toBe("authorization_pending");
+  });
+
   it("answers expired_token after the codes' lifetime, approved or not, and the user code stops working", async (ctx) => {
     skipWithoutRedis(ctx);
     const waiting = await requested();
