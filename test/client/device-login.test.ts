@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { decodeJwt } from "jose";
 import type { Browser, Page } from "playwright-core";
@@ -23,8 +24,9 @@ import { chromiumCheck, launchChromium } from "../support/chromium.js";
 import { answerDevice, enterCode, openDevicePage } from "../support/device.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { Browser as FormBrowser, followAuthorization } from "../support/oauth-client.js";
+import { SCRIPT, spawnInPty } from "../support/pty.js";
 import { startUpstream, type TestUpstream } from "../support/upstream.js";
-import { authorizationUrlOf, BUILT, type CliRun, runCli, startCli } from "./cli-process.js";
+import { authorizationUrlOf, BIN, BUILT, type CliRun, cliEnv, runCli, startCli } from "./cli-process.js";
 
 const USER_CODE_LINE = /^\s+([BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4})$/m;
 
@@ -152,7 +154,69 @@ describe.skipIf((!BUILT || !chromiumCheck.available) && process.env.CI !== "true
       } finally {
         await mcp.close();
       }
+
+      // `connect` relays a stdio MCP client on the same login.
+      const relayed = new Client({ name: "stdio-behind-device-login", version: "1.0.0" });
+      await relayed.connect(
+        new StdioClientTransport({
+          command: process.execPath,
+          args: [BIN, "connect", notesUrl],
+          env: cliEnv(dir),
+          stderr: "pipe",
+        }),
+      );
+      try {
+        const whoami = await relayed.callTool({ name: "whoami", arguments: {} });
+        const headers = JSON.parse((whoami.content as Array<{ text: string }>)[0]?.text ?? "{}") as Record<
+          string,
+          string
+        >;
+        expect(headers["x-user-name"]).toBe("alice");
+        expect(headers["x-auth-client-id"]).toBe(own.client_id);
+      } finally {
+        await relayed.close();
+      }
     }, 120_000);
+
+    it.skipIf(!SCRIPT.available && process.env.CI !== "true")(
+      "on a terminal, draws a QR code of the link with the code under the URL and the code, and logs in",
+      async () => {
+        const dir = newDir();
+        const term = spawnInPty([process.execPath, BIN, "login", notesUrl, "--device"], {
+          cwd: root,
+          env: cliEnv(dir),
+        });
+        const exited = new Promise<number | null>((r) => term.child.once("close", (code) => r(code)));
+        const deadline = Date.now() + 30_000;
+        while (!term.output().includes("Waiting for the sign-in")) {
+          if (term.child.exitCode !== null || Date.now() > deadline)
+            throw new Error(`no device prompt on the terminal: ${term.output()}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const text = term.output();
+        const code = USER_CODE_LINE.exec(text)?.[1];
+        if (!code) throw new Error(`no user code on the terminal: ${text}`);
+        expect(text).toContain(`  ${gw.url}/device\n`);
+        const lines = text.split("\n");
+        const qr = lines.filter((l) => /[▀▄█]/.test(l));
+        // A QR code: a block of rows, all as wide, after the link it encodes.
+        expect(qr.length).toBeGreaterThan(10);
+        expect(new Set(qr.map((l) => [...l].length)).size).toBe(1);
+        const link = lines.findIndex((l) => l.includes(`${gw.url}/device?user_code=${code}`));
+        expect(link).toBeGreaterThan(-1);
+        expect(lines.indexOf(qr[0] as string)).toBeGreaterThan(link);
+
+        const person = new FormBrowser();
+        const { csrf } = await openDevicePage(gw.url, person, `${gw.url}/device?user_code=${code}`, LOGIN);
+        expect((await enterCode(gw.url, person, csrf, code)).status).toBe(200);
+        expect((await answerDevice(gw.url, person, csrf, code, "allow")).status).toBe(200);
+        expect(await exited).toBe(0);
+        expect(term.output()).toContain(`logged in to ${notesUrl} as ${LOGIN.username}`);
+        const token = await runCli(["token", notesUrl], dir);
+        expect(`${token.code} ${token.stderr}`).toBe("0 ");
+      },
+      120_000,
+    );
 
     it("keeps a browser login's registration for the issuer: each login refreshes with its own client", async () => {
       const dir = newDir();
