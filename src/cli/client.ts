@@ -114,6 +114,10 @@ export function registerClientCommands(program: Command): void {
               },
               onSlowDown: (seconds) =>
                 process.stderr.write(`(the server asks to poll less often: every ${seconds} s)\n`),
+              onUnavailable: (reason) =>
+                process.stderr.write(
+                  `(the authorization server cannot answer right now: ${reason}; still waiting for the sign-in)\n`,
+                ),
             })
           : await login(url, {
               store: credentialStore(),

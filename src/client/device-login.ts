@@ -13,7 +13,8 @@
  *    URLs' tokens belong to that one.
  * 3. Ask for codes with the scope and the resource a browser login would ask for, show them,
  *    and poll at the interval, 5 s more after each slow_down (§3.5), until tokens, a denial or
- *    the codes' expiry. The tokens are kept as `login` keeps them, naming the client they were
+ *    the codes' expiry. A server that cannot answer for a while (503, a restart) is waited out
+ *    while the codes live: the person may be half way through the page. The tokens are kept as `login` keeps them, naming the client they were
  *    issued to (so a refresh presents that one).
  */
 import {
@@ -30,7 +31,7 @@ import { decodeJwt } from "jose";
 import { clientOf, resourceOf } from "./access-token.js";
 import { type CredentialStore, type StoredClient, type StoredTokens, serverKey } from "./credentials.js";
 import type { LoginResult } from "./login.js";
-import { bodyExcerpt, fetchNamingFailures, statusLine } from "./network.js";
+import { bodyExcerpt, fetchNamingFailures, NetworkError, statusLine } from "./network.js";
 import { CLIENT_NAME } from "./provider.js";
 import { revokeToken } from "./revoke.js";
 import { checkProtectedServer } from "./server-check.js";
@@ -56,6 +57,11 @@ export interface DeviceLoginOptions {
   onCode(prompt: DeviceCodePrompt): void | Promise<void>;
   /** Told when the server asks to poll less often (the new interval, in seconds). */
   onSlowDown?(intervalSeconds: number): void;
+  /**
+   * Told once per outage when a poll finds the authorization server unable to answer (a 503,
+   * a gateway restarting): the login keeps polling until the code expires.
+   */
+  onUnavailable?(reason: string): void;
   scope?: string;
   /** A client registered by hand (for the device grant) at the authorization server. */
   client?: { clientId: string; clientSecret?: string };
@@ -80,6 +86,27 @@ class OAuthAnswer extends Error {
   ) {
     super(description ? `${code}: ${description}` : code);
   }
+}
+
+/**
+ * The server could not answer this time (503 `temporarily_unavailable`, a 502/503/504 from a
+ * proxy): worth asking again, after `retryAfter` seconds if it said.
+ */
+class ServerUnavailable extends Error {
+  constructor(
+    message: string,
+    readonly retryAfter: number | undefined,
+  ) {
+    super(message);
+  }
+}
+
+const RETRYABLE_STATUS = new Set([502, 503, 504]);
+
+/** Retry-After in seconds (RFC 9110 §10.2.3, the delay form; a date is ignored). */
+function retryAfterOf(res: Response): number | undefined {
+  const value = Number(res.headers.get("retry-after"));
+  return Number.isInteger(value) && value > 0 ? value : undefined;
 }
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -255,6 +282,11 @@ async function post(
     json = undefined;
   }
   if (res.ok && json) return json;
+  const description = typeof json?.error_description === "string" ? json.error_description : undefined;
+  if (json?.error === "temporarily_unavailable" || (RETRYABLE_STATUS.has(res.status) && !json?.error)) {
+    const why = description ?? `${endpoint} answered ${statusLine(res)}`;
+    throw new ServerUnavailable(why, retryAfterOf(res));
+  }
   if (json && typeof json.error === "string") {
     throw new OAuthAnswer(
       json.error,
@@ -276,8 +308,10 @@ async function poll(
   const sleep = options.sleep ?? pause;
   let interval = codes.interval ?? DEFAULT_INTERVAL_SECONDS;
   const deadline = Date.now() + codes.expires_in * 1000;
+  /** Set while the server cannot answer: the wait it asked for, if longer than the interval. */
+  let outage: { wait: number } | undefined;
   for (;;) {
-    await sleep(interval * 1000);
+    await sleep(Math.max(interval, outage?.wait ?? 0) * 1000);
     try {
       const tokens = await post(
         tokenEndpoint,
@@ -289,6 +323,14 @@ async function poll(
         throw new Error(`${tokenEndpoint} answered without an access token`);
       return tokens;
     } catch (err) {
+      // An outage (or a restart) on the way is waited out, as long as the code lives.
+      if (err instanceof ServerUnavailable || err instanceof NetworkError) {
+        if (Date.now() >= deadline) throw expired();
+        if (!outage) options.onUnavailable?.(err.message);
+        outage = { wait: err instanceof ServerUnavailable ? (err.retryAfter ?? 0) : 0 };
+        continue;
+      }
+      outage = undefined;
       if (!(err instanceof OAuthAnswer)) throw err;
       if (err.code === "authorization_pending") {
         if (Date.now() >= deadline) throw expired();

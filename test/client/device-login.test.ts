@@ -25,6 +25,7 @@ import { answerDevice, enterCode, openDevicePage } from "../support/device.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { Browser as FormBrowser, followAuthorization } from "../support/oauth-client.js";
 import { SCRIPT, spawnInPty } from "../support/pty.js";
+import { redisAvailable, startRedis } from "../support/redis.js";
 import { startUpstream, type TestUpstream } from "../support/upstream.js";
 import { authorizationUrlOf, BIN, BUILT, type CliRun, cliEnv, runCli, startCli } from "./cli-process.js";
 
@@ -272,6 +273,55 @@ describe.skipIf((!BUILT || !chromiumCheck.available) && process.env.CI !== "true
       expect(run.stderr()).toContain("mcp-gateway login: the sign-in was denied");
       expect(run.stdout()).toBe("");
     }, 120_000);
+
+    it.skipIf(!redisAvailable() && process.env.CI !== "true")(
+      "keeps waiting through a store outage (503 temporarily_unavailable) and logs in once it is over",
+      async () => {
+        const redis = await startRedis({ persist: true });
+        if (!redis) throw new Error("redis-server did not start");
+        const onRedis = await startFullGateway(
+          { services: { notes: { url: upstream.url } }, tokens: { device_poll_interval: 1 } },
+          { redisUrl: redis.url },
+        );
+        try {
+          await addLocalUser(onRedis);
+          const url = `${onRedis.url}/notes/mcp`;
+          const dir = newDir();
+          const run = startCli(["login", url, "--device"], dir);
+          const prompt = await promptOf(run);
+          await redis.kill("SIGKILL");
+          try {
+            const deadline = Date.now() + 30_000;
+            while (!run.stderr().includes("cannot answer right now")) {
+              if (run.child.exitCode !== null || Date.now() > deadline)
+                throw new Error(`the CLI did not keep waiting through the outage: ${run.stderr()}`);
+              await new Promise((r) => setTimeout(r, 50));
+            }
+            expect(run.child.exitCode).toBeNull();
+          } finally {
+            await redis.start();
+          }
+          // The gateway reaches Redis again when its device page can start a sign-in.
+          const back = Date.now() + 30_000;
+          while ((await fetch(prompt.page, { redirect: "manual" })).status === 503) {
+            if (Date.now() > back) throw new Error("the gateway did not reach Redis again");
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          const person = new FormBrowser();
+          const { csrf } = await openDevicePage(onRedis.url, person, prompt.page, LOGIN);
+          expect((await enterCode(onRedis.url, person, csrf, prompt.code)).status).toBe(200);
+          expect((await answerDevice(onRedis.url, person, csrf, prompt.code, "allow")).status).toBe(200);
+          expect(await run.exited).toBe(0);
+          expect(run.stdout()).toBe(`logged in to ${url} as ${LOGIN.username}\n`);
+          const token = await runCli(["token", url], dir);
+          expect(`${token.code} ${token.stderr}`).toBe("0 ");
+        } finally {
+          await onRedis.close({ wipe: true });
+          await redis.stop();
+        }
+      },
+      120_000,
+    );
 
     it("exits 1 and says so when nobody approves before the code expires", async () => {
       const shortLived = await startFullGateway({
