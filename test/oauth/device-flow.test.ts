@@ -33,14 +33,18 @@ describe("device authorization grant over HTTP", () => {
   let gw: RunningGateway;
   /** Device and user codes live two seconds. */
   let shortLived: RunningGateway;
-  /** Polls at least 3 s apart. */
+  /** Polls at least 3 s apart; 4 device authorizations per address a day (no window ends mid-test). */
   let paced: RunningGateway;
 
   beforeAll(async () => {
     [gw, shortLived, paced] = await Promise.all([
       startFullGateway({ ...SERVICES, rate_limits: { device: { per_user: { max: 3 } } } }),
       startFullGateway({ ...SERVICES, tokens: { device_code_ttl: 2 } }),
-      startFullGateway({ ...SERVICES, tokens: { device_poll_interval: 3 } }),
+      startFullGateway({
+        ...SERVICES,
+        tokens: { device_poll_interval: 3 },
+        rate_limits: { device_authorization: { per_address: { max: 4, window: 86_400 } } },
+      }),
     ]);
     await Promise.all([gw, shortLived, paced].map(addLocalUser));
     await new LocalUsers(gw.store).add(GUESSER.username, GUESSER.password);
@@ -367,5 +371,19 @@ describe("device authorization grant over HTTP", () => {
     const stillFast = await answer();
     expect(stillFast.error).toBe("slow_down");
     expect(stillFast.error_description).toContain("13 s");
+  });
+
+  it("answers device authorization requests past the per-address limit 429 OAuth JSON with Retry-After", async () => {
+    const client = await registerDeviceClient(paced.url);
+    const answers: Awaited<ReturnType<typeof deviceAuthorization>>[] = [];
+    // The slow_down test may have taken one of the four already.
+    for (let i = 0; i < 5; i++)
+      answers.push(await deviceAuthorization(paced.url, { client_id: client.client_id }));
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(3);
+    const braked = answers.at(-1);
+    expect(`${braked?.status} ${braked?.body.error}`).toBe("429 temporarily_unavailable");
+    expect(Number(braked?.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(braked?.headers.get("content-type")).toMatch(/^application\/json/);
   });
 });
