@@ -8,6 +8,8 @@ import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
 import { freshTokens } from "../client/access-token.js";
 import { CredentialStore, defaultClientDir, serverKey } from "../client/credentials.js";
+import { deviceLogin } from "../client/device-login.js";
+import { devicePrompt } from "../client/device-prompt.js";
 import { login } from "../client/login.js";
 import { logout } from "../client/logout.js";
 import { openBrowser } from "../client/open-browser.js";
@@ -66,6 +68,7 @@ function readSecret(path: string): string {
 
 interface LoginFlags {
   browser: boolean;
+  device?: boolean;
   timeout: number;
   scope?: string;
   clientId?: string;
@@ -79,6 +82,10 @@ export function registerClientCommands(program: Command): void {
     .description("log in to an OAuth-protected MCP server (browser login; tokens cached for token/connect)")
     .argument("<url>", "the MCP server URL, e.g. http://localhost:8080/time/mcp", urlArg)
     .option("--no-browser", "do not open a browser; only print the URL")
+    .option(
+      "--device",
+      "for a machine without a browser: print a URL and a code to enter on any other device, and wait (RFC 8628)",
+    )
     .option("--timeout <duration>", "how long to wait for the browser (e.g. 90s, 5m)", durationArg, 300)
     .option("--scope <scopes>", "the scopes to ask for, space-separated (default: what the server names)")
     .option("--client-id <id>", "use this client, registered by hand at the authorization server")
@@ -97,16 +104,33 @@ export function registerClientCommands(program: Command): void {
               ...(flags.clientSecretFile && { clientSecret: readSecret(flags.clientSecretFile) }),
             }
           : undefined;
-        const result = await login(url, {
-          store: credentialStore(),
-          timeoutMs: flags.timeout * 1000,
-          scope: flags.scope,
-          client,
-          onAuthorizationUrl: (authorizationUrl) => {
-            process.stderr.write(`Open this URL in a browser to log in:\n\n  ${authorizationUrl.href}\n\n`);
-            if (flags.browser) openBrowser(authorizationUrl.href);
-          },
-        });
+        const result = flags.device
+          ? await deviceLogin(url, {
+              store: credentialStore(),
+              scope: flags.scope,
+              client,
+              onCode: async (prompt) => {
+                process.stderr.write(await devicePrompt(prompt, { qr: process.stderr.isTTY === true }));
+              },
+              onSlowDown: (seconds) =>
+                process.stderr.write(`(the server asks to poll less often: every ${seconds} s)\n`),
+              onUnavailable: (reason) =>
+                process.stderr.write(
+                  `(the authorization server cannot answer right now: ${reason}; still waiting for the sign-in)\n`,
+                ),
+            })
+          : await login(url, {
+              store: credentialStore(),
+              timeoutMs: flags.timeout * 1000,
+              scope: flags.scope,
+              client,
+              onAuthorizationUrl: (authorizationUrl) => {
+                process.stderr.write(
+                  `Open this URL in a browser to log in:\n\n  ${authorizationUrl.href}\n\n`,
+                );
+                if (flags.browser) openBrowser(authorizationUrl.href);
+              },
+            });
         process.stdout.write(`logged in to ${result.serverUrl} as ${result.username ?? "(unknown user)"}\n`);
       } catch (err) {
         fail("login", err);

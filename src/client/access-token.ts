@@ -16,7 +16,7 @@ import {
   refreshAuthorization,
   resourceUrlFromServerUrl,
 } from "@modelcontextprotocol/client";
-import type { CredentialStore, StoredClient, StoredTokens } from "./credentials.js";
+import type { CredentialStore, ServerEntry, StoredClient, StoredTokens } from "./credentials.js";
 import { fetchNamingFailures, NetworkError } from "./network.js";
 import { LoginRequiredError } from "./provider.js";
 
@@ -74,7 +74,7 @@ export async function refreshTokens(
         `the authorization server of ${serverUrl} is now ${issuer}, not ${loginIssuer} that this login is with`,
       );
     }
-    const client: StoredClient | undefined = store.client(issuer) ?? entry.client;
+    const client = clientOf(store, entry, issuer);
     if (!client) throw new LoginRequiredError(serverUrl, `no client registration with ${issuer} is kept`);
 
     let tokens: OAuthTokens;
@@ -108,15 +108,34 @@ export async function refreshTokens(
       );
     }
     const { expires_in, ...rest } = tokens;
-    const stored: StoredTokens = { ...rest, issuer };
+    const stored: StoredTokens = {
+      ...rest,
+      issuer,
+      ...(entry.tokens.client_id && { client_id: entry.tokens.client_id }),
+    };
     if (expires_in !== undefined) stored.expires_at = Date.now() + expires_in * 1000;
     await store.update(serverUrl, (e) => ({ ...e, issuer, tokens: stored }));
     return stored;
   });
 }
 
+/**
+ * The registration `entry`'s tokens were issued to: the one they name (a device login's own, kept
+ * with the URL), else the issuer's, else one from a version 1 file. Presenting a refresh token
+ * with another client would end its grant at the gateway, so a named client that is gone is none.
+ */
+export function clientOf(
+  store: CredentialStore,
+  entry: ServerEntry,
+  issuer: string,
+): StoredClient | undefined {
+  const candidates = [store.client(issuer), entry.client].filter((c): c is StoredClient => c !== undefined);
+  const wanted = entry.tokens?.client_id;
+  return wanted ? candidates.find((c) => c.client_id === wanted) : candidates[0];
+}
+
 /** RFC 8707 resource, as the login sent it: the metadata's `resource`, checked against the URL. */
-function resourceOf(serverUrl: string, server: OAuthServerInfo): string | undefined {
+export function resourceOf(serverUrl: string, server: OAuthServerInfo): string | undefined {
   const configured = server.resourceMetadata?.resource;
   if (!configured) return undefined;
   if (

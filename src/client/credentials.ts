@@ -31,6 +31,8 @@ export interface StoredTokens {
   id_token?: string;
   /** The issuer of the authorization server that issued them. */
   issuer?: string;
+  /** The client they were issued to, when it is not simply the issuer's (a device login's own). */
+  client_id?: string;
   /** When the access token expires, in ms since the epoch; absent when the server did not say. */
   expires_at?: number;
 }
@@ -50,7 +52,10 @@ export interface ServerEntry {
   /** The issuer of the authorization server this URL's login is with. */
   issuer?: string;
   tokens?: StoredTokens;
-  /** A registration from a version 1 file, not yet bound to an issuer. */
+  /**
+   * A registration from a version 1 file, not yet bound to an issuer; or the one a device login
+   * made for this URL (with its issuer), which a browser login cannot use (no redirect URIs).
+   */
   client?: StoredClient;
 }
 

@@ -3,6 +3,7 @@
  * included) or, without one, the access token; then delete the local entry either way. The
  * registration stays under its issuer: other URLs of that server may use it.
  */
+import { clientOf } from "./access-token.js";
 import type { CredentialStore } from "./credentials.js";
 import { serverKey } from "./credentials.js";
 import { revokeToken } from "./revoke.js";
@@ -22,7 +23,7 @@ export async function logout(store: CredentialStore, serverUrl: string): Promise
   const entry = store.get(url);
   const tokens = entry?.tokens;
   const issuer = entry?.issuer ?? tokens?.issuer;
-  const client = (issuer ? store.client(issuer) : undefined) ?? entry?.client;
+  const client = entry && (issuer ? clientOf(store, entry, issuer) : entry.client);
   let revoked = false;
   let revokeError: string | undefined;
   if (client && tokens) {

@@ -80,8 +80,13 @@ export class LoginProvider implements OAuthClientProvider {
       const kept = this.store.client(issuer);
       if (kept) return kept as StoredOAuthClientInformation;
     }
-    // A registration from a version 1 file, bound to its issuer when the SDK stamps it.
-    return this.store.get(this.serverUrl)?.client as StoredOAuthClientInformation | undefined;
+    // A registration from a version 1 file, bound to its issuer when the SDK stamps it; not a
+    // device login's own (device-login.ts), which has no redirect URIs to come back to.
+    const bound = this.store.get(this.serverUrl)?.client as
+      | (StoredOAuthClientInformation & { grant_types?: string[] })
+      | undefined;
+    if (bound?.grant_types && !bound.grant_types.includes("authorization_code")) return undefined;
+    return bound;
   }
 
   async saveClientInformation(

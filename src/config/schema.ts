@@ -257,6 +257,13 @@ export const configSchema = z.strictObject({
       access_ttl: duration.default(3600),
       refresh_ttl: duration.default(30 * 86_400),
       code_ttl: duration.default(600),
+      /**
+       * Device grant (RFC 8628): how long a device code and its user code live, time enough to
+       * walk to another screen, sign in and type eight letters.
+       */
+      device_code_ttl: duration.refine((s) => s > 0, { message: "must be more than 0 s" }).default(600),
+      /** The least time a device waits between polls (RFC 8628 `interval`); slow_down adds 5 s. */
+      device_poll_interval: duration.refine((s) => s > 0, { message: "must be more than 0 s" }).default(5),
       /** Reuse of a just-rotated refresh token inside this window is a concurrent refresh, not theft. */
       refresh_reuse_grace: duration.default(10),
       signing_alg: z.enum(["ES256", "RS256", "EdDSA"]).default("ES256"),
@@ -294,6 +301,13 @@ export const configSchema = z.strictObject({
       authorize: z.strictObject({ per_address: rateLimit(120, 60) }).prefault({}),
       /** Failed password logins: per user name whatever the address, and per address. */
       login: z.strictObject({ per_user: rateLimit(10, 900), per_address: rateLimit(100, 900) }).prefault({}),
+      /**
+       * Wrong user codes typed at /device (RFC 8628 §5.1): per signed-in user, whatever the
+       * session or address, and per address.
+       */
+      device: z.strictObject({ per_user: rateLimit(10, 900), per_address: rateLimit(30, 900) }).prefault({}),
+      /** POST /device_authorization (each one keeps a device request in the store). */
+      device_authorization: z.strictObject({ per_address: rateLimit(60, 60) }).prefault({}),
     })
     .prefault({}),
 

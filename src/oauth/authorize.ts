@@ -124,14 +124,14 @@ export async function validateAuthorizationRequest(
   if (!isValidChallenge(challenge))
     throw fail("invalid_request", "code_challenge is not a valid S256 challenge");
 
-  const resources = parsed.resources;
-  const unknown = resources.filter((r) => !deps.resources.isKnown(r));
-  if (unknown.length) throw fail("invalid_target", `unknown resource: ${unknown.join(" ")}`);
-
-  // A request for offline_access alone asks for no resource scope: it gets the resources' own.
-  const asked = splitScope(params.scope).filter((s) => s !== OFFLINE_ACCESS);
-  const requested = asked.length ? asked : deps.scopesFor(resources);
-  const scope = requested.filter((s) => deps.knownScopes.has(s));
+  let access: RequestedAccess;
+  try {
+    access = requestedAccess(params.scope, parsed.resources, deps);
+  } catch (err) {
+    if (err instanceof OAuthError) throw new AuthorizeRedirectError(err, redirectUri, state);
+    throw err;
+  }
+  const { scope, resources } = access;
 
   return {
     client,
@@ -144,6 +144,30 @@ export async function validateAuthorizationRequest(
       resources,
     },
   };
+}
+
+export interface RequestedAccess {
+  scope: string[];
+  resources: string[];
+}
+
+/**
+ * What a request may be granted, the same for /authorize and /device_authorization: its
+ * resources, each one this gateway protects (else invalid_target, RFC 8707 §2), and the scopes
+ * it asks for that the gateway knows (others are dropped, RFC 6749 §3.3), or, asking for none,
+ * the resources' own.
+ */
+export function requestedAccess(
+  scopeParameter: string | undefined,
+  resources: string[],
+  deps: Pick<AuthorizeDeps, "resources" | "scopesFor" | "knownScopes">,
+): RequestedAccess {
+  const unknown = resources.filter((r) => !deps.resources.isKnown(r));
+  if (unknown.length) throw new OAuthError("invalid_target", `unknown resource: ${unknown.join(" ")}`);
+  // A request for offline_access alone asks for no resource scope: it gets the resources' own.
+  const asked = splitScope(scopeParameter).filter((s) => s !== OFFLINE_ACCESS);
+  const requested = asked.length ? asked : deps.scopesFor(resources);
+  return { scope: requested.filter((s) => deps.knownScopes.has(s)), resources };
 }
 
 /** The redirect carrying an authorization response or error, with `iss` (RFC 9207). */

@@ -93,7 +93,7 @@ function presentedMethod(creds: PresentedCredentials): TokenEndpointAuthMethod {
 }
 
 /** The endpoints a client authenticates at; an assertion may name the one it was made for. */
-export type AuthenticatingEndpoint = "token" | "revoke" | "introspect";
+export type AuthenticatingEndpoint = "token" | "revoke" | "introspect" | "device_authorization";
 
 export interface ClientAuthOptions {
   /** Refuse public clients (introspection). */

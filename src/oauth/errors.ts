@@ -1,5 +1,5 @@
 /**
- * OAuth errors (RFC 6749 §5.2, RFC 7591 §3.2.2, RFC 8707 §2, RFC 7009). One class carries the
+ * OAuth errors (RFC 6749 §5.2, RFC 7591 §3.2.2, RFC 8707 §2, RFC 7009, RFC 8628 §3.5). One class carries the
  * wire code, the HTTP status, the public description, and a private cause for the log only.
  * HTTP adapters convert it in one place; anything else becomes a generic server_error.
  */
@@ -18,7 +18,11 @@ export type OAuthErrorCode =
   | "invalid_redirect_uri"
   | "invalid_client_metadata"
   | "invalid_token"
-  | "unsupported_token_type";
+  | "unsupported_token_type"
+  // The device grant's answers while a person has not finished (RFC 8628 §3.5).
+  | "authorization_pending"
+  | "slow_down"
+  | "expired_token";
 
 const DEFAULT_STATUS: Partial<Record<OAuthErrorCode, number>> = {
   invalid_client: 401,

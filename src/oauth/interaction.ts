@@ -2,7 +2,8 @@
  * The person's side of an authorization: the pending request between /authorize and the
  * code, the login session ("log in once"), and remembered consent.
  *
- *   pending:{id}           a validated request waiting for login/consent   TTL code lifetime x 2
+ *   pending:{id}           a validated request waiting for login/consent,  TTL code lifetime x 2
+ *                          or a sign-in for one of the gateway's own pages (the device page)
  *   sessions:{hash}        a browser's login                               TTL session lifetime
  *   consents:{sub}:{client} what a user allowed a client                   TTL refresh lifetime
  *
@@ -22,6 +23,29 @@ export interface PendingAuthorization extends AuthorizationRequest {
   csrf: string;
   /** PKCE verifier for the upstream identity provider, when it redirects. */
   upstream_verifier?: string;
+}
+
+/**
+ * A sign-in started by one of the gateway's own pages rather than by a client's /authorize: the
+ * device page (RFC 8628), where the person signs in before typing a code. It goes through the
+ * same login and upstream callback, then back to `return_to` instead of to consent.
+ */
+export interface PendingPageLogin {
+  id: string;
+  browser_hash: string;
+  csrf: string;
+  upstream_verifier?: string;
+  /** A path on the gateway, chosen by the gateway, never by the request. */
+  return_to: string;
+  /** Who asks, as the login page names it ("A device"). */
+  requester: string;
+}
+
+/** What a login form or an upstream callback completes. */
+export type PendingLogin = PendingAuthorization | PendingPageLogin;
+
+export function isPageLogin(pending: PendingLogin): pending is PendingPageLogin {
+  return "return_to" in pending;
 }
 
 export interface Session {
@@ -53,17 +77,40 @@ export class Interactions {
     return pending;
   }
 
-  save(pending: PendingAuthorization): Promise<void> {
+  async createPageLogin(
+    page: Pick<PendingPageLogin, "return_to" | "requester">,
+    browserToken: string,
+  ): Promise<PendingPageLogin> {
+    const pending: PendingPageLogin = {
+      ...page,
+      id: newSecret(24),
+      browser_hash: hashSecret(browserToken),
+      csrf: newSecret(24),
+    };
+    await this.save(pending);
+    return pending;
+  }
+
+  save(pending: PendingLogin): Promise<void> {
     return this.store.put("pending", pending.id, pending as never, this.ttl.pending);
   }
 
-  /** The pending request, if it exists and belongs to this browser. */
+  /** The pending authorization request, if it exists and belongs to this browser. */
   async getPending(
     id: string | undefined,
     browserToken: string | undefined,
   ): Promise<PendingAuthorization | undefined> {
+    const pending = await this.getLogin(id, browserToken);
+    return pending && !isPageLogin(pending) ? pending : undefined;
+  }
+
+  /** The pending sign-in of either kind, if it exists and belongs to this browser. */
+  async getLogin(
+    id: string | undefined,
+    browserToken: string | undefined,
+  ): Promise<PendingLogin | undefined> {
     if (!id || !browserToken || id.length > 100) return undefined;
-    const pending = (await this.store.get("pending", id)) as PendingAuthorization | undefined;
+    const pending = (await this.store.get("pending", id)) as PendingLogin | undefined;
     if (!pending || !secretMatches(browserToken, pending.browser_hash)) return undefined;
     return pending;
   }

@@ -9,6 +9,7 @@ import type { Audit } from "../ops/audit.js";
 import { ASSERTION_ALGORITHMS, publicKeyProblem } from "./client-assertion.js";
 import { type ClientMetadata, type ClientRecord, ClientStore } from "./clients.js";
 import { OAuthError } from "./errors.js";
+import { DEVICE_CODE_GRANT } from "./grants/device-code.js";
 import { inferApplicationType, type RedirectUriPolicy, redirectUriProblem } from "./redirect-uri.js";
 
 const text = (max: number) => z.string().trim().min(1).max(max);
@@ -19,7 +20,8 @@ const httpsUrl = z
 
 /** What a client may ask for. Unknown members are ignored, as RFC 7591 §2 allows. */
 const metadataSchema = z.object({
-  redirect_uris: z.array(z.string().max(2000)).min(1, "at least one redirect URI is required").max(20),
+  // Required for the code grant (below); a device-only client (RFC 8628) has no redirects.
+  redirect_uris: z.array(z.string().max(2000)).max(20).default([]),
   token_endpoint_auth_method: z
     .enum(["none", "client_secret_basic", "client_secret_post", "private_key_jwt"], {
       message:
@@ -31,8 +33,8 @@ const metadataSchema = z.object({
     .optional(),
   grant_types: z
     .array(
-      z.enum(["authorization_code", "refresh_token"], {
-        message: "supported grant_types: authorization_code, refresh_token",
+      z.enum(["authorization_code", "refresh_token", DEVICE_CODE_GRANT], {
+        message: `supported grant_types: authorization_code, refresh_token, ${DEVICE_CODE_GRANT}`,
       }),
     )
     .min(1)
@@ -104,8 +106,15 @@ export function parseClientMetadata(body: unknown, rules: MetadataRules): Client
     const problem = redirectUriProblem(uri, applicationType, rules.redirect);
     if (problem) throw new OAuthError("invalid_redirect_uri", problem);
   }
-  if (!metadata.grant_types.includes("authorization_code")) {
-    throw new OAuthError("invalid_client_metadata", "grant_types must include authorization_code");
+  const redirects = metadata.grant_types.includes("authorization_code");
+  if (!redirects && !metadata.grant_types.includes(DEVICE_CODE_GRANT)) {
+    throw new OAuthError(
+      "invalid_client_metadata",
+      `grant_types must include authorization_code or ${DEVICE_CODE_GRANT}`,
+    );
+  }
+  if (redirects && metadata.redirect_uris.length === 0) {
+    throw new OAuthError("invalid_redirect_uri", "redirect_uris: at least one redirect URI is required");
   }
   const result: ClientMetadata = { ...metadata, application_type: applicationType };
   if (metadata.token_endpoint_auth_method === "private_key_jwt") {

@@ -16,8 +16,11 @@ import { ClientMetadataDocuments } from "./cimd.js";
 import { ClientAssertionVerifier } from "./client-assertion.js";
 import { ClientAuthenticator } from "./client-auth.js";
 import { type ClientRecord, ClientStore } from "./clients.js";
+import { DeviceAuthorizationEndpoint } from "./device-authorization.js";
+import { DeviceStore } from "./device-store.js";
 import { GrantStore } from "./grant-store.js";
 import { AuthorizationCodeGrant } from "./grants/authorization-code.js";
+import { DeviceCodeGrant } from "./grants/device-code.js";
 import type { EndGrant } from "./grants/grant.js";
 import { RefreshTokenGrant } from "./grants/refresh-token.js";
 import { Interactions, type PendingAuthorization } from "./interaction.js";
@@ -58,6 +61,9 @@ export class AuthorizationServer {
   readonly interactions: Interactions;
   readonly registrar: Registrar;
   readonly tokenEndpoint: TokenEndpoint;
+  /** Device grant (RFC 8628): its requests, and the endpoint that starts them. */
+  readonly devices: DeviceStore;
+  readonly deviceAuthorization: DeviceAuthorizationEndpoint;
   readonly revocationEndpoint: RevocationEndpoint;
   readonly introspectionEndpoint: IntrospectionEndpoint;
   readonly authorizeDeps: AuthorizeDeps;
@@ -135,9 +141,14 @@ export class AuthorizationServer {
       (clientId) => this.revoker.revokeClient(clientId),
       this.audit,
     );
+    this.devices = new DeviceStore(store, {
+      ttl: config.tokens.device_code_ttl,
+      interval: config.tokens.device_poll_interval,
+    });
     this.tokenEndpoint = new TokenEndpoint(
       [
         new AuthorizationCodeGrant(this.grants, minter, this.endGrant),
+        new DeviceCodeGrant(this.devices, this.grants, minter, this.endGrant),
         new RefreshTokenGrant(this.grants, minter, revocations, this.endGrant, (user) =>
           idp.checkAccess(user),
         ),
@@ -179,6 +190,13 @@ export class AuthorizationServer {
         return [...new Set(names.flatMap((n) => serviceScopes.get(n) ?? []))];
       },
     };
+    this.deviceAuthorization = new DeviceAuthorizationEndpoint({
+      issuer: this.issuer,
+      devices: this.devices,
+      clients: this.clientAuth,
+      access: this.authorizeDeps,
+      audit: this.audit,
+    });
   }
 
   /** Every scope a client can be granted, for metadata. */

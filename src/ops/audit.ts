@@ -7,6 +7,7 @@
 /** Why a grant was ended. */
 export type GrantEndReason =
   | "code-replay"
+  | "device-code-replay"
   | "refresh-reuse"
   | "refresh-other-client"
   | "user-not-allowed"
@@ -29,6 +30,10 @@ export type AuditEvent =
       remembered: boolean;
     }
   | { type: "consent.denied"; user: string; client_id: string }
+  /** A device asked for codes (RFC 8628 §3.1); its person answers at /device. */
+  | { type: "device.requested"; client_id: string; scope: string[]; resources: string[] }
+  | { type: "device.approved"; user: string; client_id: string; scope: string[]; resources: string[] }
+  | { type: "device.denied"; user: string; client_id: string }
   | {
       type: "token.issued";
       grant_type: string;

@@ -127,3 +127,78 @@ ${d.unverified ? html`This application registered itself; the gateway has not ve
 </form>`,
   );
 }
+
+/** A page that tells how something ended well (the error page's counterpart). */
+export function noticePage(title: string, detail: string): string {
+  return layout(
+    title,
+    html`<h1 id="notice-title">${title}</h1><p role="status">${detail}</p>
+<p class="muted">You can close this window.</p>`,
+  );
+}
+
+export interface DeviceCodePageData {
+  csrf: string;
+  /** Who is signed in. */
+  user: string;
+  /** The code to fill in: the one a link carried (verification_uri_complete) or the one just typed. */
+  userCode?: string;
+  /** Whether the code came in the link rather than from the person (RFC 8628 §5.4). */
+  fromLink?: boolean;
+  error?: string;
+}
+
+/** /device: the person types the code their device shows (RFC 8628 §3.3). */
+export function deviceCodePage(d: DeviceCodePageData): string {
+  return layout(
+    "Connect a device",
+    html`<h1>Connect a device</h1>
+<p>Type the code your device shows. You are signed in as <strong id="user">${d.user}</strong>.</p>
+${d.error ? html`<p class="error" role="alert">${d.error}</p>` : undefined}
+${d.fromLink ? html`<p class="muted" id="link-warning">This link came with a code already filled in. Continue only if the same code is on the screen of a device you are setting up yourself.</p>` : undefined}
+<form method="post" action="/device">
+<input type="hidden" name="csrf" value="${d.csrf}">
+<label for="user_code">Code</label><input id="user_code" name="user_code" type="text" value="${d.userCode ?? ""}" placeholder="XXXX-XXXX" autocomplete="off" autocapitalize="characters" spellcheck="false" maxlength="20" required autofocus>
+<button type="submit" id="continue">Continue</button>
+</form>`,
+  );
+}
+
+export interface DeviceConsentPageData {
+  csrf: string;
+  /** The code in display form, XXXX-XXXX. */
+  userCode: string;
+  clientName: string;
+  clientId: string;
+  /** Whether the client registered itself (dynamic registration or a metadata document). */
+  unverified: boolean;
+  user: string;
+  services: string[];
+  scopes: string[];
+}
+
+/**
+ * The device grant's consent: names the client and the services, and shows the code again for
+ * the person to compare with their device's screen, since whoever started the request may not
+ * be the person at this browser (RFC 8628 §5.4, remote phishing).
+ */
+export function deviceConsentPage(d: DeviceConsentPageData): string {
+  const services = d.services.length
+    ? html`<ul>${d.services.map((s) => html`<li>${s}</li>`)}</ul>`
+    : html`<p>every service behind this gateway</p>`;
+  return layout(
+    "Allow this device?",
+    html`<h1>Allow <span id="client-name">${d.clientName}</span> on a device to act as ${d.user}?</h1>
+<p>Check that your device shows this code: <strong id="user-code">${d.userCode}</strong></p>
+<p>It will be able to use:</p>${services}
+${d.scopes.length ? html`<p>with the permissions: ${d.scopes.map((s) => html`<code>${s}</code> `)}</p>` : undefined}
+<p class="error" role="note">Only allow this if you started this sign-in yourself, on a device you have with you. If someone sent you this code or link, deny.</p>
+${d.unverified ? html`<p class="muted">This application registered itself; the gateway has not verified who made it.</p>` : undefined}
+<p class="muted">Client ID: <code>${d.clientId}</code></p>
+<form method="post" action="/device/consent">
+<input type="hidden" name="csrf" value="${d.csrf}"><input type="hidden" name="user_code" value="${d.userCode}">
+<div class="actions"><button type="submit" name="decision" value="allow" id="allow">Allow</button>
+<button type="submit" name="decision" value="deny" id="deny" class="secondary">Deny</button></div>
+</form>`,
+  );
+}

@@ -52,6 +52,7 @@ describe("authorization server metadata", () => {
     expect([...(meta.grant_types_supported as string[])].sort()).toEqual([
       "authorization_code",
       "refresh_token",
+      "urn:ietf:params:oauth:grant-type:device_code",
     ]);
     expect([...(meta.token_endpoint_auth_methods_supported as string[])].sort()).toEqual([
       "client_secret_basic",
@@ -81,6 +82,8 @@ describe("authorization server metadata", () => {
         "registration_endpoint",
         "revocation_endpoint",
         "introspection_endpoint",
+        // Works: test/oauth/device-flow.test.ts, test/e2e/device-flow.test.ts.
+        "device_authorization_endpoint",
         "response_types_supported",
         "response_modes_supported",
         "grant_types_supported",

@@ -10,6 +10,7 @@
 import type { FastifyRequest } from "fastify";
 import { addressSubject, type Brake, RateLimiter, type Refusal } from "../../ops/rate-limit.js";
 import { readCredentials } from "../client-auth.js";
+import { DeviceEntryThrottle } from "../device-throttle.js";
 import { OAuthError } from "../errors.js";
 import { LoginThrottle } from "../login-throttle.js";
 import type { AuthorizationServer } from "../server.js";
@@ -18,7 +19,10 @@ export interface RouteBrakes {
   register(request: FastifyRequest): Promise<void>;
   token(request: FastifyRequest): Promise<void>;
   authorize(request: FastifyRequest): Promise<void>;
+  deviceAuthorization(request: FastifyRequest): Promise<void>;
   login: LoginThrottle;
+  /** Wrong user codes at /device; like the login brake, it counts failures in the handler. */
+  deviceEntry: DeviceEntryThrottle;
 }
 
 function refused(refusal: Refusal, what: string): OAuthError {
@@ -81,6 +85,13 @@ export function routeBrakes(as: AuthorizationServer): RouteBrakes {
       ]);
       if (refusal) throw refused(refusal, "Too many sign-in requests from this address");
     },
+    async deviceAuthorization(request) {
+      const refusal = await limiter.take([
+        perAddress("device_authorization.per_address", request, limits.device_authorization.per_address),
+      ]);
+      if (refusal) throw refused(refusal, "too many device authorization requests from this address");
+    },
     login: new LoginThrottle(limiter, limits.login),
+    deviceEntry: new DeviceEntryThrottle(limiter, limits.device),
   };
 }

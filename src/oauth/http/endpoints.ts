@@ -54,6 +54,7 @@ export function metadata(as: AuthorizationServer): Record<string, unknown> {
     ...(as.parts.config.registration.enabled ? { registration_endpoint: `${base}/register` } : {}),
     revocation_endpoint: `${base}/revoke`,
     introspection_endpoint: `${base}/introspect`,
+    device_authorization_endpoint: `${base}/device_authorization`,
     response_types_supported: ["code"],
     response_modes_supported: ["query"],
     grant_types_supported: as.tokenEndpoint.grantTypes,
@@ -117,6 +118,14 @@ export async function registerEndpoints(app: FastifyInstance, as: AuthorizationS
     const tokens = await as.tokenEndpoint.handle(requireForm(request), request.headers.authorization);
     return reply.headers(NO_STORE).send(tokens);
   });
+  app.post(
+    "/device_authorization",
+    { ...limits, preHandler: brake.deviceAuthorization },
+    async (request, reply) => {
+      const codes = await as.deviceAuthorization.handle(requireForm(request), request.headers.authorization);
+      return reply.headers(NO_STORE).send(codes);
+    },
+  );
   app.post("/revoke", limits, async (request, reply) => {
     await as.revocationEndpoint.handle(requireForm(request), request.headers.authorization);
     return reply.headers(NO_STORE).send({});

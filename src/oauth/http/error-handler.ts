@@ -73,7 +73,11 @@ export function oauthErrorHandler(audit: Audit) {
   };
 }
 
+/** A device polling for an answer (RFC 8628 §3.5) is told to wait, not refused: not audited. */
+const WAITING = new Set(["authorization_pending", "slow_down"]);
+
 function auditRefusal(audit: Audit, request: FastifyRequest, error: OAuthError): void {
+  if (WAITING.has(error.code)) return;
   const body = (request.body ?? {}) as Record<string, unknown>;
   audit.emit({
     type: "token.refused",

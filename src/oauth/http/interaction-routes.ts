@@ -1,7 +1,8 @@
 /**
  * The browser-facing flow: /authorize -> /login (form or upstream redirect) -> /callback ->
  * /consent -> back to the client with a code. Each step finds the pending request by id and
- * checks it belongs to this browser; forms carry an anti-CSRF token.
+ * checks it belongs to this browser; forms carry an anti-CSRF token. The device page
+ * (device-routes.ts) signs people in through the same /login and /callback, then gets them back.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { constantTimeEqual, newSecret } from "../../crypto/secrets.js";
@@ -15,7 +16,7 @@ import {
   validateAuthorizationRequest,
 } from "../authorize.js";
 import type { ClientRecord } from "../clients.js";
-import type { PendingAuthorization } from "../interaction.js";
+import { isPageLogin, type PendingAuthorization, type PendingLogin } from "../interaction.js";
 import { s256 } from "../pkce.js";
 import type { AuthorizationServer } from "../server.js";
 import { routeBrakes } from "./brakes.js";
@@ -41,7 +42,7 @@ function clientName(client: ClientRecord | undefined, clientId: string): string 
 }
 
 /** "3 minutes", "40 seconds": how long a braked sign-in waits, for the form's message. */
-function waitText(seconds: number): string {
+export function waitText(seconds: number): string {
   if (seconds < 60) return `${seconds} second${seconds === 1 ? "" : "s"}`;
   const minutes = Math.ceil(seconds / 60);
   return `${minutes} minute${minutes === 1 ? "" : "s"}`;
@@ -70,6 +71,14 @@ export async function registerInteractionRoutes(
   };
   const pendingFor = (request: FastifyRequest, id: string | undefined) =>
     interactions.getPending(id, readCookie(request, BROWSER_COOKIE));
+  /** A sign-in for a client's authorization or for one of the gateway's pages (interaction.ts). */
+  const loginFor = (request: FastifyRequest, id: string | undefined) =>
+    interactions.getLogin(id, readCookie(request, BROWSER_COOKIE));
+  /** Who the login page says is asking. */
+  const requesterName = async (pending: PendingLogin) =>
+    isPageLogin(pending)
+      ? pending.requester
+      : clientName(await as.lookupClient(pending.client_id), pending.client_id);
 
   const brake = routeBrakes(as);
   const throttle = brake.login;
@@ -124,6 +133,18 @@ export async function registerInteractionRoutes(
     );
   };
 
+  /** Signed in: on to consent, or back to the gateway page that asked for the sign-in. */
+  const afterLogin = async (
+    reply: FastifyReply,
+    pending: PendingLogin,
+    user: UserIdentity,
+    authTime: number,
+  ) => {
+    if (!isPageLogin(pending)) return decide(reply, pending, user, authTime);
+    await interactions.finishPending(pending.id);
+    return reply.redirect(pending.return_to, 303);
+  };
+
   app.get("/authorize", { ...PERSON, preHandler: brake.authorize }, async (request, reply) => {
     try {
       const { request: validated } = await validateAuthorizationRequest(
@@ -152,18 +173,13 @@ export async function registerInteractionRoutes(
   });
 
   app.get<{ Querystring: { request?: string } }>("/login", PERSON, async (request, reply) => {
-    const pending = await pendingFor(request, request.query.request);
+    const pending = await loginFor(request, request.query.request);
     if (!pending) return page(reply, 400, EXPIRED());
     if (idp.kind === "password") {
-      const client = await as.lookupClient(pending.client_id);
       return page(
         reply,
         200,
-        loginPage({
-          request: pending.id,
-          csrf: pending.csrf,
-          clientName: clientName(client, pending.client_id),
-        }),
+        loginPage({ request: pending.id, csrf: pending.csrf, clientName: await requesterName(pending) }),
       );
     }
     pending.upstream_verifier = newSecret();
@@ -178,7 +194,7 @@ export async function registerInteractionRoutes(
 
   app.post("/login", { ...PERSON, bodyLimit: OAUTH_BODY_LIMIT }, async (request, reply) => {
     const form = (request.body ?? {}) as Form;
-    const pending = await pendingFor(request, field(form, "request"));
+    const pending = await loginFor(request, field(form, "request"));
     if (!pending || idp.kind !== "password") return page(reply, 400, EXPIRED());
     if (!constantTimeEqual(field(form, "csrf"), pending.csrf)) {
       return page(
@@ -195,7 +211,7 @@ export async function registerInteractionRoutes(
         loginPage({
           request: pending.id,
           csrf: pending.csrf,
-          clientName: clientName(await as.lookupClient(pending.client_id), pending.client_id),
+          clientName: await requesterName(pending),
           username,
           error,
         }),
@@ -217,7 +233,7 @@ export async function registerInteractionRoutes(
       return again(401, "Wrong user name or password.");
     }
     if (!(await admit(reply, user))) return reply;
-    return decide(reply, pending, user, Math.floor(Date.now() / 1000));
+    return afterLogin(reply, pending, user, Math.floor(Date.now() / 1000));
   });
 
   app.get<{ Querystring: Record<string, string | undefined> }>(
@@ -225,15 +241,17 @@ export async function registerInteractionRoutes(
     PERSON,
     async (request, reply) => {
       const { state, code, error, error_description: description } = request.query;
-      const pending = await pendingFor(request, state);
+      const pending = await loginFor(request, state);
       if (!pending || idp.kind !== "redirect" || !pending.upstream_verifier)
         return page(reply, 400, EXPIRED());
       if (error || !code) {
         await interactions.finishPending(pending.id);
+        const why = `${idp.displayName} sign-in did not complete${description ? `: ${description}` : ""}`;
+        if (isPageLogin(pending)) return page(reply, 403, errorPage("Sign-in did not complete", why));
         return reply.redirect(
           authorizationResponseUrl(pending.redirect_uri, as.issuer, {
             error: "access_denied",
-            error_description: `${idp.displayName} sign-in did not complete${description ? `: ${description}` : ""}`,
+            error_description: why,
             state: pending.state,
           }),
           302,
@@ -252,7 +270,7 @@ export async function registerInteractionRoutes(
         throw err;
       }
       if (!(await admit(reply, user))) return reply;
-      return decide(reply, pending, user, Math.floor(Date.now() / 1000));
+      return afterLogin(reply, pending, user, Math.floor(Date.now() / 1000));
     },
   );
 

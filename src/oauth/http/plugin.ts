@@ -7,6 +7,7 @@ import formbody from "@fastify/formbody";
 import type { FastifyInstance } from "fastify";
 import type { AuthorizationServer } from "../server.js";
 import { registerMachineCors } from "./cors.js";
+import { registerDeviceRoutes } from "./device-routes.js";
 import { metadataPaths, registerEndpoints } from "./endpoints.js";
 import { oauthErrorHandler } from "./error-handler.js";
 import { sameOriginForms } from "./form-origin.js";
@@ -23,5 +24,6 @@ export async function registerAuthorizationServer(
     registerMachineCors(scope, metadataPaths(as.issuer));
     await registerEndpoints(scope, as);
     await registerInteractionRoutes(scope, as);
+    await registerDeviceRoutes(scope, as);
   });
 }
