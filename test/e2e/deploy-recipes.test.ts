@@ -42,6 +42,7 @@ import { authorizationUrlIn, cliEnv } from "../client/cli-process.js";
 import { checkBinary } from "../support/binaries.js";
 import { parseEnvFile, parseUnitFile, unitValue, unitValues } from "../support/deploy-files.js";
 import { type GitHubEmulator, startGitHubEmulator } from "../support/github-emulator.js";
+import { accessTokenFor } from "../support/login.js";
 import { Browser, formField } from "../support/oauth-client.js";
 import { CADDY, deployFile } from "../support/proxies.js";
 import {
@@ -476,3 +477,92 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("README Deploy: on your own
     expect(clients.stdout).toContain("mcp-gateway CLI");
   }, 180_000);
 });
+
+describe.skipIf(!BUILT && process.env.CI !== "true")(
+  "README Deploy: behind Traefik (labels checked; Traefik itself is not run)",
+  () => {
+    interface ComposeService {
+      environment: Record<string, string>;
+      labels: Record<string, string>;
+    }
+    const compose = parse(get("traefik/compose.yaml").body) as { services: Record<string, ComposeService> };
+    const gatewayService = compose.services.gateway as ComposeService;
+    const notes = compose.services.notes as ComposeService;
+    const labels = { ...gatewayService.labels, ...notes.labels };
+    let dir: string;
+    let gateway: ServeProcess | undefined;
+
+    afterAll(async () => {
+      await gateway?.stop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("the labels: ForwardAuth names the service, Traefik's own forwarding headers, the gateway's identity, no credentials", () => {
+      const address = new URL(labels["traefik.http.middlewares.notes-auth.forwardauth.address"] as string);
+      expect(address.pathname).toBe("/verify");
+      expect([...address.searchParams]).toEqual([["service", "notes"]]);
+      // The host and port are the gateway's: its compose name and the port its router sends to.
+      expect(address.hostname).toBe("gateway");
+      expect(address.port).toBe(labels["traefik.http.services.gateway.loadbalancer.server.port"]);
+      // The service is one the gateway has (its audience and policy come from there).
+      expect(gatewayService.environment.MCP_GATEWAY_SERVICES__NOTES__URL).toMatch(/^http:\/\/notes:3000\//);
+      expect(labels["traefik.http.middlewares.notes-auth.forwardauth.trustForwardHeader"]).toBe("false");
+
+      const identity = validateConfig({}).gateway.identity_headers;
+      expect(
+        labels["traefik.http.middlewares.notes-auth.forwardauth.authResponseHeaders"]?.split(","),
+      ).toEqual([identity.user_id, identity.user_name, identity.user_email, identity.client_id]);
+
+      expect(labels["traefik.http.routers.notes.rule"]).toContain("Path(`/notes/mcp`)");
+      const chain = labels["traefik.http.routers.notes.middlewares"]?.split(",") ?? [];
+      expect(chain[0]).toBe("notes-auth");
+      expect(chain).toContain("no-credentials");
+      expect(
+        labels["traefik.http.middlewares.no-credentials.headers.customrequestheaders.Authorization"],
+      ).toBe("");
+      expect(labels["traefik.http.middlewares.no-credentials.headers.customrequestheaders.Cookie"]).toBe("");
+    });
+
+    it("the gateway started from the snippet's environment answers that /verify as Traefik needs", async () => {
+      dir = mkdtempSync(join(tmpdir(), "mcpgw-traefik-"));
+      const port = await freePort();
+      // The host name is this machine's address here (and http: no Traefik terminates TLS).
+      const base = `http://127.0.0.1:${port}`;
+      const env: Record<string, string> = {};
+      for (const [k, v] of Object.entries(gatewayService.environment))
+        env[k] = v.replace("https://auth.example.com", base);
+      gateway = await startServe({ cwd: dir, env, port, args: ["--no-builtins"], timeoutMs: 60_000 });
+      expect(gateway.services).toEqual(["notes"]);
+      const verify = new URL(labels["traefik.http.middlewares.notes-auth.forwardauth.address"] as string);
+      verify.host = `127.0.0.1:${port}`;
+      // What Traefik sends: the client's headers plus its own X-Forwarded-*.
+      const traefik = {
+        "x-forwarded-method": "POST",
+        "x-forwarded-proto": "https",
+        "x-forwarded-host": `127.0.0.1:${port}`,
+        "x-forwarded-uri": "/notes/mcp",
+      };
+      const refused = await fetch(verify, { headers: traefik });
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get("www-authenticate")).toContain(
+        `resource_metadata="${base}/.well-known/oauth-protected-resource/notes/mcp"`,
+      );
+
+      const { accessToken, clientId } = await accessTokenFor(base, [`${base}/notes/mcp`], {
+        username: "admin",
+        password: gateway.password as string,
+      });
+      const allowed = await fetch(verify, {
+        headers: { ...traefik, authorization: `Bearer ${accessToken}` },
+      });
+      expect(allowed.status).toBe(200);
+      const names =
+        labels["traefik.http.middlewares.notes-auth.forwardauth.authResponseHeaders"]?.split(",") ?? [];
+      expect(Object.fromEntries(names.map((n) => [n, allowed.headers.get(n)]))).toMatchObject({
+        "X-User-Id": "admin",
+        "X-Auth-Client-Id": clientId,
+      });
+      for (const name of names) expect(allowed.headers.has(name), name).toBe(true);
+    }, 120_000);
+  },
+);
