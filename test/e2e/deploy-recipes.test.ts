@@ -43,7 +43,7 @@ import { checkBinary } from "../support/binaries.js";
 import { parseEnvFile, parseUnitFile, unitValue, unitValues } from "../support/deploy-files.js";
 import { type GitHubEmulator, startGitHubEmulator } from "../support/github-emulator.js";
 import { accessTokenFor } from "../support/login.js";
-import { Browser, formField } from "../support/oauth-client.js";
+import { Browser, formField, tokenRequest } from "../support/oauth-client.js";
 import { CADDY, deployFile } from "../support/proxies.js";
 import {
   commandLines,
@@ -53,6 +53,7 @@ import {
   type Snippet,
   snippet,
 } from "../support/readme-snippets.js";
+import { startRedis, type TestRedis } from "../support/redis.js";
 import { type Spawned, startProcess } from "../support/spawned.js";
 import { freePort } from "../support/upstream.js";
 import { BIN, BUILT, cleanEnv, cli, type ServeProcess, startServe } from "./serve-process.js";
@@ -566,3 +567,86 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
     }, 120_000);
   },
 );
+
+describe.skipIf(!BUILT && process.env.CI !== "true")("README Deploy: Redis and several instances", () => {
+  let redis: TestRedis | undefined;
+  let dir: string;
+  const instances: ServeProcess[] = [];
+
+  afterAll(async () => {
+    for (const instance of instances) await instance.stop();
+    await redis?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("two instances on the snippet's config: a token from one is accepted, refreshed and revoked by the other", async (ctx) => {
+    redis = await startRedis({ password: "recipe-redis-password" });
+    if (!redis) return ctx.skip();
+    dir = mkdtempSync(join(tmpdir(), "mcpgw-instances-"));
+    const [portA, portB] = [await freePort(), await freePort()];
+    const issuer = `http://127.0.0.1:${portA}`;
+    const written = get("redis/gateway.yaml").body;
+    expect(written).toContain("redis://:REDIS_PASSWORD@10.0.0.5:6379");
+    writeFileSync(
+      join(dir, "gateway.yaml"),
+      written
+        .replace("https://auth.example.com", issuer)
+        .replace("redis://:REDIS_PASSWORD@10.0.0.5:6379", redis.url),
+    );
+    // Each instance its own data_dir: nothing but the store and the secret is shared.
+    for (const [name, port] of [
+      ["a", portA],
+      ["b", portB],
+    ] as const) {
+      mkdirSync(join(dir, name));
+      instances.push(
+        await startServe({
+          cwd: dir,
+          port,
+          args: ["--config", join(dir, "gateway.yaml"), "--no-builtins"],
+          env: {
+            MCP_GATEWAY_DATA_DIR: join(dir, name),
+            MCP_GATEWAY_SERVICES__NOTES__URL: "http://127.0.0.1:9/mcp",
+          },
+          timeoutMs: 60_000,
+        }),
+      );
+    }
+    const [a, b] = instances as [ServeProcess, ServeProcess];
+    expect(a.stderr()).toContain("store:    redis");
+    // One admin for both: the first instance made it, the second found it in Redis.
+    expect(a.password ?? b.password).toBeTruthy();
+    expect(a.password && b.password).toBeFalsy();
+
+    const resource = `${issuer}/notes/mcp`;
+    const { accessToken, refreshToken, clientId } = await accessTokenFor(a.base, [resource], {
+      username: "admin",
+      password: (a.password ?? b.password) as string,
+    });
+    const verifyOn = (instance: ServeProcess, token: string) =>
+      fetch(`${instance.base}/verify?service=notes`, { headers: { authorization: `Bearer ${token}` } });
+    expect((await verifyOn(b, accessToken)).status).toBe(200);
+
+    const refreshed = await tokenRequest(b.base, {
+      grant_type: "refresh_token",
+      refresh_token: refreshToken as string,
+      client_id: clientId,
+    });
+    expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
+    const next = refreshed.body.refresh_token as string;
+    expect((await verifyOn(a, refreshed.body.access_token as string)).status).toBe(200);
+
+    const revoked = await fetch(`${a.base}/revoke`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ token: next, token_type_hint: "refresh_token", client_id: clientId }),
+    });
+    expect(revoked.status).toBe(200);
+    const after = await tokenRequest(b.base, {
+      grant_type: "refresh_token",
+      refresh_token: next,
+      client_id: clientId,
+    });
+    expect(after.body.error).toBe("invalid_grant");
+  }, 180_000);
+});
