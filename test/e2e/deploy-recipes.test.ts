@@ -41,9 +41,18 @@ import { validateConfig } from "../../src/config/load.js";
 import { authorizationUrlIn, cliEnv } from "../client/cli-process.js";
 import { checkBinary } from "../support/binaries.js";
 import { parseEnvFile, parseUnitFile, unitValue, unitValues } from "../support/deploy-files.js";
-import { type GitHubEmulator, startGitHubEmulator } from "../support/github-emulator.js";
+import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
+import { type EmulatorUser, type GitHubEmulator, startGitHubEmulator } from "../support/github-emulator.js";
 import { accessTokenFor } from "../support/login.js";
-import { Browser, formField, tokenRequest } from "../support/oauth-client.js";
+import {
+  authorizeUrl,
+  Browser,
+  formField,
+  pkcePair,
+  REDIRECT_URI,
+  registerClient,
+  tokenRequest,
+} from "../support/oauth-client.js";
 import { CADDY, deployFile } from "../support/proxies.js";
 import {
   commandLines,
@@ -153,15 +162,16 @@ function trustingFetch(ca: string): typeof fetch {
 }
 
 /**
- * Drives the person's browser from the authorization URL the CLI printed: the gateway, GitHub
- * (the emulator approves), the gateway's /callback, consent or local login, and back to the
- * CLI's loopback receiver, which it then visits.
+ * Drives the person's browser from an authorization URL: the gateway, GitHub (the emulator
+ * approves), the gateway's /callback, consent or local login, and back to the client's
+ * redirect URI, which it visits when `visit` (the CLI's loopback receiver); returns that URL.
  */
 async function browserLogin(
   browser: Browser,
   authorizationUrl: URL,
   login?: { username: string; password: string },
-): Promise<void> {
+  visit = true,
+): Promise<URL> {
   const back = authorizationUrl.searchParams.get("redirect_uri") as string;
   let res = await browser.get(authorizationUrl.href);
   for (let hops = 0; hops < 12; hops++) {
@@ -170,9 +180,8 @@ async function browserLogin(
       const next = new URL(location, res.url || authorizationUrl);
       await res.body?.cancel();
       if (`${next.origin}${next.pathname}` === back) {
-        const landing = await browser.get(next.href);
-        expect(landing.status).toBe(200);
-        return;
+        if (visit) expect((await browser.get(next.href)).status).toBe(200);
+        return next;
       }
       res = await browser.get(next.href);
       continue;
@@ -649,4 +658,68 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("README Deploy: Redis and s
     });
     expect(after.body.error).toBe("invalid_grant");
   }, 180_000);
+});
+
+describe("README Deploy: GitHub organisations and teams", () => {
+  let emulator: GitHubEmulator;
+  let gw: RunningGateway;
+
+  beforeAll(async () => {
+    emulator = await startGitHubEmulator({});
+    const tree = parse(get("github/teams.yaml").body) as {
+      idp: { github: Record<string, unknown> };
+      services: Record<string, Record<string, unknown>>;
+    };
+    Object.assign(tree.idp.github, {
+      client_id: emulator.clientId,
+      client_secret: emulator.clientSecret,
+      web_url: emulator.webUrl,
+      api_url: emulator.apiUrl,
+    });
+    gw = await startFullGateway(tree);
+    emulator.callbackUrl = `${gw.url}/callback`;
+  });
+  afterAll(async () => {
+    await gw?.close({ wipe: true });
+    await emulator?.stop();
+  });
+
+  /** A GitHub login through the gateway, then /verify for the notes service with its token. */
+  async function attempt(user: EmulatorUser): Promise<{ login: "refused" } | { login: "ok"; notes: number }> {
+    emulator.setUser(user);
+    const client = await registerClient(gw.url);
+    const { verifier, challenge } = pkcePair();
+    const start = authorizeUrl(gw.url, {
+      client_id: client.client_id,
+      code_challenge: challenge,
+      resource: `${gw.url}/notes/mcp`,
+    });
+    let back: URL;
+    try {
+      back = await browserLogin(new Browser(), new URL(start), undefined, false);
+    } catch (err) {
+      expect((err as Error).message).toMatch(/^stopped on a page: 403/);
+      return { login: "refused" };
+    }
+    const tokens = await tokenRequest(gw.url, {
+      grant_type: "authorization_code",
+      client_id: client.client_id,
+      code: back.searchParams.get("code") as string,
+      code_verifier: verifier,
+      redirect_uri: REDIRECT_URI,
+    });
+    expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
+    const verify = await fetch(`${gw.url}/verify?service=notes`, {
+      headers: { authorization: `Bearer ${tokens.body.access_token as string}` },
+    });
+    return { login: "ok", notes: verify.status };
+  }
+
+  it("org members and the listed user log in; only the team reaches the service; others are refused", async () => {
+    const platform = { id: 1, login: "alice", orgs: ["acme"], teams: [{ org: "acme", slug: "platform" }] };
+    expect(await attempt(platform)).toEqual({ login: "ok", notes: 200 });
+    expect(await attempt({ id: 2, login: "bob", orgs: ["acme"] })).toEqual({ login: "ok", notes: 403 });
+    expect(await attempt({ id: 3, login: "outside-contractor" })).toEqual({ login: "ok", notes: 403 });
+    expect(await attempt({ id: 4, login: "mallory", orgs: ["elsewhere"] })).toEqual({ login: "refused" });
+  }, 120_000);
 });
