@@ -3,7 +3,8 @@
  * process: `serve` on SQLite, the CLI logging in to two services of that gateway (one
  * registration, shared per issuer), `logout` of the first keeping the registration (the second
  * login still uses it), `logout` of the second deleting it: `admin clients list` no longer has
- * the client, the credentials file no longer holds it, and its refresh token is dead.
+ * the client, the credentials file no longer holds it, and its refresh token is dead. A
+ * registration an operator deleted first is forgotten by the next logout.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -121,4 +122,20 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("logout deletes the CLI's o
     expect(next.client_id).not.toBe(registration.client_id);
     expect(listedClients()).toContain(next.client_id);
   }, 180_000);
+
+  it("a registration the operator deleted meanwhile is forgotten, with the failed revocation said on stderr", async () => {
+    const registration = credentials().clients[issuer] as StoredClient;
+    const deleted = cli(["admin", "clients", "delete", registration.client_id], {
+      cwd: dir,
+      env: { MCP_GATEWAY_PORT: String(gateway.port) },
+    });
+    expect(deleted.status, deleted.stderr).toBe(0);
+
+    const out = await runCli(["logout", notesUrl], clientDir);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toContain(`logged out of ${notesUrl}`);
+    expect(out.stderr).toContain("could not revoke at the server");
+    expect(out.stdout).toContain("registration forgotten (the server no longer had it)");
+    expect(credentials().clients[issuer]).toBeUndefined();
+  }, 120_000);
 });
