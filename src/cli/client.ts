@@ -11,7 +11,7 @@ import { CredentialStore, defaultClientDir, serverKey } from "../client/credenti
 import { deviceLogin } from "../client/device-login.js";
 import { devicePrompt } from "../client/device-prompt.js";
 import { login } from "../client/login.js";
-import { logout } from "../client/logout.js";
+import { logout, type RegistrationOutcome } from "../client/logout.js";
 import { openBrowser } from "../client/open-browser.js";
 import { startRelay } from "../client/relay.js";
 import { checkedAccessToken } from "../client/token-check.js";
@@ -73,6 +73,23 @@ interface LoginFlags {
   scope?: string;
   clientId?: string;
   clientSecretFile?: string;
+}
+
+/** What logout says about the registration it used; nothing when there was none. */
+function registrationLine(outcome: RegistrationOutcome): string | undefined {
+  switch (outcome.state) {
+    case "deleted":
+      return "registration deleted at the server";
+    case "gone":
+      return "registration forgotten (the server no longer had it)";
+    case "shared":
+      return `registration kept: the login to ${outcome.servers.join(", ")} uses it too`;
+    case "kept":
+      return `registration kept: ${outcome.reason}`;
+    case "failed":
+    case "none":
+      return undefined;
+  }
 }
 
 /** Add `login`, `token`, `logout` and `connect` to the CLI. */
@@ -179,6 +196,13 @@ export function registerClientCommands(program: Command): void {
             ? `logged out of ${url}${result.revoked ? " (tokens revoked)" : ""}\n`
             : `not logged in to ${url}\n`,
         );
+        if (result.registration.state === "failed") {
+          process.stderr.write(
+            `mcp-gateway logout: warning: registration kept: ${result.registration.error}\n`,
+          );
+        }
+        const line = registrationLine(result.registration);
+        if (line) process.stdout.write(`${line}\n`);
       } catch (err) {
         fail("logout", err);
       }

@@ -44,6 +44,9 @@ export type StoredClient = OAuthClientInformationMixed & {
   /** Registered by hand: never replaced by a dynamic registration, never dropped on its own. */
   pre_registered?: boolean;
   redirect_uris?: string[];
+  /** RFC 7591 §3.2.1: what `logout` needs to delete the registration (RFC 7592 §2.3). */
+  registration_access_token?: string;
+  registration_client_uri?: string;
   token_endpoint_auth_method?: string;
 };
 
@@ -178,6 +181,13 @@ export class CredentialStore {
   /** All cached server URLs. */
   list(): string[] {
     return Object.keys(this.readFile().servers);
+  }
+
+  /** The server URLs whose login is with `issuer`, i.e. that use its registration. */
+  serversWith(issuer: string): string[] {
+    return Object.entries(this.readFile().servers)
+      .filter(([, entry]) => (entry.issuer ?? entry.tokens?.issuer) === issuer)
+      .map(([url]) => url);
   }
 
   /** Read-modify-write of one server entry under the lock; `change` returning undefined deletes it. */

@@ -95,7 +95,11 @@ export async function login(serverUrl: string, options: LoginOptions): Promise<L
   );
   try {
     const scope = options.scope ?? challenge.scope;
-    const started = await auth(provider, { serverUrl: url, scope, fetchFn: fetchNamingFailures });
+    const started = await auth(provider, {
+      serverUrl: url,
+      scope,
+      fetchFn: provider.observing(fetchNamingFailures),
+    });
     if (started !== "REDIRECT") throw new Error("the authorization server did not ask for a browser login");
     const response = await receiver.result;
     await auth(provider, {

@@ -35,14 +35,15 @@ export interface InteractiveLogin {
   redirect(authorizationUrl: URL): void | Promise<void>;
 }
 
-/** Never written to disk: the CLI does not manage its registration (RFC 7592), so it needs no key for it. */
-const UNKEPT_CLIENT_FIELDS = ["registration_access_token"] as const;
-
 export const CLIENT_NAME = "mcp-gateway CLI";
+
+/** The RFC 7591 §3.2.1 fields the SDK's registration schema leaves out, and logout needs. */
+type Management = Pick<StoredClient, "client_id" | "registration_access_token" | "registration_client_uri">;
 
 export class LoginProvider implements OAuthClientProvider {
   private discovery?: OAuthDiscoveryState;
   private verifier?: string;
+  private management?: Management;
 
   constructor(
     private readonly store: CredentialStore,
@@ -51,6 +52,39 @@ export class LoginProvider implements OAuthClientProvider {
     discovery?: OAuthDiscoveryState,
   ) {
     this.discovery = discovery;
+  }
+
+  /**
+   * `fetchFn` for `auth()`, reading the registration response on its way to the SDK: the SDK
+   * parses it with a schema that drops `registration_access_token` and
+   * `registration_client_uri`, which `logout` needs to delete the registration (RFC 7592 §2.3).
+   */
+  observing(fetchFn: (input: string | URL, init?: RequestInit) => Promise<Response>) {
+    return async (input: string | URL, init?: RequestInit): Promise<Response> => {
+      const res = await fetchFn(input, init);
+      const endpoint = this.discovery?.authorizationServerMetadata?.registration_endpoint;
+      if (
+        res.status === 201 &&
+        init?.method === "POST" &&
+        endpoint &&
+        String(input) === new URL(endpoint).href
+      ) {
+        const body = (await res
+          .clone()
+          .json()
+          .catch(() => undefined)) as Partial<Management> | undefined;
+        if (typeof body?.client_id === "string" && typeof body.registration_access_token === "string") {
+          this.management = {
+            client_id: body.client_id,
+            registration_access_token: body.registration_access_token,
+            ...(typeof body.registration_client_uri === "string" && {
+              registration_client_uri: body.registration_client_uri,
+            }),
+          };
+        }
+      }
+      return res;
+    };
   }
 
   get redirectUrl(): string {
@@ -95,10 +129,12 @@ export class LoginProvider implements OAuthClientProvider {
   ): Promise<void> {
     const issuer = ctx?.issuer ?? info.issuer;
     if (!issuer) throw new Error("the SDK saved a client registration without naming its issuer");
-    const kept: Record<string, unknown> = { ...info, issuer };
-    for (const field of UNKEPT_CLIENT_FIELDS) delete kept[field];
+    // The registration access token is kept (the file is 0600, like the refresh tokens in it):
+    // `logout` deletes the registration with it (RFC 7592 §2.3) when no other login uses it.
+    const management = this.management?.client_id === info.client_id ? this.management : undefined;
+    const kept: StoredClient = { ...info, ...management, issuer };
     await this.store.updateClient(issuer, (previous) => ({
-      ...(kept as StoredClient),
+      ...kept,
       ...(previous?.pre_registered && { pre_registered: true }),
     }));
     await this.store.update(this.serverUrl, (entry) => {

@@ -121,10 +121,11 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway login / token 
     expect(cached.tokens?.access_token).toBeTruthy();
     expect(cached.tokens?.refresh_token).toBeTruthy();
     expect(cached.tokens?.expires_at).toBeGreaterThan(Date.now() + 60_000);
-    // Only the tokens it must keep: no verifier after the login, no registration key, no password.
+    // Only the tokens it must keep: no verifier after the login, no password; the registration
+    // access token is kept, for logout to delete the registration with (RFC 7592).
     expect(cached.code_verifier).toBeUndefined();
     expect(text).not.toContain("code_verifier");
-    expect(text).not.toContain("registration_access_token");
+    expect(clientOf()?.registration_access_token).toBeTruthy();
     expect(text).not.toContain(LOGIN.password);
     expect(text).not.toContain(back.searchParams.get("code") as string);
   });

@@ -143,7 +143,7 @@ describe("credential store", () => {
     await store.exclusive(async () => undefined);
   });
 
-  it("the login provider files the registration under its issuer, tokens with an absolute expiry, no registration key", async () => {
+  it("the login provider files the registration under its issuer, tokens with an absolute expiry, its registration key", async () => {
     const store = new CredentialStore(join(root, "p"));
     const url = "https://h/svc/mcp";
     const provider = new LoginProvider(store, url, {
@@ -164,13 +164,17 @@ describe("credential store", () => {
       { access_token: "at", token_type: "Bearer", expires_in: 3600, refresh_token: "rt" },
       ctx,
     );
-    expect(store.client("https://as")).toEqual({ client_id: "c", issuer: "https://as" });
+    // The registration access token stays (in the 0600 file): logout deletes the registration with it.
+    expect(store.client("https://as")).toEqual({
+      client_id: "c",
+      issuer: "https://as",
+      registration_access_token: "secret-rat",
+    });
     expect(provider.clientInformation(ctx)?.client_id).toBe("c");
     expect(provider.clientInformation({ issuer: "https://other" })).toBeUndefined();
     const entry = store.get(url);
     expect(entry?.issuer).toBe("https://as");
     expect(entry?.tokens?.expires_at).toBeGreaterThan(Date.now() + 3_590_000);
-    expect(readFileSync(store.path, "utf8")).not.toContain("secret-rat");
     // A login always asks anew: it never hands the SDK the tokens it replaces.
     expect(provider.tokens()).toBeUndefined();
   });
