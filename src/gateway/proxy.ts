@@ -1,7 +1,8 @@
 /**
  * The reverse proxy to upstream MCP servers: one keep-alive undici Pool per upstream origin,
- * request bodies streamed from the socket (never parsed or buffered), responses streamed back
- * chunk by chunk so SSE events reach the client as the upstream writes them.
+ * request bodies streamed from the socket (a small JSON POST is read whole, so its request ids
+ * can be answered if the upstream dies: unanswered.ts), responses streamed back chunk by chunk
+ * so SSE events reach the client as the upstream writes them.
  */
 import { EventEmitter } from "node:events";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
@@ -10,6 +11,7 @@ import { type Dispatcher, Pool, errors as undiciErrors } from "undici";
 import type { ClientView } from "../http/client-address.js";
 import { sendJsonRpcError } from "./errors.js";
 import { clientResponseHeaders, declaresBody, upstreamRequestHeaders } from "./headers.js";
+import { firstChunk, readTrackedBody, requestIds, SseAnswers, sendUnanswered } from "./unanswered.js";
 
 /** Idle keep-alive connections to an upstream are kept this long. */
 const KEEP_ALIVE_MS = 60_000;
@@ -159,13 +161,19 @@ export class UpstreamProxy {
     // A declared length is enforced by Node's parser (it never reads past it) and was checked
     // against the limit above; only a chunked body needs counting on the way through.
     const chunked = raw.headers["transfer-encoding"] !== undefined;
+    // Read whole only when small JSON (unless a plan already did); its ids are parsed only if
+    // the answer needs them.
+    const tracked = plan?.body ? undefined : readTrackedBody(raw);
+    let sent: Buffer | undefined = plan?.body;
+    let headersCame = false;
     try {
+      if (tracked) sent = await tracked;
       const upstream = await target.pool.request({
         method: request.method as "GET",
         path,
         headers,
-        body: plan?.body
-          ? plan.body
+        body: sent
+          ? sent
           : !hasBody
             ? undefined
             : chunked
@@ -175,6 +183,7 @@ export class UpstreamProxy {
       });
       const body = upstream.body;
       upstreamBody = body;
+      headersCame = true;
       if (cancelled) {
         body.destroy();
         return reply;
@@ -189,25 +198,41 @@ export class UpstreamProxy {
       if (rewrite) delete replyHeaders["content-length"];
       // Tell a buffering proxy in front of us (nginx) to pass events through at once.
       if (eventStream) replyHeaders["x-accel-buffering"] = "no";
+      const empty = upstream.statusCode === 204 || upstream.statusCode === 304 || request.method === "HEAD";
+      // A JSON answer to tracked requests: its status waits for its first byte, so an upstream
+      // dying before that is still a 502 with the ids (thrown to the catch below).
+      const first = sent && !eventStream && !empty ? await firstChunk(body) : undefined;
+      if (cancelled) {
+        body.destroy();
+        return reply;
+      }
+      if (body.errored) throw body.errored;
       // Hijacked so the headers can be flushed now: a client opening an SSE stream must see
       // the 200 before the first event, which may be minutes away. onResponse hooks still run.
       reply.hijack();
       res.writeHead(upstream.statusCode, replyHeaders);
-      if (upstream.statusCode === 204 || upstream.statusCode === 304 || request.method === "HEAD") {
+      if (empty || first === null) {
         body.resume();
         res.end();
         return reply;
       }
       // An SSE client must see the headers before the first event; a JSON reply goes out whole.
       if (eventStream) res.flushHeaders();
+      const ids = sent && eventStream ? requestIds(sent) : [];
+      const answers = ids.length > 0 ? new SseAnswers(ids) : undefined;
+      if (answers) body.on("data", answers.see);
       // pipe rather than stream.pipeline: on Node 20 pipeline costs an aborted AbortController
       // (an Error with a stack) per call, a third of the proxy's CPU per request. The client
       // leaving is handled by the close listener above.
       body.once("error", (err) => {
-        // Upstream broke mid-stream, or the client left: nothing left to tell anyone.
+        // Upstream broke mid-stream, or the client left. A client still waiting on requests of
+        // this stream hears why (rather than timing out); otherwise there is no one to tell.
         if (!cancelled) request.log.debug({ service, err }, "proxied stream ended early");
-        res.destroy();
+        if (cancelled || !answers || answers.settled) res.destroy();
+        else res.end(answers.closing(`The upstream of ${service} closed the connection before answering`));
       });
+      // The first chunk, read above, goes the way the rest does.
+      if (first) (rewrite ?? res).write(first);
       if (rewrite) {
         rewrite.once("error", (err) => {
           request.log.warn({ service, err }, "upstream answer could not be read");
@@ -220,6 +245,7 @@ export class UpstreamProxy {
       return reply;
     } catch (err) {
       if (cancelled || res.destroyed) return reply;
+      const ids = sent ? requestIds(sent) : [];
       if (err instanceof BodyTooLarge || (err as Error).cause instanceof BodyTooLarge) {
         return this.tooLarge(reply);
       }
@@ -228,10 +254,20 @@ export class UpstreamProxy {
         err instanceof undiciErrors.ConnectTimeoutError
       ) {
         request.log.warn({ service }, "upstream timed out");
-        return sendJsonRpcError(reply, 504, `The upstream of ${service} did not answer in time`);
+        return sendUnanswered(reply, 504, `The upstream of ${service} did not answer in time`, ids);
+      }
+      if (err instanceof undiciErrors.SocketError || headersCame) {
+        // Connected, then cut off before the answer's first byte.
+        request.log.warn({ service }, "upstream closed the connection");
+        return sendUnanswered(
+          reply,
+          502,
+          `The upstream of ${service} closed the connection before answering`,
+          ids,
+        );
       }
       request.log.warn({ service, code: (err as NodeJS.ErrnoException).code }, "upstream unavailable");
-      return sendJsonRpcError(reply, 502, `The upstream of ${service} is unavailable`);
+      return sendUnanswered(reply, 502, `The upstream of ${service} is unavailable`, ids);
     }
   }
 

@@ -247,7 +247,7 @@ describe("raw streaming and session headers", () => {
 });
 
 describe("upstream failures and limits", () => {
-  it("upstream down: 502 JSON-RPC error", async () => {
+  it("upstream down: 502 JSON-RPC error answering the request's id", async () => {
     const res = await postInitialize(`${gw.url}/down/mcp`, {
       authorization: `Bearer ${await gw.token("down")}`,
     });
@@ -255,7 +255,7 @@ describe("upstream failures and limits", () => {
     expect(JSON.parse(res.text)).toEqual({
       jsonrpc: "2.0",
       error: { code: -32000, message: "The upstream of down is unavailable" },
-      id: null,
+      id: 1,
     });
   });
 
