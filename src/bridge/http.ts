@@ -20,6 +20,7 @@ import {
 import type { BridgeLogger, SessionRegistry } from "./registry.js";
 import { sendJsonRpcError } from "./sse.js";
 import type { StatelessEndpoint } from "./stateless.js";
+import { carryTraceContext } from "./trace-meta.js";
 
 /** The request headers that name the caller; the gateway sets them from the verified token. */
 export interface OwnerHeaders {
@@ -155,6 +156,7 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
       return;
     }
     const valid = messages as JsonRpcMessage[];
+    carryTraceContext(valid, req.headers);
     if (req.headers["mcp-session-id"] === undefined && !batch) {
       const first = valid[0] as JsonRpcMessage;
       if (claimedVersion(first) !== undefined) {

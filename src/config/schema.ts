@@ -243,6 +243,23 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
+  /**
+   * OpenTelemetry tracing: one span per MCP request, exported over OTLP/HTTP (JSON). Off unless
+   * `endpoint` is set; off, the SDK is not even loaded.
+   */
+  otel: z
+    .strictObject({
+      /** The collector's OTLP/HTTP base URL, e.g. http://127.0.0.1:4318 (spans go to /v1/traces). */
+      endpoint: url.optional(),
+      /** `service.name` of the spans. */
+      service_name: z.string().min(1).default("mcp-gateway"),
+      /** Headers sent with every export (a collector's API key, say). */
+      headers: z.record(z.string(), z.string()).default({}),
+      /** How long finished spans wait to be exported together. */
+      export_delay: duration.default(5),
+    })
+    .prefault({}),
+
   store: z
     .strictObject({
       type: z.enum(["sqlite", "redis"]).default("sqlite"),

@@ -5,12 +5,14 @@
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ClientAddresses } from "../http/client-address.js";
+import type { Tracing } from "../ops/tracing.js";
 import type { AccessChecker } from "./access.js";
 import { sendJsonRpcError } from "./errors.js";
 import { type IdentityHeaderNames, identityHeaders } from "./headers.js";
 import type { McpInspector } from "./mcp-inspection.js";
 import type { OriginPolicy } from "./origin.js";
 import type { UpstreamProxy } from "./proxy.js";
+import { traceDecision, traceRequest } from "./request-trace.js";
 import type { ServiceRoute } from "./routing.js";
 
 /** Methods of the Streamable HTTP transport; all of them pass through. */
@@ -25,12 +27,15 @@ export interface McpEndpointDeps {
   inspector: McpInspector;
   clients: ClientAddresses;
   identityNames: IdentityHeaderNames;
+  /** One span per request when tracing is on; undefined (no work at all) when off. */
+  tracing?: Tracing;
 }
 
 /** Returns the handler; the caller resolves the route (by path or by host) first. */
 export function mcpEndpoint(deps: McpEndpointDeps) {
-  const { origins, access, proxy, inspector, clients, identityNames } = deps;
+  const { origins, access, proxy, inspector, clients, identityNames, tracing } = deps;
   return async (req: FastifyRequest, reply: FastifyReply, route: ServiceRoute | undefined) => {
+    const span = tracing && traceRequest(tracing, req, reply, route);
     if (!route) return sendJsonRpcError(reply, 404, "No such service");
 
     const origin = req.headers.origin;
@@ -55,6 +60,7 @@ export function mcpEndpoint(deps: McpEndpointDeps) {
     const outcome =
       access.checkCached(req.headers.authorization, route, client.ip) ??
       (await access.check(req.headers.authorization, route, client.ip));
+    if (span) traceDecision(span, outcome);
     if (!outcome.ok) {
       return sendJsonRpcError(reply, outcome.status, outcome.message, {
         ...cors,
@@ -65,8 +71,10 @@ export function mcpEndpoint(deps: McpEndpointDeps) {
       return sendJsonRpcError(reply, 502, `The service ${route.name} has no upstream`, cors);
     reply.headers(cors);
     const identity = identityHeaders(outcome.claims, identityNames);
-    if (!inspector.wants(req, route)) return proxy.forward(req, reply, route.name, identity, client);
+    if (!inspector.wants(req, route)) {
+      return proxy.forward(req, reply, route.name, identity, client, undefined, span);
+    }
     const plan = await inspector.inspect(req, reply, route, { claims: outcome.claims, ip: client.ip });
-    return plan ? proxy.forward(req, reply, route.name, identity, client, plan) : reply;
+    return plan ? proxy.forward(req, reply, route.name, identity, client, plan, span) : reply;
   };
 }

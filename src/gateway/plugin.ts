@@ -12,6 +12,7 @@ import type { ClientAddresses } from "../http/client-address.js";
 import type { Shortcuts } from "../http/server.js";
 import { type Audit, NO_AUDIT } from "../ops/audit.js";
 import type { RequestLog } from "../ops/request-log.js";
+import { startTracing } from "../ops/tracing.js";
 import { StoreUnavailableError } from "../store/errors.js";
 import type { VerificationKeys } from "../tokens/key-set.js";
 import type { Revocations } from "../tokens/revocations.js";
@@ -81,6 +82,9 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
       reserved: reservedHeaderNames(config.gateway.identity_headers),
     });
     scope.addHook("onClose", async () => proxy.close());
+    // Off unless otel.endpoint is set; then the spans still buffered go out on close.
+    const tracing = await startTracing(config.otel);
+    if (tracing) scope.addHook("onClose", async () => tracing.close());
 
     registerMetadataRoutes(scope, config, router);
     const targets = new VerifyTargets(router, clients);
@@ -102,6 +106,7 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
       inspector,
       clients,
       identityNames: config.gateway.identity_headers,
+      tracing,
     });
     scope.route<{ Params: { service: string } }>({
       method: ROUTED_METHODS,

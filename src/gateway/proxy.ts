@@ -9,8 +9,10 @@ import { type Readable, Transform, type TransformCallback } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { type Dispatcher, Pool, errors as undiciErrors } from "undici";
 import type { ClientView } from "../http/client-address.js";
+import type { RequestSpan } from "../ops/tracing.js";
 import { sendJsonRpcError } from "./errors.js";
 import { clientResponseHeaders, declaresBody, upstreamRequestHeaders } from "./headers.js";
+import { traceMessage } from "./request-trace.js";
 import { firstChunk, readTrackedBody, requestIds, SseAnswers, sendUnanswered } from "./unanswered.js";
 
 /** Idle keep-alive connections to an upstream are kept this long. */
@@ -127,6 +129,7 @@ export class UpstreamProxy {
     identity: Record<string, string>,
     client: ClientView,
     plan?: ForwardPlan,
+    span?: RequestSpan,
   ) {
     const target = this.targets.get(service);
     if (!target) return sendJsonRpcError(reply, 502, `The service ${service} has no upstream`);
@@ -168,6 +171,10 @@ export class UpstreamProxy {
     let headersCame = false;
     try {
       if (tracked) sent = await tracked;
+      // Tracing on: the span names the MCP method, and the upstream continues the span's trace.
+      if (span && sent) traceMessage(span, sent);
+      if (span) Object.assign(headers, span.headers());
+      const askedAt = span ? performance.now() : 0;
       const upstream = await target.pool.request({
         method: request.method as "GET",
         path,
@@ -184,6 +191,7 @@ export class UpstreamProxy {
       const body = upstream.body;
       upstreamBody = body;
       headersCame = true;
+      span?.set({ "gateway.upstream.latency_ms": Math.round(performance.now() - askedAt) });
       if (cancelled) {
         body.destroy();
         return reply;
