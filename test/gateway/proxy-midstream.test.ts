@@ -53,7 +53,40 @@ const halfEvent = rawServer((req, res) => {
   res.write('event: message\ndata: {"jsonrpc":"2.0","me');
   setTimeout(() => res.socket?.destroy(), 50);
 });
-const rawServers = { "headers-then-die": headersThenDie, reset: resetAtOnce, "half-event": halfEvent };
+/**
+ * Just enough of an MCP server for the SDK client to connect (JSON answers); a tools/call gets
+ * the first bytes of a JSON answer with its Content-Length, then the connection dies.
+ */
+const jsonCut = rawServer(async (req, res) => {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  if (req.method !== "POST") {
+    res.writeHead(405).end();
+    return;
+  }
+  const message = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  if (message.id === undefined) {
+    res.writeHead(202).end();
+  } else if (message.method === "initialize") {
+    const result = {
+      protocolVersion: message.params.protocolVersion,
+      capabilities: { tools: {} },
+      serverInfo: { name: "json-cut", version: "1.0.0" },
+    };
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ jsonrpc: "2.0", id: message.id, result }));
+  } else {
+    res.writeHead(200, { "content-type": "application/json", "content-length": "500" });
+    res.write(`{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":{"content":[{"ty`);
+    setTimeout(() => res.socket?.destroy(), 50);
+  }
+});
+const rawServers = {
+  "headers-then-die": headersThenDie,
+  reset: resetAtOnce,
+  "half-event": halfEvent,
+  "json-cut": jsonCut,
+};
 
 function spawnUpstream(name: string): Promise<Spawned> {
   const child = startProcess(process.execPath, ["--import", "tsx", CHILD, String(ports[name])], {
@@ -167,6 +200,30 @@ describe("an upstream process killed during a streamed tools/call", () => {
     }
     await echoStillWorks();
   }, 120_000);
+});
+
+describe("an upstream dying half-way through a JSON answer", () => {
+  it("SDK v1 client: the cut body fails the call at once (nothing more can be sent once bytes went out)", async () => {
+    const client = new Client({ name: "midstream-json", version: "1.0.0" });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${gw.url}/json-cut/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${await gw.token("json-cut")}` } },
+      }),
+    );
+    try {
+      const startedAt = Date.now();
+      const error = await client
+        .callTool({ name: "x", arguments: {} }, undefined, { timeout: REQUEST_TIMEOUT_MS })
+        .then(
+          () => new Error("the call should not succeed"),
+          (err: Error) => err,
+        );
+      expect(error.message).not.toMatch(/timed out|should not succeed/);
+      expect(Date.now() - startedAt).toBeLessThan(REQUEST_TIMEOUT_MS / 6);
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
 });
 
 describe("the error's shape, byte by byte", () => {
