@@ -26,12 +26,14 @@ import type { GatewayConfig } from "../config/schema.js";
 import type { ClientAddresses } from "../http/client-address.js";
 import type { Shortcut } from "../http/server.js";
 import type { RequestLog } from "../ops/request-log.js";
+import type { Tracing } from "../ops/tracing.js";
 import type { AccessTokenClaims } from "../tokens/claims.js";
 import type { AccessChecker } from "./access.js";
 import { bearerChallenge } from "./challenge.js";
 import { jsonRpcError } from "./errors.js";
 import { declaresBody, identityHeaders } from "./headers.js";
 import type { OriginPolicy } from "./origin.js";
+import { traceDecision, traceRequest } from "./request-trace.js";
 import { VERIFY_PATH, type VerifyTargets } from "./verify-target.js";
 
 export interface ForwardAuthDeps {
@@ -40,11 +42,13 @@ export interface ForwardAuthDeps {
   origins: OriginPolicy;
   access: AccessChecker;
   clients: ClientAddresses;
+  /** One span per /verify when tracing is on (the shortcut is then not used: plugin.ts). */
+  tracing?: Tracing;
 }
 
 /** Registers /verify on the gateway's encapsulated instance. */
 export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps): void {
-  const { config, access, targets, origins, clients } = deps;
+  const { config, access, targets, origins, clients, tracing } = deps;
 
   const deny = (reply: FastifyReply, status: number, challenge: string | undefined, message: string) => {
     if (challenge) reply.header("www-authenticate", challenge);
@@ -61,6 +65,7 @@ export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps)
     exposeHeadRoute: false,
     handler: async (req, reply) => {
       const { route, refusal } = targets.find(req.raw);
+      const span = tracing && traceRequest(tracing, req, reply, route);
       if (!route) {
         const challenge = bearerChallenge({ error: "invalid_request", description: refusal });
         return deny(reply, 401, challenge, refusal);
@@ -74,6 +79,7 @@ export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps)
       const outcome =
         access.checkCached(req.headers.authorization, route, ip) ??
         (await access.check(req.headers.authorization, route, ip));
+      if (span) traceDecision(span, outcome);
       if (!outcome.ok) return deny(reply, outcome.status, outcome.challenge, outcome.message);
       return reply
         .code(200)

@@ -88,10 +88,14 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
 
     registerMetadataRoutes(scope, config, router);
     const targets = new VerifyTargets(router, clients);
-    registerForwardAuth(scope, { config, targets, origins, access, clients });
-    deps.shortcuts.add(
-      verifyShortcut({ config, targets, origins, access, clients, requests: deps.requests }),
-    );
+    registerForwardAuth(scope, { config, targets, origins, access, clients, tracing });
+    // Traced, every /verify takes the fastify route, which records its span; untraced, the
+    // shortcut answers cached verdicts ahead of fastify.
+    if (!tracing) {
+      deps.shortcuts.add(
+        verifyShortcut({ config, targets, origins, access, clients, requests: deps.requests }),
+      );
+    }
 
     const inspector = new McpInspector({
       config,

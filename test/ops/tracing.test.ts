@@ -129,6 +129,29 @@ describe("tracing on", () => {
     expect(span.parentSpanId).toBeUndefined();
   }, 60_000);
 
+  it("/verify (ForwardAuth): one span per decision, the cached ones too", async () => {
+    const good = await token("echo", "github|77");
+    for (let i = 0; i < 2; i++) {
+      const res = await raw(`${gw.url}/verify?service=echo`, {
+        headers: { authorization: `Bearer ${good}` },
+      });
+      expect(res.status).toBe(200);
+    }
+    const hash = userHash("github|77");
+    await expect
+      .poll(() => receiver.spans.filter((s) => s.attributes["user.hash"] === hash).length, {
+        timeout: 20_000,
+      })
+      .toBe(2);
+    const span = receiver.spans.find((s) => s.attributes["user.hash"] === hash) as ReceivedSpan;
+    expect(span.attributes).toMatchObject({
+      "http.route": "/verify",
+      "gateway.service": "echo",
+      "gateway.authz.decision": "allow",
+      "http.response.status_code": 200,
+    });
+  }, 60_000);
+
   it("a bridged stdio server gets the span's trace context in _meta (SEP-414)", async () => {
     const client = await connect("traced", {});
     let meta: Record<string, unknown>;
