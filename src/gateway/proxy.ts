@@ -208,8 +208,10 @@ export class UpstreamProxy {
       if (eventStream) replyHeaders["x-accel-buffering"] = "no";
       const empty = upstream.statusCode === 204 || upstream.statusCode === 304 || request.method === "HEAD";
       // A JSON answer to tracked requests: its status waits for its first byte, so an upstream
-      // dying before that is still a 502 with the ids (thrown to the catch below).
-      const first = sent && !eventStream && !empty ? await firstChunk(body) : undefined;
+      // dying before that is still a 502 with the ids (thrown to the catch below). Usually the
+      // bytes came with the headers and are buffered already: then there is nothing to wait for.
+      const waits = sent && !eventStream && !empty && body.readableLength === 0 && !body.readableEnded;
+      const first = waits ? await firstChunk(body) : undefined;
       if (cancelled) {
         body.destroy();
         return reply;
