@@ -1,5 +1,10 @@
-/** `mcp-gateway config check|show`: validate without serving. */
+/**
+ * `mcp-gateway config check|show`: validate without serving; `config client NAME URL`: the
+ * configuration an MCP client needs for a service (src/web/snippets.ts, shared with the landing
+ * page and the README).
+ */
 import type { Command } from "commander";
+import { CLIENT_IDS, isClientId, plainText, snippetFor } from "../web/snippets.js";
 import { configOrExit } from "./load-config.js";
 
 const SECRET_KEYS = /secret|password|token/i;
@@ -38,5 +43,34 @@ export function registerConfigCommand(program: Command): void {
     .action(async (opts: ConfigOptions) => {
       const { config: effective } = await configOrExit({ file: opts.config, builtins: opts.builtins });
       process.stdout.write(`${JSON.stringify(redact(effective), null, 2)}\n`);
+    });
+  config
+    .command("client")
+    .description(
+      `print what an MCP client needs to reach a service: the configuration on stdout, where it goes on stderr (${CLIENT_IDS.join(", ")})`,
+    )
+    .argument("<client>", CLIENT_IDS.join(" | "))
+    .argument("<url>", "the service's MCP URL, e.g. https://mcp.example.com/time/mcp")
+    .option(
+      "--name <name>",
+      "the name the client files the server under (default: the service name in the URL)",
+    )
+    .action((client: string, url: string, opts: { name?: string }) => {
+      const fail = (message: string) => {
+        process.stderr.write(`mcp-gateway config client: ${message}\n`);
+        process.exitCode = 2;
+      };
+      if (!isClientId(client)) return fail(`unknown client ${client}; one of: ${CLIENT_IDS.join(", ")}`);
+      if (!/^https?:\/\/[^/]/.test(url) || !URL.canParse(url))
+        return fail(
+          `${url} is not an http(s) URL (expected the service's MCP URL, e.g. https://host/time/mcp)`,
+        );
+      if (opts.name !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(opts.name))
+        return fail("--name takes letters, digits, - and _ (what every client accepts)");
+      const snippet = snippetFor(client, url, opts.name);
+      // stdout is only the configuration, so `> file` or `$(…)` takes it as it is.
+      process.stderr.write(`# ${snippet.title}: ${plainText(snippet.where)}\n# format: ${snippet.docs}\n`);
+      process.stdout.write(snippet.text.endsWith("\n") ? snippet.text : `${snippet.text}\n`);
+      for (const note of snippet.notes) process.stderr.write(`# ${plainText(note)}\n`);
     });
 }
