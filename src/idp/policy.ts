@@ -39,5 +39,24 @@ export function evaluatePolicy(
   if (policy.allowed_orgs?.some((o) => groups.has(norm(o)))) return { allowed: true };
   if (policy.allowed_teams?.some((t) => groups.has(norm(t)))) return { allowed: true };
   if (email && policy.allowed_emails?.some((e) => emailMatches(e, email))) return { allowed: true };
-  return { allowed: false, reason: `${user.login} is not on the list of allowed users` };
+  return { allowed: false, reason: refusal(policy, user.login) };
+}
+
+/** What each list asks of a person, as the refusal says they are not. */
+const RULES: Array<[keyof AccessPolicy, string]> = [
+  ["allowed_users", "on the list of allowed users"],
+  ["allowed_orgs", "a member of an allowed organisation"],
+  ["allowed_teams", "in an allowed team"],
+  ["allowed_emails", "using an allowed email address"],
+];
+
+/**
+ * Which rules refused: every configured one (any would have admitted the person). Names the
+ * kinds of rule, never their entries: the refused person does not learn who is allowed.
+ */
+function refusal(policy: AccessPolicy, login: string): string {
+  const failed = RULES.filter(([key]) => policy[key]?.length).map(([, text]) => text);
+  const last = failed.pop() as string;
+  if (failed.length === 0) return `${login} is not ${last}`;
+  return `${login} is not ${failed.join(", not ")}${failed.length > 1 ? "," : ""} and not ${last}`;
 }

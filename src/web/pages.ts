@@ -49,17 +49,19 @@ label{display:block;margin:.75rem 0 .25rem;font-weight:600}
 input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.6rem;border:1px solid #c5cad3;border-radius:6px;font-size:1rem}
 button{padding:.6rem 1.2rem;border-radius:6px;border:1px solid #1f6feb;background:#1f6feb;color:#fff;font-size:1rem;cursor:pointer;margin-top:1rem}
 button.secondary{background:#fff;color:#1d2430;border-color:#c5cad3}
+a.button{display:inline-block;padding:.6rem 1.2rem;border-radius:6px;border:1px solid #1f6feb;background:#1f6feb;color:#fff;text-decoration:none;margin-top:1rem}
+a.button.secondary{background:#fff;color:#1d2430;border-color:#c5cad3}
 .error{background:#fdecea;color:#8a1c12;padding:.6rem .8rem;border-radius:6px}
 .muted{color:#5b6472;font-size:.9rem}
 ul{padding-left:1.2rem}
 code{background:#f0f1f4;padding:.1rem .3rem;border-radius:4px;word-break:break-all}
-.actions{display:flex;gap:.75rem}
+.actions{display:flex;gap:.75rem;flex-wrap:wrap}
 `;
 
-export function layout(title: string, body: Safe): string {
+export function layout(title: string, body: Safe, head?: Safe): string {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${title} · MCP gateway</title><style>${new Safe(STYLE)}</style></head>
+<title>${title} · MCP gateway</title><style>${new Safe(STYLE)}</style>${head}</head>
 <body><main>${body}</main></body></html>`.value;
 }
 
@@ -201,4 +203,35 @@ ${d.unverified ? html`<p class="muted">This application registered itself; the g
 <button type="submit" name="decision" value="deny" id="deny" class="secondary">Deny</button></div>
 </form>`,
   );
+}
+
+export interface RefusalPageData {
+  /** Who the provider said this is. */
+  user: string;
+  /** Which rule refused, as a sentence (idp/policy.ts). */
+  reason: string;
+  /** The provider, when it is one the person signs in to elsewhere ("GitHub"): they switch accounts there. */
+  provider?: string;
+  /** Starts the same sign-in again (`/login?request=…`). */
+  anotherAccount: string;
+  /** The client's redirect URI with `error=access_denied`, when a client is waiting for the answer. */
+  back?: { clientName: string; url: string; afterSeconds: number };
+}
+
+/**
+ * The login provider vouched for someone the gateway does not admit. Says which rule refused,
+ * offers another account, and hands the refusal to the waiting client by itself (a meta
+ * refresh: no script, so the strict CSP stands) unless the person picks another account first.
+ */
+export function refusalPage(d: RefusalPageData): string {
+  const body = html`<h1>Access denied</h1>
+<p class="error" role="alert" id="refusal">${d.reason}.</p>
+<p>You are signed in as <strong>${d.user}</strong>.${d.provider ? ` To use another account, sign out of ${d.provider} or switch accounts there first.` : ""}</p>
+<div class="actions"><a class="button" id="another-account" href="${d.anotherAccount}">Use another account</a>
+${d.back ? html`<a class="button secondary" id="back-to-client" href="${d.back.url}">Back to ${d.back.clientName}</a>` : undefined}</div>
+${d.back ? html`<p class="muted">In ${d.back.afterSeconds} seconds you go back to ${d.back.clientName}, which is told that access was denied.</p>` : undefined}`;
+  const refresh = d.back
+    ? html`<meta http-equiv="refresh" content="${d.back.afterSeconds}; url=${d.back.url.replaceAll("'", "%27")}">`
+    : undefined;
+  return layout("Access denied", body, refresh);
 }

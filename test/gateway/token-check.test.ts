@@ -161,7 +161,7 @@ describe("403: valid token, not enough", () => {
     const res = await postInitialize(`${gw.url}/team/mcp`, bearer(token));
     expect(res.status).toBe(403);
     expect(res.headers["www-authenticate"]).toBe(
-      `Bearer resource_metadata="${gw.url}/.well-known/oauth-protected-resource/team/mcp", error="access_denied", error_description="mallory is not on the list of allowed users of the service team"`,
+      `Bearer resource_metadata="${gw.url}/.well-known/oauth-protected-resource/team/mcp", error="access_denied", error_description="mallory is not on the list of allowed users and not a member of an allowed organisation of the service team"`,
     );
   });
 

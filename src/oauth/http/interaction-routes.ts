@@ -23,6 +23,7 @@ import { routeBrakes } from "./brakes.js";
 import { cookieNames, readCookie, setCookie } from "./cookies.js";
 import { OAUTH_BODY_LIMIT } from "./endpoints.js";
 import { PERSON, page } from "./error-handler.js";
+import { refuseLogin } from "./refusal.js";
 
 type Form = Record<string, unknown>;
 
@@ -84,11 +85,15 @@ export async function registerInteractionRoutes(
   const throttle = brake.login;
 
   /** After the provider vouched for the person: the allowlist, the audit, the session. */
-  const admit = async (reply: FastifyReply, user: UserIdentity): Promise<boolean> => {
+  const admit = async (
+    reply: FastifyReply,
+    user: UserIdentity,
+    pending: PendingLogin,
+  ): Promise<boolean> => {
     const access = idp.checkAccess(user);
     if (!access.allowed) {
       as.audit.emit({ type: "login.denied", user: user.login, provider: idp.type, reason: access.reason });
-      page(reply, 403, errorPage("Access denied", access.reason));
+      await refuseLogin(reply, as, idp, pending, user, access.reason);
       return false;
     }
     as.audit.emit({ type: "login.succeeded", user: user.login, provider: idp.type });
@@ -232,7 +237,7 @@ export async function registerInteractionRoutes(
       });
       return again(401, "Wrong user name or password.");
     }
-    if (!(await admit(reply, user))) return reply;
+    if (!(await admit(reply, user, pending))) return reply;
     return afterLogin(reply, pending, user, Math.floor(Date.now() / 1000));
   });
 
@@ -269,7 +274,7 @@ export async function registerInteractionRoutes(
           return page(reply, 502, errorPage(`${idp.displayName} sign-in failed`, err.message));
         throw err;
       }
-      if (!(await admit(reply, user))) return reply;
+      if (!(await admit(reply, user, pending))) return reply;
       return afterLogin(reply, pending, user, Math.floor(Date.now() / 1000));
     },
   );
