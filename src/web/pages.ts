@@ -5,7 +5,7 @@
 import escapeHtml from "escape-html";
 
 /** A fragment already escaped, so it is inserted as is. */
-class Safe {
+export class Safe {
   constructor(readonly value: string) {}
   toString(): string {
     return this.value;
@@ -55,14 +55,39 @@ a.button.secondary{background:#fff;color:#1d2430;border-color:#c5cad3}
 .muted{color:#5b6472;font-size:.9rem}
 ul{padding-left:1.2rem}
 code{background:#f0f1f4;padding:.1rem .3rem;border-radius:4px;word-break:break-all}
-.actions{display:flex;gap:.75rem;flex-wrap:wrap}
+.actions{display:flex;gap:.75rem;flex-wrap:wrap;align-items:center}
+main.wide{max-width:48rem;min-width:0}
+nav{display:flex;gap:1rem;flex-wrap:wrap;font-size:.9rem;margin:0 0 1rem}
+h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
+pre{background:#f0f1f4;padding:.75rem;border-radius:6px;overflow-x:auto;font-size:.85rem;margin:.5rem 0}
+details{border-top:1px solid #e3e6eb;padding:.5rem 0}
+summary{cursor:pointer;font-weight:600}
+.cards{list-style:none;padding:0;margin:0}
+.cards>li{border:1px solid #e3e6eb;border-radius:8px;padding:.75rem 1rem;margin:.75rem 0}
+.copy{display:flex;gap:.5rem;align-items:center}
+.copy input{flex:1;min-width:0;width:auto;font:inherit;font-size:.9rem;padding:.4rem;border:1px solid #c5cad3;border-radius:6px}
+.copy button,button.small{margin-top:0;padding:.35rem .8rem;font-size:.9rem}
+dl{display:grid;grid-template-columns:auto 1fr;gap:.2rem .75rem;margin:.5rem 0}
+dt{color:#5b6472}
+dd{margin:0;min-width:0;overflow-wrap:anywhere}
 `;
 
-export function layout(title: string, body: Safe, head?: Safe): string {
+export interface LayoutOptions {
+  /** Extra elements for <head> (the refusal page's refresh). */
+  head?: Safe;
+  /** Room for snippets and lists (the landing and account pages). */
+  wide?: boolean;
+  /** An inline script the page's CSP admits by its hash (copy-script.ts), at the end of <body>. */
+  script?: string;
+}
+
+export function layout(title: string, body: Safe, options: LayoutOptions = {}): string {
+  const script = options.script ? html`<script>${new Safe(options.script)}</script>` : undefined;
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${title} · MCP gateway</title><style>${new Safe(STYLE)}</style>${head}</head>
-<body><main>${body}</main></body></html>`.value;
+<title>${title} · MCP gateway</title><style>${new Safe(STYLE)}</style>${options.head}</head>
+<body><main${options.wide ? new Safe(' class="wide"') : undefined}>${body}</main>${script}</body></html>`
+    .value;
 }
 
 export function errorPage(title: string, detail: string): string {
@@ -233,5 +258,5 @@ ${d.back ? html`<p class="muted">In ${d.back.afterSeconds} seconds you go back t
   const refresh = d.back
     ? html`<meta http-equiv="refresh" content="${d.back.afterSeconds}; url=${d.back.url.replaceAll("'", "%27")}">`
     : undefined;
-  return layout("Access denied", body, refresh);
+  return layout("Access denied", body, { head: refresh });
 }

@@ -1,7 +1,8 @@
 /**
  * The authorization server as one encapsulated fastify subtree, symmetric with the resource
  * side's (gateway/plugin.ts): its own body parsing (forms, JSON), its own error converter, CORS
- * for the machine endpoints, then the machine endpoints and the pages a person goes through.
+ * for the machine endpoints, then the machine endpoints and the pages a person goes through
+ * (the sign-in flow and the landing page).
  */
 import formbody from "@fastify/formbody";
 import type { FastifyInstance } from "fastify";
@@ -12,6 +13,7 @@ import { metadataPaths, registerEndpoints } from "./endpoints.js";
 import { oauthErrorHandler } from "./error-handler.js";
 import { sameOriginForms } from "./form-origin.js";
 import { registerInteractionRoutes } from "./interaction-routes.js";
+import { registerLandingRoutes } from "./landing-routes.js";
 
 export async function registerAuthorizationServer(
   app: FastifyInstance,
@@ -25,5 +27,7 @@ export async function registerAuthorizationServer(
     await registerEndpoints(scope, as);
     await registerInteractionRoutes(scope, as);
     await registerDeviceRoutes(scope, as);
+    // The pages a signed-in person uses beside the authorization flow.
+    await registerLandingRoutes(scope, as);
   });
 }
