@@ -48,7 +48,7 @@ ${s.notes.length ? html`<ul>${s.notes.map((n) => html`<li>${codeSpans(n)}</li>`)
 export function landingPage(d: LandingPageData): string {
   const nav = d.user
     ? html`<nav><span>Signed in as <strong id="user">${d.user}</strong></span><a href="/account">Your applications</a><a href="/logout">Sign out</a></nav>`
-    : html`<nav><a href="/account" id="sign-in">Sign in</a></nav>`;
+    : html`<nav><a href="/signin?next=/" id="sign-in">Sign in</a></nav>`;
   const services = d.services.length
     ? html`<ul class="cards" id="services">${d.services.map(serviceItem)}</ul>`
     : html`<p id="services">${d.user ? "There is no service you may use here; ask whoever runs this gateway." : "No services are configured."}</p>`;

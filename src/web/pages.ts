@@ -101,7 +101,8 @@ export function errorPage(title: string, detail: string): string {
 export interface LoginPageData {
   request: string;
   csrf: string;
-  clientName: string;
+  /** The application that asked; undefined for a sign-in to the gateway's own pages. */
+  clientName?: string;
   error?: string;
   username?: string;
 }
@@ -110,7 +111,11 @@ export function loginPage(d: LoginPageData): string {
   return layout(
     "Sign in",
     html`<h1>Sign in to continue</h1>
-<p class="muted"><strong>${d.clientName}</strong> wants to use your MCP services through this gateway.</p>
+${
+  d.clientName
+    ? html`<p class="muted"><strong>${d.clientName}</strong> wants to use your MCP services through this gateway.</p>`
+    : html`<p class="muted">Sign in to see your services and the applications you allowed.</p>`
+}
 ${d.error ? html`<p class="error" role="alert">${d.error}</p>` : undefined}
 <form method="post" action="/login">
 <input type="hidden" name="request" value="${d.request}"><input type="hidden" name="csrf" value="${d.csrf}">

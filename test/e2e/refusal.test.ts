@@ -134,4 +134,23 @@ describe.skipIf(!chromiumCheck.available)("a login the allowlist refuses, in Chr
       await page.context().close();
     }
   }, 60_000);
+
+  it("refuses a sign-in to the gateway's own pages the same way, with no client to send back to", async () => {
+    const gw = await gatewayWith({ allowed_users: ["octocat"] });
+    const page = await (await browser.newContext()).newPage();
+    try {
+      const response = await page.goto(`${gw.url}/signin?next=/account`);
+      expect(response?.status()).toBe(403);
+      expect(await text(page)).toContain("mallory is not on the list of allowed users");
+      expect(await page.locator("#back-to-client").count()).toBe(0);
+      expect(await page.locator('meta[http-equiv="refresh"]').count()).toBe(0);
+      // Another account that is allowed ends on the page the sign-in was for.
+      emulator.setUser({ id: 583231, login: "octocat", email: "octocat@github.example" });
+      await Promise.all([page.waitForURL(`${gw.url}/account`), page.click("#another-account")]);
+      expect(await text(page)).toContain("Applications that act as octocat");
+    } finally {
+      emulator.setUser(MALLORY);
+      await page.context().close();
+    }
+  }, 60_000);
 });

@@ -2,7 +2,8 @@
  * The browser-facing flow: /authorize -> /login (form or upstream redirect) -> /callback ->
  * /consent -> back to the client with a code. Each step finds the pending request by id and
  * checks it belongs to this browser; forms carry an anti-CSRF token. The device page
- * (device-routes.ts) signs people in through the same /login and /callback, then gets them back.
+ * (device-routes.ts) signs people in through the same /login and /callback, then gets them back;
+ * so does `/signin`, for the landing and account pages. Signing out is account-routes.ts's.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { constantTimeEqual, newSecret } from "../../crypto/secrets.js";
@@ -75,21 +76,17 @@ export async function registerInteractionRoutes(
   /** A sign-in for a client's authorization or for one of the gateway's pages (interaction.ts). */
   const loginFor = (request: FastifyRequest, id: string | undefined) =>
     interactions.getLogin(id, readCookie(request, BROWSER_COOKIE));
-  /** Who the login page says is asking. */
+  /** Who the login page says is asking; none for the gateway's own landing and account pages. */
   const requesterName = async (pending: PendingLogin) =>
     isPageLogin(pending)
-      ? pending.requester
+      ? pending.requester || undefined
       : clientName(await as.lookupClient(pending.client_id), pending.client_id);
 
   const brake = routeBrakes(as);
   const throttle = brake.login;
 
   /** After the provider vouched for the person: the allowlist, the audit, the session. */
-  const admit = async (
-    reply: FastifyReply,
-    user: UserIdentity,
-    pending: PendingLogin,
-  ): Promise<boolean> => {
+  const admit = async (reply: FastifyReply, user: UserIdentity, pending: PendingLogin): Promise<boolean> => {
     const access = idp.checkAccess(user);
     if (!access.allowed) {
       as.audit.emit({ type: "login.denied", user: user.login, provider: idp.type, reason: access.reason });
@@ -176,6 +173,23 @@ export async function registerInteractionRoutes(
       throw err;
     }
   });
+
+  // A sign-in with no client behind it, for the landing and account pages: it ends on the page
+  // named in `next` (one of two the gateway chose, never a URL from the request).
+  app.get<{ Querystring: { next?: string } }>(
+    "/signin",
+    { ...PERSON, preHandler: brake.authorize },
+    async (request, reply) => {
+      const next = request.query.next === "/" ? "/" : "/account";
+      if (await interactions.getSession(readCookie(request, SESSION_COOKIE)))
+        return reply.redirect(next, 303);
+      const pending = await interactions.createPageLogin(
+        { return_to: next, requester: "" },
+        browserToken(request, reply),
+      );
+      return reply.redirect(`/login?request=${encodeURIComponent(pending.id)}`, 302);
+    },
+  );
 
   app.get<{ Querystring: { request?: string } }>("/login", PERSON, async (request, reply) => {
     const pending = await loginFor(request, request.query.request);
@@ -332,11 +346,5 @@ export async function registerInteractionRoutes(
     });
     const target = await as.issueCode(pending, session.user, session.auth_time);
     return target ? reply.redirect(target, 302) : page(reply, 400, EXPIRED());
-  });
-
-  app.post("/logout", PERSON, async (request, reply) => {
-    await interactions.deleteSession(readCookie(request, SESSION_COOKIE));
-    setCookie(reply, SESSION_COOKIE, "", { secure, maxAgeSeconds: 0 });
-    return page(reply, 200, errorPage("Signed out", "You are signed out of the gateway."));
   });
 }

@@ -2,11 +2,12 @@
  * The authorization server as one encapsulated fastify subtree, symmetric with the resource
  * side's (gateway/plugin.ts): its own body parsing (forms, JSON), its own error converter, CORS
  * for the machine endpoints, then the machine endpoints and the pages a person goes through
- * (the sign-in flow and the landing page).
+ * (the sign-in flow, the landing page, their account and sign-out).
  */
 import formbody from "@fastify/formbody";
 import type { FastifyInstance } from "fastify";
 import type { AuthorizationServer } from "../server.js";
+import { registerAccountRoutes } from "./account-routes.js";
 import { registerMachineCors } from "./cors.js";
 import { registerDeviceRoutes } from "./device-routes.js";
 import { metadataPaths, registerEndpoints } from "./endpoints.js";
@@ -29,5 +30,6 @@ export async function registerAuthorizationServer(
     await registerDeviceRoutes(scope, as);
     // The pages a signed-in person uses beside the authorization flow.
     await registerLandingRoutes(scope, as);
+    await registerAccountRoutes(scope, as);
   });
 }

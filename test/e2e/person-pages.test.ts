@@ -1,0 +1,331 @@
+/**
+ * The pages a person uses beside the sign-in flow, in headless Chromium against the whole
+ * gateway: the landing page signed out and signed in (their services only, URLs with a working
+ * copy button, the client snippets of `config client`), /account listing a grant and revoking it
+ * (its refresh token then refused at /token), and signing out (the old session cookie no longer
+ * signs anyone in). Each page also on a phone-width screen. Forms without the session's CSRF
+ * token or from another site are refused.
+ */
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalUsers } from "../../src/idp/local.js";
+import { snippetFor } from "../../src/web/snippets.js";
+import { addLocalUser, LOGIN } from "../oauth/helpers.js";
+import { chromiumCheck, launchChromium } from "../support/chromium.js";
+import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
+import {
+  authorizeUrl,
+  authorizeWithLocalLogin,
+  Browser as HttpBrowser,
+  pkcePair,
+  REDIRECT_URI,
+  registerClient,
+  tokenRequest,
+} from "../support/oauth-client.js";
+import { type RedirectTarget, startRedirectTarget } from "../support/redirect-target.js";
+
+const SERVICES = {
+  services: {
+    notes: { url: "http://127.0.0.1:9/mcp", scopes: ["notes:read"] },
+    // Only bob may use it: alice, signed in, does not see it.
+    vault: { url: "http://127.0.0.1:9/mcp", allowed_users: ["bob"] },
+  },
+};
+const PHONE = { width: 360, height: 740 };
+
+const textOf = async (page: Page, selector = "main") =>
+  ((await page.textContent(selector)) ?? "").replace(/\s+/g, " ");
+const scrollWidth = (page: Page) => page.evaluate("document.documentElement.scrollWidth") as Promise<number>;
+
+describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages in Chromium", () => {
+  let gw: RunningGateway;
+  let browser: Browser;
+  let target: RedirectTarget;
+
+  beforeAll(async () => {
+    gw = await startFullGateway(SERVICES);
+    await addLocalUser(gw);
+    target = await startRedirectTarget();
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await gw?.close({ wipe: true });
+    await target?.close();
+  });
+
+  /** Signs in through a client's authorization in `context` and redeems the code: a grant with a refresh token. */
+  async function signInThroughClient(context: BrowserContext, clientName: string) {
+    const client = await registerClient(gw.url, { client_name: clientName, redirect_uris: [target.url] });
+    const { verifier, challenge } = pkcePair();
+    const resource = `${gw.url}/notes/mcp`;
+    const page = await context.newPage();
+    await page.goto(
+      authorizeUrl(gw.url, {
+        client_id: client.client_id,
+        redirect_uri: target.url,
+        code_challenge: challenge,
+        resource,
+      }),
+    );
+    if (await page.locator("#username").count()) {
+      await page.fill("#username", LOGIN.username);
+      await page.fill("#password", LOGIN.password);
+      await Promise.all([page.waitForLoadState("load"), page.click("button[type=submit]")]);
+    }
+    const arrival = target.next();
+    await page.click("#allow");
+    const back = await arrival;
+    await page.close();
+    const tokens = await tokenRequest(gw.url, {
+      grant_type: "authorization_code",
+      client_id: client.client_id,
+      code: back.searchParams.get("code") as string,
+      code_verifier: verifier,
+      redirect_uri: target.url,
+      resource,
+    });
+    expect(tokens.status).toBe(200);
+    return { client, refreshToken: tokens.body.refresh_token as string };
+  }
+
+  it("shows the product, every service and the connect snippets to someone signed out", async () => {
+    const context = await browser.newContext();
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: gw.url });
+    const page = await context.newPage();
+    const refused: string[] = [];
+    page.on("console", (m) => {
+      if (/Content Security Policy|Refused to/i.test(m.text())) refused.push(m.text());
+    });
+    try {
+      const response = await page.goto(`${gw.url}/`);
+      expect(response?.status()).toBe(200);
+      const headers = response?.headers() ?? {};
+      expect(headers["content-type"]).toMatch(/^text\/html/);
+      // One script, by its hash; no framing.
+      // The script-src directive is that hash alone: no 'unsafe-inline', no 'self'.
+      expect(/script-src ([^;]*);/.exec(headers["content-security-policy"] ?? "")?.[1]).toMatch(
+        /^'sha256-[A-Za-z0-9+/=]+'$/,
+      );
+      expect(headers["content-security-policy"]).toContain("frame-ancestors 'none'");
+      expect(headers["x-frame-options"]).toBe("DENY");
+
+      const main = await textOf(page);
+      expect(main).toContain("puts a sign-in in front of MCP servers");
+      await expect(page.inputValue("#url-notes")).resolves.toBe(`${gw.url}/notes/mcp`);
+      await expect(page.inputValue("#url-vault")).resolves.toBe(`${gw.url}/vault/mcp`);
+      expect(await page.locator("#sign-in").count()).toBe(1);
+      // The same snippet `mcp-gateway config client cursor URL` prints.
+      await expect(page.textContent("#snippet-cursor")).resolves.toBe(
+        snippetFor("cursor", `${gw.url}/notes/mcp`).text,
+      );
+      await expect(page.textContent("#snippet-claude-code")).resolves.toBe(
+        snippetFor("claude-code", `${gw.url}/notes/mcp`).text,
+      );
+
+      // The copy script ran under the CSP (its buttons are shown) and copies the URL.
+      const copy = page.locator('button[data-copy="url-notes"]');
+      await expect(copy.isVisible()).resolves.toBe(true);
+      await copy.click();
+      await expect(page.evaluate("navigator.clipboard.readText()")).resolves.toBe(`${gw.url}/notes/mcp`);
+      expect(refused).toEqual([]);
+
+      // Another service's snippets, chosen by link.
+      await page.click('a[href="/?service=vault#connect"]');
+      await expect(page.textContent("#snippet-vscode")).resolves.toBe(
+        snippetFor("vscode", `${gw.url}/vault/mcp`).text,
+      );
+
+      await page.setViewportSize(PHONE);
+      expect(await scrollWidth(page)).toBeLessThanOrEqual(PHONE.width);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
+  it("signs in from the landing page with no application involved, and /account offers the same", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${gw.url}/account`);
+      expect(await textOf(page)).toContain("You are not signed in");
+      await expect(page.getAttribute("#sign-in", "href")).resolves.toBe("/signin?next=/account");
+
+      await page.goto(`${gw.url}/`);
+      await Promise.all([page.waitForURL(/\/login\?request=/), page.click("#sign-in")]);
+      expect(await textOf(page)).toContain("Sign in to see your services");
+      await page.fill("#username", LOGIN.username);
+      await page.fill("#password", LOGIN.password);
+      await Promise.all([page.waitForURL(`${gw.url}/`), page.click("button[type=submit]")]);
+      await expect(page.textContent("#user")).resolves.toBe(LOGIN.username);
+
+      await page.goto(`${gw.url}/account`);
+      await expect(page.textContent("#grants")).resolves.toContain("You have not allowed any application");
+      // Signed in already: /signin goes straight on.
+      await page.goto(`${gw.url}/signin?next=/`);
+      expect(page.url()).toBe(`${gw.url}/`);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
+  it("signed in: only the person's services; /account lists the grant and revokes it; sign-out ends the session", async () => {
+    const context = await browser.newContext();
+    try {
+      const { client, refreshToken } = await signInThroughClient(context, "Pages Test App");
+      const page = await context.newPage();
+
+      // The landing page, signed in.
+      await page.goto(`${gw.url}/`);
+      await expect(page.textContent("#user")).resolves.toBe(LOGIN.username);
+      expect(await page.locator("#url-notes").count()).toBe(1);
+      expect(await page.locator("#url-vault").count()).toBe(0);
+
+      // The account page lists the grant.
+      await page.goto(`${gw.url}/account`);
+      const grant = page.locator("#grants > li", { hasText: "Pages Test App" });
+      expect(await grant.count()).toBe(1);
+      const item = await grant.textContent();
+      expect(item).toContain("notes");
+      expect(item).toContain(client.client_id);
+      expect(item).toMatch(/Allowed\s*\d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+      expect(item).toMatch(/Last used\s*\d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+      await page.setViewportSize(PHONE);
+      expect(await scrollWidth(page)).toBeLessThanOrEqual(PHONE.width);
+
+      // Revoke: the page says so, the grant is gone, and its refresh token is refused at /token.
+      await Promise.all([
+        page.waitForURL(/\/account\?revoked=1$/),
+        grant.locator("button", { hasText: "Revoke" }).click(),
+      ]);
+      await expect(page.textContent("#notice")).resolves.toContain("Access revoked");
+      expect(await page.locator("#grants > li", { hasText: "Pages Test App" }).count()).toBe(0);
+      const refresh = await tokenRequest(gw.url, {
+        grant_type: "refresh_token",
+        client_id: client.client_id,
+        refresh_token: refreshToken,
+      });
+      expect(refresh.status).toBe(400);
+      expect(refresh.body.error).toBe("invalid_grant");
+
+      // Sign out: GET asks, the button posts; the old cookie signs nobody in afterwards.
+      const cookie = (await context.cookies(gw.url)).find((c) => c.name === "mcpgw_session");
+      expect(cookie).toBeDefined();
+      await page.goto(`${gw.url}/logout`);
+      expect(await textOf(page)).toContain(`You are signed in as ${LOGIN.username}`);
+      expect(await scrollWidth(page)).toBeLessThanOrEqual(PHONE.width);
+      await Promise.all([page.waitForLoadState("load"), page.click("#sign-out")]);
+      expect(await textOf(page)).toContain("You are signed out of the gateway");
+      const replay = await fetch(`${gw.url}/account`, {
+        headers: { cookie: `mcpgw_session=${cookie?.value}` },
+      });
+      expect(await replay.text()).toContain("You are not signed in");
+      // And an authorization with it asks for a login again, instead of going to consent.
+      const again = await fetch(
+        authorizeUrl(gw.url, {
+          client_id: client.client_id,
+          redirect_uri: target.url,
+          code_challenge: pkcePair().challenge,
+        }),
+        { headers: { cookie: `mcpgw_session=${cookie?.value}` }, redirect: "manual" },
+      );
+      expect(again.status).toBe(302);
+      expect(again.headers.get("location")).toMatch(/^\/login\?request=/);
+    } finally {
+      await context.close();
+    }
+  }, 90_000);
+});
+
+describe("the forms of the person pages refuse what their own pages did not send", () => {
+  let gw: RunningGateway;
+  let target: RedirectTarget;
+
+  beforeAll(async () => {
+    gw = await startFullGateway(SERVICES);
+    await addLocalUser(gw);
+    target = await startRedirectTarget();
+  });
+  afterAll(async () => {
+    await gw?.close({ wipe: true });
+    await target?.close();
+  });
+
+  /** A signed-in HTTP browser, and the CSRF token and grant ids its account page shows. */
+  async function signedIn() {
+    const browser = new HttpBrowser();
+    const client = await registerClient(gw.url, { client_name: "Form Test", redirect_uris: [target.url] });
+    // Any authorization signs the browser in; the redirect back to the client is not followed.
+    let res = await browser.get(
+      authorizeUrl(gw.url, {
+        client_id: client.client_id,
+        redirect_uri: target.url,
+        code_challenge: pkcePair().challenge,
+      }),
+    );
+    res = await browser.get(new URL(res.headers.get("location") as string, gw.url).toString());
+    const login = await res.text();
+    const field = (html: string, name: string) =>
+      new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1] ?? "";
+    await browser.postForm(`${gw.url}/login`, {
+      request: field(login, "request"),
+      csrf: field(login, "csrf"),
+      ...LOGIN,
+    });
+    const account = await (await browser.get(`${gw.url}/account`)).text();
+    return { browser, csrf: field(account, "csrf") };
+  }
+
+  it("refuses a revoke or sign-out without the session's CSRF token, or posted from another site", async () => {
+    const { browser, csrf } = await signedIn();
+    expect(csrf).not.toBe("");
+    const wrong = await browser.postForm(`${gw.url}/account/revoke`, { csrf: "x".repeat(43), grant: "abc" });
+    expect(wrong.status).toBe(403);
+    expect(await wrong.text()).toContain("CSRF check failed");
+    const crossSite = await browser.postForm(
+      `${gw.url}/logout`,
+      { csrf },
+      { origin: "https://evil.example", "sec-fetch-site": "cross-site" },
+    );
+    expect(crossSite.status).toBe(403);
+    const noToken = await browser.postForm(`${gw.url}/logout`, {});
+    expect(noToken.status).toBe(403);
+    // Still signed in after all that.
+    expect(await (await browser.get(`${gw.url}/account`)).text()).toContain("Applications that act as");
+  });
+
+  it("does not revoke a grant that is someone else's, and answers with a page", async () => {
+    // bob signs in through a client and holds a grant with a refresh token.
+    await new LocalUsers(gw.store).add("bob", "bob's long password", "bob@example.com");
+    const bobsClient = await registerClient(gw.url, { client_name: "Bob's App" });
+    const { verifier, challenge } = pkcePair();
+    const back = await authorizeWithLocalLogin(
+      gw.url,
+      new HttpBrowser(),
+      { client_id: bobsClient.client_id, code_challenge: challenge },
+      { username: "bob", password: "bob's long password" },
+    );
+    const tokens = await tokenRequest(gw.url, {
+      grant_type: "authorization_code",
+      client_id: bobsClient.client_id,
+      code: back.searchParams.get("code") as string,
+      code_verifier: verifier,
+      redirect_uri: REDIRECT_URI,
+    });
+    expect(tokens.status).toBe(200);
+    const bobsGrant = (await gw.as.grants.listGrants()).find((g) => g.user.login === "bob");
+    expect(bobsGrant).toBeDefined();
+
+    // alice, signed in with her own valid token, names bob's grant.
+    const { browser, csrf } = await signedIn();
+    const res = await browser.postForm(`${gw.url}/account/revoke`, { csrf, grant: bobsGrant?.sid as string });
+    expect(res.status).toBe(404);
+    expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+    const still = await tokenRequest(gw.url, {
+      grant_type: "refresh_token",
+      client_id: bobsClient.client_id,
+      refresh_token: tokens.body.refresh_token as string,
+    });
+    expect(still.status).toBe(200);
+  });
+});
