@@ -7,6 +7,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ClientAddresses } from "../http/client-address.js";
 import type { Tracing } from "../ops/tracing.js";
 import type { AccessChecker } from "./access.js";
+import type { EndpointPages } from "./browser-page.js";
 import { sendJsonRpcError } from "./errors.js";
 import { type IdentityHeaderNames, identityHeaders } from "./headers.js";
 import type { McpInspector } from "./mcp-inspection.js";
@@ -29,11 +30,13 @@ export interface McpEndpointDeps {
   identityNames: IdentityHeaderNames;
   /** One span per request when tracing is on; undefined (no work at all) when off. */
   tracing?: Tracing;
+  /** The page a browser gets with a 401 instead of the JSON-RPC error. */
+  pages: EndpointPages;
 }
 
 /** Returns the handler; the caller resolves the route (by path or by host) first. */
 export function mcpEndpoint(deps: McpEndpointDeps) {
-  const { origins, access, proxy, inspector, clients, identityNames, tracing } = deps;
+  const { origins, access, proxy, inspector, clients, identityNames, tracing, pages } = deps;
   return async (req: FastifyRequest, reply: FastifyReply, route: ServiceRoute | undefined) => {
     const span = tracing && traceRequest(tracing, req, reply, route);
     if (!route) return sendJsonRpcError(reply, 404, "No such service");
@@ -62,10 +65,12 @@ export function mcpEndpoint(deps: McpEndpointDeps) {
       (await access.check(req.headers.authorization, route, client.ip));
     if (span) traceDecision(span, outcome);
     if (!outcome.ok) {
-      return sendJsonRpcError(reply, outcome.status, outcome.message, {
-        ...cors,
-        "www-authenticate": outcome.challenge,
-      });
+      const headers = { ...cors, "www-authenticate": outcome.challenge };
+      if (pages.wanted(req, outcome.status)) {
+        const sent = pages.send(reply, route, headers);
+        if (sent) return sent;
+      }
+      return sendJsonRpcError(reply, outcome.status, outcome.message, headers);
     }
     if (!proxy.has(route.name))
       return sendJsonRpcError(reply, 502, `The service ${route.name} has no upstream`, cors);

@@ -17,6 +17,7 @@ import { StoreUnavailableError } from "../store/errors.js";
 import type { VerificationKeys } from "../tokens/key-set.js";
 import type { Revocations } from "../tokens/revocations.js";
 import { AccessChecker } from "./access.js";
+import { EndpointPages } from "./browser-page.js";
 import { INTERNAL_ERROR, sendJsonRpcError } from "./errors.js";
 import { registerForwardAuth, verifyShortcut } from "./forward-auth.js";
 import { reservedHeaderNames } from "./headers.js";
@@ -111,6 +112,7 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
       clients,
       identityNames: config.gateway.identity_headers,
       tracing,
+      pages: new EndpointPages(config.public_url, resources),
     });
     scope.route<{ Params: { service: string } }>({
       method: ROUTED_METHODS,
