@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { snippetFor } from "../../src/web/snippets.js";
 import { chromiumCheck, launchChromium } from "../support/chromium.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
+import { startGateway, type TestGateway } from "../support/gateway.js";
+import { raw } from "../support/mcp-http.js";
 
 const SERVICES = { services: { notes: { url: "http://127.0.0.1:9/mcp" } } };
 
@@ -85,5 +87,29 @@ describe("a browser on /{service}/mcp", () => {
     // text/html refused by q=0 is not a browser asking for a page.
     const res = await fetch(`${gw.url}/notes/mcp`, { headers: { accept: "text/html;q=0, */*" } });
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+  });
+});
+
+describe("a browser on {service}.{base_domain}/mcp", () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startGateway({
+      base_domain: "mcp.test",
+      services: { echo: { url: "http://127.0.0.1:9/mcp" } },
+    });
+  });
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  it("gets the page naming the host URL it opened, and the landing page on the gateway's own URL", async () => {
+    const res = await raw(`${gw.url}/mcp`, {
+      headers: { host: "echo.mcp.test", accept: "text/html,application/xhtml+xml,*/*;q=0.8" },
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers["www-authenticate"]).toContain("resource_metadata=");
+    expect(res.headers["content-type"]).toMatch(/^text\/html/);
+    expect(res.text).toContain('<code id="endpoint-url">http://echo.mcp.test/mcp</code>');
+    expect(res.text).toContain(`href="${gw.url}/?service=echo#connect"`);
   });
 });
