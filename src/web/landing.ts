@@ -1,7 +1,8 @@
 /**
  * The landing page (`/`): what this is, the services (a signed-in person's own: those the
  * provider's allowlist and each service's policy admit), each URL with a copy button, and how
- * to connect a client, with the same snippets as `mcp-gateway config client` (snippets.ts).
+ * to connect a client, with the same snippets as `mcp-gateway config client` (snippets.ts), each
+ * with its own copy button.
  */
 
 import { COPY_SCRIPT } from "./copy-script.js";
@@ -49,9 +50,11 @@ export function landingPage(d: LandingPageData): string {
   const nav = d.user
     ? html`<nav><span>Signed in as <strong id="user">${d.user}</strong></span><a href="/account">Your applications</a><a href="/logout">Sign out</a></nav>`
     : html`<nav><a href="/signin?next=/" id="sign-in">Sign in</a></nav>`;
-  const services = d.services.length
-    ? html`<ul class="cards" id="services">${d.services.map(serviceItem)}</ul>`
-    : html`<p id="services">${d.user ? "There is no service you may use here; ask whoever runs this gateway." : "No services are configured."}</p>`;
+  const services = !d.user
+    ? html`<p id="services">Sign in to see the services you may use, with their URLs.</p>`
+    : d.services.length
+      ? html`<ul class="cards" id="services">${d.services.map(serviceItem)}</ul>`
+      : html`<p id="services">There is no service you may use here; ask whoever runs this gateway.</p>`;
   const connect = d.selected
     ? html`<h2 id="connect">Connect a client to ${d.selected.name}</h2>
 <p class="muted">Pick your client. Each signs you in here the first time it connects.</p>
@@ -62,7 +65,6 @@ ${allSnippets(d.selected.url, d.selected.name).map((s, i) => snippetItem(s, i ==
     html`${nav}<h1>MCP gateway</h1>
 <p>This gateway puts a sign-in in front of MCP servers. Give an MCP client (Claude, ChatGPT, Cursor, VS Code and others) a service's URL: the client sends you here to sign in once, and then uses that service for you.</p>
 <h2>${d.user ? "Your services" : "Services"}</h2>
-${d.user ? undefined : html`<p class="muted">Sign in to see the ones you may use.</p>`}
 ${services}
 ${connect}`,
     { wide: true, script: COPY_SCRIPT },

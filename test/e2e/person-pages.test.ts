@@ -1,7 +1,8 @@
 /**
  * The pages a person uses beside the sign-in flow, in headless Chromium against the whole
- * gateway: the landing page signed out and signed in (their services only, URLs with a working
- * copy button, the client snippets of `config client`), /account listing a grant and revoking it
+ * gateway: the landing page signed out (no service list; a named service's snippets) and signed
+ * in (their services only, URLs with a working copy button, the client snippets of `config
+ * client`), /account listing a grant and revoking it
  * (its refresh token then refused at /token), and signing out (the old session cookie no longer
  * signs anyone in). Each page also on a phone-width screen. Forms without the session's CSRF
  * token or from another site are refused.
@@ -89,7 +90,7 @@ describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages i
     return { client, refreshToken: tokens.body.refresh_token as string };
   }
 
-  it("shows the product, every service and the connect snippets to someone signed out", async () => {
+  it("shows the product and no service list to someone signed out, and a named service's snippets with copy buttons", async () => {
     const context = await browser.newContext();
     await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: gw.url });
     const page = await context.newPage();
@@ -102,8 +103,8 @@ describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages i
       expect(response?.status()).toBe(200);
       const headers = response?.headers() ?? {};
       expect(headers["content-type"]).toMatch(/^text\/html/);
-      // One script, by its hash; no framing.
-      // The script-src directive is that hash alone: no 'unsafe-inline', no 'self'.
+      // One script, by its hash: the script-src directive is that hash alone (no
+      // 'unsafe-inline', no 'self'); no framing.
       expect(/script-src ([^;]*);/.exec(headers["content-security-policy"] ?? "")?.[1]).toMatch(
         /^'sha256-[A-Za-z0-9+/=]+'$/,
       );
@@ -112,30 +113,40 @@ describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages i
 
       const main = await textOf(page);
       expect(main).toContain("puts a sign-in in front of MCP servers");
-      await expect(page.inputValue("#url-notes")).resolves.toBe(`${gw.url}/notes/mcp`);
-      await expect(page.inputValue("#url-vault")).resolves.toBe(`${gw.url}/vault/mcp`);
+      expect(main).toContain("Sign in to see the services you may use");
+      // Signed out, the services are not listed (not even by name).
+      expect(await page.locator("#url-notes, #url-vault, #connect").count()).toBe(0);
+      expect(main).not.toContain("vault");
       expect(await page.locator("#sign-in").count()).toBe(1);
-      // The same snippet `mcp-gateway config client cursor URL` prints.
+
+      // A service named in the link (the endpoint page's) gets the same snippets
+      // `mcp-gateway config client CLIENT URL` prints.
+      await page.goto(`${gw.url}/?service=notes#connect`);
       await expect(page.textContent("#snippet-cursor")).resolves.toBe(
         snippetFor("cursor", `${gw.url}/notes/mcp`).text,
       );
       await expect(page.textContent("#snippet-claude-code")).resolves.toBe(
         snippetFor("claude-code", `${gw.url}/notes/mcp`).text,
       );
-
-      // The copy script ran under the CSP (its buttons are shown) and copies the URL.
-      const copy = page.locator('button[data-copy="url-notes"]');
-      await expect(copy.isVisible()).resolves.toBe(true);
-      await copy.click();
-      await expect(page.evaluate("navigator.clipboard.readText()")).resolves.toBe(`${gw.url}/notes/mcp`);
-      expect(refused).toEqual([]);
-
-      // Another service's snippets, chosen by link.
-      await page.click('a[href="/?service=vault#connect"]');
-      await expect(page.textContent("#snippet-vscode")).resolves.toBe(
-        snippetFor("vscode", `${gw.url}/vault/mcp`).text,
+      await expect(page.textContent("#snippet-codex")).resolves.toBe(
+        snippetFor("codex", `${gw.url}/notes/mcp`).text.trimEnd(),
       );
 
+      // The copy script ran under the CSP (its buttons are shown) and copies the snippet.
+      await page.click("summary:has-text('Cursor')");
+      const copy = page.locator('button[data-copy="snippet-cursor"]');
+      await expect(copy.isVisible()).resolves.toBe(true);
+      await copy.click();
+      await expect(page.evaluate("navigator.clipboard.readText()")).resolves.toBe(
+        snippetFor("cursor", `${gw.url}/notes/mcp`).text,
+      );
+      expect(refused).toEqual([]);
+
+      // An unknown name shows no snippets.
+      await page.goto(`${gw.url}/?service=nope`);
+      expect(await page.locator("#connect").count()).toBe(0);
+
+      await page.goto(`${gw.url}/?service=notes#connect`);
       await page.setViewportSize(PHONE);
       expect(await scrollWidth(page)).toBeLessThanOrEqual(PHONE.width);
     } finally {
@@ -171,15 +182,24 @@ describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages i
 
   it("signed in: only the person's services; /account lists the grant and revokes it; sign-out ends the session", async () => {
     const context = await browser.newContext();
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: gw.url });
     try {
       const { client, refreshToken } = await signInThroughClient(context, "Pages Test App");
       const page = await context.newPage();
 
-      // The landing page, signed in.
+      // The landing page, signed in: alice's services only, each URL with a copy button.
       await page.goto(`${gw.url}/`);
       await expect(page.textContent("#user")).resolves.toBe(LOGIN.username);
-      expect(await page.locator("#url-notes").count()).toBe(1);
+      await expect(page.inputValue("#url-notes")).resolves.toBe(`${gw.url}/notes/mcp`);
       expect(await page.locator("#url-vault").count()).toBe(0);
+      await page.click('button[data-copy="url-notes"]');
+      await expect(page.evaluate("navigator.clipboard.readText()")).resolves.toBe(`${gw.url}/notes/mcp`);
+      // Her first service's snippets, without asking; one she may not use is not offered.
+      await expect(page.textContent("#snippet-vscode")).resolves.toBe(
+        snippetFor("vscode", `${gw.url}/notes/mcp`).text,
+      );
+      await page.goto(`${gw.url}/?service=vault`);
+      await expect(page.textContent("#connect")).resolves.toContain("notes");
 
       // The account page lists the grant.
       await page.goto(`${gw.url}/account`);

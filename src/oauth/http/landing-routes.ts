@@ -1,7 +1,7 @@
 /**
- * `GET /`: the landing page (web/landing.ts). Signed out it lists every service with its URL;
- * signed in, only the services this person may use: the provider's allowlist admits them and
- * each service's own policy does (the same evaluatePolicy the resource side applies to tokens).
+ * `GET /`: the landing page (web/landing.ts). Signed in, it lists the services this person may
+ * use: the provider's allowlist admits them and each service's own policy does (the same
+ * evaluatePolicy the resource side applies to tokens). Signed out, it lists none.
  */
 import type { FastifyInstance } from "fastify";
 import { evaluatePolicy } from "../../idp/policy.js";
@@ -22,16 +22,20 @@ export async function registerLandingRoutes(app: FastifyInstance, as: Authorizat
   app.get<{ Querystring: { service?: string } }>("/", PERSON, async (request, reply) => {
     const signedIn = await sessions.current(request);
     const user = signedIn?.session.user;
+    const wanted = request.query.service;
+    // Signed out, nobody is shown the list: a service's snippets only when its name is asked
+    // for (the endpoint page's link), which tells no more than its metadata document already does.
     const services = !user
-      ? all
+      ? []
       : idp.checkAccess(user).allowed
         ? all.filter((s) => {
             const service = config.services[s.name];
             return service !== undefined && evaluatePolicy(service, user).allowed;
           })
         : [];
-    const wanted = request.query.service;
-    const selected = services.find((s) => s.name === wanted) ?? services[0];
+    const selected = user
+      ? (services.find((s) => s.name === wanted) ?? services[0])
+      : all.find((s) => s.name === wanted);
     return reply
       .code(200)
       .headers(COPY_PAGE_HEADERS)
