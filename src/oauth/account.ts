@@ -59,7 +59,7 @@ export class AccountGrants {
     if (!isValidSid(sid)) return false;
     const grant = await this.as.grants.getGrant(sid);
     if (!grant || !owns(owner, grant)) return false;
-    await this.as.endGrant(sid, "revocation");
+    await this.as.endGrant(sid, "account");
     // consents:{sub}:{client_id}, as oauth/interaction.ts keeps them.
     await this.as.parts.store.delete("consents", `${owner.sub}:${grant.client_id}`);
     return true;

@@ -12,7 +12,9 @@ export type GrantEndReason =
   | "refresh-other-client"
   | "user-not-allowed"
   | "revocation"
-  | "admin";
+  | "admin"
+  /** The person it was for revoked it on /account. */
+  | "account";
 
 export type AuditEvent =
   | { type: "client.registered"; client_id: string; client_name?: string; auth_method: string }

@@ -42,9 +42,10 @@ describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages i
   let gw: RunningGateway;
   let browser: Browser;
   let target: RedirectTarget;
+  const logLines: string[] = [];
 
   beforeAll(async () => {
-    gw = await startFullGateway(SERVICES);
+    gw = await startFullGateway({ ...SERVICES, log_level: "info" }, { logLines });
     await addLocalUser(gw);
     target = await startRedirectTarget();
     browser = await launchChromium();
@@ -227,6 +228,9 @@ describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages i
       });
       expect(refresh.status).toBe(400);
       expect(refresh.body.error).toBe("invalid_grant");
+      // The audit trail says who ended it.
+      const audit = logLines.map((l) => (JSON.parse(l) as { audit?: Record<string, unknown> }).audit);
+      expect(audit).toContainEqual(expect.objectContaining({ type: "grant.revoked", reason: "account" }));
 
       // Sign out: GET asks, the button posts; the old cookie signs nobody in afterwards.
       const cookie = (await context.cookies(gw.url)).find((c) => c.name === "mcpgw_session");
