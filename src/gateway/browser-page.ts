@@ -3,6 +3,8 @@
  * the same 401 and WWW-Authenticate as any client, with an HTML page (web/endpoint-page.ts) as
  * the body instead of the JSON-RPC error. MCP clients' GETs ask for text/event-stream and their
  * POSTs carry JSON-RPC, so neither ever gets the page. The pages are rendered once per service.
+ * /verify sends the same page for a browser's GET a proxy asks about (Caddy and Traefik pass
+ * the refusal's body on; nginx's auth_request shows its own).
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ResourceIndex } from "../config/resources.js";
@@ -34,9 +36,12 @@ export class EndpointPages {
     }
   }
 
-  /** Whether this refusal goes to a person in a browser rather than to an MCP client. */
-  wanted(req: FastifyRequest, status: number): boolean {
-    return status === 401 && req.method === "GET" && acceptsHtml(req.headers.accept);
+  /**
+   * Whether this refusal goes to a person in a browser rather than to an MCP client. `method`
+   * is the request's, or for /verify the one the proxy forwards (X-Forwarded-Method).
+   */
+  wanted(req: FastifyRequest, status: number, method: string = req.method): boolean {
+    return status === 401 && method === "GET" && acceptsHtml(req.headers.accept);
   }
 
   /** The 401 with `headers` (the challenge, CORS) and the page for `route`, if it has one. */

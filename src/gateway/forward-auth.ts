@@ -29,6 +29,7 @@ import type { RequestLog } from "../ops/request-log.js";
 import type { Tracing } from "../ops/tracing.js";
 import type { AccessTokenClaims } from "../tokens/claims.js";
 import type { AccessChecker } from "./access.js";
+import type { EndpointPages } from "./browser-page.js";
 import { bearerChallenge } from "./challenge.js";
 import { jsonRpcError } from "./errors.js";
 import { declaresBody, identityHeaders } from "./headers.js";
@@ -44,11 +45,13 @@ export interface ForwardAuthDeps {
   clients: ClientAddresses;
   /** One span per /verify when tracing is on (the shortcut is then not used: plugin.ts). */
   tracing?: Tracing;
+  /** The page a browser's refused GET gets (browser-page.ts). */
+  pages: EndpointPages;
 }
 
 /** Registers /verify on the gateway's encapsulated instance. */
 export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps): void {
-  const { config, access, targets, origins, clients, tracing } = deps;
+  const { config, access, targets, origins, clients, tracing, pages } = deps;
 
   const deny = (reply: FastifyReply, status: number, challenge: string | undefined, message: string) => {
     if (challenge) reply.header("www-authenticate", challenge);
@@ -80,7 +83,17 @@ export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps)
         access.checkCached(req.headers.authorization, route, ip) ??
         (await access.check(req.headers.authorization, route, ip));
       if (span) traceDecision(span, outcome);
-      if (!outcome.ok) return deny(reply, outcome.status, outcome.challenge, outcome.message);
+      if (!outcome.ok) {
+        // Only what is shown depends on the forwarded method: the decision above does not.
+        const method = req.headers["x-forwarded-method"];
+        if (
+          pages.wanted(req, outcome.status, typeof method === "string" ? method.toUpperCase() : req.method)
+        ) {
+          const sent = pages.send(reply, route, { "www-authenticate": outcome.challenge });
+          if (sent) return sent;
+        }
+        return deny(reply, outcome.status, outcome.challenge, outcome.message);
+      }
       return reply
         .code(200)
         .header("cache-control", "no-store")

@@ -89,12 +89,13 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
 
     registerMetadataRoutes(scope, config, router);
     const targets = new VerifyTargets(router, clients);
-    registerForwardAuth(scope, { config, targets, origins, access, clients, tracing });
+    const pages = new EndpointPages(config.public_url, resources);
+    registerForwardAuth(scope, { config, targets, origins, access, clients, tracing, pages });
     // Traced, every /verify takes the fastify route, which records its span; untraced, the
     // shortcut answers cached verdicts ahead of fastify.
     if (!tracing) {
       deps.shortcuts.add(
-        verifyShortcut({ config, targets, origins, access, clients, requests: deps.requests }),
+        verifyShortcut({ config, targets, origins, access, clients, pages, requests: deps.requests }),
       );
     }
 
@@ -112,7 +113,7 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
       clients,
       identityNames: config.gateway.identity_headers,
       tracing,
-      pages: new EndpointPages(config.public_url, resources),
+      pages,
     });
     scope.route<{ Params: { service: string } }>({
       method: ROUTED_METHODS,

@@ -45,6 +45,25 @@ describe("/verify", () => {
     expect(res.headers["www-authenticate"]).toBe(`Bearer resource_metadata="${prm("echo")}"`);
   });
 
+  it("no token, a browser's GET: the same 401 and challenge with the endpoint page; a client's keeps JSON", async () => {
+    const html = "text/html,application/xhtml+xml,*/*;q=0.8";
+    const page = await raw(verify, {
+      headers: { "x-forwarded-uri": "/echo/mcp", "x-forwarded-method": "GET", accept: html },
+    });
+    expect(page.status).toBe(401);
+    expect(page.headers["www-authenticate"]).toBe(`Bearer resource_metadata="${prm("echo")}"`);
+    expect(page.headers["content-type"]).toMatch(/^text\/html/);
+    expect(page.text).toContain("This is an MCP endpoint");
+    for (const headers of [
+      { "x-forwarded-uri": "/echo/mcp", "x-forwarded-method": "POST", accept: html },
+      { "x-forwarded-uri": "/echo/mcp", "x-forwarded-method": "GET", accept: "text/event-stream" },
+    ]) {
+      const res = await raw(verify, { headers });
+      expect(res.status).toBe(401);
+      expect(res.headers["content-type"]).toMatch(/^application\/json/);
+    }
+  });
+
   it("valid token: 200 with all identity headers (empty email when the token has none)", async () => {
     const token = await gw.token("echo", {
       sub: "42",

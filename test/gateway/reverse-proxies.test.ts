@@ -73,6 +73,23 @@ for (const { name, binary, start } of proxies) {
       expect(upstream.requests).toHaveLength(0);
     });
 
+    it("a browser's GET: the same 401 and challenge; Caddy passes on the gateway's page, nginx shows its own", async () => {
+      const res = await raw(endpoint, {
+        headers: { accept: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8" },
+      });
+      expect(res.status).toBe(401);
+      expect(res.headers["www-authenticate"]).toBe(
+        `Bearer resource_metadata="${proxy.url}/.well-known/oauth-protected-resource/echo/mcp"`,
+      );
+      if (binary === CADDY) {
+        expect(res.headers["content-type"]).toMatch(/^text\/html/);
+        expect(res.headers["content-security-policy"]).toContain("frame-ancestors 'none'");
+        expect(res.text).toContain("This is an MCP endpoint");
+        expect(res.text).toContain(`<code id="endpoint-url">${endpoint}</code>`);
+      }
+      expect(upstream.requests).toHaveLength(0);
+    });
+
     it("discovery is served by the gateway through the proxy", async () => {
       const res = await raw(`${proxy.url}/.well-known/oauth-protected-resource/echo/mcp`);
       expect(res.status).toBe(200);
