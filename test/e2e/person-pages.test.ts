@@ -153,7 +153,7 @@ describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages i
     } finally {
       await context.close();
     }
-  }, 60_000);
+  }, 120_000);
 
   it("signs in from the landing page with no application involved, and /account offers the same", async () => {
     const context = await browser.newContext();
@@ -179,7 +179,7 @@ describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages i
     } finally {
       await context.close();
     }
-  }, 60_000);
+  }, 120_000);
 
   it("signed in: only the person's services; /account lists the grant and revokes it; sign-out ends the session", async () => {
     const context = await browser.newContext();
@@ -258,7 +258,7 @@ describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages i
     } finally {
       await context.close();
     }
-  }, 90_000);
+  }, 180_000);
 });
 
 describe("the forms of the person pages refuse what their own pages did not send", () => {
