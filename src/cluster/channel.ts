@@ -93,7 +93,9 @@ export class ClusterChannel {
   async close(): Promise<void> {
     const server = this.server;
     // A drain may have closed the listener already; what is still connected goes now.
-    const closed = server.listening ? new Promise<void>((resolve) => server.close(() => resolve())) : undefined;
+    const closed = server.listening
+      ? new Promise<void>((resolve) => server.close(() => resolve()))
+      : undefined;
     server.closeAllConnections();
     await closed;
   }
