@@ -1,13 +1,13 @@
 /**
  * A graceful stop for the gateway's listeners (SIGTERM; a rolling restart): stop accepting
- * connections, close the idle ones, end every open SSE stream cleanly (the client sees the
+ * connections, end every open GET event stream cleanly (the client sees the
  * stream end and reconnects, through the load balancer, to another instance), let the other
  * in-flight requests finish, and close each connection once its answer is out. Nothing is
  * counted per request: the connections are tracked, and a connection's current response is
  * Node's own `socket._httpMessage`.
  */
 import type { Server, ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import net, { type Socket } from "node:net";
 
 /** What Node keeps on a server-side socket and a response, read here (stable since Node 0.x). */
 type TrackedSocket = Socket & { _httpMessage?: ServerResponse | null };
@@ -43,10 +43,10 @@ export class Drain {
    */
   async drain(timeoutMs: number): Promise<boolean> {
     this.draining = true;
-    for (const server of this.servers) {
-      server.close();
-      server.closeIdleConnections();
-    }
+    // Stop accepting, but not http.Server#close: it also closes every connection without a
+    // request in progress, and one just accepted may be carrying a request not yet read, which a
+    // load balancer does not send again if it is a POST. Those are served (then closed) instead.
+    for (const server of this.servers) if (server.listening) net.Server.prototype.close.call(server);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       this.sweep();
@@ -64,7 +64,7 @@ export class Drain {
   private sweep(): void {
     for (const socket of this.sockets) {
       const res = socket._httpMessage;
-      // No request on it: Node's closeIdleConnections has it (and a request about to arrive is not cut).
+      // No request on it: left alone (one may be on its way), and cut when the app closes.
       if (!res || res.writableEnded) continue;
       if (isEventStream(res)) {
         endStream(res);
@@ -81,8 +81,13 @@ function busy(socket: TrackedSocket): boolean {
   return Boolean(res && !res.writableFinished && !socket.destroyed);
 }
 
+/**
+ * A standalone event stream (the GET of Streamable HTTP): nothing is owed on it, so it can end
+ * now. A POST answered as a stream carries responses still to come: it is in flight like any
+ * other request.
+ */
 function isEventStream(res: SentResponse): boolean {
-  if (!res.headersSent) return false;
+  if (!res.headersSent || res.req?.method !== "GET") return false;
   const head = res._header ?? "";
   return /\r\ncontent-type:\s*text\/event-stream/i.test(head);
 }

@@ -2,8 +2,10 @@
  * A small stdio MCP server (SDK v1) for the cluster tests, in plain JavaScript so that it starts
  * fast: `where` names the instance whose bridge spawned it (INSTANCE, from the service's env) and
  * its pid; `count` counts calls in this process (a session's calls reaching one child count up
- * one by one, whichever instance the client reached); `slow` answers after `ms` milliseconds.
+ * one by one, whichever instance the client reached); `slow` answers after `ms` milliseconds
+ * (and says when it has begun, in a file, for tests that must act while it runs).
  */
+import { writeFileSync } from "node:fs";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { z } from "zod";
@@ -22,8 +24,12 @@ server.registerTool("count", { description: "Counts calls in this process" }, ()
 });
 server.registerTool(
   "slow",
-  { description: "Answers after ms milliseconds", inputSchema: { ms: z.number().int().min(0).max(60_000) } },
-  async ({ ms }) => {
+  {
+    description: "Answers after ms milliseconds; writes the file `started` (if given) when it begins",
+    inputSchema: { ms: z.number().int().min(0).max(60_000), started: z.string().optional() },
+  },
+  async ({ ms, started }) => {
+    if (started) writeFileSync(started, String(process.pid));
     await new Promise((r) => setTimeout(r, ms));
     return text({ slept: ms, instance: process.env.INSTANCE ?? "" });
   },
