@@ -21,6 +21,7 @@ import { accessTokenFor } from "../support/login.js";
 import { INITIALIZE, MCP_HEADERS } from "../support/mcp-http.js";
 import { NGINX } from "../support/proxies.js";
 import { redisAvailable } from "../support/redis.js";
+import { BrowserProvider, type Connected, connectV2, toolJson } from "./clients.js";
 import { LOGIN, startCluster, type TestCluster } from "./cluster.js";
 import { callTool, openSession, ownerEntry, type RawSession } from "./sessions.js";
 
@@ -116,6 +117,24 @@ describe.skipIf(!CAN_RUN && process.env.CI !== "true")("three instances: one los
         .flatMap(([, l]) => l);
       const lost = by.get(victim.advertiseUrl) ?? [];
       const pidOf = new Map<string, number>();
+      // SDK v2 clients (their own session handling): one on the victim, one elsewhere.
+      const provider = new BrowserProvider(cluster.base);
+      const sdk = new Map<string, Connected>();
+      for (let tries = 0; tries < 20 && sdk.size < 2; tries++) {
+        // A connect is a fixed number of requests: one more now and then moves the next one along.
+        if (tries % 2 === 1) await (await fetch(`${cluster.base}/healthz`)).text();
+        const c = await connectV2(url, provider);
+        const onVictim =
+          (await ownerEntry(cluster.redis.url, "counter", c.sessionId)) === victim.advertiseUrl;
+        const role = onVictim ? "victim" : "survivor";
+        if (sdk.has(role)) await c.client.close();
+        else sdk.set(role, c);
+      }
+      const onVictim = sdk.get("victim");
+      const onSurvivor = sdk.get("survivor");
+      if (!onVictim || !onSurvivor) throw new Error("no SDK session on each side");
+      await onVictim.client.callTool({ name: "count", arguments: {} });
+      await onSurvivor.client.callTool({ name: "count", arguments: {} });
 
       const traffic = load(4, async (n) => {
         if (n % 4 === 3) {
@@ -157,6 +176,20 @@ describe.skipIf(!CAN_RUN && process.env.CI !== "true")("three instances: one los
         expect(traffic.outcomes.filter((o) => o.status !== 200 && o.status < 500)).toEqual([]);
       } finally {
         await traffic.stop();
+      }
+
+      // The SDK client on a survivor carries on in its session, with its child.
+      expect(toolJson(await onSurvivor.client.callTool({ name: "count", arguments: {} })).calls).toBe(2);
+      // The one on the victim is told its session is gone; it starts a new one, which works.
+      await expect(onVictim.client.callTool({ name: "count", arguments: {} })).rejects.toThrow(
+        /404|not found/i,
+      );
+      await onVictim.client.close().catch(() => undefined);
+      const renewed = await connectV2(url, provider);
+      expect(toolJson(await renewed.client.callTool({ name: "count", arguments: {} })).calls).toBe(1);
+      for (const c of [onSurvivor, renewed]) {
+        await c.transport.terminateSession();
+        await c.client.close();
       }
 
       // The dead instance's sessions: 404, whichever instance is asked, and their entries go.
