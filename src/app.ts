@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import { CacheRegistry } from "./cache/ttl-cache.js";
+import { type Cluster, startCluster } from "./cluster/index.js";
 import { ResourceIndex } from "./config/resources.js";
 import type { GatewayConfig } from "./config/schema.js";
 import { resolveEncryptionSecret } from "./crypto/encryption-secret.js";
@@ -42,6 +43,8 @@ export interface Gateway {
   upstreams: Map<string, UpstreamTarget>;
   /** The operations listener, when `ops.port` puts /healthz, /readyz and /metrics on their own. */
   ops?: OpsListener;
+  /** Several instances (config `cluster`): the internal channel for bridged sessions. */
+  cluster?: Cluster;
 }
 
 export async function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Promise<Gateway> {
@@ -76,7 +79,15 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     routerOptions: { maxParamLength: 500 },
   });
 
-  const upstreams = await startServiceUpstreams(config, app.log);
+  const cluster = await startCluster(config, store, app.log);
+  let upstreams: Awaited<ReturnType<typeof startServiceUpstreams>>;
+  try {
+    upstreams = await startServiceUpstreams(config, app.log, cluster);
+  } catch (err) {
+    await cluster?.close();
+    throw err;
+  }
+  cluster?.serve(upstreams.bridges);
   const audit = logAudit(app.log.child({ component: "audit" }));
   const as = new AuthorizationServer({
     config,
@@ -92,7 +103,9 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
   });
 
   app.addHook("onClose", async () => {
+    // Bridges first: their sessions end, and the cluster deletes their owner entries before the store closes.
     await upstreams.close();
+    await cluster?.close();
     await as.close();
     keys.close();
     publicKeys.close();
@@ -117,5 +130,5 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     caches,
   });
 
-  return { app, as, store, keys, idp, upstreams: upstreams.targets, ops };
+  return { app, as, store, keys, idp, upstreams: upstreams.targets, ops, cluster };
 }

@@ -7,6 +7,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import { type BridgeOptions, type RunningBridge, SocketDir, startBridge } from "./bridge/index.js";
 import { readSecretFile } from "./bridge/secret-file.js";
+import type { Cluster } from "./cluster/index.js";
 import type { GatewayConfig, ServiceConfig } from "./config/schema.js";
 import type { UpstreamTarget } from "./gateway/index.js";
 
@@ -45,6 +46,8 @@ export function remoteUpstream(name: string, service: ServiceConfig): UpstreamTa
 export async function startServiceUpstreams(
   config: GatewayConfig,
   log: FastifyBaseLogger,
+  /** Several instances: bridged sessions are recorded and found through it. */
+  cluster?: Cluster,
 ): Promise<ServiceUpstreams> {
   const targets = new Map<string, UpstreamTarget>();
   const bridges = new Map<string, RunningBridge>();
@@ -70,6 +73,7 @@ export async function startServiceUpstreams(
         socketPath: sockets.socketFor(name),
         identityHeaders,
         maxBodyBytes: config.gateway.max_body,
+        placement: cluster?.placementFor(name),
         logger: log.child({ service: name }),
       });
       bridges.set(name, bridge);

@@ -17,6 +17,7 @@ import {
   isResponse,
   type JsonRpcMessage,
 } from "./jsonrpc.js";
+import type { SessionPlacement } from "./placement.js";
 import type { BridgeLogger, SessionRegistry } from "./registry.js";
 import { sendJsonRpcError } from "./sse.js";
 import type { StatelessEndpoint } from "./stateless.js";
@@ -40,6 +41,8 @@ export interface EndpointOptions {
   identityHeaders: OwnerHeaders;
   /** Serves the 2026-07-28 requests. */
   stateless: StatelessEndpoint;
+  /** Several gateway instances: where sessions this bridge does not hold are (none: 404). */
+  placement?: SessionPlacement;
   logger?: BridgeLogger;
 }
 
@@ -102,18 +105,23 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
    * The live session a request names, if it is the caller's; otherwise the 400 or 404 is already
    * sent. Someone else's session is "not found", as an unknown one is (MCP: 404), and untouched.
    */
-  const sessionOf = (req: IncomingMessage, res: ServerResponse) => {
+  const sessionOf = async (req: IncomingMessage, res: ServerResponse, relayed: boolean, body?: Buffer) => {
     const sid = req.headers["mcp-session-id"];
     if (typeof sid !== "string" || !sid) {
       sendJsonRpcError(res, 400, ErrorCode.ServerError, "Bad Request: Mcp-Session-Id header is required");
       return undefined;
     }
     const entry = registry.get(sid, ownerOf(req));
-    if (!entry) sendJsonRpcError(res, 404, ErrorCode.SessionNotFound, "Session not found");
-    return entry && { sid, ...entry };
+    if (entry) return { sid, ...entry };
+    // Not held here: another instance may hold it (never asked again for a relayed request).
+    if (!relayed && opts.placement && !registry.has(sid)) {
+      if (await opts.placement.relay(sid, req, res, body)) return undefined;
+    }
+    sendJsonRpcError(res, 404, ErrorCode.SessionNotFound, "Session not found");
+    return undefined;
   };
 
-  async function post(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function post(req: IncomingMessage, res: ServerResponse, relayed: boolean): Promise<void> {
     const accepts = parseAccept(req.headers.accept);
     if (!accepts.json && !accepts.sse) {
       sendJsonRpcError(
@@ -130,8 +138,10 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
       return;
     }
     let parsed: unknown;
+    let body: Buffer;
     try {
-      parsed = JSON.parse((await readBody(req, opts.maxBodyBytes)).toString("utf8"));
+      body = await readBody(req, opts.maxBodyBytes);
+      parsed = JSON.parse(body.toString("utf8"));
     } catch (err) {
       if (err instanceof BodyTooLarge) {
         sendJsonRpcError(
@@ -186,10 +196,10 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
         );
         return;
       }
-      initialize(init, accepts, ownerOf(req), res);
+      await initialize(init, accepts, ownerOf(req), res);
       return;
     }
-    const entry = sessionOf(req, res);
+    const entry = await sessionOf(req, res, relayed, body);
     if (!entry) return;
     const { sid, session, upstream } = entry;
     const requests = valid.filter(isRequest);
@@ -209,7 +219,12 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
     if (!exchange) res.writeHead(202, { "mcp-session-id": sid }).end();
   }
 
-  function initialize(msg: JsonRpcMessage, accepts: Accepts, owner: string, res: ServerResponse): void {
+  async function initialize(
+    msg: JsonRpcMessage,
+    accepts: Accepts,
+    owner: string,
+    res: ServerResponse,
+  ): Promise<void> {
     const entry = registry.open(owner);
     if (!entry) {
       sendJsonRpcError(
@@ -225,6 +240,26 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
       return;
     }
     const { session, upstream } = entry;
+    if (opts.placement) {
+      try {
+        await opts.placement.opened(session.id);
+      } catch (err) {
+        // A session the other instances could not find would break on its next request.
+        registry.end(session.id, "its placement could not be recorded");
+        opts.logger?.warn({ err: (err as Error).message }, "bridge session placement not recorded");
+        sendJsonRpcError(
+          res,
+          503,
+          ErrorCode.ServerError,
+          "Sessions are unavailable; try again shortly",
+          null,
+          {
+            "retry-after": "1",
+          },
+        );
+        return;
+      }
+    }
     const exchange = new Exchange(res, 1, false, accepts, { "mcp-session-id": session.id });
     upstream.request(session, msg, exchange, (reply) => {
       // A session whose initialize failed is of no use: end it (and its child).
@@ -232,7 +267,7 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
     });
   }
 
-  function get(req: IncomingMessage, res: ServerResponse): void {
+  async function get(req: IncomingMessage, res: ServerResponse, relayed: boolean): Promise<void> {
     if (!parseAccept(req.headers.accept).sse) {
       sendJsonRpcError(
         res,
@@ -242,21 +277,22 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
       );
       return;
     }
-    const entry = sessionOf(req, res);
+    const entry = await sessionOf(req, res, relayed);
     if (!entry) return;
     if (!entry.session.attachStream(res)) {
       sendJsonRpcError(res, 409, ErrorCode.ServerError, "Conflict: this session already has a GET stream");
     }
   }
 
-  function remove(req: IncomingMessage, res: ServerResponse): void {
-    const entry = sessionOf(req, res);
+  async function remove(req: IncomingMessage, res: ServerResponse, relayed: boolean): Promise<void> {
+    const entry = await sessionOf(req, res, relayed);
     if (!entry) return;
     registry.end(entry.sid, "session deleted by the client");
     res.writeHead(200).end();
   }
 
-  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** @param relayed the request comes from the instance it was sent to, for a session held here */
+  return async function handle(req: IncomingMessage, res: ServerResponse, relayed = false): Promise<void> {
     try {
       if (!authorized(req, opts.authTokenHash)) {
         sendJsonRpcError(
@@ -281,9 +317,9 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
         sendJsonRpcError(res, 403, ErrorCode.ServerError, "Forbidden: unexpected Host header");
         return;
       }
-      if (req.method === "POST") await post(req, res);
-      else if (req.method === "GET") get(req, res);
-      else if (req.method === "DELETE") remove(req, res);
+      if (req.method === "POST") await post(req, res, relayed);
+      else if (req.method === "GET") await get(req, res, relayed);
+      else if (req.method === "DELETE") await remove(req, res, relayed);
       else {
         sendJsonRpcError(res, 405, ErrorCode.ServerError, "Method Not Allowed", null, {
           allow: "GET, POST, DELETE",

@@ -5,14 +5,17 @@
  * 2026-07-28 stateless requests, whichever era the child itself speaks.
  */
 import { chmodSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { hashSecret } from "../crypto/secrets.js";
 import { createEndpoint, type OwnerHeaders } from "./http.js";
+import type { SessionPlacement } from "./placement.js";
 import { type BridgeLogger, SessionRegistry } from "./registry.js";
 import { StatelessEndpoint } from "./stateless.js";
 
 export type { OwnerHeaders } from "./http.js";
+export type { SessionPlacement } from "./placement.js";
 export type { BridgeLogger } from "./registry.js";
 export { SocketDir } from "./socket-dir.js";
 
@@ -53,6 +56,8 @@ export interface BridgeOptions {
   allowedHosts?: string[] | false;
   /** Largest POST body accepted; default 4 MiB. */
   maxBodyBytes?: number;
+  /** Several gateway instances: records this bridge's sessions, finds the others' (src/cluster/). */
+  placement?: SessionPlacement;
   logger?: BridgeLogger;
 }
 
@@ -66,6 +71,13 @@ export interface RunningBridge {
   sessions(): number;
   /** PIDs of the live child processes. */
   childPids(): number[];
+  /** Ids of the live sessions. */
+  sessionIds(): string[];
+  /**
+   * Serve a request another instance relayed for a session held here, as if it had arrived on
+   * the bridge's own listener (never relayed on: a session not here is 404).
+   */
+  serveRelayed(req: IncomingMessage, res: ServerResponse): Promise<void>;
   /** Stop listening, end every session and child, and wait for the children to exit. */
   close(): Promise<void>;
 }
@@ -103,6 +115,7 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
     maxSessions: opts.maxSessions,
     idleTimeoutMs,
     requestTimeoutMs: Math.max(1, opts.requestTimeoutSeconds) * 1000,
+    onSessionEnded: opts.placement && ((id) => opts.placement?.ended(id)),
     logger: opts.logger,
   });
   // A multi-round-trip request waits as long as an idle session would for the client's next round.
@@ -120,6 +133,7 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
     identityHeaders: opts.identityHeaders ?? DEFAULT_IDENTITY_HEADERS,
     maxBodyBytes: opts.maxBodyBytes ?? 4 * 1024 * 1024,
     maxSessions: opts.maxSessions,
+    placement: opts.placement,
     logger: opts.logger,
   });
   const server = createServer((req, res) => void handle(req, res));
@@ -156,6 +170,8 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
     socketPath: opts.socketPath,
     sessions: () => registry.size,
     childPids: () => registry.childPids(),
+    sessionIds: () => registry.ids(),
+    serveRelayed: (req, res) => handle(req, res, true),
     close() {
       closing ??= (async () => {
         clearInterval(reaper);

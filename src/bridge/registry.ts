@@ -27,6 +27,8 @@ export interface RegistryOptions {
   maxSessions: number;
   idleTimeoutMs: number;
   requestTimeoutMs: number;
+  /** Called once for every session that ends, however it ends. */
+  onSessionEnded?: (id: string) => void;
   logger?: BridgeLogger;
 }
 
@@ -96,6 +98,16 @@ export class SessionRegistry {
     const entry = { session, upstream };
     this.entries.set(session.id, entry);
     return entry;
+  }
+
+  /** Whether a live session has this id, whoever opened it. */
+  has(id: string): boolean {
+    return this.entries.has(id);
+  }
+
+  /** Ids of the live sessions. */
+  ids(): string[] {
+    return [...this.entries.keys()];
   }
 
   /** The live session with this id if `owner` opened it, marked active; someone else's is left as it is. */
@@ -200,6 +212,7 @@ export class SessionRegistry {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
+    this.opts.onSessionEnded?.(id);
     entry.upstream.dropSession(entry.session, reason);
     entry.session.end();
     if (!this.opts.shared) this.stop(entry.upstream.child);

@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { buildGateway } from "../app.js";
 import { ConfigError } from "../config/load.js";
+import { Drain } from "../http/drain.js";
 import { LocalIdentityProvider } from "../idp/local.js";
 import { configOrExit } from "./load-config.js";
 
@@ -48,7 +49,11 @@ async function serve(opts: ServeOptions): Promise<void> {
     );
     process.exit(err instanceof ConfigError ? 2 : 1);
   }
-  const { app, store, idp, upstreams, ops } = gateway;
+  const { app, store, idp, upstreams, ops, cluster } = gateway;
+  // Connections are tracked from the first one, so SIGTERM can drain them.
+  const drain = new Drain();
+  drain.add(app.server);
+  if (cluster) drain.add(cluster.server);
   const address = await app.listen({ port: config.port, host: config.host });
 
   const lines = [
@@ -59,6 +64,7 @@ async function serve(opts: ServeOptions): Promise<void> {
     `login:    ${idp.displayName}`,
   ];
   if (ops?.address) lines.push(`ops:      ${ops.address} (/healthz, /readyz, /metrics)`);
+  if (cluster) lines.push(`cluster:  ${cluster.advertiseUrl} (internal listener on ${cluster.listening})`);
   for (const name of upstreams.keys()) lines.push(`service:  ${config.public_url}/${name}/mcp`);
   if (idp instanceof LocalIdentityProvider) {
     const password = await idp.users.ensureBootstrapAdmin();
@@ -77,12 +83,24 @@ async function serve(opts: ServeOptions): Promise<void> {
   const shutdown = (signal: string) => {
     if (closing) return;
     closing = true;
-    app.log.info({ signal }, "shutting down");
-    // A hung upstream must not keep the process alive forever.
-    setTimeout(() => process.exit(1), 10_000).unref();
-    void app.close().then(
+    const timeoutMs = config.shutdown_timeout * 1000;
+    app.log.info({ signal, shutdown_timeout: config.shutdown_timeout }, "shutting down: draining");
+    // Whatever hangs (a child that ignores SIGTERM, a store that does not answer), the process
+    // is gone shortly after shutdown_timeout.
+    setTimeout(() => process.exit(1), timeoutMs + 2_000).unref();
+    void (async () => {
+      // Stop accepting, end SSE streams, let in-flight requests finish (up to the timeout)...
+      const finished = await drain.drain(timeoutMs);
+      if (!finished)
+        app.log.warn({ inFlight: drain.inFlight() }, "shutdown_timeout reached; cutting what is left");
+      // ...then close the rest: bridges and their children, session owner entries, the store.
+      await app.close();
+    })().then(
       () => process.exit(0),
-      () => process.exit(1),
+      (err: Error) => {
+        app.log.error({ err: err.message }, "shutdown failed");
+        process.exit(1);
+      },
     );
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));

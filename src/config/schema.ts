@@ -421,6 +421,41 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
+  /**
+   * How long SIGTERM waits for in-flight requests before it cuts what is left and exits
+   * (README, "Several instances"): open SSE streams are ended at once, cleanly.
+   */
+  shutdown_timeout: duration.default(10),
+
+  /**
+   * Several instances on one Redis (README, "Several instances"). Set `secret` (or
+   * `secret_file`) and `advertise_url` on every instance: a bridged session lives where its child
+   * runs, and the other instances forward its requests there over this internal channel.
+   */
+  cluster: z
+    .strictObject({
+      /** Shared by every instance; only a holder of it can use the internal channel. */
+      secret: z.string().min(32, "use at least 32 characters").optional(),
+      /** A file holding the secret (read once at start-up), instead of `secret`. */
+      secret_file: z.string().optional(),
+      /** How the other instances reach this one's internal listener, e.g. http://10.0.0.5:8081. */
+      advertise_url: z.url({ protocol: /^https?$/ }).optional(),
+      /** Where the internal listener binds. Default: the host of `advertise_url`. */
+      host: z.string().optional(),
+      /** Default: the port of `advertise_url`. */
+      port: port.optional(),
+      /** A session's owner record lives this long unless renewed (it is, while the session lives). */
+      session_ttl: duration.default(60),
+    })
+    .refine((c) => !(c.secret && c.secret_file), { message: "give either secret or secret_file, not both" })
+    .refine((c) => !(c.secret || c.secret_file) || Boolean(c.advertise_url), {
+      message: "advertise_url is needed with a cluster secret (how the other instances reach this one)",
+    })
+    .refine((c) => Boolean(c.secret || c.secret_file) || !c.advertise_url, {
+      message: "advertise_url needs secret or secret_file",
+    })
+    .prefault({}),
+
   gateway: z
     .strictObject({
       /** Accept tokens whose audience is the gateway itself (for clients that send no `resource`). */

@@ -70,8 +70,11 @@ const FORWARDING = new Set([
   "x-appengine-user-ip",
 ]);
 
-/** Prefixes of names a client may not set: forwarding families, and identity look-alikes. */
-const RESERVED_PREFIXES = ["x-forwarded-", "x-original-", "x-user-", "x-auth-"];
+/**
+ * Prefixes of names a client may not set: forwarding families, identity look-alikes, and the
+ * gateway's own cluster headers (src/cluster/protocol.ts), which only instances send each other.
+ */
+const RESERVED_PREFIXES = ["x-forwarded-", "x-original-", "x-user-", "x-auth-", "x-mcp-gateway-"];
 
 export type IdentityHeaderNames = GatewayConfig["gateway"]["identity_headers"];
 

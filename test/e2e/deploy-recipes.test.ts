@@ -92,6 +92,7 @@ const HANDLED = [
   "nginx/location",
   "github/teams.yaml",
   "redis/gateway.yaml",
+  "cluster/gateway.yaml",
   "upgrade/backup",
   "upgrade/restore",
 ];
@@ -143,6 +144,16 @@ describe("README Deploy: the snippets", () => {
     };
     expect(redis.store.type).toBe("redis");
     expect(redis.keys.encryption_secret?.length).toBeGreaterThanOrEqual(32);
+  });
+
+  it("cluster/gateway.yaml is a config the gateway accepts (test/cluster/ runs instances configured so)", () => {
+    const cluster = validateConfig(parse(get("cluster/gateway.yaml").body)) as unknown as {
+      store: { type: string };
+      cluster: { secret_file?: string; advertise_url?: string };
+    };
+    expect(cluster.store.type).toBe("redis");
+    expect(cluster.cluster.secret_file).toBeTruthy();
+    expect(cluster.cluster.advertise_url).toBe("http://10.0.0.5:8081");
   });
 });
 

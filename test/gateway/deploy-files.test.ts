@@ -17,6 +17,8 @@ const RUN_BY: Record<string, string> = {
   "caddy/Caddyfile": "test/gateway/reverse-proxies.test.ts",
   "nginx/gateway.conf": "test/e2e/behind-proxy.test.ts",
   "caddy/Caddyfile.gateway": "test/e2e/behind-proxy.test.ts",
+  "nginx/gateway-cluster.conf": "test/cluster/scale-out.test.ts",
+  "caddy/Caddyfile.cluster": "test/cluster/scale-out-caddy.test.ts",
   "traefik/dynamic.yml": "test/gateway/deploy-files.test.ts",
   "compose/compose.yaml": "test/e2e/compose-on-host.test.ts",
   "compose/.env.example": "test/e2e/compose-on-host.test.ts",
