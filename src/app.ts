@@ -90,6 +90,8 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     encryptionSecret: secret.value,
     caches,
   });
+  // Before serving: what an older version stored gets its owner-index entries (once per store).
+  await as.revoker.prepare();
 
   app.addHook("onClose", async () => {
     await upstreams.close();

@@ -51,3 +51,38 @@ export async function ownedEntries(
   }
   return { members, byNamespace };
 }
+
+const MIGRATIONS = "migrations";
+const INDEXED = "owner_index_v1";
+
+/**
+ * Once per store: lists what was written before owner indexes existed. Grants and sessions name
+ * their owners; a consent from then does not (its key `{sub}:{client}` cannot be split when
+ * either contains ":"), so it is deleted: the user is asked to consent once more. Safe to run on
+ * several instances at once (every step can be repeated).
+ */
+export async function indexExisting(store: Store, ttl: { grant: number; session: number }): Promise<void> {
+  if (await store.get(MIGRATIONS, INDEXED)) return;
+  for (const { key, value } of await store.list<{ user?: { sub?: string }; client_id?: string }>("grants")) {
+    const sub = value.user?.sub;
+    if (!sub || !value.client_id) continue;
+    await indexEntry(store, [userIndex(sub), clientIndex(value.client_id)], "grants", key, ttl.grant);
+  }
+  for (const { key, value } of await store.list<{ user?: { sub?: string } }>("sessions")) {
+    if (value.user?.sub) await indexEntry(store, [userIndex(value.user.sub)], "sessions", key, ttl.session);
+  }
+  for (const { key, value } of await store.list<{ sub?: string; client_id?: string }>("consents")) {
+    if (value.sub && value.client_id) {
+      await indexEntry(
+        store,
+        [userIndex(value.sub), clientIndex(value.client_id)],
+        "consents",
+        key,
+        ttl.grant,
+      );
+    } else {
+      await store.delete("consents", key);
+    }
+  }
+  await store.put(MIGRATIONS, INDEXED, { at: Date.now() });
+}

@@ -10,10 +10,16 @@ import type { Store } from "../store/store.js";
 import type { Revocations } from "../tokens/revocations.js";
 import type { Grant, GrantStore } from "./grant-store.js";
 import type { EndGrant } from "./grants/grant.js";
-import { clientIndex, memberOf, ownedEntries, userIndex } from "./owners.js";
+import { clientIndex, indexExisting, memberOf, ownedEntries, userIndex } from "./owners.js";
 
 /** Namespaces an owner index lists whose entries are deleted as they are (no family, no cascade). */
 const PLAIN = ["sessions", "consents", "upstream"] as const;
+/** Deletions in flight at once: Redis round trips overlap; SQLite runs them one by one anyway. */
+const PARALLEL = 32;
+
+async function inBatches<T>(items: T[], fn: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += PARALLEL) await Promise.all(items.slice(i, i + PARALLEL).map(fn));
+}
 
 export class Revoker {
   constructor(
@@ -21,7 +27,24 @@ export class Revoker {
     private readonly revocations: Revocations,
     private readonly grants: GrantStore,
     private readonly audit: Audit,
+    /** Lifetimes for indexing what an older version stored (owners.ts indexExisting). */
+    private readonly lifetimes: { refresh: number; session: number },
   ) {}
+
+  /** Entries from before the owner indexes, indexed once per store (checked once per process). */
+  private indexed?: Promise<void>;
+
+  /** Indexes what an older version stored, if not done yet: at start-up, and before any revocation. */
+  prepare(): Promise<void> {
+    this.indexed ??= indexExisting(this.store, {
+      grant: 2 * this.lifetimes.refresh,
+      session: this.lifetimes.session,
+    }).catch((err: unknown) => {
+      this.indexed = undefined;
+      throw err;
+    });
+    return this.indexed;
+  }
 
   /** Revokes every token of a grant and forgets it. */
   readonly endGrant: EndGrant = async (sid, reason) => {
@@ -56,16 +79,17 @@ export class Revoker {
 
   /** Deletes everything an owner's index lists, then the listed members. */
   private async endOwned(owner: string): Promise<{ grants: number; sessions: number; consents: number }> {
+    await this.prepare();
     const { members, byNamespace } = await ownedEntries(this.store, owner);
     const sids = byNamespace.get("grants") ?? [];
     const grants = (await this.grants.getGrants(sids)).filter((g): g is Grant => g !== undefined);
-    for (const grant of grants) await this.grants.forgetGrant(grant);
+    await inBatches(grants, (grant) => this.grants.forgetGrant(grant));
     const counts = { grants: grants.length, sessions: 0, consents: 0 };
     for (const ns of PLAIN) {
-      for (const key of byNamespace.get(ns) ?? []) {
+      await inBatches(byNamespace.get(ns) ?? [], async (key) => {
         const existed = await this.store.delete(ns, key);
         if (existed && ns !== "upstream") counts[ns]++;
-      }
+      });
     }
     // forgetGrant took the grants out already; the rest (and members whose entry was gone) here.
     const done = new Set(grants.map((g) => memberOf("grants", g.sid)));

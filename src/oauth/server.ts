@@ -129,7 +129,10 @@ export class AuthorizationServer {
       session: config.session.ttl,
       consent: config.tokens.refresh_ttl,
     });
-    this.revoker = new Revoker(store, revocations, this.grants, this.audit);
+    this.revoker = new Revoker(store, revocations, this.grants, this.audit, {
+      refresh: config.tokens.refresh_ttl,
+      session: config.session.ttl,
+    });
     this.endGrant = this.revoker.endGrant;
     this.liveness = new Liveness(store, idp, this.revoker, this.audit, parts.encryptionSecret, {
       intervalSeconds: config.idp.recheck,
