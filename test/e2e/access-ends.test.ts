@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { validateConfig } from "../../src/config/load.js";
+import { openStore } from "../../src/store/open.js";
 import { LOGIN, SERVICES } from "../oauth/helpers.js";
 import {
   authorizeUrl,
@@ -19,6 +21,7 @@ import {
   registerClient,
   tokenRequest,
 } from "../support/oauth-client.js";
+import { freePort } from "../support/upstream.js";
 import { BUILT, cli, type ServeProcess, startServe } from "./serve-process.js";
 
 const BOB = { username: "bob", password: "another fine password" };
@@ -211,6 +214,82 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
       expect(admin("disable", "nobody").stderr).toContain("nobody");
       expect(admin("disable", "nobody").status).toBe(1);
       expect(admin("enable", "nobody").status).toBe(1);
+    });
+  },
+);
+
+describe.skipIf(!BUILT && process.env.CI !== "true")(
+  "what an older version stored (no owner indexes) is ended too (run `npm run build` first)",
+  { timeout: 180_000 },
+  () => {
+    let dir: string;
+    let config: string;
+    let tree: Record<string, unknown>;
+    const CAROL = { username: "carol", password: "carol's long password" };
+
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), "mcpgw-access-ends-legacy-"));
+      config = join(dir, "gateway.yaml");
+      tree = { ...SERVICES, data_dir: dir, log_level: "warn" };
+      writeFileSync(config, JSON.stringify(tree));
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("after an upgrade, `admin users remove` still ends the grants and sessions written before it", async () => {
+      const added = cli(["admin", "users", "add", CAROL.username, "--password-stdin", "--config", config], {
+        cwd: dir,
+        input: `${CAROL.password}\n`,
+      });
+      expect(added.status, added.stderr).toBe(0);
+      const port = await freePort();
+      const browser = new Browser();
+      let serve = await startServe({ cwd: dir, port, args: ["--config", config, "--no-builtins"] });
+      let client: RegisteredClient;
+      let refreshToken: string;
+      try {
+        client = await registerClient(serve.base);
+        const first = pkcePair();
+        const code = await signIn(
+          serve.base,
+          browser,
+          await authorizeStop(serve.base, browser, client, first.challenge),
+          CAROL,
+        );
+        refreshToken = await redeem(serve.base, client, code, first.verifier);
+      } finally {
+        await serve.stop();
+      }
+
+      // Make the store look as an older version left it: no index entries, no migration mark,
+      // consents that do not name their owners.
+      const store = await openStore(validateConfig({ ...tree, port }));
+      try {
+        for (const owner of ["user:carol", `client:${client.client_id}`]) {
+          await store.indexRemove(owner, await store.indexMembers(owner));
+        }
+        await store.delete("migrations", "owner_index_v1");
+        for (const { key, value } of await store.list("consents")) {
+          const { sub: _sub, client_id: _client, ...old } = value as Record<string, unknown>;
+          await store.put("consents", key, old as never, 3600);
+        }
+        expect(await store.indexMembers("user:carol")).toEqual([]);
+      } finally {
+        await store.close();
+      }
+
+      serve = await startServe({ cwd: dir, port, args: ["--config", config, "--no-builtins"] });
+      try {
+        const again = await authorizeStop(serve.base, browser, client, pkcePair().challenge);
+        // The session survived the upgrade; the consent from before was forgotten (asked again).
+        expect("code" in again ? "a code" : again.page).toBe("consent");
+        const removed = cli(["admin", "users", "remove", CAROL.username, "--config", config], { cwd: dir });
+        expect(removed.status, removed.stderr).toBe(0);
+        const after = await authorizeStop(serve.base, browser, client, pkcePair().challenge);
+        expect("code" in after ? "a code" : after.page).toBe("login");
+        expect((await refresh(serve.base, client, refreshToken)).body.error).toBe("invalid_grant");
+      } finally {
+        await serve.stop();
+      }
     });
   },
 );
