@@ -90,8 +90,9 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     encryptionSecret: secret.value,
     caches,
   });
-  // Before serving: what an older version stored gets its owner-index entries (once per store).
-  await as.revoker.prepare();
+  // What an older version stored gets its owner-index entries (once per store), in the
+  // background: a large store does not hold up the start; a revocation waits for it.
+  as.revoker.prepare().catch((err: unknown) => app.log.warn({ err }, "owner index migration: will retry"));
 
   app.addHook("onClose", async () => {
     await upstreams.close();

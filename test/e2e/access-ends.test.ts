@@ -279,14 +279,27 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
 
       serve = await startServe({ cwd: dir, port, args: ["--config", config, "--no-builtins"] });
       try {
-        const again = await authorizeStop(serve.base, browser, client, pkcePair().challenge);
-        // The session survived the upgrade; the consent from before was forgotten (asked again).
-        expect("code" in again ? "a code" : again.page).toBe("consent");
         const removed = cli(["admin", "users", "remove", CAROL.username, "--config", config], { cwd: dir });
         expect(removed.status, removed.stderr).toBe(0);
         const after = await authorizeStop(serve.base, browser, client, pkcePair().challenge);
         expect("code" in after ? "a code" : after.page).toBe("login");
         expect((await refresh(serve.base, client, refreshToken)).body.error).toBe("invalid_grant");
+        // The consent from before named no owner: forgotten, so a new carol is asked again.
+        const readded = cli(
+          ["admin", "users", "add", CAROL.username, "--password-stdin", "--config", config],
+          {
+            cwd: dir,
+            input: `${CAROL.password}\n`,
+          },
+        );
+        expect(readded.status, readded.stderr).toBe(0);
+        const res = await browser.postForm(`${serve.base}/login`, {
+          request: formField("code" in after ? "" : after.html, "request"),
+          csrf: formField("code" in after ? "" : after.html, "csrf"),
+          ...CAROL,
+        });
+        const next = await follow(serve.base, browser, res);
+        expect("code" in next ? "a code" : next.page).toBe("consent");
       } finally {
         await serve.stop();
       }
