@@ -86,7 +86,11 @@ export async function registerInteractionRoutes(
   const throttle = brake.login;
 
   /** After the provider vouched for the person: the allowlist, the audit, the session. */
-  const admit = async (reply: FastifyReply, login: UpstreamLogin, pending: PendingLogin): Promise<boolean> => {
+  const admit = async (
+    reply: FastifyReply,
+    login: UpstreamLogin,
+    pending: PendingLogin,
+  ): Promise<boolean> => {
     const { user } = login;
     const access = idp.checkAccess(user);
     if (!access.allowed) {
