@@ -5,8 +5,8 @@
  *
  * BENCH_PROFILE=1 runs the resource-side gateway child with `--cpu-prof` (profiles land in
  * $TMPDIR/mcpgw-bench-profiles/; open them in Chrome DevTools or speedscope). BENCH_ONLY=token,
- * BENCH_ONLY=resource or BENCH_ONLY=bridge runs one group (bridge needs `npm run build` first:
- * it runs the real CLI from dist/).
+ * BENCH_ONLY=resource, BENCH_ONLY=owners or BENCH_ONLY=bridge runs one group (bridge and owners
+ * need `npm run build` first: they run the real CLI from dist/).
  */
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +20,7 @@ import {
   startServer,
 } from "./lib.js";
 import { bridgeScenarios } from "./scenarios/bridge.js";
+import { ownerScenarios } from "./scenarios/owners.js";
 import { proxyScenarios } from "./scenarios/proxy.js";
 import { tokenScenarios } from "./scenarios/token.js";
 import { verifyScenario } from "./scenarios/verify.js";
@@ -107,11 +108,12 @@ async function resourceScenarios(): Promise<Row[]> {
 
 try {
   const only = process.env.BENCH_ONLY;
-  const wants = (group: "token" | "resource" | "bridge") => !only || only === group;
+  const wants = (group: "token" | "resource" | "owners" | "bridge") => !only || only === group;
   const rows: Row[] = [
     ...(wants("token") ? await tokenScenarios(bare.info, bareLoad) : []),
     ...(wants("resource") ? await resourceScenarios() : []),
   ];
+  if (wants("owners")) notes.push(await ownerScenarios());
   const memory: MemoryRow[] = [];
   const failures: string[] = [];
   if (wants("bridge")) {

@@ -101,6 +101,9 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     encryptionSecret: secret.value,
     caches,
   });
+  // What an older version stored gets its owner-index entries (once per store), in the
+  // background: a large store does not hold up the start; a revocation waits for it.
+  as.revoker.prepare().catch((err: unknown) => app.log.warn({ err }, "owner index migration: will retry"));
 
   app.addHook("onClose", async () => {
     // Bridges first: their sessions end, and the cluster deletes their owner entries before the store closes.

@@ -13,6 +13,9 @@ import {
   secretFilePath,
 } from "../crypto/encryption-secret.js";
 import { type SealedJwk, unsealJwk } from "../crypto/sealing.js";
+import { type Grant, ownersOf } from "../oauth/grant-store.js";
+import { clientIndex, indexEntry, userIndex } from "../oauth/owners.js";
+import type { Store } from "../store/store.js";
 import { fail, type Opts, withStore } from "./admin-common.js";
 
 /** Namespaces worth a backup: durable state. Codes, sessions and pending logins are transient. */
@@ -104,12 +107,30 @@ export function registerBackup(admin: Command): void {
           if (!BACKUP_NAMESPACES.includes(e.ns)) continue;
           const ttl = e.expires_at ? Math.floor((e.expires_at - Date.now()) / 1000) : undefined;
           if (ttl !== undefined && ttl <= 0) continue;
+          // Indexed first, as the gateway writes them: revoking a restored user or client finds these.
+          await indexRestored(store, e.ns, e.key, e.value, ttl);
           await store.put(e.ns, e.key, e.value as never, ttl);
           restored++;
         }
         process.stdout.write(`restored ${restored} entries from ${file}\n`);
       }),
     );
+}
+
+/** The owner-index entries of a restored grant or consent (STORAGE.md, "Owner indexes"). */
+async function indexRestored(store: Store, ns: string, key: string, value: unknown, ttl: number | undefined) {
+  if (ns === "grants") {
+    const grant = value as Grant;
+    if (!grant?.user?.sub || !grant.client_id) return;
+    // As long as the grant believes its entries last (it re-adds them only after that).
+    const until = grant.indexed_until ? grant.indexed_until - Math.floor(Date.now() / 1000) : 0;
+    const lifetime = ttl === undefined ? undefined : Math.max(ttl, until);
+    await indexEntry(store, ownersOf(grant), ns, key, lifetime);
+  } else if (ns === "consents") {
+    const consent = value as { sub?: string; client_id?: string };
+    if (!consent?.sub || !consent.client_id) return;
+    await indexEntry(store, [userIndex(consent.sub), clientIndex(consent.client_id)], ns, key, ttl);
+  }
 }
 
 /**

@@ -31,7 +31,13 @@ export const grantsOf = (store: Store, config: GatewayConfig) =>
 
 /** The CLI prints what it did; the audit trail of admin actions is the shell's. */
 export const revokerFor = (store: Store, config: GatewayConfig) =>
-  new Revoker(store, new Revocations(store, 0, config.tokens.refresh_ttl), grantsOf(store, config), NO_AUDIT);
+  new Revoker(
+    store,
+    new Revocations(store, 0, config.tokens.refresh_ttl),
+    grantsOf(store, config),
+    NO_AUDIT,
+    { refresh: config.tokens.refresh_ttl, session: config.session.ttl },
+  );
 
 export function fail(message: string): never {
   process.stderr.write(`${message}\n`);

@@ -140,8 +140,36 @@ function registerUsers(admin: Command): void {
         // Their tokens' subject is the name as it was added (src/idp/local.ts), whatever case is typed here.
         const user = await users.get(name);
         if (!user || !(await users.remove(name))) fail(`no such user: ${name}`);
-        await revokerFor(store, config).revokeUser(user.name);
+        await revokerFor(store, config).revokeUser(user.name, { login: user.name, reason: "removed" });
         process.stdout.write(`removed ${name}\n`);
+      }),
+    );
+  users
+    .command("disable <name>")
+    .description("refuse the user's sign-ins and end their sessions, consents and tokens (until enable)")
+    .option("-c, --config <file>")
+    .action((name: string, opts: Opts) =>
+      withStore(opts, async (store, config) => {
+        const users = new LocalUsers(store);
+        const user = await users.get(name);
+        if (!user) fail(`no such user: ${name}`);
+        // Disabled first: a sign-in racing with this cannot start a session the revocation misses.
+        await users.setDisabled(user.name, true);
+        await revokerFor(store, config).revokeUser(user.name, { login: user.name, reason: "disabled" });
+        process.stdout.write(`disabled ${user.name}\n`);
+      }),
+    );
+  users
+    .command("enable <name>")
+    .description("let a disabled user sign in again (their old tokens stay revoked)")
+    .option("-c, --config <file>")
+    .action((name: string, opts: Opts) =>
+      withStore(opts, async (store) => {
+        const users = new LocalUsers(store);
+        const user = await users.get(name);
+        if (!user) fail(`no such user: ${name}`);
+        await users.setDisabled(user.name, false);
+        process.stdout.write(`enabled ${user.name}\n`);
       }),
     );
 }

@@ -398,6 +398,17 @@ export const configSchema = z.strictObject({
   idp: z
     .strictObject({
       type: z.enum(["local", "github", "oidc"]).default("local"),
+      /**
+       * How often, at most, the provider is asked again whether a person may still sign in
+       * (GitHub org/team membership, OIDC groups, a local account): at refresh and when a
+       * browser session is reused.
+       */
+      recheck: duration.default(300),
+      /**
+       * While the provider cannot be reached, how long past a due re-check the last verdict
+       * still stands; after that refreshes get 503 (nothing is revoked) until it answers.
+       */
+      recheck_grace: duration.default(3600),
       github: z
         .strictObject({
           client_id: z.string().optional(),

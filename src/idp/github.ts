@@ -5,7 +5,15 @@
  */
 import { ConfigError } from "../config/load.js";
 import type { GatewayConfig } from "../config/schema.js";
-import { type AccessDecision, IdpError, type RedirectIdentityProvider, type UserIdentity } from "./idp.js";
+import {
+  type AccessDecision,
+  IdpError,
+  type Recheck,
+  type RedirectIdentityProvider,
+  type UpstreamCredential,
+  type UpstreamLogin,
+  type UserIdentity,
+} from "./idp.js";
 import { evaluatePolicy } from "./policy.js";
 
 export type GitHubConfig = GatewayConfig["idp"]["github"];
@@ -100,7 +108,38 @@ export class GitHubIdentityProvider implements RedirectIdentityProvider {
   }
 
   async complete(params: { code: string; redirectUri: string; codeVerifier: string }): Promise<UserIdentity> {
+    return (await this.signIn(params)).user;
+  }
+
+  /** The identity, and the user's GitHub token: what the re-check reads membership with. */
+  async signIn(params: { code: string; redirectUri: string; codeVerifier: string }): Promise<UpstreamLogin> {
     const token = await this.exchangeCode(params);
+    return { user: await this.identity(token), credential: { access_token: token } };
+  }
+
+  /**
+   * Reads the person and their organisations and teams again with their own token. A token
+   * GitHub no longer accepts (401: the user revoked the app, the account is gone or suspended)
+   * is `gone`; no answer, a 5xx or a rate limit is `unavailable`.
+   */
+  async recheck(user: UserIdentity, credential: UpstreamCredential | undefined): Promise<Recheck> {
+    const token = credential?.access_token;
+    if (!token) return { outcome: "gone", reason: "no GitHub authorization is kept for this login" };
+    try {
+      const current = await this.identity(token);
+      if (current.sub !== user.sub)
+        return { outcome: "gone", reason: "the GitHub token speaks for someone else" };
+      return { outcome: "current", user: current };
+    } catch (err) {
+      if (err instanceof GitHubApiError && err.status === 401) {
+        return { outcome: "gone", reason: "GitHub no longer accepts the user's authorization" };
+      }
+      if (err instanceof IdpError) return { outcome: "unavailable", reason: err.message };
+      throw err;
+    }
+  }
+
+  private async identity(token: string): Promise<UserIdentity> {
     const user = await this.api<GitHubUser>(token, "/user");
     if (typeof user.id !== "number" || typeof user.login !== "string") {
       throw new IdpError("GitHub returned a user profile without an id or login");

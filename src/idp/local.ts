@@ -6,7 +6,7 @@ import { randomBytes, scrypt as scryptCb } from "node:crypto";
 import { promisify } from "node:util";
 import { constantTimeEqual } from "../crypto/secrets.js";
 import type { Store } from "../store/store.js";
-import type { AccessDecision, PasswordIdentityProvider, UserIdentity } from "./idp.js";
+import type { AccessDecision, PasswordIdentityProvider, Recheck, UserIdentity } from "./idp.js";
 
 const scrypt = promisify(scryptCb) as (
   password: string,
@@ -203,6 +203,23 @@ export class LocalIdentityProvider implements PasswordIdentityProvider {
     const user: UserIdentity = { sub: record.name, login: record.name, provider: "local" };
     if (record.email) user.email = record.email;
     return user;
+  }
+
+  /** The account as stored now: gone when removed or disabled. */
+  async recheck(user: UserIdentity): Promise<Recheck> {
+    const record = await this.users.record(user.sub);
+    if (!record || record.name !== user.sub) {
+      return { outcome: "gone", reason: `the account ${user.login} was removed` };
+    }
+    const key = keyOf(record.name);
+    if (record.disabled) {
+      this.disabled.add(key);
+      return { outcome: "gone", reason: `the account ${user.login} is disabled` };
+    }
+    this.disabled.delete(key);
+    const current: UserIdentity = { sub: record.name, login: record.name, provider: "local" };
+    if (record.email) current.email = record.email;
+    return { outcome: "current", user: current };
   }
 
   checkAccess(user: UserIdentity): AccessDecision {

@@ -10,7 +10,15 @@ import { createHash } from "node:crypto";
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from "jose";
 import { ConfigError } from "../config/load.js";
 import type { GatewayConfig } from "../config/schema.js";
-import { type AccessDecision, IdpError, type RedirectIdentityProvider, type UserIdentity } from "./idp.js";
+import {
+  type AccessDecision,
+  IdpError,
+  type Recheck,
+  type RedirectIdentityProvider,
+  type UpstreamCredential,
+  type UpstreamLogin,
+  type UserIdentity,
+} from "./idp.js";
 import { evaluatePolicy } from "./policy.js";
 
 export type OidcConfig = GatewayConfig["idp"]["oidc"];
@@ -132,14 +140,71 @@ export class OidcIdentityProvider implements RedirectIdentityProvider {
   }
 
   async complete(params: { code: string; redirectUri: string; codeVerifier: string }): Promise<UserIdentity> {
+    return (await this.signIn(params)).user;
+  }
+
+  /** The identity, and the provider's tokens: what the re-check asks the provider with. */
+  async signIn(params: { code: string; redirectUri: string; codeVerifier: string }): Promise<UpstreamLogin> {
     const tokens = await this.exchangeCode(params);
+    if (!tokens.idToken)
+      throw new IdpError(`${this.displayName} rejected the login: no id_token in the answer`);
     const claims = await this.verifyIdToken(tokens.idToken, nonceFor(b64sha256(params.codeVerifier)));
-    const info = await this.userinfo(tokens.accessToken, claims.sub as string);
-    const all: Record<string, unknown> = { ...claims, ...info };
     const sub = claims.sub as string;
+    const info = await this.userinfo(tokens.accessToken, sub);
+    return { user: this.identity(sub, { ...claims, ...info }), credential: tokens.credential };
+  }
+
+  /**
+   * Asks the provider again: its refresh grant (OIDC Core §12) when it gave a refresh token,
+   * else userinfo with the access token. A refusal (invalid_grant, a 401 from userinfo, no
+   * credential left that could ask) is `gone`: the person signs in through the browser again,
+   * where the provider decides. No answer or a 5xx is `unavailable`.
+   */
+  async recheck(user: UserIdentity, credential: UpstreamCredential | undefined): Promise<Recheck> {
+    try {
+      if (credential?.refresh_token) {
+        const tokens = await this.tokenRequest(
+          new URLSearchParams({ grant_type: "refresh_token", refresh_token: credential.refresh_token }),
+        );
+        if (tokens.refused)
+          return { outcome: "gone", reason: `${this.displayName} refused: ${tokens.refused}` };
+        let claims: Record<string, unknown> = {};
+        if (tokens.idToken) {
+          const verified = await this.verifyIdToken(tokens.idToken, undefined);
+          if (verified.sub !== user.sub)
+            return { outcome: "gone", reason: "the provider answered for someone else" };
+          claims = verified;
+        }
+        const info = await this.userinfo(tokens.accessToken, user.sub);
+        // A provider may keep its refresh token across uses (no rotation): keep the one we had.
+        const next = {
+          ...tokens.credential,
+          refresh_token: tokens.credential.refresh_token ?? credential.refresh_token,
+        };
+        return {
+          outcome: "current",
+          user: this.identity(user.sub, { ...claims, ...info }, user.login),
+          credential: next,
+        };
+      }
+      const live = credential?.access_token && (credential.expires_at ?? Infinity) > Date.now() / 1000;
+      if (!live || !this.metadata.userinfo_endpoint) {
+        return { outcome: "gone", reason: `${this.displayName} gave no refresh token to ask again with` };
+      }
+      const info = await this.userinfo(credential.access_token, user.sub, { refusalIsGone: true });
+      if (!info) return { outcome: "gone", reason: `${this.displayName} no longer accepts the login` };
+      return { outcome: "current", user: this.identity(user.sub, { ...info }, user.login) };
+    } catch (err) {
+      if (err instanceof IdpError) return { outcome: "unavailable", reason: err.message };
+      throw err;
+    }
+  }
+
+  /** A UserIdentity from id_token and userinfo claims; a re-check keeps the login unless the provider renamed it. */
+  private identity(sub: string, all: Record<string, unknown>, previousLogin?: string): UserIdentity {
     const user: UserIdentity = {
       sub,
-      login: str(all.preferred_username) ?? str(all.email) ?? sub,
+      login: str(all.preferred_username) ?? previousLogin ?? str(all.email) ?? sub,
       provider: "oidc",
     };
     const name = str(all.name);
@@ -160,12 +225,23 @@ export class OidcIdentityProvider implements RedirectIdentityProvider {
   }
 
   private async exchangeCode(params: { code: string; redirectUri: string; codeVerifier: string }) {
-    const body = new URLSearchParams({
-      grant_type: "authorization_code",
-      code: params.code,
-      redirect_uri: params.redirectUri,
-      code_verifier: params.codeVerifier,
-    });
+    const tokens = await this.tokenRequest(
+      new URLSearchParams({
+        grant_type: "authorization_code",
+        code: params.code,
+        redirect_uri: params.redirectUri,
+        code_verifier: params.codeVerifier,
+      }),
+    );
+    if (tokens.refused) throw new IdpError(`${this.displayName} rejected the login: ${tokens.refused}`);
+    return tokens;
+  }
+
+  /**
+   * One token endpoint request with the client's credentials. `refused` is the provider's
+   * invalid_grant (a spent code, a refresh token it no longer honours); other errors throw.
+   */
+  private async tokenRequest(body: URLSearchParams) {
     const headers: Record<string, string> = {
       accept: "application/json",
       "content-type": "application/x-www-form-urlencoded",
@@ -187,17 +263,22 @@ export class OidcIdentityProvider implements RedirectIdentityProvider {
       this.displayName,
     );
     const json = await readJson(res);
-    if (!res.ok || !json || json.error) {
-      const detail = str(json?.error_description) ?? str(json?.error) ?? `HTTP ${res.status}`;
+    const detail = str(json?.error_description) ?? str(json?.error) ?? `HTTP ${res.status}`;
+    if (json?.error === "invalid_grant") return { refused: detail, credential: {} as UpstreamCredential };
+    if (!res.ok || !json || json.error)
       throw new IdpError(`${this.displayName} rejected the login: ${detail}`);
-    }
-    const idToken = str(json.id_token);
     const accessToken = str(json.access_token);
-    if (!idToken) throw new IdpError(`${this.displayName} rejected the login: no id_token in the answer`);
-    return { idToken, accessToken };
+    const credential: UpstreamCredential = {};
+    if (accessToken) credential.access_token = accessToken;
+    const refreshToken = str(json.refresh_token);
+    if (refreshToken) credential.refresh_token = refreshToken;
+    if (typeof json.expires_in === "number")
+      credential.expires_at = Math.floor(Date.now() / 1000) + json.expires_in;
+    return { refused: undefined, idToken: str(json.id_token), accessToken, credential };
   }
 
-  private async verifyIdToken(idToken: string, nonce: string): Promise<JWTPayload> {
+  /** `nonce` undefined: an id_token from a refresh, which carries none to compare (OIDC Core §12.2). */
+  private async verifyIdToken(idToken: string, nonce: string | undefined): Promise<JWTPayload> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(idToken, this.jwks, {
@@ -213,7 +294,7 @@ export class OidcIdentityProvider implements RedirectIdentityProvider {
         },
       );
     }
-    if (payload.nonce !== nonce) {
+    if (nonce !== undefined && payload.nonce !== nonce) {
       throw new IdpError(`${this.displayName} sent an identity token for another login (nonce mismatch)`);
     }
     // OIDC Core §3.1.3.7: with several audiences, azp must name this client.
@@ -223,8 +304,15 @@ export class OidcIdentityProvider implements RedirectIdentityProvider {
     return payload;
   }
 
-  /** Userinfo claims, or none when the provider has no endpoint. */
-  private async userinfo(accessToken: string | undefined, sub: string): Promise<Record<string, unknown>> {
+  /**
+   * Userinfo claims, or none when the provider has no endpoint. With `refusalIsGone`, a 401 is
+   * undefined (the provider no longer accepts the token) rather than an error.
+   */
+  private async userinfo(
+    accessToken: string | undefined,
+    sub: string,
+    opts: { refusalIsGone?: boolean } = {},
+  ): Promise<Record<string, unknown> | undefined> {
     if (!this.metadata.userinfo_endpoint || !accessToken) return {};
     const res = await timedFetch(
       this.metadata.userinfo_endpoint,
@@ -232,6 +320,7 @@ export class OidcIdentityProvider implements RedirectIdentityProvider {
       this.timeoutMs,
       this.displayName,
     );
+    if (opts.refusalIsGone && res.status === 401) return undefined;
     const json = res.ok ? await readJson(res) : undefined;
     if (!json)
       throw new IdpError(`${this.displayName} did not say who you are: userinfo answered HTTP ${res.status}`);

@@ -7,12 +7,19 @@
  *   grants:{sid}         one login's grant (user, client, scope)  TTL refresh lifetime, renewed on refresh
  *
  * Refresh tokens are one family per grant (refresh-tokens.ts, store/refresh-rotation.ts).
+ *
+ * Every grant is in its user's and its client's index (owners.ts) for twice the refresh
+ * lifetime, renewed only when the grant, renewed at each refresh, could outlive it: so a refresh
+ * writes nothing more than it did before the indexes, except about once per refresh lifetime.
  */
 
 import { hashSecret } from "../crypto/secrets.js";
 import type { UserIdentity } from "../idp/idp.js";
 import type { Store } from "../store/store.js";
+import { clientIndex, indexEntry, memberOf, userIndex } from "./owners.js";
 import { type RefreshTokenOptions, RefreshTokens } from "./refresh-tokens.js";
+
+const GRANTS = "grants";
 
 export interface AuthorizationCode {
   client_id: string;
@@ -23,6 +30,8 @@ export interface AuthorizationCode {
   resources: string[];
   user: UserIdentity;
   auth_time: number;
+  /** When the identity provider last vouched for the user, if later than auth_time (a reused session). */
+  checked_at?: number;
 }
 
 export interface Grant {
@@ -34,6 +43,10 @@ export interface Grant {
   /** Seconds since the epoch. */
   created_at: number;
   auth_time: number;
+  /** When the identity provider last vouched for the user (liveness.ts); auth_time if never since. */
+  checked_at?: number;
+  /** Until when (seconds since the epoch) the grant is listed in its owners' indexes. */
+  indexed_until?: number;
 }
 
 /** What a live refresh token stands for (introspection, revocation): its grant's client, scope and audience. */
@@ -91,22 +104,51 @@ export class GrantStore {
     return (await this.store.get("codes_used", hashSecret(code))) as UsedMark | undefined;
   }
 
-  saveGrant(grant: Grant): Promise<void> {
-    return this.store.put("grants", grant.sid, grant as never, this.ttl.refresh);
+  /**
+   * Writes a grant for the refresh lifetime from now. Its index entries are written first, and
+   * only when they would expire before the grant does (a new grant; one refreshed for longer
+   * than the refresh lifetime since they were written).
+   */
+  async saveGrant(grant: Grant): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    let saved = grant;
+    if ((grant.indexed_until ?? 0) < now + this.ttl.refresh) {
+      const lifetime = 2 * this.ttl.refresh;
+      await indexEntry(this.store, ownersOf(grant), GRANTS, grant.sid, lifetime);
+      saved = { ...grant, indexed_until: now + lifetime };
+    }
+    await this.store.put(GRANTS, grant.sid, saved as never, this.ttl.refresh);
   }
 
   async getGrant(sid: string): Promise<Grant | undefined> {
-    return (await this.store.get("grants", sid)) as Grant | undefined;
+    return (await this.store.get(GRANTS, sid)) as Grant | undefined;
+  }
+
+  /** Many grants in one round trip, in order; undefined for those that are gone. */
+  async getGrants(sids: string[]): Promise<Array<Grant | undefined>> {
+    return (await this.store.getMany(GRANTS, sids)) as Array<Grant | undefined>;
   }
 
   /** Forgets a grant and ends its refresh family. */
   async deleteGrant(sid: string): Promise<boolean> {
+    const grant = await this.getGrant(sid);
+    if (grant) return this.forgetGrant(grant);
     await this.refresh.end(sid);
-    return this.store.delete("grants", sid);
+    return this.store.delete(GRANTS, sid);
   }
 
+  /** Forgets a grant already read: ends its family, deletes it, and takes it out of its owners' indexes. */
+  async forgetGrant(grant: Grant): Promise<boolean> {
+    await this.refresh.end(grant.sid);
+    const existed = await this.store.delete(GRANTS, grant.sid);
+    const member = memberOf(GRANTS, grant.sid);
+    await Promise.all(ownersOf(grant).map((owner) => this.store.indexRemove(owner, [member])));
+    return existed;
+  }
+
+  /** Every grant: a scan of the namespace, for `admin tokens list` and backups, never to revoke. */
   async listGrants(): Promise<Grant[]> {
-    return (await this.store.list("grants")).map((e) => e.value as unknown as Grant);
+    return (await this.store.list(GRANTS)).map((e) => e.value as unknown as Grant);
   }
 
   /** The grant behind a live (current) refresh token; undefined for rotated, unknown or ended ones. */
@@ -129,4 +171,9 @@ export class GrantStore {
     const presented = await this.refresh.inspect(token);
     if (presented) await this.refresh.end(presented.sid);
   }
+}
+
+/** The indexes a grant is listed in: its user's and its client's. */
+export function ownersOf(grant: Pick<Grant, "user" | "client_id">): string[] {
+  return [userIndex(grant.user.sub), clientIndex(grant.client_id)];
 }

@@ -7,6 +7,9 @@
  *   sessions:{hash}        a browser's login                               TTL session lifetime
  *   consents:{sub}:{client} what a user allowed a client                   TTL refresh lifetime
  *
+ * Sessions are in their user's index, consents in their user's and their client's (owners.ts),
+ * so removing a user or a client ends them at once.
+ *
  * A pending request is bound to the browser that started it: the hash of a cookie value is
  * stored with it, so a link to /consent?request=… opened in another browser does nothing.
  */
@@ -15,6 +18,10 @@ import { hashSecret, newSecret, secretMatches } from "../crypto/secrets.js";
 import type { UserIdentity } from "../idp/idp.js";
 import type { Store } from "../store/store.js";
 import type { AuthorizationRequest } from "./authorize.js";
+import { clientIndex, indexEntry, memberOf, userIndex } from "./owners.js";
+
+const SESSIONS = "sessions";
+const CONSENTS = "consents";
 
 export interface PendingAuthorization extends AuthorizationRequest {
   id: string;
@@ -58,6 +65,9 @@ interface Consent {
   scope: string[];
   resources: string[];
   at: number;
+  /** Whose and for which client (the key alone cannot say: both may contain ":"). */
+  sub?: string;
+  client_id?: string;
 }
 
 export class Interactions {
@@ -122,18 +132,23 @@ export class Interactions {
 
   async createSession(user: UserIdentity): Promise<string> {
     const token = newSecret();
+    const key = hashSecret(token);
     const session: Session = { user, auth_time: Math.floor(Date.now() / 1000) };
-    await this.store.put("sessions", hashSecret(token), session as never, this.ttl.session);
+    await indexEntry(this.store, [userIndex(user.sub)], SESSIONS, key, this.ttl.session);
+    await this.store.put(SESSIONS, key, session as never, this.ttl.session);
     return token;
   }
 
   async getSession(token: string | undefined): Promise<Session | undefined> {
     if (!token || token.length > 100) return undefined;
-    return (await this.store.get("sessions", hashSecret(token))) as Session | undefined;
+    return (await this.store.get(SESSIONS, hashSecret(token))) as Session | undefined;
   }
 
   async deleteSession(token: string | undefined): Promise<void> {
-    if (token) await this.store.delete("sessions", hashSecret(token));
+    if (!token || token.length > 100) return;
+    const key = hashSecret(token);
+    const session = (await this.store.take(SESSIONS, key)) as Session | undefined;
+    if (session) await this.store.indexRemove(userIndex(session.user.sub), [memberOf(SESSIONS, key)]);
   }
 
   async rememberConsent(sub: string, clientId: string, scope: string[], resources: string[]): Promise<void> {
@@ -142,8 +157,12 @@ export class Interactions {
       scope: [...new Set([...(previous?.scope ?? []), ...scope])],
       resources: [...new Set([...(previous?.resources ?? []), ...resources])],
       at: Date.now(),
+      sub,
+      client_id: clientId,
     };
-    await this.store.put("consents", `${sub}:${clientId}`, merged as never, this.ttl.consent);
+    const key = consentKey(sub, clientId);
+    await indexEntry(this.store, [userIndex(sub), clientIndex(clientId)], CONSENTS, key, this.ttl.consent);
+    await this.store.put(CONSENTS, key, merged as never, this.ttl.consent);
   }
 
   /** Whether the user already allowed this client everything it asks for now. */
@@ -156,6 +175,8 @@ export class Interactions {
   }
 
   private async consent(sub: string, clientId: string): Promise<Consent | undefined> {
-    return (await this.store.get("consents", `${sub}:${clientId}`)) as Consent | undefined;
+    return (await this.store.get(CONSENTS, consentKey(sub, clientId))) as Consent | undefined;
   }
 }
+
+const consentKey = (sub: string, clientId: string) => `${sub}:${clientId}`;

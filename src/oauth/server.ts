@@ -27,6 +27,7 @@ import { Interactions, type PendingAuthorization } from "./interaction.js";
 import { IntrospectionEndpoint } from "./introspect.js";
 import { TokenIssuer } from "./issuer.js";
 import type { KeyRing } from "./keys.js";
+import { Liveness } from "./liveness.js";
 import { redirectUriPolicy } from "./redirect-uri.js";
 import { type MetadataRules, Registrar } from "./register.js";
 import { RemoteJson } from "./remote-json.js";
@@ -79,6 +80,8 @@ export class AuthorizationServer {
   /** Ends a grant: revokes its tokens, forgets it, and audits why. */
   readonly endGrant: EndGrant;
   readonly revoker: Revoker;
+  /** Asks the identity provider again about a person, at refresh and on a reused session. */
+  readonly liveness: Liveness;
 
   constructor(readonly parts: AuthorizationServerParts) {
     const { config, store, keys, revocations, resources, idp } = parts;
@@ -126,8 +129,16 @@ export class AuthorizationServer {
       session: config.session.ttl,
       consent: config.tokens.refresh_ttl,
     });
-    this.revoker = new Revoker(store, revocations, this.grants, this.audit);
+    this.revoker = new Revoker(store, revocations, this.grants, this.audit, {
+      refresh: config.tokens.refresh_ttl,
+      session: config.session.ttl,
+    });
     this.endGrant = this.revoker.endGrant;
+    this.liveness = new Liveness(store, idp, this.revoker, this.audit, parts.encryptionSecret, {
+      intervalSeconds: config.idp.recheck,
+      graceSeconds: config.idp.recheck_grace,
+      credentialTtlSeconds: config.tokens.refresh_ttl,
+    });
     const minter = new TokenIssuer(keys, this.issuer, config.tokens.access_ttl, this.audit);
     this.registrar = new Registrar(
       this.clients,
@@ -149,9 +160,10 @@ export class AuthorizationServer {
       [
         new AuthorizationCodeGrant(this.grants, minter, this.endGrant),
         new DeviceCodeGrant(this.devices, this.grants, minter, this.endGrant),
-        new RefreshTokenGrant(this.grants, minter, revocations, this.endGrant, (user) =>
-          idp.checkAccess(user),
-        ),
+        new RefreshTokenGrant(this.grants, minter, revocations, this.endGrant, {
+          checkAccess: (user) => idp.checkAccess(user),
+          confirm: (user, checkedAt) => this.liveness.confirm(user, checkedAt, "refresh"),
+        }),
       ],
       this.clientAuth,
       (client) => this.clients.markUsed(client),
@@ -209,6 +221,8 @@ export class AuthorizationServer {
     pending: PendingAuthorization,
     user: UserIdentity,
     authTime: number,
+    /** When the provider last vouched for the user (a reused session's re-check), if not at authTime. */
+    checkedAt = authTime,
   ): Promise<string | undefined> {
     if (!(await this.interactions.finishPending(pending.id))) return undefined;
     const code = newSecret();
@@ -220,6 +234,7 @@ export class AuthorizationServer {
       resources: pending.resources,
       user,
       auth_time: authTime,
+      checked_at: checkedAt,
     });
     return authorizationResponseUrl(pending.redirect_uri, this.issuer, { code, state: pending.state });
   }

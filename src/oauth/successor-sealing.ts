@@ -16,9 +16,10 @@ const VERSION = "v1";
 export class SuccessorSealer {
   private readonly key: Promise<Buffer>;
 
-  constructor(secret: string) {
+  /** `purpose` keeps keys apart: upstream credentials (liveness.ts) are sealed under their own. */
+  constructor(secret: string, purpose = SALT) {
     this.key = new Promise((resolve, reject) =>
-      scrypt(secret, SALT, 32, SCRYPT, (err, key) => (err ? reject(err) : resolve(key))),
+      scrypt(secret, purpose, 32, SCRYPT, (err, key) => (err ? reject(err) : resolve(key))),
     );
     // Derivation errors surface on first use, not as an unhandled rejection.
     this.key.catch(() => {});

@@ -16,6 +16,9 @@ export type GrantEndReason =
   /** The person it was for revoked it on /account. */
   | "account";
 
+/** Why all of a user's access was ended. */
+export type UserEndReason = "removed" | "disabled" | "recheck";
+
 export type AuditEvent =
   | { type: "client.registered"; client_id: string; client_name?: string; auth_method: string }
   | { type: "client.updated"; client_id: string }
@@ -52,6 +55,23 @@ export type AuditEvent =
       reason: GrantEndReason;
     }
   | { type: "token.revoked"; client_id: string; jti: string }
+  | {
+      /** Every grant, session and consent of a user ended; `at` says where a re-check found it. */
+      type: "user.revoked";
+      user: string;
+      reason: UserEndReason;
+      at?: string;
+      grants: number;
+      sessions: number;
+      consents: number;
+    }
+  | {
+      /** The identity provider could not be asked; the last verdict stood (or, past the bound, a 503). */
+      type: "idp.recheck_unavailable";
+      user: string;
+      reason: string;
+      outcome: "last-verdict" | "refused";
+    }
   | {
       /** An abuse brake closed (once per rule, subject and window): what follows is refused with 429. */
       type: "rate.limited";

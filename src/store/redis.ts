@@ -10,6 +10,10 @@
  *
  * Changes other instances must hear of go through {@link RedisChangeFeed} (redis-events.ts).
  *
+ * Owner indexes are one sorted set per owner, `{key_prefix}index:{owner}`, each member scored
+ * with its expiry (epoch ms, +inf for none): listing reads the live score range, adding prunes
+ * the expired ones and keeps the set itself as long as its longest-lived member.
+ *
  * A server that cannot answer (unreachable, timing out, loading, failing over) makes every
  * operation throw {@link StoreUnavailableError} quickly (redis-client.ts sets how quickly).
  */
@@ -40,7 +44,7 @@ import {
   rotatedKey,
 } from "./refresh-rotation.js";
 import type { Entry, Json, Store } from "./store.js";
-import { assertNamespace, ttlToMillis } from "./validate.js";
+import { assertNamespace, assertOwner, INDEX_NAMESPACE, ttlToMillis } from "./validate.js";
 
 export type { RedisStoreOptions } from "./redis-client.js";
 
@@ -52,11 +56,30 @@ if tonumber(ARGV[1]) > 0 and redis.call('PTTL', KEYS[1]) == -1 then
 end
 return n`;
 
+/**
+ * Adds one member to an owner's set, drops expired members, and lets the set expire with its
+ * last member. KEYS: the set. ARGV: member, its score (expiry, epoch ms, or '+inf'), now (ms).
+ * The set's own TTL is taken relative to `now`, the gateway's clock that scored the members,
+ * so a clock difference between gateway and Redis cannot expire it early.
+ */
+const INDEX_ADD = `
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]
+if last == nil then return 0 end
+if last == 'inf' then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(tonumber(last) - tonumber(ARGV[3]))))
+end
+return 0`;
+
 /** Keys fetched per SCAN step. */
 const SCAN_COUNT = 500;
 
 type WithScripts = {
   mcpgwIncr(key: string, ttlMs: number): Promise<number>;
+  mcpgwIndexAdd(key: string, member: string, score: string, now: string): Promise<unknown>;
   mcpgwRotateRefresh(family: string, next: string, rotated: string, ...args: string[]): Promise<unknown>;
   mcpgwConfirmRotation(next: string, presented: string, graceMs: string): Promise<unknown>;
 };
@@ -96,6 +119,7 @@ export class RedisStore implements Store {
       opts.connect_timeout_ms ?? 5_000,
     );
     client.defineCommand("mcpgwIncr", { numberOfKeys: 1, lua: INCR_WITH_EXPIRY });
+    client.defineCommand("mcpgwIndexAdd", { numberOfKeys: 1, lua: INDEX_ADD });
     client.defineCommand("mcpgwRotateRefresh", { numberOfKeys: 3, lua: ROTATE_REFRESH_LUA });
     client.defineCommand("mcpgwConfirmRotation", { numberOfKeys: 1, lua: CONFIRM_ROTATION_LUA });
   }
@@ -111,6 +135,12 @@ export class RedisStore implements Store {
   private k(ns: string, key: string): string {
     assertNamespace(ns);
     return `${this.prefix}${ns}:${key}`;
+  }
+
+  /** The sorted set of one owner's index. */
+  private indexKey(owner: string): string {
+    assertOwner(owner);
+    return `${this.prefix}${INDEX_NAMESPACE}:${owner}`;
   }
 
   private get scripts(): WithScripts {
@@ -224,6 +254,24 @@ export class RedisStore implements Store {
       entries.push(entry);
     }
     return entries;
+  }
+
+  async indexAdd(owner: string, member: string, ttlSeconds?: number): Promise<void> {
+    const key = this.indexKey(owner);
+    const ms = ttlToMillis(ttlSeconds);
+    const now = Date.now();
+    const score = ms === undefined ? "+inf" : String(now + ms);
+    // Waited for like any write: the member must outlast a failover as its entry does.
+    await this.write(this.scripts.mcpgwIndexAdd(key, member, score, String(now)));
+  }
+
+  async indexMembers(owner: string): Promise<string[]> {
+    return this.call(this.client.zrangebyscore(this.indexKey(owner), `(${Date.now()}`, "+inf"));
+  }
+
+  async indexRemove(owner: string, members: string[]): Promise<void> {
+    const key = this.indexKey(owner);
+    if (members.length) await this.call(this.client.zrem(key, ...members));
   }
 
   // Not waited for: counters are abuse brakes, and a count lost in a failover costs nothing.

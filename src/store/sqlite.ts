@@ -1,9 +1,12 @@
 /**
- * The embedded store: one SQLite file (better-sqlite3, WAL), one table of entries,
+ * The embedded store: one SQLite file (better-sqlite3, WAL): entries and owner indexes,
  *
  *   kv(ns TEXT, key TEXT, value TEXT -- JSON, expires_at INTEGER NULL -- epoch ms,
  *      PRIMARY KEY (ns, key))
+ *   owner_index(owner TEXT, member TEXT, expires_at INTEGER NULL, PRIMARY KEY (owner, member))
  *
+ * Both are WITHOUT ROWID tables clustered on their primary key, so a key prefix of one namespace
+ * and the members of one owner are each one range of one B-tree, whatever else is stored;
  * and the change feed's table, `changes` (sqlite-events.ts).
  *
  * Expired rows are invisible to every read (each statement filters on `expires_at`), and are
@@ -26,7 +29,7 @@ import type { RefreshRotation, RotationOutcome } from "./refresh-rotation.js";
 import { CHANGES_SCHEMA, SqliteChangeFeed } from "./sqlite-events.js";
 import { rotateRefreshRows, type SyncRows } from "./sqlite-rotation.js";
 import type { Entry, Json, Store } from "./store.js";
-import { assertNamespace, ttlToMillis } from "./validate.js";
+import { assertNamespace, assertOwner, ttlToMillis } from "./validate.js";
 
 /** How often expired rows are deleted; reads never see them anyway. */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -46,6 +49,13 @@ CREATE TABLE IF NOT EXISTS kv (
   PRIMARY KEY (ns, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS kv_expires_at ON kv (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS owner_index (
+  owner TEXT NOT NULL,
+  member TEXT NOT NULL,
+  expires_at INTEGER,
+  PRIMARY KEY (owner, member)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS owner_index_expires_at ON owner_index (expires_at) WHERE expires_at IS NOT NULL;
 `;
 
 type Row = { key: string; value: string; expires_at: number | null };
@@ -113,7 +123,20 @@ function prepareStatements(db: Database.Database) {
                  THEN kv.expires_at ELSE excluded.expires_at END
        RETURNING value`,
     ),
+    indexAdd: db.prepare<{ owner: string; member: string; exp: number | null }>(
+      `INSERT INTO owner_index (owner, member, expires_at) VALUES (@owner, @member, @exp)
+       ON CONFLICT (owner, member) DO UPDATE SET expires_at = excluded.expires_at`,
+    ),
+    indexMembers: db.prepare<{ owner: string; now: number }, { member: string }>(
+      `SELECT member FROM owner_index WHERE owner = @owner AND ${LIVE}`,
+    ),
+    indexRemove: db.prepare<{ owner: string; member: string }>(
+      "DELETE FROM owner_index WHERE owner = @owner AND member = @member",
+    ),
     sweep: db.prepare<{ now: number }>("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= @now"),
+    sweepIndex: db.prepare<{ now: number }>(
+      "DELETE FROM owner_index WHERE expires_at IS NOT NULL AND expires_at <= @now",
+    ),
     ping: db.prepare("SELECT 1"),
   };
 }
@@ -143,6 +166,7 @@ export class SqliteStore implements Store {
   private readonly rotation: Database.Transaction<
     (rotation: RefreshRotation, now: number) => RotationOutcome
   >;
+  private readonly removeMembers: Database.Transaction<(owner: string, members: string[]) => void>;
 
   constructor(path: string) {
     this.location = path === ":memory:" ? path : resolve(path);
@@ -160,6 +184,9 @@ export class SqliteStore implements Store {
     this.rotation = this.db.transaction((rotation: RefreshRotation, now: number) =>
       rotateRefreshRows(rows, rotation, now),
     );
+    this.removeMembers = this.db.transaction((owner: string, members: string[]) => {
+      for (const member of members) this.stmt.indexRemove.run({ owner, member });
+    });
     this.sweepTimer = setInterval(() => this.sweepQuietly(), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
   }
@@ -231,6 +258,27 @@ export class SqliteStore implements Store {
     });
   }
 
+  async indexAdd(owner: string, member: string, ttlSeconds?: number): Promise<void> {
+    return this.guard(() => {
+      assertOwner(owner);
+      this.stmt.indexAdd.run({ owner, member, exp: this.expiry(ttlSeconds) });
+    });
+  }
+
+  async indexMembers(owner: string): Promise<string[]> {
+    return this.guard(() => {
+      assertOwner(owner);
+      return this.stmt.indexMembers.all({ owner, now: Date.now() }).map((row) => row.member);
+    });
+  }
+
+  async indexRemove(owner: string, members: string[]): Promise<void> {
+    return this.guard(() => {
+      assertOwner(owner);
+      if (members.length) this.removeMembers(owner, members);
+    });
+  }
+
   async incr(ns: string, key: string, ttlSeconds: number): Promise<number> {
     return this.guard(() => {
       assertNamespace(ns);
@@ -261,7 +309,7 @@ export class SqliteStore implements Store {
   sweep(): number {
     const now = Date.now();
     this.changes.prune(now);
-    return this.stmt.sweep.run({ now }).changes;
+    return this.stmt.sweep.run({ now }).changes + this.stmt.sweepIndex.run({ now }).changes;
   }
 
   private sweepQuietly(): void {

@@ -48,6 +48,19 @@ export interface Store extends RefreshRotationStore {
   delete(ns: string, key: string): Promise<boolean>;
   /** All live entries of a namespace whose key starts with prefix (admin listings, backups). */
   list<T extends Json>(ns: string, prefix?: string): Promise<Array<Entry<T>>>;
+  /**
+   * Owner indexes: the entries that belong to an owner (`user:{sub}`, `client:{id}`), so that
+   * ending an owner's access lists its index instead of scanning a namespace (STORAGE.md). A
+   * member names an entry, `{ns}:{key}` by convention; it stays until `ttlSeconds` from now
+   * (undefined or 0 = no expiry), and adding it again gives it the new expiry. A member may
+   * outlive its entry (readers skip what is gone), so give it at least the entry's lifetime.
+   * One set per owner: Redis a sorted set scored by expiry, SQLite a table keyed (owner, member).
+   */
+  indexAdd(owner: string, member: string, ttlSeconds?: number): Promise<void>;
+  /** The live members of an owner's index, in no particular order; [] when it has none. */
+  indexMembers(owner: string): Promise<string[]>;
+  /** Takes these members out of an owner's index (absent ones are ignored). */
+  indexRemove(owner: string, members: string[]): Promise<void>;
   /** Atomic counter with expiry set on first increment (rate limits, failed-login counts). */
   incr(ns: string, key: string, ttlSeconds: number): Promise<number>;
   /** Cheap liveness check for /readyz. */

@@ -8,6 +8,7 @@
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Json, Store } from "../../src/store/store.js";
+import { indexContract } from "./index-contract.js";
 import { rotationContract } from "./rotation-contract.js";
 
 export interface StoreHarness {
@@ -278,5 +279,6 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
     });
 
     rotationContract({ store: () => store, open });
+    indexContract({ store: () => store, open });
   });
 }

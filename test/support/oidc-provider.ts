@@ -4,6 +4,11 @@
  * PKCE S256, one-time codes) issuing ES256 id_tokens signed with jose, and userinfo.
  * `idTokenTamper` lets a test break one thing about the next id_tokens (audience, issuer,
  * nonce, expiry, signing key) to see that the relying party notices.
+ *
+ * Like Keycloak, it issues a refresh token with every code, rotated on each use (OIDC Core §12,
+ * OAuth 2.1 §4.3): a refresh answers with the account's claims as they are now (`accounts`),
+ * and refuses once the account is gone, as a provider does for a deleted or disabled user.
+ * Userinfo, too, describes the account as it is now.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -22,6 +27,15 @@ export interface OidcTestProvider {
   signWithUnknownKey: boolean;
   /** Extra members merged into the discovery document (e.g. a different `issuer`). */
   discoveryOverrides: Record<string, unknown>;
+  /**
+   * Every account that has signed in, by `sub`, as the provider knows it now: change one's
+   * claims (groups) or delete it (a removed or disabled user), and refreshes and userinfo follow.
+   */
+  accounts: Map<string, Record<string, unknown> & { sub: string }>;
+  /** Issue refresh tokens (default true); false is a provider that gives none. */
+  issueRefreshTokens: boolean;
+  /** Seconds an access token is good for (default 300). */
+  accessTokenTtl: number;
   requests: string[];
   stop(): Promise<void>;
 }
@@ -53,7 +67,10 @@ export async function startOidcProvider(
   const otherKey = await generateKeyPair("ES256");
   const jwk = { ...(await exportJWK(key.publicKey)), kid: "k1", alg: "ES256", use: "sig" };
   const codes = new Map<string, Pending>();
-  const accessTokens = new Map<string, Record<string, unknown>>();
+  /** access token -> the account it speaks for, and when it stops working (epoch s). */
+  const accessTokens = new Map<string, { sub: string; exp: number }>();
+  /** refresh token -> the account; used once, then replaced (rotation). */
+  const refreshTokens = new Map<string, { sub: string; scope: string }>();
 
   const op: OidcTestProvider = {
     issuer: "",
@@ -69,6 +86,9 @@ export async function startOidcProvider(
     idTokenTamper: {},
     signWithUnknownKey: false,
     discoveryOverrides: {},
+    accounts: new Map(),
+    issueRefreshTokens: true,
+    accessTokenTtl: 300,
     requests: [],
     stop: async () => {},
   };
@@ -85,10 +105,49 @@ export async function startOidcProvider(
     return form.get("client_id") === op.clientId && form.get("client_secret") === op.clientSecret;
   }
 
+  async function idToken(claims: Record<string, unknown>, nonce?: string): Promise<string> {
+    const now = Math.floor(Date.now() / 1000);
+    const payload: JWTPayload = { ...claims, ...(nonce ? { nonce } : {}), ...op.idTokenTamper };
+    const signer = new SignJWT(payload)
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setIssuer(String(op.idTokenTamper.iss ?? op.issuer))
+      .setAudience(op.idTokenTamper.aud ?? op.clientId)
+      .setIssuedAt(now)
+      .setExpirationTime(op.idTokenTamper.exp ?? now + 300);
+    return signer.sign(op.signWithUnknownKey ? otherKey.privateKey : key.privateKey);
+  }
+
+  /** A token response for an account: access token, id_token, and a fresh refresh token. */
+  async function tokenResponse(
+    res: ServerResponse,
+    claims: Record<string, unknown> & { sub: string },
+    scope: string,
+    nonce?: string,
+  ) {
+    const accessToken = randomBytes(24).toString("base64url");
+    accessTokens.set(accessToken, {
+      sub: claims.sub,
+      exp: Math.floor(Date.now() / 1000) + op.accessTokenTtl,
+    });
+    const body: Record<string, unknown> = {
+      access_token: accessToken,
+      token_type: "Bearer",
+      expires_in: op.accessTokenTtl,
+      id_token: await idToken(claims, nonce),
+    };
+    if (op.issueRefreshTokens) {
+      const refreshToken = randomBytes(24).toString("base64url");
+      refreshTokens.set(refreshToken, { sub: claims.sub, scope });
+      body.refresh_token = refreshToken;
+    }
+    json(res, 200, body);
+  }
+
   async function token(req: IncomingMessage, res: ServerResponse) {
     const form = await readForm(req);
     if (!clientAuth(req, form))
       return json(res, 401, { error: "invalid_client", error_description: "client authentication failed" });
+    if (form.get("grant_type") === "refresh_token") return refresh(res, form);
     const code = form.get("code") ?? "";
     const pending = codes.get(code);
     codes.delete(code);
@@ -106,18 +165,22 @@ export async function startOidcProvider(
     if (createHash("sha256").update(verifier).digest("base64url") !== pending.challenge) {
       return json(res, 400, { error: "invalid_grant", error_description: "PKCE verification failed" });
     }
-    const now = Math.floor(Date.now() / 1000);
-    const claims: JWTPayload = { ...pending.user, nonce: pending.nonce, ...op.idTokenTamper };
-    const signer = new SignJWT(claims)
-      .setProtectedHeader({ alg: "ES256", kid: "k1" })
-      .setIssuer(String(op.idTokenTamper.iss ?? op.issuer))
-      .setAudience(op.idTokenTamper.aud ?? op.clientId)
-      .setIssuedAt(now)
-      .setExpirationTime(op.idTokenTamper.exp ?? now + 300);
-    const idToken = await signer.sign(op.signWithUnknownKey ? otherKey.privateKey : key.privateKey);
-    const accessToken = randomBytes(24).toString("base64url");
-    accessTokens.set(accessToken, pending.user);
-    json(res, 200, { access_token: accessToken, token_type: "Bearer", expires_in: 300, id_token: idToken });
+    return tokenResponse(res, pending.user, pending.scope, pending.nonce);
+  }
+
+  /** grant_type=refresh_token (RFC 6749 §6): rotated; the account's claims as they are now. */
+  async function refresh(res: ServerResponse, form: URLSearchParams) {
+    const presented = form.get("refresh_token") ?? "";
+    const grant = refreshTokens.get(presented);
+    refreshTokens.delete(presented);
+    const account = grant ? op.accounts.get(grant.sub) : undefined;
+    if (!grant || !account) {
+      return json(res, 400, {
+        error: "invalid_grant",
+        error_description: grant ? "the user is not active" : "the refresh token is invalid or spent",
+      });
+    }
+    return tokenResponse(res, structuredClone(account), grant.scope);
   }
 
   const server = createServer((req, res) => {
@@ -138,6 +201,7 @@ export async function startOidcProvider(
             id_token_signing_alg_values_supported: ["ES256"],
             code_challenge_methods_supported: ["S256"],
             token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+            grant_types_supported: ["authorization_code", "refresh_token"],
             ...op.discoveryOverrides,
           });
         case "GET /jwks":
@@ -158,6 +222,8 @@ export async function startOidcProvider(
             back.searchParams.set("error", "invalid_request");
           } else {
             const code = randomBytes(16).toString("base64url");
+            // Signing in registers (or refreshes) the account as the provider knows it.
+            op.accounts.set(op.user.sub, structuredClone(op.user));
             codes.set(code, {
               redirectUri,
               challenge: p.get("code_challenge") ?? "",
@@ -174,7 +240,9 @@ export async function startOidcProvider(
           return token(req, res);
         case "GET /userinfo": {
           const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1];
-          const claims = bearer ? accessTokens.get(bearer) : undefined;
+          const access = bearer ? accessTokens.get(bearer) : undefined;
+          const live = access && access.exp > Math.floor(Date.now() / 1000) ? access : undefined;
+          const claims = live ? op.accounts.get(live.sub) : undefined;
           if (!claims) {
             res.writeHead(401, { "www-authenticate": 'Bearer error="invalid_token"' });
             return res.end();

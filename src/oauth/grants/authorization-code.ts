@@ -50,6 +50,7 @@ export class AuthorizationCodeGrant implements GrantHandler {
       resources: stored.resources,
       created_at: Math.floor(Date.now() / 1000),
       auth_time: stored.auth_time,
+      checked_at: stored.checked_at ?? stored.auth_time,
     };
     await this.grants.saveGrant(grant);
     const refreshToken = client.grant_types.includes("refresh_token")

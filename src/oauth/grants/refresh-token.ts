@@ -4,7 +4,10 @@
  * processes refreshing at once, a retry after a lost answer), is answered with the same
  * successor and a fresh access token, never a second chain. Any other use of a rotated token
  * means it was copied: the grant is revoked. Scope and audience may only narrow; the identity
- * provider's allowlist is checked again.
+ * provider's allowlist is checked again, and at most every `idp.recheck` the provider itself is
+ * asked whether the person may still sign in (liveness.ts): one it no longer vouches for loses
+ * the grant (and everything else they had); one it cannot be asked about, past the outage
+ * bound, gets 503 `temporarily_unavailable` and keeps the grant.
  *
  * Steps: read what the token is, validate the request against its grant, then rotate in one
  * atomic store operation. A request refused before the rotation spends nothing; the rotation
@@ -12,9 +15,10 @@
  */
 import type { AccessDecision, UserIdentity } from "../../idp/idp.js";
 import type { Revocations } from "../../tokens/revocations.js";
-import { invalidGrant, invalidRequest, invalidScope, invalidTarget } from "../errors.js";
+import { invalidGrant, invalidRequest, invalidScope, invalidTarget, OAuthError } from "../errors.js";
 import type { Grant, GrantStore } from "../grant-store.js";
 import type { TokenIssuer, TokenResponse } from "../issuer.js";
+import type { Confirmation } from "../liveness.js";
 import type { PresentedRefreshToken } from "../refresh-tokens.js";
 import { type EndGrant, type GrantHandler, splitScope, type TokenRequest } from "./grant.js";
 
@@ -29,8 +33,12 @@ export class RefreshTokenGrant implements GrantHandler {
     private readonly issuer: TokenIssuer,
     private readonly revocations: Revocations,
     private readonly endGrant: EndGrant,
-    /** The identity provider's allowlist as configured now. */
-    private readonly checkAccess: (user: UserIdentity) => AccessDecision,
+    private readonly idp: {
+      /** The identity provider's allowlist as configured now. */
+      checkAccess: (user: UserIdentity) => AccessDecision;
+      /** The liveness re-check (liveness.ts), given when the provider last vouched for the user. */
+      confirm: (user: UserIdentity, checkedAt: number) => Promise<Confirmation>;
+    },
   ) {}
 
   async handle({ client, params, resources }: TokenRequest): Promise<TokenResponse> {
@@ -89,11 +97,23 @@ export class RefreshTokenGrant implements GrantHandler {
       await this.endGrant(grant.sid, "refresh-reuse");
       throw invalidGrant(REUSED);
     }
-    const access = this.checkAccess(grant.user);
+    const confirmed = await this.idp.confirm(grant.user, grant.checked_at ?? grant.auth_time);
+    if (confirmed.outcome === "ended")
+      throw invalidGrant(`the user is no longer allowed: ${confirmed.reason}`);
+    if (confirmed.outcome === "unavailable") {
+      throw new OAuthError(
+        "temporarily_unavailable",
+        `the identity provider cannot be asked about the user right now: ${confirmed.reason}`,
+        { headers: { "retry-after": String(confirmed.retryAfterSeconds) } },
+      );
+    }
+    // The identity as the provider gave it now (groups re-read) goes into the new tokens.
+    const current: Grant = { ...grant, user: confirmed.user, checked_at: confirmed.checkedAt };
+    const access = this.idp.checkAccess(current.user);
     if (!access.allowed) {
       await this.endGrant(grant.sid, "user-not-allowed");
       throw invalidGrant(`the user is no longer allowed: ${access.reason}`);
     }
-    return grant;
+    return current;
   }
 }

@@ -55,7 +55,12 @@ export async function registerDeviceRoutes(app: FastifyInstance, as: Authorizati
   const signedIn = async (request: FastifyRequest): Promise<SignedIn | undefined> => {
     const token = readCookie(request, SESSION_COOKIE);
     const session = await interactions.getSession(token);
-    return token && session ? { session, csrf: hashSecret(`device-form:${token}`) } : undefined;
+    if (!token || !session) return undefined;
+    // A reused session is re-checked with the provider when due (liveness.ts), as at /authorize;
+    // one it no longer vouches for has just been ended, and one it cannot be asked about signs in.
+    const confirmed = await as.liveness.confirm(session.user, session.auth_time, "session");
+    if (confirmed.outcome !== "current") return undefined;
+    return { session: { ...session, user: confirmed.user }, csrf: hashSecret(`device-form:${token}`) };
   };
 
   const browserToken = (request: FastifyRequest, reply: FastifyReply): string => {

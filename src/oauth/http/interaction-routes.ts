@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { constantTimeEqual, newSecret } from "../../crypto/secrets.js";
-import type { UserIdentity } from "../../idp/idp.js";
+import type { UpstreamLogin, UserIdentity } from "../../idp/idp.js";
 import { IdpError } from "../../idp/idp.js";
 import { consentPage, errorPage, loginPage } from "../../web/pages.js";
 import {
@@ -86,7 +86,12 @@ export async function registerInteractionRoutes(
   const throttle = brake.login;
 
   /** After the provider vouched for the person: the allowlist, the audit, the session. */
-  const admit = async (reply: FastifyReply, user: UserIdentity, pending: PendingLogin): Promise<boolean> => {
+  const admit = async (
+    reply: FastifyReply,
+    login: UpstreamLogin,
+    pending: PendingLogin,
+  ): Promise<boolean> => {
+    const { user } = login;
     const access = idp.checkAccess(user);
     if (!access.allowed) {
       as.audit.emit({ type: "login.denied", user: user.login, provider: idp.type, reason: access.reason });
@@ -94,9 +99,42 @@ export async function registerInteractionRoutes(
       return false;
     }
     as.audit.emit({ type: "login.succeeded", user: user.login, provider: idp.type });
+    await as.liveness.remember(login);
     const token = await interactions.createSession(user);
     setCookie(reply, SESSION_COOKIE, token, { secure, maxAgeSeconds: parts.config.session.ttl });
     return true;
+  };
+
+  /**
+   * The browser's session, its person re-checked with the provider when due (liveness.ts):
+   * undefined when there is none or it was just ended (they sign in again); a 503 page already
+   * sent when the provider cannot be asked past the outage bound.
+   */
+  const liveSession = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): Promise<{ user: UserIdentity; authTime: number; checkedAt: number } | "answered" | undefined> => {
+    const token = readCookie(request, SESSION_COOKIE);
+    const session = await interactions.getSession(token);
+    if (!session) return undefined;
+    const confirmed = await as.liveness.confirm(session.user, session.auth_time, "session");
+    if (confirmed.outcome === "ended") {
+      setCookie(reply, SESSION_COOKIE, "", { secure, maxAgeSeconds: 0 });
+      return undefined;
+    }
+    if (confirmed.outcome === "unavailable") {
+      reply.header("retry-after", String(confirmed.retryAfterSeconds));
+      page(
+        reply,
+        503,
+        errorPage(
+          `${idp.displayName} cannot be reached`,
+          "The gateway could not check your sign-in with your identity provider. Try again in a minute.",
+        ),
+      );
+      return "answered";
+    }
+    return { user: confirmed.user, authTime: session.auth_time, checkedAt: confirmed.checkedAt };
   };
 
   /** Consent (or the remembered decision) for a logged-in user; ends in a redirect or a page. */
@@ -105,6 +143,7 @@ export async function registerInteractionRoutes(
     pending: PendingAuthorization,
     user: UserIdentity,
     authTime: number,
+    checkedAt = authTime,
   ) => {
     const access = idp.checkAccess(user);
     if (!access.allowed) return page(reply, 403, errorPage("Access denied", access.reason));
@@ -115,7 +154,7 @@ export async function registerInteractionRoutes(
       parts.config.consent.remember &&
       (await interactions.hasConsent(user.sub, client.client_id, pending.scope, pending.resources))
     ) {
-      const target = await as.issueCode(pending, user, authTime);
+      const target = await as.issueCode(pending, user, authTime, checkedAt);
       return target ? reply.redirect(target, 302) : page(reply, 400, EXPIRED());
     }
     return page(
@@ -154,8 +193,9 @@ export async function registerInteractionRoutes(
         as.authorizeDeps,
       );
       const pending = await interactions.createPending(validated, browserToken(request, reply));
-      const session = await interactions.getSession(readCookie(request, SESSION_COOKIE));
-      if (session) return decide(reply, pending, session.user, session.auth_time);
+      const session = await liveSession(request, reply);
+      if (session === "answered") return reply;
+      if (session) return decide(reply, pending, session.user, session.authTime, session.checkedAt);
       return reply.redirect(`/login?request=${encodeURIComponent(pending.id)}`, 302);
     } catch (err) {
       if (err instanceof AuthorizePageError) return page(reply, 400, errorPage(err.title, err.detail));
@@ -251,7 +291,7 @@ export async function registerInteractionRoutes(
       });
       return again(401, "Wrong user name or password.");
     }
-    if (!(await admit(reply, user, pending))) return reply;
+    if (!(await admit(reply, { user }, pending))) return reply;
     return afterLogin(reply, pending, user, Math.floor(Date.now() / 1000));
   });
 
@@ -276,9 +316,9 @@ export async function registerInteractionRoutes(
           302,
         );
       }
-      let user: UserIdentity;
+      let login: UpstreamLogin;
       try {
-        user = await idp.complete({
+        login = await idp.signIn({
           code,
           redirectUri: `${as.issuer}/callback`,
           codeVerifier: pending.upstream_verifier,
@@ -288,17 +328,18 @@ export async function registerInteractionRoutes(
           return page(reply, 502, errorPage(`${idp.displayName} sign-in failed`, err.message));
         throw err;
       }
-      if (!(await admit(reply, user, pending))) return reply;
-      return afterLogin(reply, pending, user, Math.floor(Date.now() / 1000));
+      if (!(await admit(reply, login, pending))) return reply;
+      return afterLogin(reply, pending, login.user, Math.floor(Date.now() / 1000));
     },
   );
 
   app.get<{ Querystring: { request?: string } }>("/consent", PERSON, async (request, reply) => {
     const pending = await pendingFor(request, request.query.request);
     if (!pending) return page(reply, 400, EXPIRED());
-    const session = await interactions.getSession(readCookie(request, SESSION_COOKIE));
+    const session = await liveSession(request, reply);
+    if (session === "answered") return reply;
     if (!session) return reply.redirect(`/login?request=${encodeURIComponent(pending.id)}`, 302);
-    return decide(reply, pending, session.user, session.auth_time);
+    return decide(reply, pending, session.user, session.authTime, session.checkedAt);
   });
 
   app.post("/consent", { ...PERSON, bodyLimit: OAUTH_BODY_LIMIT }, async (request, reply) => {
@@ -312,7 +353,8 @@ export async function registerInteractionRoutes(
         errorPage("Request refused", "The form was not sent from this consent page (CSRF check failed)."),
       );
     }
-    const session = await interactions.getSession(readCookie(request, SESSION_COOKIE));
+    const session = await liveSession(request, reply);
+    if (session === "answered") return reply;
     if (!session) return reply.redirect(`/login?request=${encodeURIComponent(pending.id)}`, 302);
     const access = idp.checkAccess(session.user);
     if (!access.allowed) return page(reply, 403, errorPage("Access denied", access.reason));
@@ -344,7 +386,7 @@ export async function registerInteractionRoutes(
       resources: pending.resources,
       remembered: parts.config.consent.remember,
     });
-    const target = await as.issueCode(pending, session.user, session.auth_time);
+    const target = await as.issueCode(pending, session.user, session.authTime, session.checkedAt);
     return target ? reply.redirect(target, 302) : page(reply, 400, EXPIRED());
   });
 }
