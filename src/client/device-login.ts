@@ -20,7 +20,6 @@
 import {
   type AuthorizationServerMetadata,
   assertSecureTokenEndpoint,
-  discoverOAuthServerInfo,
   InsecureTokenEndpointError,
   type OAuthClientInformationMixed,
   RegistrationRejectedError,
@@ -34,7 +33,7 @@ import type { LoginResult } from "./login.js";
 import { bodyExcerpt, fetchNamingFailures, NetworkError, statusLine } from "./network.js";
 import { CLIENT_NAME } from "./provider.js";
 import { revokeToken } from "./revoke.js";
-import { checkProtectedServer } from "./server-check.js";
+import { discoverLoginServer } from "./server-check.js";
 
 export const DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -115,13 +114,7 @@ const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export async function deviceLogin(serverUrl: string, options: DeviceLoginOptions): Promise<LoginResult> {
   const url = serverKey(serverUrl);
   const { store } = options;
-  const challenge = await checkProtectedServer(url);
-  const server = await discoverOAuthServerInfo(url, {
-    resourceMetadataUrl: challenge.resourceMetadataUrl,
-    fetchFn: fetchNamingFailures,
-  });
-  const metadata = server.authorizationServerMetadata;
-  const issuer = metadata?.issuer ?? server.authorizationServerUrl;
+  const { challenge, server, metadata, issuer } = await discoverLoginServer(url);
   const endpoints = deviceEndpoints(metadata, issuer);
   const client = await deviceClient(url, issuer, server.authorizationServerUrl, metadata, options);
   const previous = store.get(url);

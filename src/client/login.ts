@@ -14,7 +14,6 @@ import { randomBytes } from "node:crypto";
 import {
   type AuthorizationServerMetadata,
   auth,
-  discoverOAuthServerInfo,
   InsecureTokenEndpointError,
   IssuerMismatchError,
   OAuthError,
@@ -27,7 +26,7 @@ import { startLoopbackReceiver } from "./loopback.js";
 import { bodyExcerpt, fetchNamingFailures } from "./network.js";
 import { LoginProvider } from "./provider.js";
 import { revokeToken } from "./revoke.js";
-import { checkProtectedServer } from "./server-check.js";
+import { discoverLoginServer } from "./server-check.js";
 
 export interface LoginOptions {
   store: CredentialStore;
@@ -55,13 +54,7 @@ export interface LoginResult {
 export async function login(serverUrl: string, options: LoginOptions): Promise<LoginResult> {
   const url = serverKey(serverUrl);
   const { store } = options;
-  const challenge = await checkProtectedServer(url);
-  const server = await discoverOAuthServerInfo(url, {
-    resourceMetadataUrl: challenge.resourceMetadataUrl,
-    fetchFn: fetchNamingFailures,
-  });
-  const metadata = server.authorizationServerMetadata;
-  const issuer = metadata?.issuer ?? server.authorizationServerUrl;
+  const { challenge, server, metadata, issuer } = await discoverLoginServer(url);
   if (options.client) {
     const { clientId, clientSecret } = options.client;
     await store.updateClient(issuer, () => ({

@@ -16,6 +16,7 @@ import {
   CLIENT_CAPABILITIES_META_KEY,
   CLIENT_INFO_META_KEY,
   discoverOAuthProtectedResourceMetadata,
+  discoverOAuthServerInfo,
   PROTOCOL_VERSION_META_KEY,
 } from "@modelcontextprotocol/client";
 import { bodyExcerpt, fetchNamingFailures, NetworkError, statusLine } from "./network.js";
@@ -138,4 +139,19 @@ export async function checkProtectedServer(serverUrl: string): Promise<Protected
     serverUrl,
     `it answered ${statusLine(res)}${excerpt ? ` (${excerpt})` : ""}; ${what}`,
   );
+}
+
+/**
+ * The server's challenge and its authorization server, as every login starts: the protected
+ * resource's 401, then discovery from its metadata; the issuer is the metadata's own.
+ */
+export async function discoverLoginServer(url: string) {
+  const challenge = await checkProtectedServer(url);
+  const server = await discoverOAuthServerInfo(url, {
+    resourceMetadataUrl: challenge.resourceMetadataUrl,
+    fetchFn: fetchNamingFailures,
+  });
+  const metadata = server.authorizationServerMetadata;
+  const issuer = metadata?.issuer ?? server.authorizationServerUrl;
+  return { challenge, server, metadata, issuer };
 }
