@@ -9,6 +9,8 @@
  * as the trusted proxy (`trust_proxy: "127.0.0.1"`), the topology behind a company NAT or a
  * reverse proxy.
  */
+import { randomUUID } from "node:crypto";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalUsers } from "../../src/idp/local.js";
@@ -203,6 +205,81 @@ describe("token brake", () => {
     expect((await tokenRequest(gw.url, bogusCode((clients[8] as RegisteredClient).client_id))).status).toBe(
       400,
     );
+  });
+});
+
+describe("token brake for private_key_jwt clients", () => {
+  // The per-address limit is far above what the test sends from any one address, so only the
+  // per-client count can refuse: a brake that counted these clients per address alone never trips.
+  let gw: RunningGateway;
+  beforeAll(async () => {
+    gw = await startFullGateway({
+      rate_limits: {
+        token: { per_client: { max: 3, window: "1m" }, per_address: { max: 50, window: "1m" } },
+      },
+    });
+  });
+  afterAll(() => gw?.close({ wipe: true }));
+
+  /** A client registered with private_key_jwt and the key it signs its assertions with. */
+  async function keyClient() {
+    const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
+    const client = await registerClient(gw.url, {
+      token_endpoint_auth_method: "private_key_jwt",
+      token_endpoint_auth_signing_alg: "ES256",
+      jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256", use: "sig" }] },
+    });
+    /** A fresh, valid RFC 7523 assertion (iss = sub = client_id; a new jti every time). */
+    const assertion = () =>
+      new SignJWT({ jti: randomUUID() })
+        .setProtectedHeader({ alg: "ES256", kid: "k1" })
+        .setIssuer(client.client_id)
+        .setSubject(client.client_id)
+        .setAudience(`${gw.url}/token`)
+        .setIssuedAt()
+        .setExpirationTime("60s")
+        .sign(privateKey);
+    return { client, assertion };
+  }
+
+  /** A code grant with a code that does not exist: authenticated, then invalid_grant. */
+  const bogusCode = async (assertion: () => Promise<string>) => ({
+    grant_type: "authorization_code",
+    code: "not-a-code",
+    code_verifier: "x".repeat(43),
+    redirect_uri: REDIRECT_URI,
+    client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    client_assertion: await assertion(),
+  });
+
+  it("a client naming itself only in its assertion is counted per client: 429 with Retry-After from a fresh address", async () => {
+    const { assertion } = await keyClient();
+    for (const address of ["127.0.0.21", "127.0.0.22", "127.0.0.23"]) {
+      const res = await postToken(gw.url, address, await bogusCode(assertion));
+      expect(`${res.status} ${JSON.parse(res.text).error}`).toBe("400 invalid_grant");
+    }
+    const refused = await postToken(gw.url, "127.0.0.24", await bogusCode(assertion));
+    expect(refused.status, refused.text).toBe(429);
+    expect(JSON.parse(refused.text)).toMatchObject({ error: "temporarily_unavailable" });
+    expect(JSON.parse(refused.text).error_description).toContain("for this client");
+    expectRetryAfter(refused, 60);
+    // Another private_key_jwt client on the same address is not held up by this one.
+    const other = await keyClient();
+    const res = await postToken(gw.url, "127.0.0.24", await bogusCode(other.assertion));
+    expect(`${res.status} ${JSON.parse(res.text).error}`).toBe("400 invalid_grant");
+  });
+
+  it("the same client sending client_id in the form as well is one count, not two subjects", async () => {
+    const { client, assertion } = await keyClient();
+    const statuses: number[] = [];
+    for (const [i, address] of ["127.0.0.25", "127.0.0.26", "127.0.0.27", "127.0.0.28"].entries()) {
+      const form = await bogusCode(assertion);
+      // Alternate: named in the form and the assertion, then in the assertion only.
+      statuses.push(
+        (await postToken(gw.url, address, i % 2 ? form : { ...form, client_id: client.client_id })).status,
+      );
+    }
+    expect(statuses).toEqual([400, 400, 400, 429]);
   });
 });
 

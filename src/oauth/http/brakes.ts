@@ -32,7 +32,11 @@ function refused(refusal: Refusal, what: string): OAuthError {
   });
 }
 
-/** The client a token request names (form or Basic), without authenticating it; undefined if malformed. */
+/**
+ * The client a token request names, read the way client authentication reads it (form, Basic,
+ * or the `sub` of a private_key_jwt assertion), without authenticating it: a counter key, never
+ * a decision. Undefined when the credentials are malformed (the handler refuses those).
+ */
 function namedClient(request: FastifyRequest): string | undefined {
   const form = (request.body ?? {}) as Record<string, unknown>;
   const text = (name: string) => (typeof form[name] === "string" ? (form[name] as string) : undefined);
@@ -40,6 +44,8 @@ function namedClient(request: FastifyRequest): string | undefined {
     return readCredentials(request.headers.authorization, {
       client_id: text("client_id"),
       client_secret: text("client_secret"),
+      client_assertion_type: text("client_assertion_type"),
+      client_assertion: text("client_assertion"),
     }).clientId;
   } catch {
     return undefined;
