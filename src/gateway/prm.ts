@@ -1,10 +1,15 @@
 /**
  * RFC 9728 protected resource metadata, one document per service. Path routing:
  * `/.well-known/oauth-protected-resource/{name}/mcp` (the path-inserted form for the resource
- * `{public_url}/{name}/mcp`). Host routing: `/.well-known/oauth-protected-resource/mcp` and
+ * `{public_url}/{name}/mcp`). With a path in public_url (`https://host/gw`, prefix stripped by
+ * the proxy), the challenges name `{public_url}/.well-known/oauth-protected-resource/{name}/mcp`,
+ * which reaches that same route through the proxy's `/gw/`; RFC 9728 §3.1's own form,
+ * `https://host/.well-known/oauth-protected-resource/gw/{name}/mcp`, which clients probe when
+ * they have no challenge at hand, is served too, for a proxy that passes it on. Host routing: `/.well-known/oauth-protected-resource/mcp` and
  * `/.well-known/oauth-protected-resource` on the service's own host.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { publicPath } from "../config/public-path.js";
 import type { GatewayConfig } from "../config/schema.js";
 import { serviceScopesSupported } from "../config/scopes.js";
 import { sendJsonRpcError } from "./errors.js";
@@ -49,10 +54,13 @@ export function registerMetadataRoutes(
   const preflight = (_req: FastifyRequest, reply: FastifyReply) =>
     reply.code(204).headers(PUBLIC_CORS).send();
 
-  app.get<{ Params: { service: string } }>(`${PRM_PREFIX}/:service/mcp`, (req, reply) =>
-    send(reply, router.byName(req.params.service)),
-  );
-  app.options(`${PRM_PREFIX}/:service/mcp`, preflight);
+  const prefix = publicPath(config.public_url);
+  for (const path of new Set([`${PRM_PREFIX}/:service/mcp`, `${PRM_PREFIX}${prefix}/:service/mcp`])) {
+    app.get<{ Params: { service: string } }>(path, (req, reply) =>
+      send(reply, router.byName(req.params.service)),
+    );
+    app.options(path, preflight);
+  }
   if (!router.hostRouting) return;
   // On a service's own host, the resource is `{scheme}://{name}.{base_domain}/mcp`; clients of
   // older spec revisions look at the root document, newer ones at the path-inserted one.

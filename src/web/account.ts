@@ -18,6 +18,8 @@ export interface AccountGrantView {
 }
 
 export interface AccountPageData {
+  /** public_url's path ("" or "/gw"): the gateway's own links and form targets start with it. */
+  base: string;
   user: string;
   csrf: string;
   grants: AccountGrantView[];
@@ -31,48 +33,49 @@ function when(seconds: number): Safe {
   return html`<time datetime="${iso}">${iso.slice(0, 16).replace("T", " ")} UTC</time>`;
 }
 
-const nav = html`<nav><a href="/">Services</a><a href="/account">Your applications</a><a href="/logout">Sign out</a></nav>`;
+const nav = (base: string) =>
+  html`<nav><a href="${base}/">Services</a><a href="${base}/account">Your applications</a><a href="${base}/logout">Sign out</a></nav>`;
 
-function grantItem(g: AccountGrantView, csrf: string): Safe {
+function grantItem(g: AccountGrantView, csrf: string, base: string): Safe {
   return html`<li data-sid="${g.sid}"><strong class="client-name">${g.clientName}</strong>
 <dl><dt>Services</dt><dd>${g.services.length ? g.services.join(", ") : "every service"}</dd>
 <dt>Allowed</dt><dd>${when(g.createdAt)}</dd>
 <dt>Last used</dt><dd>${when(g.lastUsedAt)}</dd>
 <dt>Client ID</dt><dd><code>${g.clientId}</code></dd></dl>
-<form method="post" action="/account/revoke"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="grant" value="${g.sid}">
+<form method="post" action="${base}/account/revoke"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="grant" value="${g.sid}">
 <button type="submit" class="small" id="revoke-${g.sid}">Revoke</button></form></li>`;
 }
 
 export function accountPage(d: AccountPageData): string {
   const grants = d.grants.length
-    ? html`<ul class="cards" id="grants">${d.grants.map((g) => grantItem(g, d.csrf))}</ul>`
+    ? html`<ul class="cards" id="grants">${d.grants.map((g) => grantItem(g, d.csrf, d.base))}</ul>`
     : html`<p id="grants">You have not allowed any application.</p>`;
   return layout(
     "Your applications",
-    html`${nav}<h1>Applications that act as <span id="user">${d.user}</span></h1>
+    html`${nav(d.base)}<h1>Applications that act as <span id="user">${d.user}</span></h1>
 ${d.notice ? html`<p class="muted" role="status" id="notice">${d.notice}</p>` : undefined}
 <p class="muted">Revoking ends an application's access at once: its tokens stop working, and it has to ask you again. “Last used” is when it last renewed its access (a refresh), or when you allowed it.</p>
 ${grants}
-<form method="post" action="/logout"><input type="hidden" name="csrf" value="${d.csrf}"><button type="submit" class="secondary" id="sign-out">Sign out of the gateway</button></form>`,
+<form method="post" action="${d.base}/logout"><input type="hidden" name="csrf" value="${d.csrf}"><button type="submit" class="secondary" id="sign-out">Sign out of the gateway</button></form>`,
     { wide: true },
   );
 }
 
-/** /account or /logout without a session. */
-export function signedOutPage(title: string, detail: string, signIn?: string): string {
+/** /account or /logout without a session; `signIn` is a gateway path (`/signin?…`), under `base`. */
+export function signedOutPage(title: string, detail: string, base: string, signIn?: string): string {
   return layout(
     title,
     html`<h1>${title}</h1><p>${detail}</p>
-<div class="actions">${signIn ? html`<a class="button" id="sign-in" href="${signIn}">Sign in</a>` : undefined}<a class="button secondary" href="/">Services</a></div>`,
+<div class="actions">${signIn ? html`<a class="button" id="sign-in" href="${base}${signIn}">Sign in</a>` : undefined}<a class="button secondary" href="${base}/">Services</a></div>`,
   );
 }
 
-export function logoutPage(d: { user: string; csrf: string }): string {
+export function logoutPage(d: { base: string; user: string; csrf: string }): string {
   return layout(
     "Sign out",
     html`<h1>Sign out of the gateway?</h1>
-<p>You are signed in as <strong id="user">${d.user}</strong>. Signing out ends this browser's session here; applications you allowed keep their access (revoke them on <a href="/account">Your applications</a>).</p>
-<form method="post" action="/logout"><input type="hidden" name="csrf" value="${d.csrf}">
-<div class="actions"><button type="submit" id="sign-out">Sign out</button><a class="button secondary" href="/">Cancel</a></div></form>`,
+<p>You are signed in as <strong id="user">${d.user}</strong>. Signing out ends this browser's session here; applications you allowed keep their access (revoke them on <a href="${d.base}/account">Your applications</a>).</p>
+<form method="post" action="${d.base}/logout"><input type="hidden" name="csrf" value="${d.csrf}">
+<div class="actions"><button type="submit" id="sign-out">Sign out</button><a class="button secondary" href="${d.base}/">Cancel</a></div></form>`,
   );
 }

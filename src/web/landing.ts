@@ -15,6 +15,8 @@ export interface LandingService {
 }
 
 export interface LandingPageData {
+  /** public_url's path ("" or "/gw"): the gateway's own links and form targets start with it. */
+  base: string;
   /** The signed-in person's login; undefined when nobody is signed in. */
   user?: string;
   services: LandingService[];
@@ -31,11 +33,11 @@ export function codeSpans(text: string): Safe[] {
 const copyButton = (id: string, label: string) =>
   html`<button type="button" class="small secondary" data-copy="${id}" aria-label="${label}" hidden>Copy</button>`;
 
-function serviceItem(s: LandingService): Safe {
+function serviceItem(s: LandingService, base: string): Safe {
   const id = `url-${s.name}`;
   return html`<li><strong>${s.name}</strong>
 <div class="copy"><input id="${id}" type="text" readonly value="${s.url}" aria-label="MCP URL of ${s.name}">${copyButton(id, `Copy the URL of ${s.name}`)}</div>
-<a href="/?service=${encodeURIComponent(s.name)}#connect">How to connect a client to ${s.name}</a></li>`;
+<a href="${base}/?service=${encodeURIComponent(s.name)}#connect">How to connect a client to ${s.name}</a></li>`;
 }
 
 function snippetItem(s: Snippet, open: boolean): Safe {
@@ -48,12 +50,12 @@ ${s.notes.length ? html`<ul>${s.notes.map((n) => html`<li>${codeSpans(n)}</li>`)
 
 export function landingPage(d: LandingPageData): string {
   const nav = d.user
-    ? html`<nav><span>Signed in as <strong id="user">${d.user}</strong></span><a href="/account">Your applications</a><a href="/logout">Sign out</a></nav>`
-    : html`<nav><a href="/signin?next=/" id="sign-in">Sign in</a></nav>`;
+    ? html`<nav><span>Signed in as <strong id="user">${d.user}</strong></span><a href="${d.base}/account">Your applications</a><a href="${d.base}/logout">Sign out</a></nav>`
+    : html`<nav><a href="${d.base}/signin?next=/" id="sign-in">Sign in</a></nav>`;
   const services = !d.user
     ? html`<p id="services">Sign in to see the services you may use, with their URLs.</p>`
     : d.services.length
-      ? html`<ul class="cards" id="services">${d.services.map(serviceItem)}</ul>`
+      ? html`<ul class="cards" id="services">${d.services.map((s) => serviceItem(s, d.base))}</ul>`
       : html`<p id="services">There is no service you may use here; ask whoever runs this gateway.</p>`;
   const connect = d.selected
     ? html`<h2 id="connect">Connect a client to ${d.selected.name}</h2>

@@ -99,6 +99,8 @@ export function errorPage(title: string, detail: string): string {
 }
 
 export interface LoginPageData {
+  /** public_url's path ("" or "/gw"): the gateway's own links and form targets start with it. */
+  base: string;
   request: string;
   csrf: string;
   /** The application that asked; undefined for a sign-in to the gateway's own pages. */
@@ -117,7 +119,7 @@ ${
     : html`<p class="muted">Sign in to see your services and the applications you allowed.</p>`
 }
 ${d.error ? html`<p class="error" role="alert">${d.error}</p>` : undefined}
-<form method="post" action="/login">
+<form method="post" action="${d.base}/login">
 <input type="hidden" name="request" value="${d.request}"><input type="hidden" name="csrf" value="${d.csrf}">
 <label for="username">User name</label><input id="username" name="username" type="text" autocomplete="username" value="${d.username ?? ""}" required autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
@@ -127,6 +129,8 @@ ${d.error ? html`<p class="error" role="alert">${d.error}</p>` : undefined}
 }
 
 export interface ConsentPageData {
+  /** public_url's path ("" or "/gw"): the gateway's own links and form targets start with it. */
+  base: string;
   request: string;
   csrf: string;
   clientName: string;
@@ -152,7 +156,7 @@ ${d.scopes.length ? html`<p>with the permissions: ${d.scopes.map((s) => html`<co
 <p class="muted">After you decide, you go back to <strong id="redirect-host">${d.redirectHost}</strong>.
 ${d.unverified ? html`This application registered itself; the gateway has not verified who made it. Only allow it if you started this sign-in.` : undefined}</p>
 <p class="muted">Client ID: <code>${d.clientId}</code></p>
-<form method="post" action="/consent">
+<form method="post" action="${d.base}/consent">
 <input type="hidden" name="request" value="${d.request}"><input type="hidden" name="csrf" value="${d.csrf}">
 <div class="actions"><button type="submit" name="decision" value="allow" id="allow">Allow</button>
 <button type="submit" name="decision" value="deny" id="deny" class="secondary">Deny</button></div>
@@ -170,6 +174,8 @@ export function noticePage(title: string, detail: string): string {
 }
 
 export interface DeviceCodePageData {
+  /** public_url's path ("" or "/gw"): the gateway's own links and form targets start with it. */
+  base: string;
   csrf: string;
   /** Who is signed in. */
   user: string;
@@ -188,7 +194,7 @@ export function deviceCodePage(d: DeviceCodePageData): string {
 <p>Type the code your device shows. You are signed in as <strong id="user">${d.user}</strong>.</p>
 ${d.error ? html`<p class="error" role="alert">${d.error}</p>` : undefined}
 ${d.fromLink ? html`<p class="muted" id="link-warning">This link came with a code already filled in. Continue only if the same code is on the screen of a device you are setting up yourself.</p>` : undefined}
-<form method="post" action="/device">
+<form method="post" action="${d.base}/device">
 <input type="hidden" name="csrf" value="${d.csrf}">
 <label for="user_code">Code</label><input id="user_code" name="user_code" type="text" value="${d.userCode ?? ""}" placeholder="XXXX-XXXX" autocomplete="off" autocapitalize="characters" spellcheck="false" maxlength="20" required autofocus>
 <button type="submit" id="continue">Continue</button>
@@ -197,6 +203,8 @@ ${d.fromLink ? html`<p class="muted" id="link-warning">This link came with a cod
 }
 
 export interface DeviceConsentPageData {
+  /** public_url's path ("" or "/gw"): the gateway's own links and form targets start with it. */
+  base: string;
   csrf: string;
   /** The code in display form, XXXX-XXXX. */
   userCode: string;
@@ -227,7 +235,7 @@ ${d.scopes.length ? html`<p>with the permissions: ${d.scopes.map((s) => html`<co
 <p class="error" role="note">Only allow this if you started this sign-in yourself, on a device you have with you. If someone sent you this code or link, deny.</p>
 ${d.unverified ? html`<p class="muted">This application registered itself; the gateway has not verified who made it.</p>` : undefined}
 <p class="muted">Client ID: <code>${d.clientId}</code></p>
-<form method="post" action="/device/consent">
+<form method="post" action="${d.base}/device/consent">
 <input type="hidden" name="csrf" value="${d.csrf}"><input type="hidden" name="user_code" value="${d.userCode}">
 <div class="actions"><button type="submit" name="decision" value="allow" id="allow">Allow</button>
 <button type="submit" name="decision" value="deny" id="deny" class="secondary">Deny</button></div>
@@ -242,7 +250,7 @@ export interface RefusalPageData {
   reason: string;
   /** The provider, when it is one the person signs in to elsewhere ("GitHub"): they switch accounts there. */
   provider?: string;
-  /** Starts the same sign-in again (`/login?request=…`). */
+  /** Starts the same sign-in again (`{base}/login?request=…`). */
   anotherAccount: string;
   /** The client's redirect URI with `error=access_denied`, when a client is waiting for the answer. */
   back?: { clientName: string; url: string; afterSeconds: number };

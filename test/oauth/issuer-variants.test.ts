@@ -73,7 +73,7 @@ const getJson = async (url: string) => {
 
 interface Deployment {
   serviceUrl: string;
-  /** Whether the browser pages work at this public URL (not under a path prefix: they use root paths). */
+  /** Whether to sign in through the pages too (every deployment here does). */
   login: boolean;
   close(): Promise<void>;
 }
@@ -162,7 +162,7 @@ const DEPLOYMENTS: Array<[string, () => Promise<Deployment>, { skip?: boolean }]
       }
       return {
         serviceUrl: `http://127.0.0.1:${nginxPort}/gw/notes/mcp`,
-        login: false,
+        login: true,
         close: async () => {
           await proxy.close();
           await gw.close({ wipe: true });

@@ -157,14 +157,17 @@ export async function followAuthorization(
     }
     const html = await res.text();
     if (res.status !== 200) throw new Error(`unexpected ${res.status}: ${html.slice(0, 400)}`);
-    if (html.includes('action="/login"')) {
-      res = await browser.postForm(`${base}/login`, {
+    // The form's own target: `/login`, or `/gw/login` under a public_url with a path.
+    const action = /<form method="post" action="([^"]*\/(login|consent))"/.exec(html);
+    const target = action ? new URL(action[1] as string, base).toString() : "";
+    if (action?.[2] === "login") {
+      res = await browser.postForm(target, {
         request: formField(html, "request"),
         csrf: formField(html, "csrf"),
         ...login,
       });
-    } else if (html.includes('action="/consent"')) {
-      res = await browser.postForm(`${base}/consent`, {
+    } else if (action?.[2] === "consent") {
+      res = await browser.postForm(target, {
         request: formField(html, "request"),
         csrf: formField(html, "csrf"),
         decision: "allow",

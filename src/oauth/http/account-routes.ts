@@ -5,6 +5,7 @@
  * (form-origin.ts). Revoking goes through AccountGrants, which ends only the person's own grants.
  */
 import type { FastifyInstance } from "fastify";
+import { publicPath } from "../../config/public-path.js";
 import { accountPage, logoutPage, signedOutPage } from "../../web/account.js";
 import { errorPage } from "../../web/pages.js";
 import { AccountGrants } from "../account.js";
@@ -25,6 +26,8 @@ export async function registerAccountRoutes(app: FastifyInstance, as: Authorizat
   const sessions = personSessions(as);
   const grants = new AccountGrants(as);
   const form = { ...PERSON, bodyLimit: OAUTH_BODY_LIMIT };
+  /** public_url's path: the pages' links and this file's redirects start with it. */
+  const base = publicPath(as.issuer);
 
   app.get<{ Querystring: { revoked?: string } }>("/account", PERSON, async (request, reply) => {
     const signedIn = await sessions.current(request);
@@ -35,6 +38,7 @@ export async function registerAccountRoutes(app: FastifyInstance, as: Authorizat
         signedOutPage(
           "Your applications",
           "You are not signed in. Sign in to see the applications you allowed.",
+          base,
           SIGN_IN,
         ),
       );
@@ -43,6 +47,7 @@ export async function registerAccountRoutes(app: FastifyInstance, as: Authorizat
       reply,
       200,
       accountPage({
+        base,
         user: user.login,
         csrf: signedIn.csrf,
         grants: await grants.list(user),
@@ -58,7 +63,7 @@ export async function registerAccountRoutes(app: FastifyInstance, as: Authorizat
       return page(
         reply,
         401,
-        signedOutPage("Signed out", "Your session has ended; sign in again to revoke access.", SIGN_IN),
+        signedOutPage("Signed out", "Your session has ended; sign in again to revoke access.", base, SIGN_IN),
       );
     if (!sessions.formFromSession(signedIn, body.csrf)) return page(reply, 403, CSRF_REFUSED());
     const sid = typeof body.grant === "string" ? body.grant : "";
@@ -69,14 +74,14 @@ export async function registerAccountRoutes(app: FastifyInstance, as: Authorizat
         errorPage("Nothing to revoke", "That access is already gone, or it is not yours."),
       );
     // Post/redirect/get: a reload does not post the form again.
-    return reply.redirect("/account?revoked=1", 303);
+    return reply.redirect(`${base}/account?revoked=1`, 303);
   });
 
   app.get("/logout", PERSON, async (request, reply) => {
     const signedIn = await sessions.current(request);
     if (!signedIn)
-      return page(reply, 200, signedOutPage("Signed out", "You are not signed in to the gateway."));
-    return page(reply, 200, logoutPage({ user: signedIn.session.user.login, csrf: signedIn.csrf }));
+      return page(reply, 200, signedOutPage("Signed out", "You are not signed in to the gateway.", base));
+    return page(reply, 200, logoutPage({ base, user: signedIn.session.user.login, csrf: signedIn.csrf }));
   });
 
   app.post("/logout", form, async (request, reply) => {
@@ -88,7 +93,7 @@ export async function registerAccountRoutes(app: FastifyInstance, as: Authorizat
     return page(
       reply,
       200,
-      signedOutPage("Signed out", "You are signed out of the gateway on this browser."),
+      signedOutPage("Signed out", "You are signed out of the gateway on this browser.", base),
     );
   });
 }

@@ -3,8 +3,14 @@
  * `__Host-` prefix (RFC 6265bis §4.1.3.2): the browser then insists on Secure, Path=/ and no
  * Domain, so no sibling subdomain and no plain-http page can plant or overwrite them. A plain
  * http issuer (localhost) cannot have Secure cookies everywhere, so there they keep bare names.
+ *
+ * An issuer with a path (`https://host/gw`, the gateway at a sub-path of a shared host) scopes
+ * its cookies to that path, so the host's other applications are not sent them and two
+ * gateways under one host do not overwrite each other's. `__Host-` demands Path=/, so there
+ * they carry `__Secure-` (still Secure-only, never set by a plain-http page).
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { publicPath } from "../../config/public-path.js";
 
 export interface CookieNames {
   /** Binds a pending authorization to the browser that started it. */
@@ -13,9 +19,21 @@ export interface CookieNames {
   session: string;
 }
 
-export function cookieNames(secure: boolean): CookieNames {
-  const prefix = secure ? "__Host-" : "";
-  return { browser: `${prefix}mcpgw_browser`, session: `${prefix}mcpgw_session` };
+/** How this issuer's cookies are set: Secure or not, and the path they are scoped to. */
+export interface CookieScope {
+  secure: boolean;
+  path: string;
+}
+
+/** The cookies' names and scope for `issuer` (public_url). */
+export function cookiesFor(issuer: string): { names: CookieNames; scope: CookieScope } {
+  const secure = issuer.startsWith("https:");
+  const path = publicPath(issuer) || "/";
+  const prefix = !secure ? "" : path === "/" ? "__Host-" : "__Secure-";
+  return {
+    names: { browser: `${prefix}mcpgw_browser`, session: `${prefix}mcpgw_session` },
+    scope: { secure, path },
+  };
 }
 
 export function readCookie(request: FastifyRequest, name: string): string | undefined {
@@ -36,9 +54,9 @@ export function setCookie(
   reply: FastifyReply,
   name: string,
   value: string,
-  options: { secure: boolean; maxAgeSeconds?: number },
+  options: CookieScope & { maxAgeSeconds?: number },
 ): void {
-  const attrs = [`${name}=${value}`, "Path=/", "HttpOnly", "SameSite=Lax"];
+  const attrs = [`${name}=${value}`, `Path=${options.path}`, "HttpOnly", "SameSite=Lax"];
   if (options.secure) attrs.push("Secure");
   if (options.maxAgeSeconds !== undefined) attrs.push(`Max-Age=${options.maxAgeSeconds}`);
   const previous = reply.getHeader("set-cookie");

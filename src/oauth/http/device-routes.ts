@@ -13,6 +13,7 @@
  * as PERSON routes, pass the same-origin form check.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { publicPath } from "../../config/public-path.js";
 import { constantTimeEqual, hashSecret, newSecret } from "../../crypto/secrets.js";
 import { deviceCodePage, deviceConsentPage, errorPage, noticePage } from "../../web/pages.js";
 import type { FoundDevice } from "../device-store.js";
@@ -20,7 +21,7 @@ import type { Session } from "../interaction.js";
 import type { AuthorizationServer } from "../server.js";
 import { formatUserCode, normalizeUserCode } from "../user-code.js";
 import { routeBrakes } from "./brakes.js";
-import { cookieNames, readCookie, setCookie } from "./cookies.js";
+import { cookiesFor, readCookie, setCookie } from "./cookies.js";
 import { OAUTH_BODY_LIMIT } from "./endpoints.js";
 import { PERSON, page } from "./error-handler.js";
 import { waitText } from "./interaction-routes.js";
@@ -45,12 +46,17 @@ const CSRF_FAILED = () =>
   errorPage("Request refused", "The form was not sent from this device page (CSRF check failed).");
 
 export async function registerDeviceRoutes(app: FastifyInstance, as: AuthorizationServer): Promise<void> {
-  const secure = as.issuer.startsWith("https:");
-  const { browser: BROWSER_COOKIE, session: SESSION_COOKIE } = cookieNames(secure);
+  const {
+    names: { browser: BROWSER_COOKIE, session: SESSION_COOKIE },
+    scope,
+  } = cookiesFor(as.issuer);
   const { interactions, devices, parts } = as;
   const { idp } = parts;
   const brakes = routeBrakes(as);
   const entry = brakes.deviceEntry;
+  /** The gateway's own paths as the browser reaches them (under public_url's path). */
+  const base = publicPath(as.issuer);
+  const at = (path: string) => `${base}${path}`;
 
   const signedIn = async (request: FastifyRequest): Promise<SignedIn | undefined> => {
     const token = readCookie(request, SESSION_COOKIE);
@@ -67,7 +73,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, as: Authorizati
     const existing = readCookie(request, BROWSER_COOKIE);
     if (existing) return existing;
     const token = newSecret();
-    setCookie(reply, BROWSER_COOKIE, token, { secure });
+    setCookie(reply, BROWSER_COOKIE, token, scope);
     return token;
   };
 
@@ -81,7 +87,13 @@ export async function registerDeviceRoutes(app: FastifyInstance, as: Authorizati
     page(
       reply,
       status,
-      deviceCodePage({ csrf: me.csrf, user: me.session.user.login, userCode: typed?.slice(0, 20), error }),
+      deviceCodePage({
+        base,
+        csrf: me.csrf,
+        user: me.session.user.login,
+        userCode: typed?.slice(0, 20),
+        error,
+      }),
     );
 
   /**
@@ -141,12 +153,13 @@ export async function registerDeviceRoutes(app: FastifyInstance, as: Authorizati
           { return_to: shown ? `/device?user_code=${shown}` : "/device", requester: REQUESTER },
           browserToken(request, reply),
         );
-        return reply.redirect(`/login?request=${encodeURIComponent(pending.id)}`, 302);
+        return reply.redirect(at(`/login?request=${encodeURIComponent(pending.id)}`), 302);
       }
       return page(
         reply,
         200,
         deviceCodePage({
+          base,
           csrf: me.csrf,
           user: me.session.user.login,
           userCode: shown,
@@ -159,7 +172,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, as: Authorizati
   app.post("/device", { ...PERSON, bodyLimit: OAUTH_BODY_LIMIT }, async (request, reply) => {
     const form = (request.body ?? {}) as Form;
     const me = await signedIn(request);
-    if (!me) return reply.redirect("/device", 303);
+    if (!me) return reply.redirect(at("/device"), 303);
     if (!constantTimeEqual(field(form, "csrf"), me.csrf)) return page(reply, 403, CSRF_FAILED());
     const refused = refusedAccess(reply, me);
     if (refused) return refused;
@@ -173,6 +186,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, as: Authorizati
       reply,
       200,
       deviceConsentPage({
+        base,
         csrf: me.csrf,
         userCode: typed.userCode,
         clientName: client.client_name ?? client.client_id,
@@ -188,7 +202,7 @@ export async function registerDeviceRoutes(app: FastifyInstance, as: Authorizati
   app.post("/device/consent", { ...PERSON, bodyLimit: OAUTH_BODY_LIMIT }, async (request, reply) => {
     const form = (request.body ?? {}) as Form;
     const me = await signedIn(request);
-    if (!me) return reply.redirect("/device", 303);
+    if (!me) return reply.redirect(at("/device"), 303);
     if (!constantTimeEqual(field(form, "csrf"), me.csrf)) return page(reply, 403, CSRF_FAILED());
     const refused = refusedAccess(reply, me);
     if (refused) return refused;

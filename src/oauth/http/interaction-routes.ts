@@ -6,6 +6,7 @@
  * so does `/signin`, for the landing and account pages. Signing out is account-routes.ts's.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { publicPath } from "../../config/public-path.js";
 import { constantTimeEqual, newSecret } from "../../crypto/secrets.js";
 import type { UpstreamLogin, UserIdentity } from "../../idp/idp.js";
 import { IdpError } from "../../idp/idp.js";
@@ -21,7 +22,7 @@ import { isPageLogin, type PendingAuthorization, type PendingLogin } from "../in
 import { s256 } from "../pkce.js";
 import type { AuthorizationServer } from "../server.js";
 import { routeBrakes } from "./brakes.js";
-import { cookieNames, readCookie, setCookie } from "./cookies.js";
+import { cookiesFor, readCookie, setCookie } from "./cookies.js";
 import { OAUTH_BODY_LIMIT } from "./endpoints.js";
 import { PERSON, page } from "./error-handler.js";
 import { refuseLogin } from "./refusal.js";
@@ -59,16 +60,21 @@ export async function registerInteractionRoutes(
   app: FastifyInstance,
   as: AuthorizationServer,
 ): Promise<void> {
-  const secure = as.issuer.startsWith("https:");
-  const { browser: BROWSER_COOKIE, session: SESSION_COOKIE } = cookieNames(secure);
+  const {
+    names: { browser: BROWSER_COOKIE, session: SESSION_COOKIE },
+    scope,
+  } = cookiesFor(as.issuer);
   const { interactions, parts } = as;
   const idp = parts.idp;
+  /** The gateway's own paths as the browser reaches them (under public_url's path). */
+  const base = publicPath(as.issuer);
+  const at = (path: string) => `${base}${path}`;
 
   const browserToken = (request: FastifyRequest, reply: FastifyReply): string => {
     const existing = readCookie(request, BROWSER_COOKIE);
     if (existing) return existing;
     const token = newSecret();
-    setCookie(reply, BROWSER_COOKIE, token, { secure });
+    setCookie(reply, BROWSER_COOKIE, token, scope);
     return token;
   };
   const pendingFor = (request: FastifyRequest, id: string | undefined) =>
@@ -101,7 +107,7 @@ export async function registerInteractionRoutes(
     as.audit.emit({ type: "login.succeeded", user: user.login, provider: idp.type });
     await as.liveness.remember(login);
     const token = await interactions.createSession(user);
-    setCookie(reply, SESSION_COOKIE, token, { secure, maxAgeSeconds: parts.config.session.ttl });
+    setCookie(reply, SESSION_COOKIE, token, { ...scope, maxAgeSeconds: parts.config.session.ttl });
     return true;
   };
 
@@ -119,7 +125,7 @@ export async function registerInteractionRoutes(
     if (!session) return undefined;
     const confirmed = await as.liveness.confirm(session.user, session.auth_time, "session");
     if (confirmed.outcome === "ended") {
-      setCookie(reply, SESSION_COOKIE, "", { secure, maxAgeSeconds: 0 });
+      setCookie(reply, SESSION_COOKIE, "", { ...scope, maxAgeSeconds: 0 });
       return undefined;
     }
     if (confirmed.outcome === "unavailable") {
@@ -161,6 +167,7 @@ export async function registerInteractionRoutes(
       reply,
       200,
       consentPage({
+        base,
         request: pending.id,
         csrf: pending.csrf,
         clientName: clientName(client, client.client_id),
@@ -183,7 +190,7 @@ export async function registerInteractionRoutes(
   ) => {
     if (!isPageLogin(pending)) return decide(reply, pending, user, authTime);
     await interactions.finishPending(pending.id);
-    return reply.redirect(pending.return_to, 303);
+    return reply.redirect(at(pending.return_to), 303);
   };
 
   app.get("/authorize", { ...PERSON, preHandler: brake.authorize }, async (request, reply) => {
@@ -196,7 +203,7 @@ export async function registerInteractionRoutes(
       const session = await liveSession(request, reply);
       if (session === "answered") return reply;
       if (session) return decide(reply, pending, session.user, session.authTime, session.checkedAt);
-      return reply.redirect(`/login?request=${encodeURIComponent(pending.id)}`, 302);
+      return reply.redirect(at(`/login?request=${encodeURIComponent(pending.id)}`), 302);
     } catch (err) {
       if (err instanceof AuthorizePageError) return page(reply, 400, errorPage(err.title, err.detail));
       if (err instanceof AuthorizeRedirectError) {
@@ -222,12 +229,12 @@ export async function registerInteractionRoutes(
     async (request, reply) => {
       const next = request.query.next === "/" ? "/" : "/account";
       if (await interactions.getSession(readCookie(request, SESSION_COOKIE)))
-        return reply.redirect(next, 303);
+        return reply.redirect(at(next), 303);
       const pending = await interactions.createPageLogin(
         { return_to: next, requester: "" },
         browserToken(request, reply),
       );
-      return reply.redirect(`/login?request=${encodeURIComponent(pending.id)}`, 302);
+      return reply.redirect(at(`/login?request=${encodeURIComponent(pending.id)}`), 302);
     },
   );
 
@@ -238,7 +245,12 @@ export async function registerInteractionRoutes(
       return page(
         reply,
         200,
-        loginPage({ request: pending.id, csrf: pending.csrf, clientName: await requesterName(pending) }),
+        loginPage({
+          base,
+          request: pending.id,
+          csrf: pending.csrf,
+          clientName: await requesterName(pending),
+        }),
       );
     }
     pending.upstream_verifier = newSecret();
@@ -268,6 +280,7 @@ export async function registerInteractionRoutes(
         reply,
         status,
         loginPage({
+          base,
           request: pending.id,
           csrf: pending.csrf,
           clientName: await requesterName(pending),
@@ -338,7 +351,7 @@ export async function registerInteractionRoutes(
     if (!pending) return page(reply, 400, EXPIRED());
     const session = await liveSession(request, reply);
     if (session === "answered") return reply;
-    if (!session) return reply.redirect(`/login?request=${encodeURIComponent(pending.id)}`, 302);
+    if (!session) return reply.redirect(at(`/login?request=${encodeURIComponent(pending.id)}`), 302);
     return decide(reply, pending, session.user, session.authTime, session.checkedAt);
   });
 
@@ -355,7 +368,7 @@ export async function registerInteractionRoutes(
     }
     const session = await liveSession(request, reply);
     if (session === "answered") return reply;
-    if (!session) return reply.redirect(`/login?request=${encodeURIComponent(pending.id)}`, 302);
+    if (!session) return reply.redirect(at(`/login?request=${encodeURIComponent(pending.id)}`), 302);
     const access = idp.checkAccess(session.user);
     if (!access.allowed) return page(reply, 403, errorPage("Access denied", access.reason));
     if (field(form, "decision") !== "allow") {

@@ -4,6 +4,7 @@
  * evaluatePolicy the resource side applies to tokens). Signed out, it lists none.
  */
 import type { FastifyInstance } from "fastify";
+import { publicPath } from "../../config/public-path.js";
 import { evaluatePolicy } from "../../idp/policy.js";
 import { COPY_PAGE_HEADERS } from "../../web/copy-script.js";
 import { type LandingService, landingPage } from "../../web/landing.js";
@@ -14,6 +15,7 @@ import { personSessions } from "./person-session.js";
 export async function registerLandingRoutes(app: FastifyInstance, as: AuthorizationServer): Promise<void> {
   const sessions = personSessions(as);
   const { config, resources, idp } = as.parts;
+  const base = publicPath(as.issuer);
   const all: LandingService[] = [...resources.services.values()].map((s) => ({
     name: s.service,
     url: s.pathUrl,
@@ -39,6 +41,6 @@ export async function registerLandingRoutes(app: FastifyInstance, as: Authorizat
     return reply
       .code(200)
       .headers(COPY_PAGE_HEADERS)
-      .send(landingPage({ user: user?.login, services, selected }));
+      .send(landingPage({ base, user: user?.login, services, selected }));
   });
 }

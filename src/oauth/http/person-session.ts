@@ -13,7 +13,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { constantTimeEqual } from "../../crypto/secrets.js";
 import type { Session } from "../interaction.js";
 import type { AuthorizationServer } from "../server.js";
-import { cookieNames, readCookie, setCookie } from "./cookies.js";
+import { cookiesFor, readCookie, setCookie } from "./cookies.js";
 
 export interface SignedIn {
   session: Session;
@@ -34,8 +34,10 @@ const csrfFor = (token: string) =>
   createHmac("sha256", token).update("mcpgw page forms v1").digest("base64url");
 
 export function personSessions(as: AuthorizationServer): PersonSessions {
-  const secure = as.issuer.startsWith("https:");
-  const { session: SESSION_COOKIE } = cookieNames(secure);
+  const {
+    names: { session: SESSION_COOKIE },
+    scope,
+  } = cookiesFor(as.issuer);
   return {
     async current(request) {
       const token = readCookie(request, SESSION_COOKIE);
@@ -47,7 +49,7 @@ export function personSessions(as: AuthorizationServer): PersonSessions {
     },
     async end(request, reply) {
       await as.interactions.deleteSession(readCookie(request, SESSION_COOKIE));
-      setCookie(reply, SESSION_COOKIE, "", { secure, maxAgeSeconds: 0 });
+      setCookie(reply, SESSION_COOKIE, "", { ...scope, maxAgeSeconds: 0 });
     },
   };
 }

@@ -6,6 +6,7 @@
  * expires, so "Use another account" can finish it.
  */
 import type { FastifyReply } from "fastify";
+import { publicPath } from "../../config/public-path.js";
 import type { IdentityProvider, UserIdentity } from "../../idp/idp.js";
 import { refusalPage } from "../../web/pages.js";
 import { authorizationResponseUrl } from "../authorize.js";
@@ -48,7 +49,7 @@ export async function refuseLogin(
       user: user.login,
       reason,
       provider: idp.kind === "redirect" ? idp.displayName : undefined,
-      anotherAccount: `/login?request=${encodeURIComponent(pending.id)}`,
+      anotherAccount: `${publicPath(as.issuer)}/login?request=${encodeURIComponent(pending.id)}`,
       back,
     }),
   );
