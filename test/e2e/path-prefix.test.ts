@@ -1,7 +1,7 @@
 /**
  * The gateway behind a reverse proxy at a sub-path: `public_url: http://host/gw`, nginx's
- * `location /gw/ { proxy_pass http://gateway/; }` (the prefix stripped), and `/.well-known/`
- * passed on unchanged for the RFC 8414 / RFC 9728 path-inserted discovery URLs. Every URL the
+ * `location /gw/ { proxy_pass http://gateway/; }` (the prefix stripped), and the RFC 8414 /
+ * RFC 9728 path-inserted discovery URLs ending in `/gw` passed on unchanged: README's block. Every URL the
  * gateway emits must carry the prefix: the forms and links of its pages, its redirects, its
  * cookies' Path, its metadata and its challenges. Driven by real Chromium (a person) and the
  * MCP SDK v1 client (discovery, registration, login, a tool call) through the real nginx.
@@ -22,6 +22,7 @@ import { checkBinary } from "../support/binaries.js";
 import { chromiumCheck, launchChromium, signInWithChromium } from "../support/chromium.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { NGINX, type RunningProxy, startNginxWith } from "../support/proxies.js";
+import { fencedBlocks, readmePart } from "../support/readme-snippets.js";
 import { type RedirectTarget, startRedirectTarget } from "../support/redirect-target.js";
 import { freePort } from "../support/upstream.js";
 import { type BothErasUpstream, startBothErasUpstream } from "../support/upstream-v2.js";
@@ -29,7 +30,16 @@ import { type BothErasUpstream, startBothErasUpstream } from "../support/upstrea
 const SLOW = 180_000;
 const nginxCheck = checkBinary(NGINX);
 
-/** The gateway under /gw/ (prefix stripped); /.well-known/ passed on as it is, as RFC 8414 §3.1 needs. */
+/** README's block for this deployment ("At a sub-path of a shared host"), as an operator copies it. */
+const README_LOCATIONS = (() => {
+  const block = fencedBlocks(readmePart("Behind a reverse proxy")).find(
+    (b) => b.section === "At a sub-path of a shared host" && b.lang === "nginx",
+  );
+  if (!block) throw new Error('README.md: no nginx block under "At a sub-path of a shared host"');
+  return block.body;
+})();
+
+/** nginx with README's locations; every other path of the host is another application's. */
 const PREFIX_CONF = `
 worker_processes 1;
 pid {{PREFIX}}/nginx.pid;
@@ -44,10 +54,8 @@ http {
   scgi_temp_path {{PREFIX}}/scgi;
   server {
     listen 127.0.0.1:{{PORT}};
-    location /gw/ { proxy_pass {{GATEWAY}}/; proxy_set_header Host $http_host; proxy_buffering off; }
-    location /.well-known/ { proxy_pass {{GATEWAY}}; proxy_set_header Host $http_host; }
-    # Anything else on this host is another application's.
-    location / { return 404 "not the gateway"; }
+${README_LOCATIONS.replaceAll("http://127.0.0.1:8080", "{{GATEWAY}}")}
+    location / { return 404 "another application"; }
   }
 }
 `;
@@ -257,6 +265,8 @@ describe.skipIf(!nginxCheck.available || !chromiumCheck.available)(
         expect(prm.resource, url).toBe(`${base}/notes/mcp`);
         expect(prm.authorization_servers, url).toEqual([base]);
       }
+      // The host's own /.well-known is not the gateway's.
+      expect((await fetch(`${origin}/.well-known/oauth-authorization-server`)).status).toBe(404);
       // The device grant sends people to the prefixed page.
       const meta = await json(`${origin}/.well-known/oauth-authorization-server/gw`);
       expect(meta.device_authorization_endpoint).toBe(`${base}/device_authorization`);
