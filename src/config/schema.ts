@@ -80,7 +80,8 @@ const url = z.string().url();
  * The issuer is compared character for character by clients (RFC 8414 §3.3, RFC 9207), with
  * what they derive from the URLs they were given: so it is kept in the form URL parsers give
  * it (lower-case scheme and host, no default port, no trailing slash) and must not carry a
- * query, a fragment or credentials.
+ * query, a fragment or credentials. A path is allowed: the gateway at a sub-path of a proxy that
+ * strips it (config/public-path.ts; README "At a sub-path of a shared host").
  */
 const publicUrl = url.transform((value, ctx) => {
   const parsed = new URL(value);
