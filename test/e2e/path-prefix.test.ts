@@ -6,6 +6,11 @@
  * cookies' Path, its metadata and its challenges. Driven by real Chromium (a person) and the
  * MCP SDK v1 client (discovery, registration, login, a tool call) through the real nginx.
  */
+import {
+  Client as ClientV2,
+  StreamableHTTPClientTransport as TransportV2,
+  UnauthorizedError as UnauthorizedV2,
+} from "@modelcontextprotocol/client";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -103,6 +108,14 @@ class ChromiumProvider {
     if (!this.verifier) throw new Error("no code verifier saved");
     return this.verifier;
   }
+  /** SDK v2 (SEP-2352): what discovery found, kept to bind the callback to its server. */
+  private discovery?: unknown;
+  saveDiscoveryState(state: unknown): void {
+    this.discovery = state;
+  }
+  discoveryState() {
+    return this.discovery as never;
+  }
 }
 
 /** Every link and form target on the page, resolved against the page's URL (as the browser will use them). */
@@ -175,6 +188,36 @@ describe.skipIf(!nginxCheck.available || !chromiumCheck.available)(
         await client.connect(
           new StreamableHTTPClientTransport(new URL(serviceUrl), { authProvider: provider }),
         );
+        try {
+          const result = (await client.callTool({ name: "whoami" })) as { content: Array<{ text: string }> };
+          expect(JSON.parse(result.content[0]?.text ?? "{}")["x-user-name"]).toBe("alice");
+        } finally {
+          await client.close();
+        }
+      },
+      SLOW,
+    );
+
+    it(
+      "the MCP SDK v2 client (auto negotiation, the 2026-07-28 era) connects at the prefixed URL, checking the issuer strictly",
+      async () => {
+        const serviceUrl = `${base}/notes/mcp`;
+        const provider = new ChromiumProvider(browser, target);
+        const connect = async () => {
+          const client = new ClientV2(
+            { name: "prefix-v2", version: "2.0.0" },
+            { versionNegotiation: { mode: "auto" } },
+          );
+          await client.connect(new TransportV2(new URL(serviceUrl), { authProvider: provider as never }));
+          return client;
+        };
+        await expect(connect()).rejects.toBeInstanceOf(UnauthorizedV2);
+        const back = await target.next();
+        await new TransportV2(new URL(serviceUrl), { authProvider: provider as never }).finishAuth(
+          back.searchParams,
+        );
+        expect(decodeJwt(provider.saved?.access_token as string).iss).toBe(base);
+        const client = await connect();
         try {
           const result = (await client.callTool({ name: "whoami" })) as { content: Array<{ text: string }> };
           expect(JSON.parse(result.content[0]?.text ?? "{}")["x-user-name"]).toBe("alice");
