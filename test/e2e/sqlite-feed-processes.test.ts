@@ -1,0 +1,158 @@
+/**
+ * The SQLite change feed (src/store/sqlite-events.ts) between two gateway processes
+ * (`mcp-gateway serve`) on one SQLite file, with verdicts cached for a minute so that only the
+ * feed can make the second process refuse a revoked token within REACH_MS:
+ *
+ * - a revocation on A is enforced by B's /verify;
+ * - B stopped (SIGSTOP, a listener that cannot read) while A revokes: once B runs again it
+ *   reads on from the last change it saw and enforces the revocation;
+ * - the file locked by a third process past the busy timeout (what an outage is for SQLite,
+ *   src/store/sqlite.ts): A's /revoke answers 503 and changes nothing, B keeps answering
+ *   (never a 500), and the same revocation once the lock is gone reaches B.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalUsers } from "../../src/idp/local.js";
+import { SqliteStore } from "../../src/store/sqlite.js";
+import { LOGIN, obtainTokens, SERVICES, sleep } from "../oauth/helpers.js";
+import { SEALING } from "../oauth/rotation-scenarios.js";
+import { registerClient } from "../support/oauth-client.js";
+import { BUILT, type ServeProcess, startServe } from "./serve-process.js";
+
+/** What the feed must manage; the cached verdicts would otherwise hold for a minute. */
+const REACH_MS = 1_000;
+/** How long to keep polling past REACH_MS, so that a failure says how long it did take. */
+const WATCH_MS = 8_000;
+
+async function verify(base: string, token: string): Promise<number> {
+  const res = await fetch(`${base}/verify?service=notes`, { headers: { authorization: `Bearer ${token}` } });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+/** Polls B's /verify until it refuses `token`: the ms that took from `since` (Infinity: never). */
+async function msUntilRefused(base: string, token: string, since: number): Promise<number> {
+  while (Date.now() - since < WATCH_MS) {
+    const status = await verify(base, token);
+    if (status === 401) return Date.now() - since;
+    expect(status).toBe(200);
+    await sleep(10);
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+describe.skipIf(!BUILT && process.env.CI !== "true")(
+  "the SQLite change feed between two gateway processes (run `npm run build` first)",
+  () => {
+    let dataDir: string;
+    let a: ServeProcess;
+    let b: ServeProcess;
+    let issuer: string;
+
+    beforeAll(async () => {
+      dataDir = mkdtempSync(join(tmpdir(), "mcpgw-feed-"));
+      const seed = new SqliteStore(join(dataDir, "gateway.db"));
+      await new LocalUsers(seed).add(LOGIN.username, LOGIN.password, "alice@example.com");
+      await seed.close();
+      const config = join(dataDir, "gateway.yaml");
+      // JSON is YAML.
+      writeFileSync(
+        config,
+        JSON.stringify({
+          ...SERVICES,
+          ...SEALING,
+          tokens: { revocation_cache: 60 },
+          data_dir: dataDir,
+          log_level: "warn",
+        }),
+      );
+      const args = ["--config", config, "--no-builtins"];
+      a = await startServe({ cwd: dataDir, args, timeoutMs: 60_000 });
+      issuer = `http://localhost:${a.port}`;
+      // One issuer for both, as behind a load balancer: A's.
+      b = await startServe({ cwd: dataDir, args: [...args, "--public-url", issuer], timeoutMs: 60_000 });
+    }, 120_000);
+    afterAll(async () => {
+      if (b?.child.signalCode === null) b.child.kill("SIGCONT");
+      await b?.stop();
+      await a?.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    /** A token B has checked (its verdict now cached for a minute), and the client it was issued to. */
+    async function cachedOnB() {
+      const client = await registerClient(a.base);
+      const tokens = await obtainTokens({ url: a.base }, client, { resource: `${issuer}/notes/mcp` });
+      expect(await verify(b.base, tokens.access_token)).toBe(200);
+      // RFC 7009 /revoke by the token's own (public) client; the headers matter when it is a 503.
+      const revoke = async () => {
+        const res = await fetch(`${a.base}/revoke`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams({
+            token: tokens.access_token,
+            token_type_hint: "access_token",
+            client_id: client.client_id,
+          }),
+        });
+        await res.arrayBuffer();
+        return res;
+      };
+      return { token: tokens.access_token, revoke };
+    }
+
+    it("a revocation on A is enforced by B", async () => {
+      const { token, revoke } = await cachedOnB();
+      const revokedAt = Date.now();
+      expect((await revoke()).status).toBe(200);
+      expect(await msUntilRefused(b.base, token, revokedAt)).toBeLessThan(REACH_MS);
+    }, 60_000);
+
+    it("B stopped while A revokes: once B runs again it reads on and enforces the revocation", async () => {
+      const { token, revoke } = await cachedOnB();
+      b.child.kill("SIGSTOP");
+      try {
+        expect((await revoke()).status).toBe(200);
+        // A is written to meanwhile, past the revocation: B must read on from where it was.
+        const other = await cachedOnA();
+        expect(other).toBe(200);
+      } finally {
+        b.child.kill("SIGCONT");
+      }
+      expect(await msUntilRefused(b.base, token, Date.now())).toBeLessThan(REACH_MS);
+    }, 60_000);
+
+    /** Any write on A (a registration and a login): the changes table moves on as well. */
+    async function cachedOnA(): Promise<number> {
+      const client = await registerClient(a.base);
+      const tokens = await obtainTokens({ url: a.base }, client, { resource: `${issuer}/notes/mcp` });
+      return verify(a.base, tokens.access_token);
+    }
+
+    it("the file locked past the busy timeout: /revoke answers 503, B keeps answering, the retried revocation reaches B", async () => {
+      const { token, revoke } = await cachedOnB();
+      const lock = new Database(join(dataDir, "gateway.db"));
+      lock.exec("BEGIN IMMEDIATE");
+      let refused: Awaited<ReturnType<typeof revoke>>;
+      let duringLock: number;
+      try {
+        refused = await revoke();
+        duringLock = await verify(b.base, token);
+      } finally {
+        lock.exec("ROLLBACK");
+        lock.close();
+      }
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("retry-after")).toBeTruthy();
+      // Nothing was revoked, and B answered from what it had (its reads do not wait for writers).
+      expect(duringLock).toBe(200);
+      expect(await verify(b.base, token)).toBe(200);
+      const revokedAt = Date.now();
+      expect((await revoke()).status).toBe(200);
+      expect(await msUntilRefused(b.base, token, revokedAt)).toBeLessThan(REACH_MS);
+    }, 60_000);
+  },
+);
