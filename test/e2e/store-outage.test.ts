@@ -26,6 +26,8 @@ const REVOCATION_CACHE_S = 1;
 const CLIENTS = 8;
 /** Pause between one client's requests: load, without starving the event loop it shares. */
 const PACE_MS = 25;
+/** Issue 9's bound: first successful refresh after Redis is observably back. */
+const BACK_WITHIN_MS = 2_000;
 
 interface Answer {
   kind: "refresh" | "verify";
@@ -154,8 +156,8 @@ describe("a Redis outage under refresh and /verify load, two instances", () => {
       await sleep(seconds * 1_000);
       // Redis may answer the gateways before it answers this test's own readiness probe.
       const restarting = Date.now();
-      await redis.start();
-      const up = Date.now();
+      // Back = the moment this test's own PING is answered, not when the process was spawned.
+      const up = await redis.start();
       // Until every client has refreshed again since (or 10 s have passed).
       const deadline = up + 10_000;
       const refreshedSince = () =>
@@ -192,14 +194,15 @@ describe("a Redis outage under refresh and /verify load, two instances", () => {
           a.at < restarting,
       );
       expect(lateVerify).toEqual([]);
-      // The first refresh after Redis answers again succeeds within 2 s by design (ioredis
-      // reconnects every 500 ms at most; measured 19-1291 ms at load ~20). The bound asserted is
-      // 3 s so that a machine busier than that does not fail the suite; the figure is printed.
+      // Issue 9: the first refresh succeeds within 2 s of Redis answering again (ioredis
+      // reconnects every 500 ms at most). Measured from this test's own PONG, the figure printed:
+      // 266-778 ms over 12 outages with `yes > /dev/null` on 2 cores at load 3-15, so the
+      // issue's own bound holds with room to spare.
       const firstBack = answers
         .filter((a) => a.kind === "refresh" && a.status === 200 && a.at >= up)
         .reduce((min, a) => Math.min(min, a.at), Number.POSITIVE_INFINITY);
       console.log(`${signal} ${seconds} s: first refresh ${firstBack - up} ms after Redis was back`);
-      expect(firstBack - up).toBeLessThan(3_000);
+      expect(firstBack - up).toBeLessThan(BACK_WITHIN_MS);
       // No grant lost: every client refreshes with the last token it got.
       for (const grant of grants) {
         const res = await refresh(pair[0] as RunningGateway, grant.client, grant.refreshToken);

@@ -40,8 +40,12 @@ export interface TestRedis {
   restart(): Promise<void>;
   /** An outage: sends `signal` (SIGTERM: a clean shutdown; SIGKILL: a crash) and waits for the exit. */
   kill(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
-  /** Ends an outage: starts the server again on the same port and data, once it answers PING. */
-  start(): Promise<void>;
+  /**
+   * Ends an outage: starts the server again on the same port and data; resolves once it answers
+   * this test's own PING, with the time (ms since the epoch) that PONG arrived: the moment Redis
+   * is observably back.
+   */
+  start(): Promise<number>;
   /** Stops the server and deletes its temp dir. */
   stop(): Promise<void>;
 }
@@ -124,7 +128,8 @@ function spawnServer(port: number, dir: string, opts: RedisOptions, extra: strin
   return child;
 }
 
-async function waitUntilReady(child: ChildProcess, port: number, opts: RedisOptions): Promise<void> {
+/** Resolves with the time the first PONG arrived. */
+async function waitUntilReady(child: ChildProcess, port: number, opts: RedisOptions): Promise<number> {
   let stderr = "";
   child.stderr?.on("data", (chunk) => {
     stderr += chunk.toString();
@@ -132,7 +137,7 @@ async function waitUntilReady(child: ChildProcess, port: number, opts: RedisOpti
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}): ${stderr.trim()}`);
-    if (await pingOnce(port, opts)) return;
+    if (await pingOnce(port, opts)) return Date.now();
     await new Promise((r) => setTimeout(r, 50));
   }
   child.kill("SIGKILL");
@@ -197,7 +202,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<TestRedis | u
     },
     async start() {
       current = spawnServer(port, dir, opts);
-      await waitUntilReady(current, port, opts);
+      return waitUntilReady(current, port, opts);
     },
     async stop() {
       await stopChild(current);
