@@ -3,7 +3,7 @@
  * session, call a tool on it, find which instance holds it (its owner entry in Redis).
  */
 import { Redis } from "ioredis";
-import { request } from "undici";
+import { type Dispatcher, request } from "undici";
 import { INITIALIZE, MCP_HEADERS } from "../support/mcp-http.js";
 
 export interface RawSession {
@@ -59,8 +59,15 @@ export async function ownerEntry(
 }
 
 /** initialize + notifications/initialized; the status of a refused initialize is thrown. */
-export async function openSession(url: string, token: string, redisUrl: string): Promise<RawSession> {
+export async function openSession(
+  url: string,
+  token: string,
+  redisUrl: string,
+  /** How to connect (another local address, say); undici's global dispatcher by default. */
+  dispatcher?: Dispatcher,
+): Promise<RawSession> {
   const init = await request(url, {
+    dispatcher,
     method: "POST",
     headers: headers(token),
     body: JSON.stringify(INITIALIZE),
@@ -70,6 +77,7 @@ export async function openSession(url: string, token: string, redisUrl: string):
   if (init.statusCode !== 200 || typeof sid !== "string")
     throw new Error(`initialize: ${init.statusCode} ${text}`);
   const done = await request(url, {
+    dispatcher,
     method: "POST",
     headers: headers(token, sid),
     body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }),
@@ -87,10 +95,12 @@ export async function callTool(
   sid: string,
   name: string,
   args: Record<string, unknown> = {},
+  options: { dispatcher?: Dispatcher; headers?: Record<string, string> } = {},
 ): Promise<CallOutcome> {
   const res = await request(url, {
+    dispatcher: options.dispatcher,
     method: "POST",
-    headers: headers(token, sid),
+    headers: { ...headers(token, sid), ...options.headers },
     body: JSON.stringify({
       jsonrpc: "2.0",
       id: nextId++,

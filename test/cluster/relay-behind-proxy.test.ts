@@ -1,0 +1,116 @@
+/**
+ * The cluster relay behind a second proxy hop: a client on its own loopback address
+ * (127.0.0.7) reaches instance A through nginx (deploy/nginx/gateway-cluster.conf; every
+ * instance has trust_proxy 127.0.0.1, nginx's address and not the client's), and A relays the
+ * request for a bridged session to the instance that holds it, B. The client's address on
+ * record is the real client's, never nginx's, A's or one the client wrote into
+ * X-Forwarded-For, whether it came through nginx or straight to A.
+ *
+ * B itself writes no line for a relayed request (the channel serves it without a request log),
+ * so what is checked on B is that the forged address never appears in its log at all.
+ */
+import { connect } from "node:net";
+import { Agent } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BUILT } from "../e2e/serve-process.js";
+import { checkBinary } from "../support/binaries.js";
+import { accessTokenFor } from "../support/login.js";
+import { deployFile, NGINX, type RunningProxy, startNginxWith } from "../support/proxies.js";
+import { redisAvailable } from "../support/redis.js";
+import { freePort } from "../support/upstream.js";
+import { LOGIN, startCluster, type TestCluster } from "./cluster.js";
+import { callTool, openSession } from "./sessions.js";
+
+const CAN_RUN = BUILT && redisAvailable() && checkBinary(NGINX).available;
+const CLIENT_ADDRESS = "127.0.0.7";
+const FORGED = "203.0.113.66";
+
+/** Connects from CLIENT_ADDRESS (undici's own `localAddress` connect option is not applied). */
+const fromClient = new Agent({
+  connect: (opts, done) => {
+    const socket = connect({ host: opts.hostname, port: Number(opts.port), localAddress: CLIENT_ADDRESS });
+    socket.once("connect", () => done(null, socket)).once("error", (err) => done(err, null));
+  },
+});
+
+/** The request-log lines an instance wrote after `from` (a length of its stdout) for `path`. */
+function requestLines(stdout: string, from: number, path: string): Array<{ ip?: string }> {
+  return stdout
+    .slice(from)
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as { req?: { path?: string; ip?: string } })
+    .filter((l) => l.req?.path === path)
+    .map((l) => ({ ip: l.req?.ip }));
+}
+
+describe.skipIf(!CAN_RUN && process.env.CI !== "true")(
+  "the cluster relay behind nginx with trust_proxy (run `npm run build` first)",
+  () => {
+    let cluster: TestCluster;
+    /** nginx in front of instance A alone, so that the relayed hop is certain. */
+    let toA: RunningProxy;
+    let token: string;
+    const a = () => cluster.instances[0] as TestCluster["instances"][number];
+    const b = () => cluster.instances[1] as TestCluster["instances"][number];
+
+    beforeAll(async () => {
+      cluster = await startCluster({ instances: 2, proxy: "nginx" });
+      toA = await startNginxWith(deployFile("nginx/gateway-cluster.conf"), {
+        PORT: await freePort(),
+        GATEWAY_SERVERS: `server 127.0.0.1:${a().port};`,
+      });
+      ({ accessToken: token } = await accessTokenFor(cluster.base, [`${cluster.base}/counter/mcp`], LOGIN));
+    }, 180_000);
+    afterAll(async () => {
+      await toA?.close();
+      await fromClient.close();
+      await cluster?.stop();
+    });
+
+    /** A session B holds, opened straight at B by the client. */
+    async function sessionOnB() {
+      const session = await openSession(
+        `http://127.0.0.1:${b().port}/counter/mcp`,
+        token,
+        cluster.redis.url,
+        fromClient,
+      );
+      expect(session.owner).toBe(b().advertiseUrl);
+      return session;
+    }
+
+    it.each([
+      ["through nginx", () => toA.url],
+      ["straight to A", () => `http://127.0.0.1:${a().port}`],
+    ])(
+      "%s, relayed to B: the real client's address, not a forged X-Forwarded-For",
+      async (_how, base) => {
+        const session = await sessionOnB();
+        const fromA = a().process.stdout().length;
+        const fromB = b().process.stdout().length;
+        const call = await callTool(
+          `${base()}/counter/mcp`,
+          token,
+          session.sid,
+          "where",
+          {},
+          { dispatcher: fromClient, headers: { "x-forwarded-for": FORGED } },
+        );
+        expect(call.status).toBe(200);
+        // Served by B's child: the request was relayed.
+        expect(call.json?.instance).toBe("b");
+        // A's access line is written when the answer is done: wait for it, not for a time.
+        let lines = requestLines(a().process.stdout(), fromA, "/counter/mcp");
+        for (let i = 0; lines.length === 0 && i < 200; i++) {
+          await new Promise((r) => setTimeout(r, 25));
+          lines = requestLines(a().process.stdout(), fromA, "/counter/mcp");
+        }
+        expect(lines).toEqual([{ ip: CLIENT_ADDRESS }]);
+        expect(b().process.stdout().slice(fromB)).not.toContain(FORGED);
+        expect(a().process.stdout().slice(fromA)).not.toContain(FORGED);
+      },
+      60_000,
+    );
+  },
+);
