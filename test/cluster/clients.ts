@@ -3,65 +3,17 @@
  * browser follows the login pages, through the load balancer like everything else) and its own
  * session handling, in the 2025 session era; and mcp-remote as a stdio proxy.
  */
-import { createRequire } from "node:module";
-import { join } from "node:path";
 import { Client, StreamableHTTPClientTransport, UnauthorizedError } from "@modelcontextprotocol/client";
-import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { Browser, followAuthorization, REDIRECT_URI } from "../support/oauth-client.js";
-import { freePort } from "../support/upstream.js";
+import {
+  connectMcpRemote as connectMcpRemoteAs,
+  BrowserProvider as LoggingInProvider,
+} from "../support/mcp-clients.js";
 import { LOGIN } from "./cluster.js";
 
-const require = createRequire(import.meta.url);
-const MCP_REMOTE = require.resolve("mcp-remote/dist/proxy.js");
-
-interface Tokens {
-  access_token: string;
-  refresh_token?: string;
-  [key: string]: unknown;
-}
-
-/** An OAuthClientProvider whose "user agent" is the test's browser. */
-export class BrowserProvider {
-  info?: Record<string, unknown>;
-  saved?: Tokens;
-  verifier?: string;
-  callback?: URL;
-  private readonly browser = new Browser();
-  constructor(private readonly base: string) {}
-  get redirectUrl() {
-    return REDIRECT_URI;
-  }
-  get clientMetadata() {
-    return {
-      client_name: "cluster test",
-      redirect_uris: [REDIRECT_URI],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-    };
-  }
-  clientInformation() {
-    return this.info;
-  }
-  saveClientInformation(info: Record<string, unknown>) {
-    this.info = info;
-  }
-  tokens() {
-    return this.saved;
-  }
-  saveTokens(tokens: Tokens) {
-    this.saved = tokens;
-  }
-  async redirectToAuthorization(url: URL) {
-    this.callback = await followAuthorization(this.base, this.browser, url.toString(), LOGIN);
-  }
-  saveCodeVerifier(verifier: string) {
-    this.verifier = verifier;
-  }
-  codeVerifier() {
-    if (!this.verifier) throw new Error("no verifier");
-    return this.verifier;
+/** The SDK clients' provider, logging in as the cluster's user. */
+export class BrowserProvider extends LoggingInProvider {
+  constructor(base: string) {
+    super(base, LOGIN, "cluster test");
   }
 }
 
@@ -106,40 +58,6 @@ export function toolJson<T = Record<string, unknown>>(result: unknown): T {
 }
 
 /** mcp-remote as a stdio MCP server in front of `url`; the test completes its browser step. */
-export async function connectMcpRemote(
-  base: string,
-  url: string,
-  dir: string,
-): Promise<{ client: ClientV1; log(): string }> {
-  const callbackPort = await freePort();
-  const transport = new StdioClientTransport({
-    command: process.execPath,
-    args: [MCP_REMOTE, url, String(callbackPort), "--host", "127.0.0.1"],
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: dir,
-      MCP_REMOTE_CONFIG_DIR: join(dir, "mcp-remote"),
-      BROWSER: "true",
-    },
-    stderr: "pipe",
-  });
-  let err = "";
-  let callback: Promise<void> | undefined;
-  transport.stderr?.on("data", (d: Buffer) => {
-    err += d.toString();
-    const authorize = /Please authorize this client by visiting:\s*(\S+)/.exec(err)?.[1];
-    if (authorize && !callback) {
-      callback = followAuthorization(base, new Browser(), authorize, LOGIN).then(async (redirect) => {
-        await (await fetch(redirect)).text();
-      });
-    }
-  });
-  const client = new ClientV1({ name: "cluster-mcp-remote", version: "1.0.0" });
-  try {
-    await client.connect(transport);
-    await callback;
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\nmcp-remote said:\n${err}`);
-  }
-  return { client, log: () => err };
+export function connectMcpRemote(base: string, url: string, dir: string) {
+  return connectMcpRemoteAs({ base, url, dir, login: LOGIN, clientName: "cluster-mcp-remote" });
 }

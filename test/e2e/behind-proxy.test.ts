@@ -14,41 +14,25 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { auth, type OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
+import { auth } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type {
-  OAuthClientInformationMixed,
-  OAuthClientMetadata,
-  OAuthTokens,
-} from "@modelcontextprotocol/sdk/shared/auth.js";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../../src/config/load.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { waitFor } from "../bridge/helpers.js";
 import { checkBinary } from "../support/binaries.js";
+import { BrowserProvider, connectMcpRemote } from "../support/mcp-clients.js";
 import { INITIALIZE, MCP_HEADERS } from "../support/mcp-http.js";
-import {
-  authorizeUrl,
-  Browser,
-  followAuthorization,
-  formField,
-  pkcePair,
-  REDIRECT_URI,
-  registerClient,
-} from "../support/oauth-client.js";
+import { authorizeUrl, formField, pkcePair, registerClient } from "../support/oauth-client.js";
 import { CADDY, NGINX, type RunningProxy, startCaddy, startNginx } from "../support/proxies.js";
 import { freePort, startUpstream, type TestUpstream } from "../support/upstream.js";
 
-const require = createRequire(import.meta.url);
 const BIN = resolve("bin/mcp-gateway.js");
 const BUILT = existsSync(resolve("dist/cli/main.js"));
-const MCP_REMOTE = require.resolve("mcp-remote/dist/proxy.js");
 const LOGIN = { username: "alice", password: "correct horse battery" };
 /** Where the test client comes from when its address must differ from the proxy's. */
 const CLIENT_ADDRESS = "127.0.0.2";
@@ -100,50 +84,6 @@ async function serve(dir: string, config: string): Promise<RunningCli> {
       return exited;
     },
   };
-}
-
-/** An OAuthClientProvider for the SDK's own auth(); its "user agent" follows the login pages. */
-class Provider implements OAuthClientProvider {
-  info?: OAuthClientInformationMixed;
-  saved?: OAuthTokens;
-  verifier?: string;
-  callback?: URL;
-  private readonly browser = new Browser();
-  constructor(private readonly base: string) {}
-  get redirectUrl() {
-    return REDIRECT_URI;
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return {
-      client_name: "SDK behind a proxy",
-      redirect_uris: [REDIRECT_URI],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-    };
-  }
-  clientInformation() {
-    return this.info;
-  }
-  saveClientInformation(info: OAuthClientInformationMixed) {
-    this.info = info;
-  }
-  tokens() {
-    return this.saved;
-  }
-  saveTokens(tokens: OAuthTokens) {
-    this.saved = tokens;
-  }
-  async redirectToAuthorization(url: URL) {
-    this.callback = await followAuthorization(this.base, this.browser, url.toString(), LOGIN);
-  }
-  saveCodeVerifier(verifier: string) {
-    this.verifier = verifier;
-  }
-  codeVerifier() {
-    if (!this.verifier) throw new Error("no verifier");
-    return this.verifier;
-  }
 }
 
 /** A cookie-keeping browser whose connections leave from `localAddress`, sending `extra` headers. */
@@ -292,7 +232,7 @@ for (const variant of VARIANTS) {
 
       it("the MCP SDK client logs in with its own auth() and calls a tool through the proxy", async () => {
         const serverUrl = `${base}/echo/mcp`;
-        const provider = new Provider(base);
+        const provider = new BrowserProvider(base, LOGIN, "SDK behind a proxy");
         expect(await auth(provider, { serverUrl })).toBe("REDIRECT");
         const code = provider.callback?.searchParams.get("code");
         expect(code).toBeTruthy();
@@ -312,40 +252,19 @@ for (const variant of VARIANTS) {
       });
 
       it("mcp-remote logs in (its browser step followed by the test) and calls a tool", async () => {
-        const callbackPort = await freePort();
-        const transport = new StdioClientTransport({
-          command: process.execPath,
-          args: [MCP_REMOTE, `${base}/echo/mcp`, String(callbackPort), "--host", "127.0.0.1"],
-          env: {
-            PATH: process.env.PATH ?? "",
-            HOME: dir,
-            MCP_REMOTE_CONFIG_DIR: join(dir, "mcp-remote"),
-            // The opener runs `true` instead of a browser: the test is the browser.
-            BROWSER: "true",
-          },
-          stderr: "pipe",
+        const { client, log } = await connectMcpRemote({
+          base,
+          url: `${base}/echo/mcp`,
+          dir,
+          login: LOGIN,
+          clientName: "mcp-remote-test",
         });
-        let err = "";
-        let callback: Promise<void> | undefined;
-        transport.stderr?.on("data", (d: Buffer) => {
-          err += d.toString();
-          const url = /Please authorize this client by visiting:\s*(\S+)/.exec(err)?.[1];
-          if (url && !callback) {
-            callback = followAuthorization(base, new Browser(), url, LOGIN).then(async (redirect) => {
-              const done = await fetch(redirect);
-              await done.text();
-            });
-          }
-        });
-        const client = new Client({ name: "mcp-remote-test", version: "1.0.0" });
         try {
-          await client.connect(transport);
-          await callback;
           const seen = toolHeaders(await client.callTool({ name: "whoami", arguments: {} }));
           expect(seen["x-user-name"]).toBe(LOGIN.username);
           expect(seen.authorization).toBeUndefined();
         } catch (e) {
-          throw new Error(`${(e as Error).message}\nmcp-remote said:\n${err}`);
+          throw new Error(`${(e as Error).message}\nmcp-remote said:\n${log()}`);
         } finally {
           await client.close();
         }
