@@ -4,23 +4,17 @@
  * and pinned 2026-07-28 modes, a step-up to a token with the tool's scope, and the audit lines
  * and metrics an operator reads.
  */
-import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalUsers } from "../../src/idp/local.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { accessTokenFor } from "../support/login.js";
-import { MCP_HEADERS, raw } from "../support/mcp-http.js";
+import { connectWithToken, ERA_MODES, type EraMode } from "../support/mcp-clients.js";
+import { modernToolCall, raw } from "../support/mcp-http.js";
 import { everything } from "./helpers.js";
 
 const ALICE = { username: "alice", password: "alice's long password" };
 const BOB = { username: "bob", password: "bob's long password" };
-const MODES = { legacy: "legacy", "pinned 2026-07-28": { pin: "2026-07-28" } } as const;
-const MODERN = "2026-07-28";
-const META = {
-  "io.modelcontextprotocol/protocolVersion": MODERN,
-  "io.modelcontextprotocol/clientCapabilities": {},
-  "io.modelcontextprotocol/clientInfo": { name: "raw-test", version: "1.0.0" },
-};
+const MODES = ERA_MODES;
 
 describe("per-tool policy on a bridged stdio service", () => {
   let gw: RunningGateway;
@@ -56,15 +50,7 @@ describe("per-tool policy on a bridged stdio service", () => {
     await gw?.close({ wipe: true });
   });
 
-  async function connect(mode: (typeof MODES)[keyof typeof MODES], token: string) {
-    const client = new Client({ name: "bridged-policy", version: "1.0.0" }, { versionNegotiation: { mode } });
-    await client.connect(
-      new StreamableHTTPClientTransport(new URL(resource), {
-        requestInit: { headers: { authorization: `Bearer ${token}` } },
-      }),
-    );
-    return client;
-  }
+  const connect = (mode: EraMode, token: string) => connectWithToken(resource, mode, token, "bridged-policy");
 
   for (const [label, mode] of Object.entries(MODES)) {
     it(`${label}: alice lists and calls get-env, bob neither sees nor calls it`, async () => {
@@ -99,22 +85,7 @@ describe("per-tool policy on a bridged stdio service", () => {
 
   it("step-up: get-sum is 403 insufficient_scope until the token carries every:sum, which the AS grants", async () => {
     const call = (token: string) =>
-      raw(resource, {
-        method: "POST",
-        headers: {
-          ...MCP_HEADERS,
-          authorization: `Bearer ${token}`,
-          "mcp-protocol-version": MODERN,
-          "mcp-method": "tools/call",
-          "mcp-name": "get-sum",
-        },
-        body: JSON.stringify({
-          jsonrpc: "2.0",
-          id: 1,
-          method: "tools/call",
-          params: { name: "get-sum", arguments: { a: 2, b: 3 }, _meta: META },
-        }),
-      });
+      modernToolCall(resource, { token, name: "get-sum", args: { a: 2, b: 3 } });
     const refused = await call(tokens.bob as string);
     expect(refused.status).toBe(403);
     const challenge = String(refused.headers["www-authenticate"]);
@@ -128,21 +99,11 @@ describe("per-tool policy on a bridged stdio service", () => {
   }, 60_000);
 
   it("a 2026-07-28 call whose Mcp-Name and body disagree is 400 HeaderMismatch, and the child never runs it", async () => {
-    const res = await raw(resource, {
-      method: "POST",
-      headers: {
-        ...MCP_HEADERS,
-        authorization: `Bearer ${tokens.bob}`,
-        "mcp-protocol-version": MODERN,
-        "mcp-method": "tools/call",
-        "mcp-name": "echo",
-      },
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 2,
-        method: "tools/call",
-        params: { name: "get-env", arguments: {}, _meta: META },
-      }),
+    const res = await modernToolCall(resource, {
+      token: tokens.bob as string,
+      name: "get-env",
+      id: 2,
+      headers: { "mcp-name": "echo" },
     });
     expect(res.status).toBe(400);
     expect(JSON.parse(res.text)).toMatchObject({ id: 2, error: { code: -32020 } });

@@ -3,24 +3,26 @@
  * of both eras (SDK v2 McpServer), with the SDK v2 client in legacy (2025 sessions) and pinned
  * 2026-07-28 (stateless) modes, and raw requests where exact statuses and headers matter.
  */
-import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import type { Client } from "@modelcontextprotocol/client";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditEvent } from "../../src/ops/audit.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
-import { MCP_HEADERS, postInitialize, raw } from "../support/mcp-http.js";
+import { connectWithToken, ERA_MODES, type EraMode } from "../support/mcp-clients.js";
+import {
+  MCP_HEADERS,
+  MODERN,
+  MODERN_META,
+  modernToolCall,
+  postInitialize,
+  raw,
+} from "../support/mcp-http.js";
 import { startUpstream, type TestUpstream } from "../support/upstream.js";
 import { type BothErasUpstream, startBothErasUpstream } from "../support/upstream-v2.js";
 
-const MODES = { legacy: "legacy", "pinned 2026-07-28": { pin: "2026-07-28" } } as const;
-const MODERN = "2026-07-28";
-
+const MODES = ERA_MODES;
 /** The 2026-07-28 envelope of a raw request. */
-const META = {
-  "io.modelcontextprotocol/protocolVersion": MODERN,
-  "io.modelcontextprotocol/clientCapabilities": {},
-  "io.modelcontextprotocol/clientInfo": { name: "raw-test", version: "1.0.0" },
-};
+const META = MODERN_META;
 
 describe("per-tool policy through the gateway", () => {
   let upstream: BothErasUpstream;
@@ -91,18 +93,8 @@ describe("per-tool policy through the gateway", () => {
     await sse?.close();
   });
 
-  async function connect(mode: (typeof MODES)[keyof typeof MODES], token: string, service = "notes") {
-    const client = new Client(
-      { name: "tool-policy-test", version: "1.0.0" },
-      { versionNegotiation: { mode } },
-    );
-    await client.connect(
-      new StreamableHTTPClientTransport(new URL(`${gw.url}/${service}/mcp`), {
-        requestInit: { headers: { authorization: `Bearer ${token}` } },
-      }),
-    );
-    return client;
-  }
+  const connect = (mode: EraMode, token: string, service = "notes") =>
+    connectWithToken(`${gw.url}/${service}/mcp`, mode, token, "tool-policy-test");
 
   const callsOf = (tool: string) =>
     upstream.posts.filter((p) => p.method === "tools/call" && p.tool === tool).length;
@@ -202,22 +194,7 @@ describe("per-tool policy through the gateway", () => {
   it("a tool that needs a scope more: 403 insufficient_scope naming it (step-up), then allowed with it", async () => {
     const before = callsOf("admin_reset");
     const call = (token: string) =>
-      raw(`${gw.url}/notes/mcp`, {
-        method: "POST",
-        headers: {
-          ...MCP_HEADERS,
-          authorization: `Bearer ${token}`,
-          "mcp-protocol-version": MODERN,
-          "mcp-method": "tools/call",
-          "mcp-name": "admin_reset",
-        },
-        body: JSON.stringify({
-          jsonrpc: "2.0",
-          id: 7,
-          method: "tools/call",
-          params: { name: "admin_reset", arguments: {}, _meta: META },
-        }),
-      });
+      modernToolCall(`${gw.url}/notes/mcp`, { token, name: "admin_reset", id: 7 });
     const refused = await call(tokens.alice as string);
     expect(refused.status).toBe(403);
     const challenge = String(refused.headers["www-authenticate"]);
@@ -348,22 +325,11 @@ describe("per-tool policy through the gateway", () => {
   });
 
   it("Mcp-Param-* headers (a tool's x-mcp-header arguments) reach the upstream", async () => {
-    const res = await raw(`${gw.url}/notes/mcp`, {
-      method: "POST",
-      headers: {
-        ...MCP_HEADERS,
-        authorization: `Bearer ${tokens.alice}`,
-        "mcp-protocol-version": MODERN,
-        "mcp-method": "tools/call",
-        "mcp-name": "read_note",
-        "mcp-param-region": "eu-west-1",
-      },
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 9,
-        method: "tools/call",
-        params: { name: "read_note", arguments: {}, _meta: META },
-      }),
+    const res = await modernToolCall(`${gw.url}/notes/mcp`, {
+      token: tokens.alice as string,
+      name: "read_note",
+      id: 9,
+      headers: { "mcp-param-region": "eu-west-1" },
     });
     expect(res.status).toBe(200);
     const last = upstream.posts.filter((p) => p.tool === "read_note").at(-1);

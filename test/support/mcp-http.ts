@@ -59,3 +59,46 @@ export async function firstRefusal(send: () => Promise<RawResponse>, withinMs: n
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** The 2026-07-28 protocol version. */
+export const MODERN = "2026-07-28";
+
+/** The `_meta` envelope a raw 2026-07-28 request carries in place of an initialize. */
+export const MODERN_META = {
+  "io.modelcontextprotocol/protocolVersion": MODERN,
+  "io.modelcontextprotocol/clientCapabilities": {},
+  "io.modelcontextprotocol/clientInfo": { name: "raw-test", version: "1.0.0" },
+};
+
+/**
+ * A raw 2026-07-28 tools/call of `name` with the Mcp-Method and Mcp-Name headers the body
+ * implies; `headers` are added last (a disagreeing Mcp-Name, an Mcp-Param-*).
+ */
+export function modernToolCall(
+  url: string,
+  call: {
+    token: string;
+    name: string;
+    args?: Record<string, unknown>;
+    id?: number;
+    headers?: Record<string, string>;
+  },
+): Promise<RawResponse> {
+  return raw(url, {
+    method: "POST",
+    headers: {
+      ...MCP_HEADERS,
+      authorization: `Bearer ${call.token}`,
+      "mcp-protocol-version": MODERN,
+      "mcp-method": "tools/call",
+      "mcp-name": call.name,
+      ...call.headers,
+    },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: call.id ?? 1,
+      method: "tools/call",
+      params: { name: call.name, arguments: call.args ?? {}, _meta: MODERN_META },
+    }),
+  });
+}
