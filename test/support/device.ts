@@ -3,7 +3,14 @@
  * (/device_authorization, polling /token) and a person's browser on /device (sign in through the
  * login form, type the code, answer the consent page).
  */
-import { Browser, formField, type RegisteredClient, registerClient, tokenRequest } from "./oauth-client.js";
+import {
+  Browser,
+  endpointPost,
+  formField,
+  type RegisteredClient,
+  registerClient,
+  tokenRequest,
+} from "./oauth-client.js";
 
 export const DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -30,23 +37,12 @@ export function registerDeviceClient(
 }
 
 /** POST /device_authorization; `basic` for a client_secret_basic client. */
-export async function deviceAuthorization(
+export function deviceAuthorization(
   base: string,
   form: Record<string, string | string[]>,
   basic?: { id: string; secret: string },
 ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
-  const body = new URLSearchParams();
-  for (const [k, v] of Object.entries(form)) for (const one of [v].flat()) body.append(k, one);
-  const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded" };
-  if (basic)
-    headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(basic.id)}:${encodeURIComponent(basic.secret)}`).toString("base64")}`;
-  const res = await fetch(`${base}/device_authorization`, { method: "POST", headers, body });
-  const text = await res.text();
-  return {
-    status: res.status,
-    body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
-    headers: res.headers,
-  };
+  return endpointPost(`${base}/device_authorization`, form, basic);
 }
 
 /** Device codes for a public client, asserting success. */

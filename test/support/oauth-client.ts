@@ -179,8 +179,13 @@ export async function followAuthorization(
   throw new Error("too many steps in the authorization flow");
 }
 
-export async function tokenRequest(
-  base: string,
+/**
+ * A form POST to an OAuth endpoint at `url` (values may repeat), `basic` for a
+ * client_secret_basic client (id and secret form-encoded first, RFC 6749 §2.3.1): the status,
+ * the JSON body and the headers.
+ */
+export async function endpointPost(
+  url: string,
   form: Record<string, string | string[]>,
   basic?: { id: string; secret: string },
 ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
@@ -193,13 +198,21 @@ export async function tokenRequest(
   };
   if (basic)
     headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(basic.id)}:${encodeURIComponent(basic.secret)}`).toString("base64")}`;
-  const res = await fetch(`${base}/token`, { method: "POST", headers, body });
+  const res = await fetch(url, { method: "POST", headers, body });
   const text = await res.text();
   return {
     status: res.status,
     body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
     headers: res.headers,
   };
+}
+
+export function tokenRequest(
+  base: string,
+  form: Record<string, string | string[]>,
+  basic?: { id: string; secret: string },
+): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+  return endpointPost(`${base}/token`, form, basic);
 }
 
 export async function formPost(
