@@ -10,17 +10,14 @@
  *   src/store/sqlite.ts): A's /revoke answers 503 and changes nothing, B keeps answering
  *   (never a 500), and the same revocation once the lock is gone reaches B.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalUsers } from "../../src/idp/local.js";
-import { SqliteStore } from "../../src/store/sqlite.js";
-import { LOGIN, obtainTokens, SERVICES, sleep } from "../oauth/helpers.js";
+import { obtainTokens, SERVICES, sleep } from "../oauth/helpers.js";
 import { SEALING } from "../oauth/rotation-scenarios.js";
 import { registerClient } from "../support/oauth-client.js";
-import { BUILT, type ServeProcess, startServe } from "./serve-process.js";
+import { type ServePair, startServePairOnSqlite } from "../support/serve-pair.js";
+import { BUILT, type ServeProcess } from "./serve-process.js";
 
 /** What the feed must manage; the cached verdicts would otherwise hold for a minute. */
 const REACH_MS = 1_000;
@@ -47,39 +44,23 @@ async function msUntilRefused(base: string, token: string, since: number): Promi
 describe.skipIf(!BUILT && process.env.CI !== "true")(
   "the SQLite change feed between two gateway processes (run `npm run build` first)",
   () => {
-    let dataDir: string;
+    let pair: ServePair;
     let a: ServeProcess;
     let b: ServeProcess;
     let issuer: string;
+    let dataDir: string;
 
     beforeAll(async () => {
-      dataDir = mkdtempSync(join(tmpdir(), "mcpgw-feed-"));
-      const seed = new SqliteStore(join(dataDir, "gateway.db"));
-      await new LocalUsers(seed).add(LOGIN.username, LOGIN.password, "alice@example.com");
-      await seed.close();
-      const config = join(dataDir, "gateway.yaml");
-      // JSON is YAML.
-      writeFileSync(
-        config,
-        JSON.stringify({
-          ...SERVICES,
-          ...SEALING,
-          tokens: { revocation_cache: 60 },
-          data_dir: dataDir,
-          log_level: "warn",
-        }),
+      pair = await startServePairOnSqlite(
+        { ...SERVICES, ...SEALING, tokens: { revocation_cache: 60 } },
+        { prefix: "mcpgw-feed-", timeoutMs: 60_000 },
       );
-      const args = ["--config", config, "--no-builtins"];
-      a = await startServe({ cwd: dataDir, args, timeoutMs: 60_000 });
-      issuer = `http://localhost:${a.port}`;
-      // One issuer for both, as behind a load balancer: A's.
-      b = await startServe({ cwd: dataDir, args: [...args, "--public-url", issuer], timeoutMs: 60_000 });
+      ({ first: a, second: b, issuer, dataDir } = pair);
     }, 120_000);
     afterAll(async () => {
-      if (b?.child.signalCode === null) b.child.kill("SIGCONT");
-      await b?.stop();
-      await a?.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      // A failed test may have left B stopped.
+      b?.child.kill("SIGCONT");
+      await pair?.stop();
     });
 
     /** A token B has checked (its verdict now cached for a minute), and the client it was issued to. */
