@@ -21,34 +21,11 @@ import { accessTokenFor } from "../support/login.js";
 import { foreignKey, mintAccessToken } from "../support/mint.js";
 import { formPost, type RegisteredClient, registerClient } from "../support/oauth-client.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
+import { msUntilRefused, REACH_MS, verify } from "../support/revocation-reach.js";
 
 const BIN = resolve("bin/mcp-gateway.js");
 const BUILT = existsSync(resolve("dist/cli/main.js"));
-/** What every instance must manage, whatever its cache bound. */
-const REACH_MS = 1_000;
-/** How long to keep polling past the bound, so that a failure says how long it did take. */
-const WATCH_MS = 8_000;
-
 type Pair = [RunningGateway, RunningGateway];
-
-async function verify(gw: RunningGateway, token: string): Promise<number> {
-  const res = await fetch(`${gw.url}/verify?service=notes`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
-  await res.arrayBuffer();
-  return res.status;
-}
-
-/** Polls /verify until it refuses `token`; the milliseconds that took (Infinity: never, within WATCH_MS). */
-async function msUntilRefused(gw: RunningGateway, token: string, since: number): Promise<number> {
-  while (Date.now() - since < WATCH_MS) {
-    const status = await verify(gw, token);
-    if (status === 401) return Date.now() - since;
-    expect(status).toBe(200);
-    await sleep(10);
-  }
-  return Number.POSITIVE_INFINITY;
-}
 
 /** One sample of a /metrics series (labels matched exactly); undefined when absent. */
 async function metric(gw: RunningGateway, name: string, labels: Record<string, string> = {}) {

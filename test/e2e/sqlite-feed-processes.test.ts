@@ -13,33 +13,15 @@
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { obtainTokens, SERVICES, sleep } from "../oauth/helpers.js";
+import { obtainTokens, SERVICES } from "../oauth/helpers.js";
 import { SEALING } from "../oauth/rotation-scenarios.js";
 import { registerClient } from "../support/oauth-client.js";
+import { msUntilRefused, REACH_MS, verify as verifyAt } from "../support/revocation-reach.js";
 import { type ServePair, startServePairOnSqlite } from "../support/serve-pair.js";
 import { BUILT, type ServeProcess } from "./serve-process.js";
 
-/** What the feed must manage; the cached verdicts would otherwise hold for a minute. */
-const REACH_MS = 1_000;
-/** How long to keep polling past REACH_MS, so that a failure says how long it did take. */
-const WATCH_MS = 8_000;
-
-async function verify(base: string, token: string): Promise<number> {
-  const res = await fetch(`${base}/verify?service=notes`, { headers: { authorization: `Bearer ${token}` } });
-  await res.arrayBuffer();
-  return res.status;
-}
-
-/** Polls B's /verify until it refuses `token`: the ms that took from `since` (Infinity: never). */
-async function msUntilRefused(base: string, token: string, since: number): Promise<number> {
-  while (Date.now() - since < WATCH_MS) {
-    const status = await verify(base, token);
-    if (status === 401) return Date.now() - since;
-    expect(status).toBe(200);
-    await sleep(10);
-  }
-  return Number.POSITIVE_INFINITY;
-}
+/** /verify at a serve process. */
+const verify = (base: string, token: string) => verifyAt({ url: base }, token);
 
 describe.skipIf(!BUILT && process.env.CI !== "true")(
   "the SQLite change feed between two gateway processes (run `npm run build` first)",
@@ -89,7 +71,7 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
       const { token, revoke } = await cachedOnB();
       const revokedAt = Date.now();
       expect((await revoke()).status).toBe(200);
-      expect(await msUntilRefused(b.base, token, revokedAt)).toBeLessThan(REACH_MS);
+      expect(await msUntilRefused({ url: b.base }, token, revokedAt)).toBeLessThan(REACH_MS);
     }, 60_000);
 
     it("B stopped while A revokes: once B runs again it reads on and enforces the revocation", async () => {
@@ -103,7 +85,7 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
       } finally {
         b.child.kill("SIGCONT");
       }
-      expect(await msUntilRefused(b.base, token, Date.now())).toBeLessThan(REACH_MS);
+      expect(await msUntilRefused({ url: b.base }, token, Date.now())).toBeLessThan(REACH_MS);
     }, 60_000);
 
     /** Any write on A (a registration and a login): the changes table moves on as well. */
@@ -133,7 +115,7 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
       expect(await verify(b.base, token)).toBe(200);
       const revokedAt = Date.now();
       expect((await revoke()).status).toBe(200);
-      expect(await msUntilRefused(b.base, token, revokedAt)).toBeLessThan(REACH_MS);
+      expect(await msUntilRefused({ url: b.base }, token, revokedAt)).toBeLessThan(REACH_MS);
     }, 60_000);
   },
 );
