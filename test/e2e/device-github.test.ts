@@ -9,7 +9,7 @@ import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { answerDevice, enterCode, pollOnce, registerDeviceClient, startDevice } from "../support/device.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import { type GitHubEmulator, startGitHubEmulator } from "../support/github-emulator.js";
+import { type GitHubEmulator, githubSettings, startGitHubEmulator } from "../support/github-emulator.js";
 import { Browser, formField } from "../support/oauth-client.js";
 
 const OCTOCAT = { id: 583231, login: "octocat", name: "The Octocat", email: "octocat@github.com" };
@@ -41,13 +41,7 @@ describe("device page with GitHub sign-in", () => {
     services: { notes: { url: "http://127.0.0.1:9/mcp", scopes: ["notes:read"] } },
     idp: {
       type: "github",
-      github: {
-        client_id: emulator.clientId,
-        client_secret: emulator.clientSecret,
-        web_url: emulator.webUrl,
-        api_url: emulator.apiUrl,
-        allowed_users: allowed,
-      },
+      github: githubSettings(emulator, { allowed_users: allowed }),
     },
   });
 

@@ -8,7 +8,7 @@ import { rmSync } from "node:fs";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import { type GitHubEmulator, startGitHubEmulator } from "../support/github-emulator.js";
+import { type GitHubEmulator, githubSettings, startGitHubEmulator } from "../support/github-emulator.js";
 import {
   authorizeUrl,
   Browser,
@@ -68,13 +68,7 @@ describe.each([
     services: SERVICES,
     idp: {
       type: "github",
-      github: {
-        client_id: emulator.clientId,
-        client_secret: emulator.clientSecret,
-        web_url: emulator.webUrl,
-        api_url: emulator.apiUrl,
-        allowed_users: allowed,
-      },
+      github: githubSettings(emulator, { allowed_users: allowed }),
     },
   });
 

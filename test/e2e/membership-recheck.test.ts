@@ -9,7 +9,12 @@
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import { type EmulatorUser, type GitHubEmulator, startGitHubEmulator } from "../support/github-emulator.js";
+import {
+  type EmulatorUser,
+  type GitHubEmulator,
+  githubSettings,
+  startGitHubEmulator,
+} from "../support/github-emulator.js";
 import {
   authorizeUrl,
   Browser,
@@ -154,13 +159,7 @@ describe("GitHub: org and team membership re-checked", { timeout: 120_000 }, () 
     idp: {
       type: "github",
       ...idp,
-      github: {
-        client_id: emulator.clientId,
-        client_secret: emulator.clientSecret,
-        web_url: emulator.webUrl,
-        api_url: emulator.apiUrl,
-        allowed_teams: ["acme/mcp"],
-      },
+      github: githubSettings(emulator, { allowed_teams: ["acme/mcp"] }),
     },
   });
 

@@ -9,7 +9,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromiumCheck, launchChromium } from "../support/chromium.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import { type GitHubEmulator, startGitHubEmulator } from "../support/github-emulator.js";
+import { type GitHubEmulator, githubSettings, startGitHubEmulator } from "../support/github-emulator.js";
 import { authorizeUrl, pkcePair, registerClient } from "../support/oauth-client.js";
 import { type RedirectTarget, startRedirectTarget } from "../support/redirect-target.js";
 
@@ -39,13 +39,7 @@ describe.skipIf(!chromiumCheck.available)("a login the allowlist refuses, in Chr
       services: SERVICES,
       idp: {
         type: "github",
-        github: {
-          client_id: emulator.clientId,
-          client_secret: emulator.clientSecret,
-          web_url: emulator.webUrl,
-          api_url: emulator.apiUrl,
-          ...allow,
-        },
+        github: githubSettings(emulator, allow),
       },
     });
     gateways.push(gw);

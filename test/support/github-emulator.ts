@@ -50,6 +50,20 @@ export interface GitHubEmulator {
   stop(): Promise<void>;
 }
 
+/**
+ * The `idp.github` settings of a gateway that signs in through `emulator` (its OAuth app and
+ * URLs), with `rules` (allowed_users, allowed_orgs, allowed_teams…) added.
+ */
+export function githubSettings(emulator: GitHubEmulator, rules: Record<string, unknown> = {}) {
+  return {
+    client_id: emulator.clientId,
+    client_secret: emulator.clientSecret,
+    web_url: emulator.webUrl,
+    api_url: emulator.apiUrl,
+    ...rules,
+  };
+}
+
 interface PendingCode {
   clientId: string;
   redirectUri: string;
