@@ -90,6 +90,40 @@ async function redeem(base: string, client: RegisteredClient, code: string, veri
   return tokens.body.refresh_token as string;
 }
 
+/** A new client at `base` and its grant for `login`, signed in with `browser`: the client and its refresh token. */
+async function grantFor(base: string, browser: Browser, login: { username: string; password: string }) {
+  const client = await registerClient(base);
+  const refreshToken = await grantOf(base, browser, client, login);
+  return { client, refreshToken };
+}
+
+/** `client`'s grant for `login`, signed in with `browser`: its refresh token. */
+async function grantOf(
+  base: string,
+  browser: Browser,
+  client: RegisteredClient,
+  login: { username: string; password: string },
+) {
+  const { challenge, verifier } = pkcePair();
+  const code = await signIn(base, browser, await authorizeStop(base, browser, client, challenge), login);
+  return redeem(base, client, code, verifier);
+}
+
+/** Posts the login form in `html` as `login` and follows on: where that stops. */
+async function submitLogin(
+  base: string,
+  browser: Browser,
+  html: string,
+  login: { username: string; password: string },
+): Promise<Stop> {
+  const res = await browser.postForm(`${base}/login`, {
+    request: formField(html, "request"),
+    csrf: formField(html, "csrf"),
+    ...login,
+  });
+  return follow(base, browser, res);
+}
+
 const refresh = (base: string, client: RegisteredClient, token: string) =>
   tokenRequest(base, { grant_type: "refresh_token", client_id: client.client_id, refresh_token: token });
 
@@ -126,15 +160,7 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
 
     it("after `admin users remove` the signed-in browser gets the login form, not a code", async () => {
       const browser = new Browser();
-      const client = await registerClient(serve.base);
-      const first = pkcePair();
-      const code = await signIn(
-        serve.base,
-        browser,
-        await authorizeStop(serve.base, browser, client, first.challenge),
-        LOGIN,
-      );
-      const refreshToken = await redeem(serve.base, client, code, first.verifier);
+      const { client, refreshToken } = await grantFor(serve.base, browser, LOGIN);
       // The session and the remembered consent at work: straight back with a code.
       const again = await authorizeStop(serve.base, browser, client, pkcePair().challenge);
       expect("code" in again).toBe(true);
@@ -153,26 +179,13 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
       expect(readded.status, readded.stderr).toBe(0);
       const form = await authorizeStop(serve.base, browser, client, pkcePair().challenge);
       if ("code" in form) throw new Error("a code without signing in");
-      const res = await browser.postForm(`${serve.base}/login`, {
-        request: formField(form.html, "request"),
-        csrf: formField(form.html, "csrf"),
-        ...LOGIN,
-      });
-      const next = await follow(serve.base, browser, res);
+      const next = await submitLogin(serve.base, browser, form.html, LOGIN);
       expect("code" in next ? "a code" : next.page).toBe("consent");
     });
 
     it("`admin users disable` ends the session and the grants; `enable` lets the user sign in again", async () => {
       const browser = new Browser();
-      const client = await registerClient(serve.base);
-      const first = pkcePair();
-      const code = await signIn(
-        serve.base,
-        browser,
-        await authorizeStop(serve.base, browser, client, first.challenge),
-        BOB,
-      );
-      const refreshToken = await redeem(serve.base, client, code, first.verifier);
+      const { client, refreshToken } = await grantFor(serve.base, browser, BOB);
 
       const disabled = admin("disable", BOB.username);
       expect(disabled.status, disabled.stderr).toBe(0);
@@ -198,12 +211,7 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
       if ("code" in start) throw new Error("a code without signing in again");
       expect(start.page).toBe("login");
       // Consent was ended with the rest: asked again.
-      const res = await browser.postForm(`${serve.base}/login`, {
-        request: formField(start.html, "request"),
-        csrf: formField(start.html, "csrf"),
-        ...BOB,
-      });
-      const consent = await follow(serve.base, browser, res);
+      const consent = await submitLogin(serve.base, browser, start.html, BOB);
       expect("code" in consent ? "a code" : consent.page).toBe("consent");
       const newCode = await signIn(serve.base, browser, consent, BOB);
       const newRefresh = await redeem(serve.base, client, newCode, back.verifier);
@@ -248,14 +256,7 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
       let refreshToken: string;
       try {
         client = await registerClient(serve.base);
-        const first = pkcePair();
-        const code = await signIn(
-          serve.base,
-          browser,
-          await authorizeStop(serve.base, browser, client, first.challenge),
-          CAROL,
-        );
-        refreshToken = await redeem(serve.base, client, code, first.verifier);
+        refreshToken = await grantOf(serve.base, browser, client, CAROL);
       } finally {
         await serve.stop();
       }
@@ -293,12 +294,7 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
           },
         );
         expect(readded.status, readded.stderr).toBe(0);
-        const res = await browser.postForm(`${serve.base}/login`, {
-          request: formField("code" in after ? "" : after.html, "request"),
-          csrf: formField("code" in after ? "" : after.html, "csrf"),
-          ...CAROL,
-        });
-        const next = await follow(serve.base, browser, res);
+        const next = await submitLogin(serve.base, browser, "code" in after ? "" : after.html, CAROL);
         expect("code" in next ? "a code" : next.page).toBe("consent");
       } finally {
         await serve.stop();
