@@ -55,6 +55,12 @@ function modernServer(request?: Request): McpServer {
     if (view.kind !== "roots") return inputRequired({ inputRequests: { roots: inputRequired.listRoots() } });
     return text(JSON.stringify(view.roots));
   });
+  registerProgress(mcp);
+  return mcp;
+}
+
+/** `progress`: n progress notifications (when the call asked for them), then "done"; the same in both eras. */
+function registerProgress(mcp: McpServer): void {
   mcp.registerTool(
     "progress",
     { inputSchema: z.object({ n: z.number().int().min(1).max(20) }) },
@@ -71,7 +77,6 @@ function modernServer(request?: Request): McpServer {
       return text("done");
     },
   );
-  return mcp;
 }
 
 /** The 2026-07-28-only stateless endpoint. */
@@ -102,22 +107,7 @@ function legacyServer(): McpServer {
     const listed = (await ctx.mcpReq.send({ method: "roots/list" })) as { roots: unknown[] };
     return text(JSON.stringify(listed.roots));
   });
-  mcp.registerTool(
-    "progress",
-    { inputSchema: z.object({ n: z.number().int().min(1).max(20) }) },
-    async ({ n }, ctx) => {
-      const token = ctx.mcpReq._meta?.progressToken;
-      if (token !== undefined) {
-        for (let i = 1; i <= n; i++) {
-          await ctx.mcpReq.notify({
-            method: "notifications/progress",
-            params: { progressToken: token, progress: i, total: n },
-          });
-        }
-      }
-      return text("done");
-    },
-  );
+  registerProgress(mcp);
   return mcp;
 }
 
