@@ -67,9 +67,10 @@ function parseAccept(header: string | undefined): Accepts {
   };
 }
 
-class BodyTooLarge extends Error {}
+export class BodyTooLarge extends Error {}
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** A request's whole body, refusing (BodyTooLarge) past `limit` bytes. */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > limit) throw new BodyTooLarge();
   const chunks: Buffer[] = [];
@@ -121,7 +122,12 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
     return undefined;
   };
 
-  async function post(req: IncomingMessage, res: ServerResponse, relayed: boolean): Promise<void> {
+  async function post(
+    req: IncomingMessage,
+    res: ServerResponse,
+    relayed: boolean,
+    preread?: Buffer,
+  ): Promise<void> {
     const accepts = parseAccept(req.headers.accept);
     if (!accepts.json && !accepts.sse) {
       sendJsonRpcError(
@@ -140,7 +146,9 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
     let parsed: unknown;
     let body: Buffer;
     try {
-      body = await readBody(req, opts.maxBodyBytes);
+      // A relayed request's body was read (and its signature checked) by the internal channel.
+      body = preread ?? (await readBody(req, opts.maxBodyBytes));
+      if (body.length > opts.maxBodyBytes) throw new BodyTooLarge();
       parsed = JSON.parse(body.toString("utf8"));
     } catch (err) {
       if (err instanceof BodyTooLarge) {
@@ -292,7 +300,12 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
   }
 
   /** @param relayed the request comes from the instance it was sent to, for a session held here */
-  return async function handle(req: IncomingMessage, res: ServerResponse, relayed = false): Promise<void> {
+  return async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    relayed = false,
+    body?: Buffer,
+  ): Promise<void> {
     try {
       if (!authorized(req, opts.authTokenHash)) {
         sendJsonRpcError(
@@ -317,7 +330,7 @@ export function createEndpoint(registry: SessionRegistry, opts: EndpointOptions)
         sendJsonRpcError(res, 403, ErrorCode.ServerError, "Forbidden: unexpected Host header");
         return;
       }
-      if (req.method === "POST") await post(req, res, relayed);
+      if (req.method === "POST") await post(req, res, relayed, body);
       else if (req.method === "GET") await get(req, res, relayed);
       else if (req.method === "DELETE") await remove(req, res, relayed);
       else {

@@ -77,7 +77,7 @@ export interface RunningBridge {
    * Serve a request another instance relayed for a session held here, as if it had arrived on
    * the bridge's own listener (never relayed on: a session not here is 404).
    */
-  serveRelayed(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  serveRelayed(req: IncomingMessage, res: ServerResponse, body?: Buffer): Promise<void>;
   /** Stop listening, end every session and child, and wait for the children to exit. */
   close(): Promise<void>;
 }
@@ -171,7 +171,7 @@ export async function startBridge(opts: BridgeOptions): Promise<RunningBridge> {
     sessions: () => registry.size,
     childPids: () => registry.childPids(),
     sessionIds: () => registry.ids(),
-    serveRelayed: (req, res) => handle(req, res, true),
+    serveRelayed: (req, res, body) => handle(req, res, true, body),
     close() {
       closing ??= (async () => {
         clearInterval(reaper);

@@ -1,35 +1,50 @@
 /**
  * The receiving half of the internal channel: a listener only the other instances talk to.
- * A request that does not carry the cluster secret is refused (401) before anything else is
- * read; one that does is served by the named service's bridge as a relayed request, with the
- * identity headers the sending instance set (they are its decision: nothing is checked again
- * here, the session's own owner check still applies), and never relayed further.
+ * A request whose signature (signature.ts) does not check out — unsigned, altered, stale,
+ * replayed, meant for another instance — is refused (401) before it reaches a bridge; one that
+ * does is served by the named service's bridge as a relayed request, with the identity headers
+ * the sending instance set and signed (they are its decision: nothing is checked again here, the
+ * session's own owner check still applies) and no header it did not sign, and never relayed
+ * further.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { readBody } from "../bridge/http.js";
 import type { RunningBridge } from "../bridge/index.js";
 import { sendJsonRpcError } from "../bridge/sse.js";
-import { constantTimeEqual } from "../crypto/secrets.js";
-import { bearerToken } from "../tokens/bearer.js";
 import { CLUSTER_HEADER_PREFIX } from "./protocol.js";
+import { RelayVerifier, relayKey } from "./signature.js";
+
+/** What the connection itself carries: not the sender's to sign. */
+const CONNECTION_HEADERS = new Set([
+  "host",
+  "content-length",
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+]);
 
 export interface ChannelOptions {
   host: string;
   port: number;
   secret: string;
+  /** This instance's advertise_url (no trailing slash): what a request for it is signed for. */
+  advertiseUrl: string;
   /** Path prefix of advertise_url ("" for none). */
   basePath: string;
+  /** Largest relayed body (`gateway.max_body`: the relaying instance read it under that limit). */
+  maxBodyBytes: number;
   log?: { warn(obj: object, msg?: string): void };
 }
 
 export class ClusterChannel {
-  private readonly secret: Buffer;
+  private readonly verifier: RelayVerifier;
   private readonly server: Server;
   /** service name -> its bridge, once the bridges run. */
   private bridges = new Map<string, RunningBridge>();
 
   constructor(private readonly opts: ChannelOptions) {
-    this.secret = Buffer.from(opts.secret);
+    this.verifier = new RelayVerifier(relayKey(opts.secret));
     this.server = createServer((req, res) => void this.handle(req, res));
     // Relayed GET streams and slow tool calls are long-lived.
     this.server.requestTimeout = 0;
@@ -58,18 +73,28 @@ export class ClusterChannel {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const presented = bearerToken(req.headers.authorization);
-    if (typeof presented !== "string" || !constantTimeEqual(presented, this.secret)) {
-      this.opts.log?.warn(
-        { ip: req.socket.remoteAddress },
-        "internal channel: request without the cluster secret",
-      );
-      sendJsonRpcError(res, 401, -32000, "Unauthorized: this listener is for gateway instances only", null, {
-        "www-authenticate": 'Bearer realm="mcp-gateway cluster"',
-      });
+    // Unsigned or stale: refused before its body is read.
+    const early = this.verifier.preflight(req.headers);
+    if (early) return this.refuse(req, res, early.reason);
+    let body: Buffer;
+    try {
+      body = await readBody(req, this.opts.maxBodyBytes);
+    } catch {
+      sendJsonRpcError(res, 413, -32000, "Request body too large", null, { connection: "close" });
       return;
     }
-    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const url = req.url ?? "/";
+    const verdict = this.verifier.verify(
+      {
+        method: req.method ?? "GET",
+        target: this.opts.advertiseUrl,
+        path: url,
+        body: body.length > 0 ? body : undefined,
+      },
+      req.headers,
+    );
+    if (!verdict.ok) return this.refuse(req, res, verdict.reason);
+    const path = url.split("?")[0] ?? "/";
     const match = /^\/([a-z0-9][a-z0-9-]*)\/mcp$/.exec(path.slice(this.opts.basePath.length));
     const bridge =
       path.startsWith(this.opts.basePath) && match ? this.bridges.get(match[1] as string) : undefined;
@@ -83,11 +108,24 @@ export class ClusterChannel {
       sendJsonRpcError(res, 400, -32000, "Bad Request: the internal channel carries session requests only");
       return;
     }
-    delete req.headers.authorization;
-    for (const name of Object.keys(req.headers))
+    // The bridge sees what the sender signed and nothing else (no cluster header among it).
+    for (const name of Object.keys(req.headers)) {
       if (name.startsWith(CLUSTER_HEADER_PREFIX)) delete req.headers[name];
+      else if (!verdict.signedHeaders.has(name) && !CONNECTION_HEADERS.has(name)) delete req.headers[name];
+    }
+    delete req.headers.authorization;
     req.url = new URL(bridge.url).pathname;
-    await bridge.serveRelayed(req, res);
+    await bridge.serveRelayed(req, res, body);
+  }
+
+  private refuse(req: IncomingMessage, res: ServerResponse, reason: string): void {
+    this.opts.log?.warn(
+      { ip: req.socket.remoteAddress, reason },
+      "internal channel: request refused (no valid instance signature)",
+    );
+    sendJsonRpcError(res, 401, -32000, "Unauthorized: this listener is for gateway instances only", null, {
+      "www-authenticate": 'MCP-Gateway-Cluster realm="mcp-gateway cluster"',
+    });
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,7 @@
  * answers any of it. What is not: a bridged stdio session, which lives with the child its
  * instance spawned. The cluster records each session's owner (owners.ts), relays requests that
  * land elsewhere to it (relay.ts) over an internal listener only holders of the cluster secret
- * can use (channel.ts), and renews the records while the sessions live.
+ * can use (channel.ts: requests signed with a key derived from the cluster secret, signature.ts), and renews the records while the sessions live.
  */
 import type { Server } from "node:http";
 import type { FastifyBaseLogger } from "fastify";
@@ -16,6 +16,7 @@ import type { Store } from "../store/store.js";
 import { ClusterChannel } from "./channel.js";
 import { SessionOwners } from "./owners.js";
 import { OwnerRelay } from "./relay.js";
+import { relayKey } from "./signature.js";
 
 export interface Cluster {
   /** This instance's advertise_url. */
@@ -79,11 +80,11 @@ export async function startCluster(
   const clusterLog = log.child({ component: "cluster" });
   const ttl = Math.max(3, config.cluster.session_ttl);
   const owners = new SessionOwners(store, s.advertiseUrl, ttl, clusterLog);
-  const relay = new OwnerRelay(owners, s.secret, {
+  const relay = new OwnerRelay(owners, relayKey(s.secret), {
     headersTimeoutSeconds: config.gateway.upstream_timeout,
     log: clusterLog,
   });
-  const channel = new ClusterChannel({ ...s, log: clusterLog });
+  const channel = new ClusterChannel({ ...s, maxBodyBytes: config.gateway.max_body, log: clusterLog });
   const listening = await channel.listen();
   let bridges = new Map<string, RunningBridge>();
 

@@ -1,7 +1,8 @@
 /**
  * The internal channel's wire form, shared by its two ends (relay.ts sends, channel.ts receives):
- * `{advertise_url path}/{service}/mcp`, `Authorization: Bearer <cluster secret>`, the deciding
- * instance's identity headers as its gateway set them, and `X-Mcp-Gateway-Cluster-From`.
+ * `{advertise_url path}/{service}/mcp`, the deciding instance's identity headers as its gateway
+ * set them, `X-Mcp-Gateway-Cluster-From`, and the signature headers (signature.ts:
+ * `X-Mcp-Gateway-Cluster-{Time,Nonce,Headers,Signature}`; the cluster secret itself is never sent).
  * The public side never lets a client set a header with the `x-mcp-gateway-` prefix
  * (src/gateway/headers.ts), so none of this can be spelt by a client through an instance.
  */

@@ -1,7 +1,8 @@
 /**
  * The sending half of the internal channel: a request for a bridged session held by another
  * instance goes there, with what this instance decided (the identity headers its gateway set
- * from the verified token) and the cluster secret, and the owner's answer streams back as it
+ * from the verified token), signed with a key derived from the cluster secret (signature.ts: the
+ * secret itself never goes on the wire), and the owner's answer streams back as it
  * comes (SSE included). An owner that does not answer a connection is gone: its entry is
  * deleted and the client gets 404, so it starts a new session (MCP, Streamable HTTP).
  */
@@ -12,6 +13,7 @@ import { sendJsonRpcError } from "../bridge/sse.js";
 import { StoreUnavailableError } from "../store/errors.js";
 import type { SessionOwners } from "./owners.js";
 import { CLUSTER_FROM_HEADER, CLUSTER_HEADER_PREFIX, relayPath } from "./protocol.js";
+import { signRelayed } from "./signature.js";
 
 /** Never copied onto the relayed request: connection fields, and what the relay sets itself. */
 const NOT_RELAYED = new Set([
@@ -43,7 +45,8 @@ export class OwnerRelay {
 
   constructor(
     private readonly owners: SessionOwners,
-    private readonly secret: string,
+    /** The signing key (signature.ts relayKey). */
+    private readonly key: Buffer,
     options: { headersTimeoutSeconds: number; log?: RelayLogger },
   ) {
     this.log = options.log;
@@ -88,8 +91,11 @@ export class OwnerRelay {
       if (value === undefined || NOT_RELAYED.has(name) || name.startsWith(CLUSTER_HEADER_PREFIX)) continue;
       headers[name] = value;
     }
-    headers.authorization = `Bearer ${this.secret}`;
     headers[CLUSTER_FROM_HEADER] = this.owners.self;
+    const path = relayPath(owner, service);
+    const payload = body && body.length > 0 ? body : undefined;
+    const method = req.method ?? "GET";
+    signRelayed(this.key, { method, target: owner, path, body: payload }, headers);
 
     let cancelled = false;
     let answer: Readable | undefined;
@@ -104,10 +110,10 @@ export class OwnerRelay {
     try {
       upstream = await this.agent.request({
         origin: new URL(owner).origin,
-        path: relayPath(owner, service),
-        method: (req.method ?? "GET") as Dispatcher.HttpMethod,
+        path,
+        method: method as Dispatcher.HttpMethod,
         headers,
-        body: body && body.length > 0 ? body : undefined,
+        body: payload,
         signal: abort.signal,
       });
     } catch (err) {

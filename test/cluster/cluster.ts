@@ -15,6 +15,7 @@ import { BIN, cleanEnv, type ServeProcess, startServe } from "../e2e/serve-proce
 import { deployFile, type RunningProxy, startCaddy, startNginxWith } from "../support/proxies.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
 import { freePort, startUpstream, type TestUpstream } from "../support/upstream.js";
+import { type RelayTap, startRelayTap } from "./relay-tap.js";
 
 export const LOGIN = { username: "alice", password: "correct horse battery" };
 export const CLUSTER_SECRET = "cluster-secret-0123456789abcdef0123456789abcdef";
@@ -25,6 +26,10 @@ export interface Instance {
   port: number;
   /** Its internal listener, as the others reach it. */
   advertiseUrl: string;
+  /** Where its internal listener listens (with `tap`, not where the others reach it). */
+  internalPort: number;
+  /** With `tap`: the recording forwarder the others reach it through. */
+  tap?: RelayTap;
   config: string;
   process: ServeProcess;
 }
@@ -48,6 +53,8 @@ function configFor(opts: {
   base: string;
   port: number;
   clusterPort: number;
+  /** Where the internal listener binds, when not at the advertised port (a tap in between). */
+  internalPort?: number;
   dir: string;
   name: string;
   redisUrl: string;
@@ -77,6 +84,7 @@ function configFor(opts: {
     "cluster:",
     `  secret: ${CLUSTER_SECRET}`,
     `  advertise_url: http://127.0.0.1:${opts.clusterPort}`,
+    ...(opts.internalPort ? [`  port: ${opts.internalPort}`] : []),
     "  session_ttl: 30",
     "services:",
     "  counter:",
@@ -92,6 +100,8 @@ function configFor(opts: {
 export async function startCluster(opts: {
   instances: number;
   proxy: "nginx" | "caddy";
+  /** Put a recording forwarder (relay-tap.ts) in front of every internal listener. */
+  tap?: boolean;
 }): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), "mcpgw-cluster-"));
   const redis = await startRedis();
@@ -104,15 +114,27 @@ export async function startCluster(opts: {
     const name = String.fromCharCode(97 + i);
     const port = await freePort();
     const clusterPort = await freePort();
+    const internalPort = opts.tap ? await freePort() : clusterPort;
     const config = join(dir, `gateway-${name}.yaml`);
     writeFileSync(
       config,
-      configFor({ base, port, clusterPort, dir, name, redisUrl: redis.url, upstreamUrl: upstream.url }),
+      configFor({
+        base,
+        port,
+        clusterPort,
+        internalPort: opts.tap ? internalPort : undefined,
+        dir,
+        name,
+        redisUrl: redis.url,
+        upstreamUrl: upstream.url,
+      }),
     );
     instances.push({
       name,
       port,
       advertiseUrl: `http://127.0.0.1:${clusterPort}`,
+      internalPort,
+      tap: opts.tap ? await startRelayTap(clusterPort, internalPort) : undefined,
       config,
       process: undefined as never,
     });
@@ -160,6 +182,7 @@ export async function startCluster(opts: {
     async stop() {
       await proxy.close();
       await Promise.all(instances.map((i) => i.process?.stop()));
+      await Promise.all(instances.map((i) => i.tap?.close()));
       await upstream.close();
       await redis.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -252,7 +252,7 @@ export function scaleOutSuite(variant: (typeof VARIANTS)[keyof typeof VARIANTS])
       );
 
       it(
-        "the internal channel: refused without the cluster secret; the forwarded form is refused at the public URL",
+        "the internal channel: refused without an instance's signature; the forwarded form is refused at the public URL",
         async () => {
           const { client, transport, sessionId } = await connectV2(`${cluster.base}/counter/mcp`, shared);
           const owner = (await ownerOf(cluster, "counter", sessionId)) as string;
@@ -271,8 +271,10 @@ export function scaleOutSuite(variant: (typeof VARIANTS)[keyof typeof VARIANTS])
             "x-mcp-gateway-cluster-from": cluster.instances[0]?.advertiseUrl as string,
           };
           const tries = [
-            // Straight to the owner's internal listener: no secret, a wrong one, the secret as Basic.
+            // Straight to the owner's internal listener: nothing, a wrong secret, the secret itself
+            // (as a bearer, as Basic): only a signature made with it opens the listener.
             { url: `${owner}/counter/mcp`, authorization: undefined },
+            { url: `${owner}/counter/mcp`, authorization: `Bearer ${CLUSTER_SECRET}` },
             { url: `${owner}/counter/mcp`, authorization: "Bearer not-the-cluster-secret-0123456789abcdef" },
             {
               url: `${owner}/counter/mcp`,
