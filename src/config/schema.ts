@@ -440,6 +440,14 @@ export const configSchema = z.strictObject({
   shutdown_timeout: duration.default(10),
 
   /**
+   * How long, once SIGTERM arrives, the instance keeps accepting and serving while /readyz
+   * answers 503 "draining", before it stops accepting (README, "Several instances"): set it to
+   * what the load balancer's health check needs to take an instance out (interval × failures).
+   * Part of shutdown_timeout (at most half of it).
+   */
+  drain_delay: duration.default(0),
+
+  /**
    * Several instances on one Redis (README, "Several instances"). Set `secret` (or
    * `secret_file`) and `advertise_url` on every instance: a bridged session lives where its child
    * runs, and the other instances forward its requests there over this internal channel.

@@ -1,5 +1,8 @@
 /**
- * A graceful stop for the gateway's listeners (SIGTERM; a rolling restart): stop accepting
+ * A graceful stop for the gateway's listeners (SIGTERM; a rolling restart): first say so
+ * (/readyz answers 503 "draining" from the first moment, and for `drain_delay` the listeners
+ * still accept and serve as usual, so a load balancer's health check takes the instance out
+ * before anything is refused), then stop accepting
  * connections, end every open GET event stream cleanly (the client sees the
  * stream end and reconnects, through the load balancer, to another instance), let the other
  * in-flight requests finish, and close each connection once its answer is out. Nothing is
@@ -15,6 +18,21 @@ type SentResponse = ServerResponse & { _header?: string | null };
 
 /** How often the streams are swept again (new ones may open on kept connections). */
 const SWEEP_MS = 100;
+
+/** Servers whose drain has begun: their readiness check answers "draining" (ops/routes.ts). */
+const drainingServers = new WeakSet<Server>();
+/** How long each server keeps accepting once its drain has begun (config `drain_delay`). */
+const announceFor = new WeakMap<Server, number>();
+
+/** Whether this server's drain has begun. */
+export function serverDraining(server: Server): boolean {
+  return drainingServers.has(server);
+}
+
+/** Keep accepting for `ms` after a drain begins, while the readiness check says "draining". */
+export function announceDrain(server: Server, ms: number): void {
+  announceFor.set(server, Math.max(0, ms));
+}
 
 export class Drain {
   private readonly sockets = new Set<TrackedSocket>();
@@ -43,11 +61,18 @@ export class Drain {
    */
   async drain(timeoutMs: number): Promise<boolean> {
     this.draining = true;
+    for (const server of this.servers) drainingServers.add(server);
+    const deadline = Date.now() + timeoutMs;
+    // The announcement comes out of shutdown_timeout, and leaves room for the drain itself.
+    const announce = Math.min(
+      timeoutMs / 2,
+      Math.max(0, ...this.servers.map((s) => announceFor.get(s) ?? 0)),
+    );
+    if (announce > 0) await new Promise((r) => setTimeout(r, announce));
     // Stop accepting, but not http.Server#close: it also closes every connection without a
     // request in progress, and one just accepted may be carrying a request not yet read, which a
     // load balancer does not send again if it is a POST. Those are served (then closed) instead.
     for (const server of this.servers) if (server.listening) net.Server.prototype.close.call(server);
-    const deadline = Date.now() + timeoutMs;
     for (;;) {
       this.sweep();
       if (this.inFlight() === 0) return true;

@@ -1,6 +1,7 @@
 /**
- * Operations endpoints: liveness (/healthz), readiness (/readyz: the store answers; when it
- * does not, 503 and why, for the load balancer and the operator) and Prometheus metrics
+ * Operations endpoints: liveness (/healthz), readiness (/readyz: the store answers and the
+ * instance is not draining; otherwise 503 and why, for the load balancer and the operator —
+ * "draining" from the moment SIGTERM arrives, http/drain.ts) and Prometheus metrics
  * (/metrics). They are served on the main listener, or, with `ops.port`, on a listener of
  * their own and not on the main one (so the public side never shows them). With
  * `ops.metrics_token`, /metrics needs that bearer token wherever it is served; the health
@@ -11,6 +12,7 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import type { CacheRegistry } from "../cache/ttl-cache.js";
 import type { GatewayConfig } from "../config/schema.js";
 import { constantTimeEqual } from "../crypto/secrets.js";
+import { announceDrain, serverDraining } from "../http/drain.js";
 import { StoreUnavailableError } from "../store/errors.js";
 import type { Store } from "../store/store.js";
 import { bearerToken } from "../tokens/bearer.js";
@@ -36,13 +38,18 @@ const METRICS_CHALLENGE = 'Bearer realm="metrics"';
 
 export async function registerOps(app: FastifyInstance, deps: OpsDeps): Promise<OpsListener | undefined> {
   const { config } = deps;
+  // The main listener's drain is what /readyz reports, wherever /readyz is served; its delay
+  // is there for the readiness probes, which need that long to see it.
+  const main = app.server;
+  announceDrain(main, config.drain_delay * 1000);
+  const draining = () => serverDraining(main);
   if (config.ops.port === undefined) {
-    opsRoutes(app, deps);
+    opsRoutes(app, deps, draining);
     return undefined;
   }
   // Its own fastify: its own 404s, and no access-log line for every scrape.
   const ops = Fastify({ loggerInstance: app.log.child({ component: "ops" }), disableRequestLogging: true });
-  opsRoutes(ops, deps);
+  opsRoutes(ops, deps, draining);
   const listener: { address: string | undefined } = { address: undefined };
   const port = config.ops.port;
   // Listening before the main listener does: a port already taken stops start-up, with the main one.
@@ -55,7 +62,11 @@ export async function registerOps(app: FastifyInstance, deps: OpsDeps): Promise<
   return listener;
 }
 
-function opsRoutes(app: FastifyInstance, { store, config, metrics, caches }: OpsDeps): void {
+function opsRoutes(
+  app: FastifyInstance,
+  { store, config, metrics, caches }: OpsDeps,
+  draining: () => boolean,
+): void {
   const registry = new Registry();
   // Event-loop lag sampled every 100 ms, not prom-client's default 10 ms: those 100 wake-ups a
   // second were nearly all of an idle gateway's CPU (28 ms/s measured, 1 ms/s after).
@@ -66,6 +77,13 @@ function opsRoutes(app: FastifyInstance, { store, config, metrics, caches }: Ops
 
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (request, reply) => {
+    // Shutting down: out of the load balancer's rotation before the listener closes.
+    if (draining())
+      return reply.code(503).header("cache-control", "no-store").header("connection", "close").send({
+        status: "draining",
+        store: store.kind,
+        reason: "draining",
+      });
     try {
       await store.ping();
       return { status: "ready", store: store.kind };

@@ -59,6 +59,7 @@ function configFor(opts: {
   name: string;
   redisUrl: string;
   upstreamUrl: string;
+  extra?: string[];
 }): string {
   const counter = (mode: string) => [
     `    command: ${process.execPath}`,
@@ -75,6 +76,7 @@ function configFor(opts: {
     `data_dir: ${join(opts.dir, `data-${opts.name}`)}`,
     "log_level: info",
     "shutdown_timeout: 8",
+    ...(opts.extra ?? []),
     "store:",
     "  type: redis",
     "  redis:",
@@ -102,6 +104,8 @@ export async function startCluster(opts: {
   proxy: "nginx" | "caddy";
   /** Put a recording forwarder (relay-tap.ts) in front of every internal listener. */
   tap?: boolean;
+  /** More top-level config lines for every instance. */
+  extraConfig?: string[];
 }): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), "mcpgw-cluster-"));
   const redis = await startRedis();
@@ -127,6 +131,7 @@ export async function startCluster(opts: {
         name,
         redisUrl: redis.url,
         upstreamUrl: upstream.url,
+        extra: opts.extraConfig,
       }),
     );
     instances.push({
