@@ -5,8 +5,11 @@
  *
  * BENCH_PROFILE=1 runs the resource-side gateway child with `--cpu-prof` (profiles land in
  * $TMPDIR/mcpgw-bench-profiles/; open them in Chrome DevTools or speedscope). BENCH_ONLY=token,
- * BENCH_ONLY=resource, BENCH_ONLY=owners or BENCH_ONLY=bridge runs one group (bridge and owners
- * need `npm run build` first: they run the real CLI from dist/).
+ * BENCH_ONLY=resource, BENCH_ONLY=owners, BENCH_ONLY=bridge or BENCH_ONLY=cluster runs one group
+ * (bridge, cluster and owners need `npm run build` first: they run the real CLI from dist/).
+ * The cluster group (1,000 shared-mode bridged sessions on one instance; one instance vs two
+ * behind nginx on one Redis, bench/scenarios/cluster.ts) also runs as part of BENCH_ONLY=bridge,
+ * and needs redis-server and nginx.
  */
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +23,7 @@ import {
   startServer,
 } from "./lib.js";
 import { bridgeScenarios } from "./scenarios/bridge.js";
+import { clusterScenarios } from "./scenarios/cluster.js";
 import { ownerScenarios } from "./scenarios/owners.js";
 import { proxyScenarios } from "./scenarios/proxy.js";
 import { tokenScenarios } from "./scenarios/token.js";
@@ -108,7 +112,8 @@ async function resourceScenarios(): Promise<Row[]> {
 
 try {
   const only = process.env.BENCH_ONLY;
-  const wants = (group: "token" | "resource" | "owners" | "bridge") => !only || only === group;
+  const wants = (group: "token" | "resource" | "owners" | "bridge" | "cluster") =>
+    !only || only === group || (group === "cluster" && only === "bridge");
   const rows: Row[] = [
     ...(wants("token") ? await tokenScenarios(bare.info, bareLoad) : []),
     ...(wants("resource") ? await resourceScenarios() : []),
@@ -121,6 +126,11 @@ try {
     rows.push(...bridge.rows);
     memory.push(...bridge.memory);
     failures.push(...bridge.failures);
+  }
+  if (wants("cluster")) {
+    const cluster = await clusterScenarios();
+    rows.push(...cluster.rows);
+    notes.push(...cluster.notes);
   }
   process.stdout.write(
     `\n${startedAt.toISOString()} · node ${process.version} · ${availableParallelism()} CPUs · ` +
