@@ -169,8 +169,8 @@ async function sharedSessions(): Promise<{ row: Row; note: string }> {
     const end = await settled(gateway.pid);
     const per = (key: "rss" | "pss" | "parentRss") => ((after[key] - before[key]) / SESSIONS / MIB) * 1024;
     const note =
-      `${SESSIONS} shared-mode bridged sessions on one gateway (one child, ${after.processes - 1} child ` +
-      `process(es) in the tree): gateway tree RSS ${(before.rss / MIB).toFixed(1)} MiB with ${FEW_SESSIONS} ` +
+      `${SESSIONS} shared-mode bridged sessions on one gateway (processes in its tree: ` +
+      `${before.processes} with ${FEW_SESSIONS} sessions, ${after.processes} with ${SESSIONS + FEW_SESSIONS}): gateway tree RSS ${(before.rss / MIB).toFixed(1)} MiB with ${FEW_SESSIONS} ` +
       `sessions, ${(after.rss / MIB).toFixed(1)} MiB with ${SESSIONS + FEW_SESSIONS} ` +
       `(${per("rss").toFixed(1)} KiB RSS, ${per("pss").toFixed(1)} KiB PSS, ${per("parentRss").toFixed(1)} KiB ` +
       `in the gateway process per session), ${(end.rss / MIB).toFixed(1)} MiB after the throughput run; ` +
