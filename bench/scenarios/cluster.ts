@@ -15,7 +15,7 @@
  *
  * Needs `npm run build` (the gateway runs from dist/), redis-server and nginx.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { deployFile, NGINX, type RunningProxy, startNginxWith } from "../../test/support/proxies.js";
 import { startRedis } from "../../test/support/redis.js";
 import { freePort } from "../../test/support/upstream.js";
@@ -127,6 +127,9 @@ export interface ClusterResults {
   notes: string[];
 }
 
+/** Open file descriptors of a process (sockets, pipes, files). */
+const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+
 /** The gateway tree's memory after the children and the heap settle. */
 async function settled(pid: number): Promise<TreeMemory> {
   await new Promise((r) => setTimeout(r, SETTLE_MS));
@@ -154,10 +157,12 @@ async function sharedSessions(): Promise<{ row: Row; note: string }> {
     // The child and the first-request costs (lazy modules, JIT) are not per-session costs.
     const few = await openSessions(url, token, FEW_SESSIONS);
     const before = await settled(gateway.pid);
+    const fdsBefore = fds(gateway.pid);
     const started = performance.now();
     const many = await openSessions(url, token, SESSIONS);
     const openS = (performance.now() - started) / 1000;
     const after = await settled(gateway.pid);
+    const fdsAfter = fds(gateway.pid);
     const [subject, baseline] = (await interleaveAll(
       [callLoad(url, token, many), callLoad(url, token, few)],
       {
@@ -174,6 +179,7 @@ async function sharedSessions(): Promise<{ row: Row; note: string }> {
       `sessions, ${(after.rss / MIB).toFixed(1)} MiB with ${SESSIONS + FEW_SESSIONS} ` +
       `(${per("rss").toFixed(1)} KiB RSS, ${per("pss").toFixed(1)} KiB PSS, ${per("parentRss").toFixed(1)} KiB ` +
       `in the gateway process per session), ${(end.rss / MIB).toFixed(1)} MiB after the throughput run; ` +
+      `gateway file descriptors ${fdsBefore} with ${FEW_SESSIONS} sessions, ${fdsAfter} with ${SESSIONS + FEW_SESSIONS}; ` +
       `${SESSIONS} sessions opened (initialize, initialized, tools/call) in ${openS.toFixed(1)} s, ` +
       `${OPENING} at a time (${((SESSIONS * 3) / openS).toFixed(0)} requests/s)`;
     return {
