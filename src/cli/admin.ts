@@ -12,7 +12,6 @@ import { type LocalUser, LocalUserError, LocalUsers } from "../idp/local.js";
 import { ClientStore } from "../oauth/clients.js";
 import type { Grant } from "../oauth/grant-store.js";
 import type { SigningAlg } from "../oauth/keys.js";
-import { KeyRing } from "../oauth/keys.js";
 import type { Store } from "../store/store.js";
 import { registerBackup } from "./admin-backup.js";
 import { registerClients } from "./admin-clients.js";
@@ -224,7 +223,10 @@ function registerTokens(admin: Command): void {
 function registerKeys(admin: Command): void {
   const keys = admin.command("keys").description("access token signing keys");
   // The same secret `serve` seals with (configured, or {data_dir}/secret).
-  const open = (store: Store, config: GatewayConfig) => {
+  // Loaded here, not at the top: jose is most of a signing key's cost, and every other admin
+  // command would pay for it at start-up.
+  const open = async (store: Store, config: GatewayConfig) => {
+    const { KeyRing } = await import("../oauth/keys.js");
     const secret = resolveEncryptionSecret(config);
     return KeyRing.open(store, {
       alg: config.tokens.signing_alg,

@@ -3,7 +3,11 @@
  * (one object per row, nothing for no rows) for `--json` or when stdout is a pipe or a file,
  * so that `admin … list | jq` works without a flag.
  */
-import Table from "cli-table3";
+import { createRequire } from "node:module";
+import type TableType from "cli-table3";
+
+// Required when a table is printed, not at start-up: a removal or a piped list never draws one.
+const loadTable = () => createRequire(import.meta.url)("cli-table3") as typeof TableType;
 
 export interface ListFormat<T> {
   /** The row as a JSON line: full values, ISO times, arrays kept as arrays. */
@@ -49,6 +53,7 @@ export function printList<T>(rows: T[], format: ListFormat<T>, opts: { json?: bo
 }
 
 export function formatTable<T>(rows: T[], columns: ListFormat<T>["columns"]): string {
+  const Table = loadTable();
   const table = new Table({
     head: columns.map(([header]) => header.toUpperCase()),
     chars: PLAIN_CHARS,

@@ -10,6 +10,7 @@
 import { StoreUnavailableError } from "../store/errors.js";
 import { FAMILY_NS, familyKey, isValidSid, type RefreshFamily } from "../store/refresh-rotation.js";
 import type { Grant } from "./grant-store.js";
+import { ownedEntries, userIndex } from "./owners.js";
 import type { AuthorizationServer } from "./server.js";
 
 export interface AccountGrant {
@@ -37,11 +38,17 @@ export class AccountGrants {
   constructor(private readonly as: AuthorizationServer) {}
 
   /**
-   * Every live grant of `owner`. The one place that finds them: today a scan of the grants
-   * namespace, filtered; an index of grants by user replaces the scan here and nowhere else.
+   * Every live grant of `owner`, read through their owner index (owners.ts): the cost is what
+   * they hold, never the size of the grants namespace. Grants stored before the index existed
+   * are indexed by the once-per-store migration; it is awaited here (it is usually done at
+   * start-up), so the page never misses them while it runs. The index is keyed by sub alone:
+   * the provider is checked on each grant.
    */
   async grantsOf(owner: Owner): Promise<Grant[]> {
-    return (await this.as.grants.listGrants()).filter((g) => owns(owner, g));
+    await this.as.revoker.prepare();
+    const { byNamespace } = await ownedEntries(this.as.parts.store, userIndex(owner.sub));
+    const grants = await this.as.grants.getGrants(byNamespace.get("grants") ?? []);
+    return grants.filter((g): g is Grant => g !== undefined && owns(owner, g));
   }
 
   async list(owner: Owner): Promise<AccountGrant[]> {

@@ -14,11 +14,16 @@ import { clientIndex, indexExisting, memberOf, ownedEntries, userIndex } from ".
 
 /** Namespaces an owner index lists whose entries are deleted as they are (no family, no cascade). */
 const PLAIN = ["sessions", "consents", "upstream"] as const;
-/** Deletions in flight at once: Redis round trips overlap; SQLite runs them one by one anyway. */
-const PARALLEL = 32;
+/**
+ * Deletions in flight at once. On Redis the commands of a chunk go out back to back on one
+ * connection (pipelined), so a chunk costs about the round trips of one deletion: an owner of a
+ * few hundred entries is one chunk. SQLite runs them one by one anyway. The bound keeps an owner
+ * of very many entries from queueing all of them at once.
+ */
+const CHUNK = 512;
 
-async function inBatches<T>(items: T[], fn: (item: T) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < items.length; i += PARALLEL) await Promise.all(items.slice(i, i + PARALLEL).map(fn));
+async function inChunks<T>(items: T[], fn: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += CHUNK) await Promise.all(items.slice(i, i + CHUNK).map(fn));
 }
 
 export class Revoker {
@@ -83,14 +88,18 @@ export class Revoker {
     const { members, byNamespace } = await ownedEntries(this.store, owner);
     const sids = byNamespace.get("grants") ?? [];
     const grants = (await this.grants.getGrants(sids)).filter((g): g is Grant => g !== undefined);
-    await inBatches(grants, (grant) => this.grants.forgetGrant(grant));
     const counts = { grants: grants.length, sessions: 0, consents: 0 };
-    for (const ns of PLAIN) {
-      await inBatches(byNamespace.get(ns) ?? [], async (key) => {
-        const existed = await this.store.delete(ns, key);
-        if (existed && ns !== "upstream") counts[ns]++;
-      });
-    }
+    // Grants and the plain entries at once: none depends on another, so their round trips overlap
+    // instead of adding up (a grant's own steps stay in order inside forgetGrant).
+    await Promise.all([
+      inChunks(grants, (grant) => this.grants.forgetGrant(grant)),
+      ...PLAIN.map((ns) =>
+        inChunks(byNamespace.get(ns) ?? [], async (key) => {
+          const existed = await this.store.delete(ns, key);
+          if (existed && ns !== "upstream") counts[ns]++;
+        }),
+      ),
+    ]);
     // forgetGrant took the grants out already; the rest (and members whose entry was gone) here.
     const done = new Set(grants.map((g) => memberOf("grants", g.sid)));
     const rest = members.filter((m) => !done.has(m));
