@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import { readBody } from "../bridge/http.js";
 import type { RunningBridge } from "../bridge/index.js";
 import { sendJsonRpcError } from "../bridge/sse.js";
-import { CLUSTER_HEADER_PREFIX } from "./protocol.js";
+import { CLUSTER_FROM_HEADER, CLUSTER_HEADER_PREFIX } from "./protocol.js";
 import { RelayVerifier, relayKey } from "./signature.js";
 
 /** What the connection itself carries: not the sender's to sign. */
@@ -34,7 +34,9 @@ export interface ChannelOptions {
   basePath: string;
   /** Largest relayed body (`gateway.max_body`: the relaying instance read it under that limit). */
   maxBodyBytes: number;
-  log?: { warn(obj: object, msg?: string): void };
+  log?: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
+  /** Whether a relayed request gets an access line here too (`log_requests`). */
+  logRequests?: boolean;
 }
 
 export class ClusterChannel {
@@ -108,6 +110,7 @@ export class ClusterChannel {
       sendJsonRpcError(res, 400, -32000, "Bad Request: the internal channel carries session requests only");
       return;
     }
+    this.logWhenDone(req, res, path);
     // The bridge sees what the sender signed and nothing else (no cluster header among it).
     for (const name of Object.keys(req.headers)) {
       if (name.startsWith(CLUSTER_HEADER_PREFIX)) delete req.headers[name];
@@ -116,6 +119,32 @@ export class ClusterChannel {
     delete req.headers.authorization;
     req.url = new URL(bridge.url).pathname;
     await bridge.serveRelayed(req, res, body);
+  }
+
+  /**
+   * The owner's access line for a relayed request: the client as the relaying instance saw it
+   * (its signed X-Forwarded-For, which it set from its own view of the client, never the
+   * client's word), and which instance relayed it. Read before the headers are trimmed.
+   */
+  private logWhenDone(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const log = this.opts.log;
+    if (!log || this.opts.logRequests === false) return;
+    const startedAt = performance.now();
+    const from = req.headers[CLUSTER_FROM_HEADER];
+    const forwardedFor = req.headers["x-forwarded-for"];
+    const ip = typeof forwardedFor === "string" ? forwardedFor.split(",")[0]?.trim() : undefined;
+    const method = req.method ?? "";
+    res.once("close", () => {
+      log.info(
+        {
+          req: { method, url: path, ip },
+          res: { statusCode: res.statusCode },
+          responseTime: performance.now() - startedAt,
+          relayed_from: typeof from === "string" ? from : undefined,
+        },
+        "relayed request completed",
+      );
+    });
   }
 
   private refuse(req: IncomingMessage, res: ServerResponse, reason: string): void {

@@ -84,7 +84,12 @@ export async function startCluster(
     headersTimeoutSeconds: config.gateway.upstream_timeout,
     log: clusterLog,
   });
-  const channel = new ClusterChannel({ ...s, maxBodyBytes: config.gateway.max_body, log: clusterLog });
+  const channel = new ClusterChannel({
+    ...s,
+    maxBodyBytes: config.gateway.max_body,
+    log: clusterLog,
+    logRequests: config.log_requests,
+  });
   const listening = await channel.listen();
   let bridges = new Map<string, RunningBridge>();
 

@@ -6,8 +6,8 @@
  * record is the real client's, never nginx's, A's or one the client wrote into
  * X-Forwarded-For, whether it came through nginx or straight to A.
  *
- * B itself writes no line for a relayed request (the channel serves it without a request log),
- * so what is checked on B is that the forged address never appears in its log at all.
+ * B writes its own line for the relayed request ("relayed request completed"), naming the
+ * instance that relayed it and the client address that instance saw.
  */
 import { Agent } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,14 +28,28 @@ const FORGED = "203.0.113.66";
 const fromClient = new Agent({ localAddress: CLIENT_ADDRESS });
 
 /** The request-log lines an instance wrote after `from` (a length of its stdout) for `path`. */
-function requestLines(stdout: string, from: number, path: string): Array<{ ip?: string }> {
+function requestLines(
+  stdout: string,
+  from: number,
+  path: string,
+): Array<{ ip?: string; relayed_from?: string }> {
   return stdout
     .slice(from)
     .split("\n")
     .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as { req?: { path?: string; ip?: string } })
+    .map((l) => JSON.parse(l) as { req?: { path?: string; ip?: string }; relayed_from?: string })
     .filter((l) => l.req?.path === path)
-    .map((l) => ({ ip: l.req?.ip }));
+    .map((l) => (l.relayed_from ? { ip: l.req?.ip, relayed_from: l.relayed_from } : { ip: l.req?.ip }));
+}
+
+/** Waits for an instance's lines for `path` (written when the answer is done), not for a time. */
+async function linesWhenWritten(read: () => string, from: number, path: string) {
+  let lines = requestLines(read(), from, path);
+  for (let i = 0; lines.length === 0 && i < 200; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    lines = requestLines(read(), from, path);
+  }
+  return lines;
 }
 
 describe.skipIf(!CAN_RUN && process.env.CI !== "true")(
@@ -94,13 +108,11 @@ describe.skipIf(!CAN_RUN && process.env.CI !== "true")(
         expect(call.status).toBe(200);
         // Served by B's child: the request was relayed.
         expect(call.json?.instance).toBe("b");
-        // A's access line is written when the answer is done: wait for it, not for a time.
-        let lines = requestLines(a().process.stdout(), fromA, "/counter/mcp");
-        for (let i = 0; lines.length === 0 && i < 200; i++) {
-          await new Promise((r) => setTimeout(r, 25));
-          lines = requestLines(a().process.stdout(), fromA, "/counter/mcp");
-        }
-        expect(lines).toEqual([{ ip: CLIENT_ADDRESS }]);
+        const onA = await linesWhenWritten(() => a().process.stdout(), fromA, "/counter/mcp");
+        expect(onA).toEqual([{ ip: CLIENT_ADDRESS }]);
+        // B's own line for what it served: the client A saw, and that A relayed it.
+        const onB = await linesWhenWritten(() => b().process.stdout(), fromB, "/counter/mcp");
+        expect(onB).toEqual([{ ip: CLIENT_ADDRESS, relayed_from: a().advertiseUrl }]);
         expect(b().process.stdout().slice(fromB)).not.toContain(FORGED);
         expect(a().process.stdout().slice(fromA)).not.toContain(FORGED);
       },
