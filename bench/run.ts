@@ -109,10 +109,9 @@ async function resourceScenarios(): Promise<Row[]> {
 try {
   const only = process.env.BENCH_ONLY;
   const wants = (group: "token" | "resource" | "owners" | "bridge") => !only || only === group;
-  const rows: Row[] = [
-    ...(wants("token") ? await tokenScenarios(bare.info, bareLoad) : []),
-    ...(wants("resource") ? await resourceScenarios() : []),
-  ];
+  const token = wants("token") ? await tokenScenarios(bareLoad) : undefined;
+  if (token) notes.push(token.note);
+  const rows: Row[] = [...(token?.rows ?? []), ...(wants("resource") ? await resourceScenarios() : [])];
   if (wants("owners")) notes.push(await ownerScenarios());
   const memory: MemoryRow[] = [];
   const failures: string[] = [];
