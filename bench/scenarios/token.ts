@@ -8,7 +8,7 @@
  * (seed.ts) with BENCH_REFRESH_STORED grants as the gateway writes them (grant, refresh family,
  * owner index entries). Each spends its pre-seeded refresh tokens, one per request, in
  * alternating slices (A B B A …) so the machine's drift falls on both. Printed with each: the
- * gateway's CPU per refresh (/proc), and on Redis the server's CPU per refresh and the commands
+ * gateway's CPU per refresh (/proc), and on Redis (one redis-server per side) the server's CPU per refresh and the commands
  * the gateway sent per refresh (MONITOR, commands inside Lua scripts not counted: round trips).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -144,14 +144,15 @@ interface Measured {
 
 async function measureEngine(
   store: "sqlite" | "redis",
-  redis: TestRedis | undefined,
+  /** One redis-server per side (Redis only), so the empty side's server really is empty. */
+  servers: [TestRedis, TestRedis] | undefined,
 ): Promise<{ empty: Measured; stored: Measured }> {
   const profile =
     process.env.BENCH_PROFILE === "1"
       ? ["--cpu-prof", `--cpu-prof-dir=${join(tmpdir(), "mcpgw-bench-profiles")}`]
       : [];
-  const emptyTree = storeTree(store, redis, "bench-empty:");
-  const storedTree = storeTree(store, redis, "bench-stored:");
+  const emptyTree = storeTree(store, servers?.[0], "bench-empty:");
+  const storedTree = storeTree(store, servers?.[1], "bench-stored:");
   const seed = await openSeedStore(storedTree);
   try {
     const seconds = await seedGrants(seed.store, { count: STORED, users: 10_000, clients: 1_000 });
@@ -166,7 +167,8 @@ async function measureEngine(
   try {
     for (const side of sides) await spend(side, WARMUP);
     const commands: Array<Map<string, number> | undefined> = [];
-    for (const side of sides) {
+    for (const [i, side] of sides.entries()) {
+      const redis = servers?.[i];
       commands.push(redis ? await countCommands(redis.url, () => spend(side, COUNTED)) : undefined);
       if (!redis) await spend(side, COUNTED);
     }
@@ -178,6 +180,7 @@ async function measureEngine(
       const order = round % 2 === 0 ? [0, 1] : [1, 0];
       for (const i of order) {
         const side = sides[i] as Side;
+        const redis = servers?.[i];
         const cpuBefore = cpuMillis(side.gw.pid);
         const redisBefore = redis ? await redisCpuMs(redis.url) : 0;
         slices[i]?.push(await spend(side, Math.floor(REQUESTS / SLICES)));
@@ -190,7 +193,7 @@ async function measureEngine(
       return {
         load: merged,
         gatewayCpuMs: (cpu[i] ?? 0) / merged.total,
-        ...(redis ? { redisCpuMs: (serverCpu[i] ?? 0) / merged.total } : {}),
+        ...(servers ? { redisCpuMs: (serverCpu[i] ?? 0) / merged.total } : {}),
         ...(commands[i] ? { commands: commands[i] } : {}),
       };
     });
@@ -218,10 +221,14 @@ export async function tokenScenarios(
   const rows: Row[] = [];
   const lines: string[] = [];
   const redis = await startRedis();
+  const second = redis ? await startRedis() : undefined;
   try {
     for (const store of ["sqlite", "redis"] as const) {
       if ((store === "redis" && !redis) || !STORES.includes(store)) continue;
-      const { empty, stored } = await measureEngine(store, store === "redis" ? redis : undefined);
+      const { empty, stored } = await measureEngine(
+        store,
+        store === "redis" && redis && second ? [redis, second] : undefined,
+      );
       const base = await baselineRps(REQUESTS);
       rows.push({
         scenario: `refresh grant (${store})`,
@@ -250,6 +257,7 @@ export async function tokenScenarios(
     }
   } finally {
     await redis?.stop();
+    await second?.stop();
   }
   const note = [
     "| refresh cost | store | refreshes/s | gateway CPU ms/refresh | redis-server CPU ms/refresh | Redis commands/refresh (round trips) |",
