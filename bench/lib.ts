@@ -229,6 +229,8 @@ function percentile(sorted: number[], q: number): number {
  */
 export type Goal =
   | { kind: "ratio"; min: number }
+  /** An absolute throughput the subject must reach (the baseline is shown for scale). */
+  | { kind: "rps"; min: number }
   /** Without `maxMs`, a reference row: the added p50 is shown, not judged. */
   | { kind: "added-p50"; maxMs?: number };
 
@@ -249,6 +251,9 @@ export function judge(row: Row): { result: string; met?: boolean } {
     const result = `${added >= 0 ? "+" : ""}${added.toFixed(2)} ms p50`;
     return { result, met: row.goal.maxMs === undefined ? undefined : added <= row.goal.maxMs };
   }
+  if (row.goal?.kind === "rps") {
+    return { result: `${row.subject.rps.toFixed(0)}/s`, met: row.subject.rps >= row.goal.min };
+  }
   if (!row.baseline.rps) return { result: "n/a" };
   const ratio = row.subject.rps / row.baseline.rps;
   return {
@@ -259,6 +264,7 @@ export function judge(row: Row): { result: string; met?: boolean } {
 
 function targetText(row: Row): string {
   if (row.goal?.kind === "ratio") return `ratio >= ${row.goal.min}`;
+  if (row.goal?.kind === "rps") return `>= ${row.goal.min.toLocaleString("en")}/s`;
   if (row.goal?.kind === "added-p50" && row.goal.maxMs !== undefined)
     return `added p50 <= ${row.goal.maxMs} ms`;
   return row.target ?? "";

@@ -114,10 +114,9 @@ try {
   const only = process.env.BENCH_ONLY;
   const wants = (group: "token" | "resource" | "owners" | "bridge" | "cluster") =>
     !only || only === group || (group === "cluster" && only === "bridge");
-  const rows: Row[] = [
-    ...(wants("token") ? await tokenScenarios(bare.info, bareLoad) : []),
-    ...(wants("resource") ? await resourceScenarios() : []),
-  ];
+  const token = wants("token") ? await tokenScenarios(bareLoad) : undefined;
+  if (token) notes.push(token.note);
+  const rows: Row[] = [...(token?.rows ?? []), ...(wants("resource") ? await resourceScenarios() : [])];
   if (wants("owners")) notes.push(await ownerScenarios());
   const memory: MemoryRow[] = [];
   const failures: string[] = [];

@@ -17,7 +17,12 @@ import { hashSecret } from "../crypto/secrets.js";
 import type { UserIdentity } from "../idp/idp.js";
 import type { Store } from "../store/store.js";
 import { clientIndex, indexEntry, memberOf, userIndex } from "./owners.js";
-import { type RefreshTokenOptions, RefreshTokens } from "./refresh-tokens.js";
+import {
+  type PresentedRefreshToken,
+  type RefreshTokenOptions,
+  RefreshTokens,
+  type RotationResult,
+} from "./refresh-tokens.js";
 
 const GRANTS = "grants";
 
@@ -110,14 +115,32 @@ export class GrantStore {
    * than the refresh lifetime since they were written).
    */
   async saveGrant(grant: Grant): Promise<void> {
-    const now = Math.floor(Date.now() / 1000);
-    let saved = grant;
-    if ((grant.indexed_until ?? 0) < now + this.ttl.refresh) {
-      const lifetime = 2 * this.ttl.refresh;
-      await indexEntry(this.store, ownersOf(grant), GRANTS, grant.sid, lifetime);
-      saved = { ...grant, indexed_until: now + lifetime };
-    }
+    const saved = await this.indexed(grant);
     await this.store.put(GRANTS, grant.sid, saved as never, this.ttl.refresh);
+  }
+
+  /**
+   * A refresh: rotates the grant's refresh token and, in the same atomic store step, renews the
+   * grant for the refresh lifetime (sliding: it lives as long as its newest refresh token). The
+   * grant is written only when a token is handed out; its index entries, when due, before.
+   */
+  async rotateRefresh(grant: Grant, presented: PresentedRefreshToken): Promise<RotationResult> {
+    const saved = await this.indexed(grant);
+    return this.refresh.rotate(presented, {
+      ns: GRANTS,
+      key: grant.sid,
+      value: saved as never,
+      ttlSeconds: this.ttl.refresh,
+    });
+  }
+
+  /** The grant as it is to be written, listed in its owners' indexes first when they would expire before it. */
+  private async indexed(grant: Grant): Promise<Grant> {
+    const now = Math.floor(Date.now() / 1000);
+    if ((grant.indexed_until ?? 0) >= now + this.ttl.refresh) return grant;
+    const lifetime = 2 * this.ttl.refresh;
+    await indexEntry(this.store, ownersOf(grant), GRANTS, grant.sid, lifetime);
+    return { ...grant, indexed_until: now + lifetime };
   }
 
   async getGrant(sid: string): Promise<Grant | undefined> {

@@ -11,6 +11,7 @@
  */
 
 import { constantTimeEqual, hashSecret, newSecret } from "../crypto/secrets.js";
+import type { AlongsideEntry } from "../store/refresh-rotation.js";
 import {
   FAMILY_NS,
   familyKey,
@@ -83,6 +84,15 @@ export class RefreshTokens {
     return token;
   }
 
+  /**
+   * The grant id a token names, read from the token alone (nothing is looked up, so it is not
+   * yet known to be a token of that grant); undefined for anything not shaped like one.
+   */
+  grantOf(token: string): string | undefined {
+    const dot = token.indexOf(".");
+    return dot > 0 && isValidSid(token.slice(0, dot)) ? token.slice(0, dot) : undefined;
+  }
+
   /** What a presented token is, without changing anything; undefined = not a token of a live family. */
   async inspect(token: string): Promise<PresentedRefreshToken | undefined> {
     const parsed = parse(token);
@@ -101,8 +111,12 @@ export class RefreshTokens {
   /**
    * Rotates in one atomic store step: the current token gets a successor; the predecessor
    * inside the grace window gets the same successor again; anything older ends the family.
+   * `alongside` is written in the same step whenever a token is handed out (the grant).
    */
-  async rotate({ sid, hash }: { sid: string; hash: string }): Promise<RotationResult> {
+  async rotate(
+    { sid, hash }: { sid: string; hash: string },
+    alongside?: AlongsideEntry,
+  ): Promise<RotationResult> {
     const successor = `${sid}.${newSecret()}`;
     const context = sealContext(sid, hash);
     const sealed =
@@ -115,6 +129,7 @@ export class RefreshTokens {
       issuedAt: Math.floor(Date.now() / 1000),
       ttlSeconds: this.options.ttlSeconds,
       graceSeconds: this.options.graceSeconds,
+      ...(alongside ? { alongside } : {}),
     });
     switch (result.outcome) {
       case "rotated":

@@ -34,11 +34,14 @@ export class TokenEndpoint {
     if (!grantType) throw invalidRequest("grant_type is required");
     const handler = this.handlers.get(grantType);
     if (!handler) throw new OAuthError("unsupported_grant_type", `grant_type ${grantType} is not supported`);
+    const prepared = handler.prepare?.(params);
+    // Refused below, the reads are dropped: their failure is not this request's answer.
+    prepared?.catch(() => undefined);
     const client = await this.clients.authenticate(authorization, params, "token");
     if (!client.grant_types.includes(grantType)) {
       throw new OAuthError("unauthorized_client", `this client is not registered for the ${grantType} grant`);
     }
-    const response = await handler.handle({ client, params, resources });
+    const response = await handler.handle({ client, params, resources, ...(prepared ? { prepared } : {}) });
     // The tokens are issued (a refresh token may have rotated): a failed mark must not lose
     // them. It is retried by the client's next token request, which finds the mark missing.
     await this.markUsed(client).catch(() => undefined);

@@ -19,14 +19,19 @@ import type { RefreshRotation, RotationOutcome } from "./refresh-rotation.js";
 import { ttlToMillis } from "./validate.js";
 
 /**
- * KEYS: family, sealed successor, rotated mark of the presented token.
+ * KEYS: family, sealed successor, rotated mark of the presented token, the entry written
+ *       alongside (RefreshRotation.alongside; any of the other keys when there is none).
  * ARGV: presented hash, successor hash, sealed successor ('' = none), successor issued_at (s),
  *       now (ms), family and mark TTL (ms, '0' = none), sealed successor TTL until the
- *       rotation is confirmed (ms, '0' = none; '' = no grace window at all).
+ *       rotation is confirmed (ms, '0' = none; '' = no grace window at all), the alongside
+ *       entry's JSON text ('' = none), its TTL (ms, '0' = none).
  */
 export const ROTATE_REFRESH_LUA = `
 local function setWithTtl(key, value, ms)
   if ms == '0' then redis.call('SET', key, value) else redis.call('SET', key, value, 'PX', ms) end
+end
+local function alongside()
+  if ARGV[8] ~= '' then setWithTtl(KEYS[4], ARGV[8], ARGV[9]) end
 end
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {'unknown'} end
@@ -44,6 +49,7 @@ if family.current == presented then
   else
     redis.call('DEL', KEYS[2])
   end
+  alongside()
   return {'rotated'}
 end
 if family.previous == presented then
@@ -51,7 +57,10 @@ if family.previous == presented then
   if sealed then
     local successor = cjson.decode(sealed)
     if successor['for'] == presented then
-      if successor.sealed then return {'replayed', successor.sealed} end
+      if successor.sealed then
+        alongside()
+        return {'replayed', successor.sealed}
+      end
       return {'superseded'}
     end
   end
@@ -71,8 +80,12 @@ local raw = redis.call('GET', KEYS[1])
 if raw and cjson.decode(raw)['for'] == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
 
-/** The rotation script's arguments, in order. */
-export function rotateRefreshArgs(r: RefreshRotation, now: number): string[] {
+/** The rotation script's arguments, in order (`alongside`: written by the script, or not at all). */
+export function rotateRefreshArgs(
+  r: RefreshRotation,
+  now: number,
+  alongside: RefreshRotation["alongside"],
+): string[] {
   const ttl = String(ttlToMillis(r.ttlSeconds) ?? 0);
   return [
     r.presented,
@@ -83,6 +96,8 @@ export function rotateRefreshArgs(r: RefreshRotation, now: number): string[] {
     ttl,
     // Until confirmed, as long as the family (see the file comment).
     (ttlToMillis(r.graceSeconds) ?? 0) > 0 ? ttl : "",
+    alongside ? JSON.stringify(alongside.value) : "",
+    String((alongside && ttlToMillis(alongside.ttlSeconds)) ?? 0),
   ];
 }
 

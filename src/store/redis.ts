@@ -80,7 +80,13 @@ const SCAN_COUNT = 500;
 type WithScripts = {
   mcpgwIncr(key: string, ttlMs: number): Promise<number>;
   mcpgwIndexAdd(key: string, member: string, score: string, now: string): Promise<unknown>;
-  mcpgwRotateRefresh(family: string, next: string, rotated: string, ...args: string[]): Promise<unknown>;
+  mcpgwRotateRefresh(
+    family: string,
+    next: string,
+    rotated: string,
+    alongside: string,
+    ...args: string[]
+  ): Promise<unknown>;
   mcpgwConfirmRotation(next: string, presented: string, graceMs: string): Promise<unknown>;
 };
 
@@ -120,7 +126,7 @@ export class RedisStore implements Store {
     );
     client.defineCommand("mcpgwIncr", { numberOfKeys: 1, lua: INCR_WITH_EXPIRY });
     client.defineCommand("mcpgwIndexAdd", { numberOfKeys: 1, lua: INDEX_ADD });
-    client.defineCommand("mcpgwRotateRefresh", { numberOfKeys: 3, lua: ROTATE_REFRESH_LUA });
+    client.defineCommand("mcpgwRotateRefresh", { numberOfKeys: 4, lua: ROTATE_REFRESH_LUA });
     client.defineCommand("mcpgwConfirmRotation", { numberOfKeys: 1, lua: CONFIRM_ROTATION_LUA });
   }
 
@@ -285,21 +291,35 @@ export class RedisStore implements Store {
   }
 
   async rotateRefresh(rotation: RefreshRotation): Promise<RotationOutcome> {
+    const family = this.k(FAMILY_NS, familyKey(rotation.sid));
     const next = this.k(NEXT_NS, nextKey(rotation.sid));
+    // The entry written alongside goes into the script (one round trip) wherever its key may:
+    // everywhere but on Cluster, where it sits in another slot than the family's. There it is
+    // written once the script has handed a token out, and before the rotation is confirmed:
+    // if that write fails the caller answers 503, and the client's retry with the predecessor,
+    // however late, is answered with the same successor (unconfirmed) and writes it again.
+    const inScript = this.isCluster ? undefined : rotation.alongside;
     const reply = await this.write(
       this.scripts.mcpgwRotateRefresh(
-        this.k(FAMILY_NS, familyKey(rotation.sid)),
+        family,
         next,
         this.k(ROTATED_NS, rotatedKey(rotation.sid, rotation.presented)),
-        ...rotateRefreshArgs(rotation, Date.now()),
+        inScript ? this.k(inScript.ns, inScript.key) : family,
+        ...rotateRefreshArgs(rotation, Date.now(), inScript),
       ),
     );
     const outcome = parseRotateReply(reply);
+    const after = rotation.alongside;
+    if (after && !inScript && (outcome.outcome === "rotated" || outcome.outcome === "replayed")) {
+      await this.put(after.ns, after.key, after.value, after.ttlSeconds);
+    }
     const graceMs = ttlToMillis(rotation.graceSeconds);
     if (outcome.outcome === "rotated" && graceMs !== undefined) {
       // The reply is here: the window is the grace window from now (redis-rotation.ts). If this
-      // fails, the rotation stands and the successor stays answerable until it is used.
-      await this.scripts.mcpgwConfirmRotation(next, rotation.presented, String(graceMs)).catch(() => {});
+      // fails, the rotation stands and the successor stays answerable until it is used. Not
+      // waited for: the answer does not depend on it, and this connection keeps commands in
+      // order, so it runs before anything this instance sends later (e.g. the successor's use).
+      void this.scripts.mcpgwConfirmRotation(next, rotation.presented, String(graceMs)).catch(() => {});
     }
     return outcome;
   }

@@ -22,6 +22,8 @@
  * AES-256-GCM, so the grace window can hand it out again; the store never sees it in clear.
  */
 
+import type { Json } from "./store.js";
+
 export const FAMILY_NS = "refresh_family";
 export const ROTATED_NS = "refresh_rotated";
 export const NEXT_NS = "refresh_next";
@@ -75,6 +77,19 @@ export interface RefreshRotation {
   ttlSeconds: number;
   /** How long a repeat of the predecessor is answered with the same successor, from the answer; 0 = never. */
   graceSeconds: number;
+  /**
+   * An entry written in the same atomic step whenever the rotation hands out a token (rotated
+   * or replayed), and never otherwise: the grant, renewed with its family (sliding lifetime),
+   * so a refresh is one store write, not two.
+   */
+  alongside?: AlongsideEntry;
+}
+
+export interface AlongsideEntry {
+  ns: string;
+  key: string;
+  value: Json;
+  ttlSeconds: number;
 }
 
 export type RotationOutcome =

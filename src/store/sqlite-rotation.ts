@@ -26,6 +26,10 @@ export interface SyncRows {
   delete(ns: string, key: string): void;
 }
 
+function writeAlongside(rows: SyncRows, r: RefreshRotation): void {
+  if (r.alongside) rows.put(r.alongside.ns, r.alongside.key, r.alongside.value, r.alongside.ttlSeconds);
+}
+
 export function rotateRefreshRows(rows: SyncRows, r: RefreshRotation, now: number): RotationOutcome {
   const fkey = familyKey(r.sid);
   const nkey = nextKey(r.sid);
@@ -47,14 +51,15 @@ export function rotateRefreshRows(rows: SyncRows, r: RefreshRotation, now: numbe
     } else {
       rows.delete(NEXT_NS, nkey);
     }
+    writeAlongside(rows, r);
     return { outcome: "rotated" };
   }
   if (family.previous === r.presented) {
     const successor = rows.get<SealedSuccessor>(NEXT_NS, nkey);
     if (successor?.for === r.presented) {
-      return successor.sealed !== undefined
-        ? { outcome: "replayed", sealed: successor.sealed }
-        : { outcome: "superseded" };
+      if (successor.sealed === undefined) return { outcome: "superseded" };
+      writeAlongside(rows, r);
+      return { outcome: "replayed", sealed: successor.sealed };
     }
   }
   if (family.previous === r.presented || rows.get(ROTATED_NS, rotatedKey(r.sid, r.presented)) !== undefined) {

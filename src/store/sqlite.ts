@@ -294,7 +294,10 @@ export class SqliteStore implements Store {
   }
 
   async rotateRefresh(rotation: RefreshRotation): Promise<RotationOutcome> {
-    return this.guard(() => this.rotation.immediate(rotation, Date.now()));
+    return this.guard(() => {
+      if (rotation.alongside) assertNamespace(rotation.alongside.ns);
+      return this.rotation.immediate(rotation, Date.now());
+    });
   }
 
   async close(): Promise<void> {

@@ -127,6 +127,43 @@ export function rotationContract(ctx: RotationContext): void {
     expect(await store.rotateRefresh(rotation(`${sid}-none`, "h0", "h1"))).toEqual({ outcome: "unknown" });
   });
 
+  it("rotation: the entry alongside is written with its TTL when a token is handed out, and only then", async () => {
+    const store = ctx.store();
+    const sid = await family();
+    const alongside = (n: number) => ({ ns: "grants", key: sid, value: { n }, ttlSeconds: 600 });
+    const grant = async () => (await store.list("grants", sid)).find((e) => e.key === sid);
+    // Nothing handed out: unknown and superseded write nothing.
+    expect(await store.rotateRefresh(rotation(sid, "forged", "h1", { alongside: alongside(0) }))).toEqual({
+      outcome: "unknown",
+    });
+    expect(await grant()).toBeUndefined();
+    expect(await store.rotateRefresh(rotation(sid, "h0", "h1", { alongside: alongside(1) }))).toEqual({
+      outcome: "rotated",
+    });
+    const written = await grant();
+    expect(written?.value).toEqual({ n: 1 });
+    expect(written?.expiresAt).toBeGreaterThan(Date.now() + 590_000);
+    expect(written?.expiresAt).toBeLessThanOrEqual(Date.now() + 600_000);
+    // The predecessor inside the window gets the same successor and renews the entry too.
+    expect(await store.rotateRefresh(rotation(sid, "h0", "x", { alongside: alongside(2) }))).toEqual({
+      outcome: "replayed",
+      sealed: "sealed-h1",
+    });
+    expect((await grant())?.value).toEqual({ n: 2 });
+    // Reuse ends the family and leaves the entry to its owner (the caller revokes the grant).
+    await store.rotateRefresh(rotation(sid, "h1", "h2"));
+    expect(await store.rotateRefresh(rotation(sid, "h0", "x", { alongside: alongside(3) }))).toEqual({
+      outcome: "reused",
+    });
+    expect((await grant())?.value).toEqual({ n: 2 });
+
+    const bare = await family();
+    await store.rotateRefresh(rotation(bare, "h0", "h1", { sealedSuccessor: undefined }));
+    const superseded = rotation(bare, "h0", "h2", { alongside: { ...alongside(4), key: bare } });
+    expect(await store.rotateRefresh(superseded)).toEqual({ outcome: "superseded" });
+    expect((await store.list("grants", bare)).find((e) => e.key === bare)).toBeUndefined();
+  });
+
   it("rotation: of 40 concurrent rotations on several instances, one rotates and the rest get its successor", async () => {
     const instances = [ctx.store(), await ctx.open(), await ctx.open(), await ctx.open()];
     for (let round = 0; round < 3; round++) {

@@ -10,6 +10,8 @@ export interface TokenRequest {
   params: Record<string, string | undefined>;
   /** Every `resource` parameter (RFC 8707 allows several), canonicalised. */
   resources: string[];
+  /** What the handler's prepare() started for this request, if it has one. */
+  prepared?: Promise<unknown>;
 }
 
 /** Ends a grant: revokes every token issued from it and forgets it; the reason goes to the audit log. */
@@ -17,6 +19,12 @@ export type EndGrant = (sid: string, reason: GrantEndReason) => Promise<void>;
 
 export interface GrantHandler {
   readonly grantType: string;
+  /**
+   * Store reads that depend on the form alone, started before the client is authenticated so
+   * that both reach the store together (one round trip on Redis). Reads only, never a write:
+   * a request refused at authentication drops the result. handle() gets it as `prepared`.
+   */
+  prepare?(params: Record<string, string | undefined>): Promise<unknown>;
   handle(request: TokenRequest): Promise<TokenResponse>;
 }
 
