@@ -123,7 +123,8 @@ export async function proxyScenarios(target: ProxyTarget): Promise<{ rows: Row[]
   const passthroughCpu = await cpuPerCall(target.passthroughPid, target.passthroughUrl, directHeaders);
   const note =
     `CPU per proxied tools/call (user + system, /proc, ${CPU_CALLS} calls at 4 connections): ` +
-    `gateway ${gatewayCpu.toFixed(0)} µs, bare pass-through ${passthroughCpu.toFixed(0)} µs`;
+    `gateway ${gatewayCpu.toFixed(0)} µs, bare pass-through ${passthroughCpu.toFixed(0)} µs ` +
+    `(${(gatewayCpu / passthroughCpu).toFixed(2)}×, target <= 1.15×)`;
 
   const baselineName = "same upstream, direct";
   const rows: Row[] = [
@@ -201,7 +202,7 @@ export async function rawUpstreamScenario(target: RawUpstreamTarget): Promise<{ 
     `gateway ${gateway.rps.toFixed(0)} req/s = ${(gateway.rps / direct.rps).toFixed(2)}× direct, ` +
     `bare pass-through ${passthrough.rps.toFixed(0)} req/s = ${(passthrough.rps / direct.rps).toFixed(2)}× direct. ` +
     `CPU per call: gateway ${gatewayCpu.toFixed(0)} µs, bare pass-through ${passthroughCpu.toFixed(0)} µs ` +
-    `(${(gatewayCpu / passthroughCpu).toFixed(2)}×)`;
+    `(${(gatewayCpu / passthroughCpu).toFixed(2)}×, target <= 1.15×)`;
   return {
     row: {
       scenario: "MCP tools/call via gateway, raw fast upstream, full load",
