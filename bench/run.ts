@@ -25,7 +25,7 @@ import {
 import { bridgeScenarios } from "./scenarios/bridge.js";
 import { clusterScenarios } from "./scenarios/cluster.js";
 import { ownerScenarios } from "./scenarios/owners.js";
-import { proxyScenarios } from "./scenarios/proxy.js";
+import { proxyScenarios, rawUpstreamScenario } from "./scenarios/proxy.js";
 import { tokenScenarios } from "./scenarios/token.js";
 import { verifyScenario } from "./scenarios/verify.js";
 
@@ -67,6 +67,41 @@ async function loggedVerify(upstreamUrl: string): Promise<Row> {
 /** Lines printed under the tables (figures that are not a ratio against a baseline). */
 const notes: string[] = [];
 
+/**
+ * The proxy's ceiling: a raw fast upstream (a fixed JSON answer), reached through a gateway of
+ * its own, through the bare pass-through, and directly.
+ */
+async function rawUpstreamRow(profile: string[]): Promise<{ row: Row; note: string }> {
+  const upstream = await startServer("raw-upstream");
+  try {
+    const gateway = await startServer<{ url: string; accessToken: string }>(
+      "gateway",
+      {
+        BENCH_CONFIG: JSON.stringify({ port: 0, services: { [SERVICE]: { url: upstream.info.url } } }),
+        BENCH_ACCESS_TOKEN_FOR: SERVICE,
+      },
+      profile,
+    );
+    const passthrough = await startServer("passthrough", { TARGET: upstream.info.url });
+    try {
+      return await rawUpstreamScenario({
+        gatewayUrl: gateway.info.url,
+        accessToken: gateway.info.accessToken,
+        service: SERVICE,
+        upstreamUrl: upstream.info.url,
+        passthroughUrl: passthrough.info.url,
+        gatewayPid: gateway.pid,
+        passthroughPid: passthrough.pid,
+      });
+    } finally {
+      await passthrough.stop();
+      await gateway.stop();
+    }
+  } finally {
+    await upstream.stop();
+  }
+}
+
 /** The resource side: a real SDK upstream, and a gateway protecting it as service `echo`. */
 async function resourceScenarios(): Promise<Row[]> {
   const upstream = await startServer("upstream");
@@ -98,7 +133,9 @@ async function resourceScenarios(): Promise<Row[]> {
           passthroughPid: passthrough.pid,
         });
         notes.push(proxy.note);
-        return [verify, logged, ...proxy.rows];
+        const raw = await rawUpstreamRow(profile);
+        notes.push(raw.note);
+        return [verify, logged, ...proxy.rows, raw.row];
       } finally {
         await passthrough.stop();
       }

@@ -45,6 +45,6 @@ export async function verifyScenario(
     subject,
     baseline,
     baselineName: "bare node:http GET",
-    ...(variant ? { target: "(reference)" } : { goal: { kind: "ratio" as const, min: 0.8 } }),
+    ...(variant ? { target: "(reference)" } : { goal: { kind: "ratio" as const, min: 0.84 } }),
   };
 }

@@ -8,7 +8,7 @@
  * MCP's own headers (Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method,
  * Mcp-Name, Mcp-Param-*) are end-to-end and pass both ways untouched.
  */
-import type { IncomingHttpHeaders } from "node:http";
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { GatewayConfig } from "../config/schema.js";
 import type { AccessTokenClaims } from "../tokens/claims.js";
 
@@ -148,6 +148,28 @@ const identityMemo = new WeakMap<
 >();
 
 /**
+ * Per `reserved` set, whether each header name seen so far is stripped: clients send the same
+ * few dozen names on every request, so the normalising and prefix checks run once per name.
+ * Bounded, since the names are the client's choice; past the bound names are decided afresh.
+ */
+const strippedMemo = new WeakMap<Set<string>, Map<string, boolean>>();
+const STRIPPED_MEMO_MAX = 512;
+
+function strippedName(name: string, reserved: Set<string>): boolean {
+  let memo = strippedMemo.get(reserved);
+  if (!memo) {
+    memo = new Map();
+    strippedMemo.set(reserved, memo);
+  }
+  let stripped = memo.get(name);
+  if (stripped === undefined) {
+    stripped = isStripped(normalName(name), reserved);
+    if (memo.size < STRIPPED_MEMO_MAX) memo.set(name, stripped);
+  }
+  return stripped;
+}
+
+/**
  * Request headers for the upstream: the client's end-to-end headers minus everything above
  * (compared by normalised name, so no spelling gets through), then the gateway's own view of
  * the client, then the identity. `reserved` comes from reservedHeaderNames.
@@ -160,17 +182,18 @@ export function upstreamRequestHeaders(
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const dropped = connectionTokens(incoming);
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined) continue;
-    const normal = normalName(name);
-    if (isStripped(normal, reserved) || dropped.has(normal)) continue;
+  for (const name in incoming) {
+    const value = incoming[name];
+    if (value === undefined || strippedName(name, reserved)) continue;
+    if (dropped !== NO_TOKENS && dropped.has(normalName(name))) continue;
     out[name] = value;
   }
   // Our own view of the client, not whatever the client claims about itself.
   if (forwarded.for) out["x-forwarded-for"] = forwarded.for;
   out["x-forwarded-proto"] = forwarded.proto;
   if (forwarded.host) out["x-forwarded-host"] = forwarded.host;
-  for (const [name, value] of Object.entries(identity)) {
+  for (const name in identity) {
+    const value = identity[name] as string;
     if (value !== "") out[name.toLowerCase()] = value;
   }
   return out;
@@ -188,13 +211,19 @@ const HOP_BY_HOP_RESPONSE = new Set([
   "upgrade",
 ]);
 
-/** Response headers for the client: upstream headers minus hop-by-hop and cookies. */
+/**
+ * Response headers for the client: `base` (the gateway's own, e.g. CORS; copied, not changed),
+ * then the upstream headers minus hop-by-hop and cookies.
+ */
 export function clientResponseHeaders(
   upstream: Record<string, string | string[] | undefined>,
-): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+  base?: OutgoingHttpHeaders,
+): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  if (base) for (const name in base) out[name] = base[name];
   const dropped = connectionTokens(upstream);
-  for (const [name, value] of Object.entries(upstream)) {
+  for (const name in upstream) {
+    const value = upstream[name];
     if (value === undefined) continue;
     const lower = name.toLowerCase();
     const normal = normalName(lower);

@@ -12,7 +12,7 @@ import { sendJsonRpcError } from "./errors.js";
 import { type IdentityHeaderNames, identityHeaders } from "./headers.js";
 import type { McpInspector } from "./mcp-inspection.js";
 import type { OriginPolicy } from "./origin.js";
-import type { UpstreamProxy } from "./proxy.js";
+import { fastifyExchange, type UpstreamProxy } from "./proxy.js";
 import { traceDecision, traceRequest } from "./request-trace.js";
 import type { ServiceRoute } from "./routing.js";
 
@@ -76,10 +76,12 @@ export function mcpEndpoint(deps: McpEndpointDeps) {
       return sendJsonRpcError(reply, 502, `The service ${route.name} has no upstream`, cors);
     reply.headers(cors);
     const identity = identityHeaders(outcome.claims, identityNames);
-    if (!inspector.wants(req, route)) {
-      return proxy.forward(req, reply, route.name, identity, client, undefined, span);
+    if (!inspector.wants(req.raw, route)) {
+      await proxy.forward(fastifyExchange(req, reply), route.name, identity, client, undefined, span);
+      return reply;
     }
     const plan = await inspector.inspect(req, reply, route, { claims: outcome.claims, ip: client.ip });
-    return plan ? proxy.forward(req, reply, route.name, identity, client, plan, span) : reply;
+    if (plan) await proxy.forward(fastifyExchange(req, reply), route.name, identity, client, plan, span);
+    return reply;
   };
 }

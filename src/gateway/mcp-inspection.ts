@@ -6,6 +6,7 @@
  * POST whose MCP-Protocol-Version header names 2026-07-28 or later. Everything else takes the
  * plain path, where the body is streamed unread.
  */
+import type { IncomingHttpHeaders } from "node:http";
 import { Transform } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayConfig } from "../config/schema.js";
@@ -86,7 +87,7 @@ export class McpInspector {
   }
 
   /** Whether the request must be looked into; false (the plain path) costs one header look-up. */
-  wants(req: FastifyRequest, route: ServiceRoute): boolean {
+  wants(req: { method?: string; headers: IncomingHttpHeaders }, route: ServiceRoute): boolean {
     if (this.policies.has(route.name)) return req.method !== "DELETE";
     return req.method === "POST" && headerDeclaresModern(req.headers);
   }

@@ -26,6 +26,7 @@ import { McpInspector } from "./mcp-inspection.js";
 import { OriginPolicy } from "./origin.js";
 import { registerMetadataRoutes } from "./prm.js";
 import { UpstreamProxy, type UpstreamTarget } from "./proxy.js";
+import { proxyShortcut } from "./proxy-shortcut.js";
 import { ServiceRouter } from "./routing.js";
 import { TokenVerifier } from "./token-check.js";
 import { VerifyTargets } from "./verify-target.js";
@@ -115,6 +116,30 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
       tracing,
       pages,
     });
+    // Untraced, an admitted request with a cached verdict is proxied ahead of fastify (the
+    // route below decides the same for it); traced, every request takes the route.
+    let closing = false;
+    scope.addHook("preClose", (done) => {
+      closing = true;
+      done();
+    });
+    if (!tracing) {
+      deps.shortcuts.add(
+        proxyShortcut({
+          router,
+          origins,
+          access,
+          proxy,
+          inspector,
+          clients,
+          identityNames: config.gateway.identity_headers,
+          requests: deps.requests,
+          log: scope.log,
+          maxBody: config.gateway.max_body,
+          closing: () => closing,
+        }),
+      );
+    }
     scope.route<{ Params: { service: string } }>({
       method: ROUTED_METHODS,
       url: "/:service/mcp",

@@ -5,15 +5,23 @@
  * so SSE events reach the client as the upstream writes them.
  */
 import { EventEmitter } from "node:events";
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from "fastify";
 import { type Dispatcher, Pool, errors as undiciErrors } from "undici";
 import type { ClientView } from "../http/client-address.js";
 import type { RequestSpan } from "../ops/tracing.js";
-import { sendJsonRpcError } from "./errors.js";
 import { clientResponseHeaders, declaresBody, upstreamRequestHeaders } from "./headers.js";
 import { traceMessage } from "./request-trace.js";
-import { firstChunk, readTrackedBody, requestIds, SseAnswers, sendUnanswered } from "./unanswered.js";
+import {
+  firstChunk,
+  type JsonRpcId,
+  readTrackedBody,
+  requestIds,
+  SseAnswers,
+  sendUnanswered,
+  unansweredBody,
+} from "./unanswered.js";
 
 /** Idle keep-alive connections to an upstream are kept this long. */
 const KEEP_ALIVE_MS = 60_000;
@@ -51,6 +59,68 @@ export interface ForwardPlan {
   headers?: Record<string, string>;
   /** A stream the answer's body goes through, chosen from its status and headers; none = as is. */
   answer?(status: number, headers: Record<string, string | string[] | undefined>): Transform | undefined;
+}
+
+/**
+ * One proxied request as the proxy sees it, whichever way it arrived: fastify's route
+ * (fastifyExchange) or the shortcut that takes admitted requests ahead of fastify
+ * (proxy-shortcut.ts, rawExchange). The proxy itself only ever touches the node:http objects.
+ */
+export interface Exchange {
+  readonly raw: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly log: FastifyBaseLogger;
+  /** What the gateway puts on the answer (CORS) under the upstream's own headers. */
+  responseHeaders(): OutgoingHttpHeaders;
+  /** Called once, just before the upstream's answer is written to `res` directly. */
+  takeOver(): void;
+  /**
+   * The gateway's own error, before anything went to the client: one JSON-RPC error per
+   * request id (unanswered.ts). `close` ends the connection (a body left unread).
+   */
+  fail(status: number, message: string, ids: readonly JsonRpcId[], close?: boolean): void;
+}
+
+/** The exchange of a request fastify routed; its reply is hijacked once the answer streams. */
+export function fastifyExchange(request: FastifyRequest, reply: FastifyReply): Exchange {
+  return {
+    raw: request.raw,
+    res: reply.raw,
+    log: request.log,
+    responseHeaders: () => reply.getHeaders() as OutgoingHttpHeaders,
+    takeOver: () => reply.hijack(),
+    fail(status, message, ids, close) {
+      if (close) reply.header("connection", "close");
+      sendUnanswered(reply, status, message, ids);
+    },
+  };
+}
+
+/** The exchange of a request no framework touched: `headers` go on every answer. */
+export function rawExchange(
+  raw: IncomingMessage,
+  res: ServerResponse,
+  headers: Record<string, string>,
+  log: FastifyBaseLogger,
+): Exchange {
+  return {
+    raw,
+    res,
+    log,
+    responseHeaders: () => headers,
+    takeOver: () => {},
+    fail(status, message, ids, close) {
+      const body = unansweredBody(ids, message);
+      res.writeHead(status, {
+        ...headers,
+        "content-type": "application/json; charset=utf-8",
+        "cache-control": "no-store",
+        "content-length": Buffer.byteLength(body),
+        ...(close ? { connection: "close" } : {}),
+      });
+      res.end(body);
+    },
+  };
 }
 
 interface Target {
@@ -121,21 +191,23 @@ export class UpstreamProxy {
     return this.targets.has(service);
   }
 
-  /** Forwards the request to the service's upstream and streams the answer back. */
+  /**
+   * Forwards the request to the service's upstream and streams the answer back. Resolves once
+   * the answer is on its way (or the error was sent); never rejects for the upstream's sake.
+   */
   async forward(
-    request: FastifyRequest,
-    reply: FastifyReply,
+    exchange: Exchange,
     service: string,
     identity: Record<string, string>,
     client: ClientView,
     plan?: ForwardPlan,
     span?: RequestSpan,
-  ) {
+  ): Promise<void> {
     const target = this.targets.get(service);
-    if (!target) return sendJsonRpcError(reply, 502, `The service ${service} has no upstream`);
-    const raw = request.raw;
+    if (!target) return exchange.fail(502, `The service ${service} has no upstream`, []);
+    const { raw, res, log } = exchange;
     const declared = Number(raw.headers["content-length"] ?? 0);
-    if (declared > this.options.maxBody && !plan?.body) return this.tooLarge(reply);
+    if (declared > this.options.maxBody && !plan?.body) return this.tooLarge(exchange);
     const hasBody = plan?.body !== undefined || declaresBody(raw.headers);
 
     // A client that goes away (closes an SSE stream) releases the upstream request too: before
@@ -144,7 +216,6 @@ export class UpstreamProxy {
     const cancel = new EventEmitter();
     let cancelled = false;
     let upstreamBody: Readable | undefined;
-    const res = reply.raw;
     res.once("close", () => {
       if (res.writableFinished) return;
       cancelled = true;
@@ -152,8 +223,9 @@ export class UpstreamProxy {
       else cancel.emit("abort");
     });
 
-    const query = request.url.indexOf("?");
-    const path = query >= 0 ? joinQuery(target.path, request.url.slice(query + 1)) : target.path;
+    const url = raw.url as string;
+    const query = url.indexOf("?");
+    const path = query >= 0 ? joinQuery(target.path, url.slice(query + 1)) : target.path;
     const headers = upstreamRequestHeaders(raw.headers, identity, this.options.reserved, {
       for: client.ip,
       proto: client.proto,
@@ -176,7 +248,7 @@ export class UpstreamProxy {
       if (span) Object.assign(headers, span.headers());
       const askedAt = span ? performance.now() : 0;
       const upstream = await target.pool.request({
-        method: request.method as "GET",
+        method: raw.method as "GET",
         path,
         headers,
         body: sent
@@ -194,19 +266,16 @@ export class UpstreamProxy {
       span?.set({ "gateway.upstream.latency_ms": Math.round(performance.now() - askedAt) });
       if (cancelled) {
         body.destroy();
-        return reply;
+        return;
       }
-      const replyHeaders: Record<string, string | string[] | number> = {
-        ...(reply.getHeaders() as Record<string, string | string[] | number>),
-        ...clientResponseHeaders(upstream.headers),
-      };
+      const replyHeaders = clientResponseHeaders(upstream.headers, exchange.responseHeaders());
       const eventStream = String(upstream.headers["content-type"] ?? "").startsWith("text/event-stream");
       const rewrite = plan?.answer?.(upstream.statusCode, upstream.headers);
       // A rewritten answer has a length of its own, known only at its end.
       if (rewrite) delete replyHeaders["content-length"];
       // Tell a buffering proxy in front of us (nginx) to pass events through at once.
       if (eventStream) replyHeaders["x-accel-buffering"] = "no";
-      const empty = upstream.statusCode === 204 || upstream.statusCode === 304 || request.method === "HEAD";
+      const empty = upstream.statusCode === 204 || upstream.statusCode === 304 || raw.method === "HEAD";
       // A JSON answer to tracked requests: its status waits for its first byte, so an upstream
       // dying before that is still a 502 with the ids (thrown to the catch below). Usually the
       // bytes came with the headers and are buffered already: then there is nothing to wait for.
@@ -214,17 +283,18 @@ export class UpstreamProxy {
       const first = waits ? await firstChunk(body) : undefined;
       if (cancelled) {
         body.destroy();
-        return reply;
+        return;
       }
       if (body.errored) throw body.errored;
-      // Hijacked so the headers can be flushed now: a client opening an SSE stream must see
-      // the 200 before the first event, which may be minutes away. onResponse hooks still run.
-      reply.hijack();
+      // Taken over (fastify's reply hijacked) so the headers can be flushed now: a client
+      // opening an SSE stream must see the 200 before the first event, which may be minutes
+      // away. onResponse hooks still run.
+      exchange.takeOver();
       res.writeHead(upstream.statusCode, replyHeaders);
       if (empty || first === null) {
         body.resume();
         res.end();
-        return reply;
+        return;
       }
       // An SSE client must see the headers before the first event; a JSON reply goes out whole.
       if (eventStream) res.flushHeaders();
@@ -237,7 +307,7 @@ export class UpstreamProxy {
       body.once("error", (err) => {
         // Upstream broke mid-stream, or the client left. A client still waiting on requests of
         // this stream hears why (rather than timing out); otherwise there is no one to tell.
-        if (!cancelled) request.log.debug({ service, err }, "proxied stream ended early");
+        if (!cancelled) log.debug({ service, err }, "proxied stream ended early");
         if (cancelled || !answers || answers.settled) res.destroy();
         else res.end(answers.closing(`The upstream of ${service} closed the connection before answering`));
       });
@@ -245,39 +315,33 @@ export class UpstreamProxy {
       if (first) (rewrite ?? res).write(first);
       if (rewrite) {
         rewrite.once("error", (err) => {
-          request.log.warn({ service, err }, "upstream answer could not be read");
+          log.warn({ service, err }, "upstream answer could not be read");
           res.destroy();
         });
         body.pipe(rewrite).pipe(res);
       } else {
         body.pipe(res);
       }
-      return reply;
     } catch (err) {
-      if (cancelled || res.destroyed) return reply;
+      if (cancelled || res.destroyed) return;
       const ids = sent ? requestIds(sent) : [];
       if (err instanceof BodyTooLarge || (err as Error).cause instanceof BodyTooLarge) {
-        return this.tooLarge(reply);
+        return this.tooLarge(exchange);
       }
       if (
         err instanceof undiciErrors.HeadersTimeoutError ||
         err instanceof undiciErrors.ConnectTimeoutError
       ) {
-        request.log.warn({ service }, "upstream timed out");
-        return sendUnanswered(reply, 504, `The upstream of ${service} did not answer in time`, ids);
+        log.warn({ service }, "upstream timed out");
+        return exchange.fail(504, `The upstream of ${service} did not answer in time`, ids);
       }
       if (err instanceof undiciErrors.SocketError || headersCame) {
         // Connected, then cut off before the answer's first byte.
-        request.log.warn({ service }, "upstream closed the connection");
-        return sendUnanswered(
-          reply,
-          502,
-          `The upstream of ${service} closed the connection before answering`,
-          ids,
-        );
+        log.warn({ service }, "upstream closed the connection");
+        return exchange.fail(502, `The upstream of ${service} closed the connection before answering`, ids);
       }
-      request.log.warn({ service, code: (err as NodeJS.ErrnoException).code }, "upstream unavailable");
-      return sendUnanswered(reply, 502, `The upstream of ${service} is unavailable`, ids);
+      log.warn({ service, code: (err as NodeJS.ErrnoException).code }, "upstream unavailable");
+      return exchange.fail(502, `The upstream of ${service} is unavailable`, ids);
     }
   }
 
@@ -286,10 +350,9 @@ export class UpstreamProxy {
     await Promise.all([...this.pools.values()].map((p) => p.destroy()));
   }
 
-  private tooLarge(reply: FastifyReply) {
+  private tooLarge(exchange: Exchange): void {
     // The rest of the body is not read; close the connection rather than drain it.
-    reply.header("connection", "close");
-    return sendJsonRpcError(reply, 413, `The request body is larger than ${this.options.maxBody} bytes`);
+    exchange.fail(413, `The request body is larger than ${this.options.maxBody} bytes`, [], true);
   }
 }
 

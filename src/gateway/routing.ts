@@ -22,6 +22,8 @@ export class ServiceRouter {
   /** base_domain may carry a port (`localhost:8080`); then the Host header's port must match too. */
   private readonly baseDomainHasPort: boolean;
   private readonly scheme: string;
+  private readonly pathRoutes = new Map<string, ServiceRoute>();
+  private readonly hostRoutes = new Map<string, ServiceRoute>();
 
   constructor(
     private readonly config: GatewayConfig,
@@ -37,11 +39,21 @@ export class ServiceRouter {
     return this.baseDomain !== undefined;
   }
 
-  /** An enabled service by name, reached by path routing. */
+  /**
+   * An enabled service by name, reached by path routing. The configuration is fixed for the
+   * process, so each (name, via) route is built once and shared: callers never change one.
+   */
   byName(name: string, via: RouteKind = "path"): ServiceRoute | undefined {
+    const routes = via === "path" ? this.pathRoutes : this.hostRoutes;
+    const known = routes.get(name);
+    if (known) return known;
     if (!this.resources.services.has(name)) return undefined;
     const service = this.config.services[name];
-    return service?.enabled ? { name, via, service } : undefined;
+    if (!service?.enabled) return undefined;
+    const route: ServiceRoute = Object.freeze({ name, via, service });
+    // Only configured names get here, so the maps stay as small as the configuration.
+    routes.set(name, route);
+    return route;
   }
 
   /**

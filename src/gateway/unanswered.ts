@@ -100,6 +100,12 @@ export function requestIds(body: Buffer): JsonRpcId[] {
   return ids;
 }
 
+/** The same errors as sendUnanswered, as the JSON text of a response body. */
+export function unansweredBody(ids: readonly JsonRpcId[], message: string): string {
+  const messages = errorMessages(ids, message);
+  return JSON.stringify(ids.length > 1 ? messages : messages[0]);
+}
+
 /**
  * Sends the gateway's own error for requests the upstream did not answer, before anything went
  * to the client: one error object for one id (or none, `id: null`), an array for a batch.

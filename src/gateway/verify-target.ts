@@ -31,14 +31,25 @@ export type VerifyTarget =
   | { route: ServiceRoute; refusal?: undefined }
   | { route?: undefined; refusal: string };
 
-/** `?service=` of a /verify URL: undefined (absent), the name, or null (given more than once). */
+/**
+ * `?service=` of a /verify URL: undefined (absent), the name, or null (given more than once).
+ * A proxy asks with the same few URLs every time, so their answers are kept (bounded, since a
+ * client can make up URLs).
+ */
 export function namedService(url: string): string | undefined | null {
   const query = url.indexOf("?");
   if (query < 0) return undefined;
-  const named = new URLSearchParams(url.slice(query + 1)).getAll("service");
-  if (named.length > 1) return null;
-  return named[0];
+  const known = namedMemo.get(url);
+  if (known !== undefined) return known === ABSENT ? undefined : known;
+  const all = new URLSearchParams(url.slice(query + 1)).getAll("service");
+  const named = all.length > 1 ? null : all[0];
+  if (namedMemo.size < NAMED_MEMO_MAX) namedMemo.set(url, named === undefined ? ABSENT : named);
+  return named;
 }
+
+const ABSENT = Symbol("absent");
+const NAMED_MEMO_MAX = 256;
+const namedMemo = new Map<string, string | null | typeof ABSENT>();
 
 /** A header that may be given once; a repeated one (Node joins them with ", ") counts as ambiguous. */
 function single(value: string | string[] | undefined): string | undefined | null {
