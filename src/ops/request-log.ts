@@ -12,9 +12,8 @@ import {
   type FastifyRequest,
   LogController,
 } from "fastify";
+import { type AccessRequest, pathOf, writeAccessLine } from "./access-line.js";
 import { RequestMetrics } from "./request-metrics.js";
-
-const COMPLETED = "request completed";
 
 /** Where the client of a request is looked up (src/http/client-address.ts; declared here so ops needs no http). */
 export interface ClientLookup {
@@ -51,9 +50,17 @@ class LoggedRequest {
 }
 
 /**
- * fastify's request log lines, one per request (none when `enabled` is false); its error and
- * not-found lines stay as they are, but every line that names the request names it through
- * LoggedRequest.
+ * The access line's view of a request, from the client view worked out once per request (see
+ * LoggedRequest for why never from the socket).
+ */
+function accessRequest(message: IncomingMessage, clients: ClientLookup): AccessRequest {
+  return { method: message.method ?? "", path: pathOf(message.url ?? ""), ip: clients.of(message).ip };
+}
+
+/**
+ * fastify's request log lines, one per request (none when `enabled` is false), the access line
+ * written as src/ops/access-line.ts builds it; its error lines stay pino's, and every line
+ * that names the request names it through LoggedRequest.
  */
 export class OneLinePerRequest extends LogController {
   constructor(
@@ -77,9 +84,18 @@ export class OneLinePerRequest extends LogController {
     reply: FastifyReply,
   ): void {
     if (this.isLogDisabled(request)) return;
-    const line = { req: this.view(request), res: reply, responseTime: reply.elapsedTime };
-    if (error) reply.log.error({ ...line, err: error }, "request errored");
-    else if (this.enabled) reply.log.info(line, COMPLETED);
+    if (error)
+      reply.log.error(
+        { req: this.view(request), res: reply, responseTime: reply.elapsedTime, err: error },
+        "request errored",
+      );
+    else if (this.enabled)
+      writeAccessLine(
+        reply.log,
+        accessRequest(request.raw, this.clients),
+        reply.statusCode,
+        reply.elapsedTime,
+      );
   }
 
   override defaultErrorLog(error: Error, request: FastifyRequest, reply: FastifyReply): void {
@@ -128,10 +144,6 @@ export class RequestLog {
   shortcutAnswered(route: string, raw: IncomingMessage, status: number, startedAt: number): void {
     const ms = performance.now() - startedAt;
     this.metrics.record(route, raw.method ?? "", status, ms / 1000);
-    if (!this.logLines) return;
-    this.log.info(
-      { req: new LoggedRequest(raw, this.clients), res: { statusCode: status }, responseTime: ms },
-      COMPLETED,
-    );
+    if (this.logLines) writeAccessLine(this.log, accessRequest(raw, this.clients), status, ms);
   }
 }
