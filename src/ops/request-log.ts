@@ -12,7 +12,7 @@ import {
   type FastifyRequest,
   LogController,
 } from "fastify";
-import { type AccessRequest, pathOf, writeAccessLine } from "./access-line.js";
+import { type AccessLines, accessLines, pathOf } from "./access-line.js";
 import { RequestMetrics } from "./request-metrics.js";
 
 /** Where the client of a request is looked up (src/http/client-address.ts; declared here so ops needs no http). */
@@ -50,11 +50,18 @@ class LoggedRequest {
 }
 
 /**
- * The access line's view of a request, from the client view worked out once per request (see
- * LoggedRequest for why never from the socket).
+ * The access line for `message` through `lines`, naming the client from the view worked out
+ * once per request (see LoggedRequest for why never from the socket).
  */
-function accessRequest(message: IncomingMessage, clients: ClientLookup): AccessRequest {
-  return { method: message.method ?? "", path: pathOf(message.url ?? ""), ip: clients.of(message).ip };
+function writeAccessLine(
+  lines: AccessLines,
+  message: IncomingMessage,
+  clients: ClientLookup,
+  statusCode: number,
+  responseTime: number,
+): void {
+  const { method = "", url = "" } = message;
+  lines.write(method, pathOf(url), clients.of(message).ip, statusCode, responseTime);
 }
 
 /**
@@ -90,12 +97,8 @@ export class OneLinePerRequest extends LogController {
         "request errored",
       );
     else if (this.enabled)
-      writeAccessLine(
-        reply.log,
-        accessRequest(request.raw, this.clients),
-        reply.statusCode,
-        reply.elapsedTime,
-      );
+      // reply.log is the request's own child logger (its reqId), new for every request.
+      writeAccessLine(accessLines(reply.log), request.raw, this.clients, reply.statusCode, reply.elapsedTime);
   }
 
   override defaultErrorLog(error: Error, request: FastifyRequest, reply: FastifyReply): void {
@@ -117,13 +120,17 @@ export class OneLinePerRequest extends LogController {
 
 export class RequestLog {
   readonly metrics = new RequestMetrics();
+  /** The shortcuts' access lines: the app's logger, whose parts are read once. */
+  private readonly lines: AccessLines;
 
   constructor(
-    private readonly log: FastifyBaseLogger,
+    log: FastifyBaseLogger,
     private readonly clients: ClientLookup,
     /** Whether answered requests get a log line (`log_requests`); metrics count them either way. */
     private readonly logLines: boolean,
-  ) {}
+  ) {
+    this.lines = accessLines(log);
+  }
 
   /** Counts every request `app` answers (fastify writes its own log line, see OneLinePerRequest). */
   attach(app: FastifyInstance): void {
@@ -144,6 +151,6 @@ export class RequestLog {
   shortcutAnswered(route: string, raw: IncomingMessage, status: number, startedAt: number): void {
     const ms = performance.now() - startedAt;
     this.metrics.record(route, raw.method ?? "", status, ms / 1000);
-    if (this.logLines) writeAccessLine(this.log, accessRequest(raw, this.clients), status, ms);
+    if (this.logLines) writeAccessLine(this.lines, raw, this.clients, status, ms);
   }
 }

@@ -9,7 +9,7 @@ import fc from "fast-check";
 import Fastify, { type FastifyBaseLogger } from "fastify";
 import { describe, expect, it } from "vitest";
 import { validateConfig } from "../../src/config/load.js";
-import { COMPLETED, pathOf, writeAccessLine } from "../../src/ops/access-line.js";
+import { accessLines, COMPLETED, pathOf, toMicros } from "../../src/ops/access-line.js";
 import { loggerOptions } from "../../src/ops/log-output.js";
 
 /** The time differs between two calls (a millisecond may pass); everything else must not. */
@@ -23,7 +23,7 @@ async function logger(level = "info") {
   return { app, lines };
 }
 
-describe("writeAccessLine", () => {
+describe("accessLines", () => {
   it("writes what pino writes for the same record, byte for byte", async () => {
     const { app, lines } = await logger();
     const text = fc.string({ unit: "binary", maxLength: 60 });
@@ -38,11 +38,17 @@ describe("writeAccessLine", () => {
         (method, url, ip, status, ms, child) => {
           const log: FastifyBaseLogger = child ? app.log.child({ reqId: "req-1" }) : app.log;
           lines.length = 0;
-          log.info({ req: { method, url, ip }, res: { statusCode: status }, responseTime: ms }, COMPLETED);
-          writeAccessLine(log, { method, path: pathOf(url), ip }, status, ms);
-          expect(lines).toHaveLength(2);
-          expect(sameTime(lines[1] as string)).toBe(sameTime(lines[0] as string));
-          const record = JSON.parse(lines[1] as string);
+          // Twice through the same writer: the second line reuses what the first quoted.
+          const writer = accessLines(log);
+          log.info(
+            { req: { method, url, ip }, res: { statusCode: status }, responseTime: toMicros(ms) },
+            COMPLETED,
+          );
+          writer.write("POST", "/other", "192.0.2.1", 201, 1);
+          writer.write(method, pathOf(url), ip, status, ms);
+          expect(lines).toHaveLength(3);
+          expect(sameTime(lines[2] as string)).toBe(sameTime(lines[0] as string));
+          const record = JSON.parse(lines[2] as string);
           expect(record.req).toEqual({ method, path: pathOf(url), ip });
           expect(record.reqId).toBe(child ? "req-1" : undefined);
         },
@@ -53,7 +59,7 @@ describe("writeAccessLine", () => {
 
   it("writes nothing when the logger does not log info", async () => {
     const { app, lines } = await logger("warn");
-    writeAccessLine(app.log, { method: "GET", path: "/verify", ip: "127.0.0.1" }, 200, 1);
+    accessLines(app.log).write("GET", "/verify", "127.0.0.1", 200, 1);
     expect(lines).toEqual([]);
     await app.close();
   });
