@@ -1,23 +1,27 @@
 /**
- * The gateway's logger: pino, ISO-8601 times, secrets redacted; JSON lines for machines (a pipe,
+ * The gateway's logger: pino, ISO-8601 times, no secrets in any line; JSON lines for machines (a pipe,
  * a file, journald, a container runtime) and readable lines for a person at a terminal.
  *
  * pino-pretty is loaded only when lines are to be pretty: it is a few hundred milliseconds of
  * start-up a service under a supervisor should not pay, and JSON output never touches it.
  */
 import type { FastifyServerOptions } from "fastify";
-import pino from "pino";
 import type { GatewayConfig } from "../config/schema.js";
+import { pathOf } from "./access-line.js";
+import { LogBatch } from "./log-batch.js";
 import { isoTime } from "./log-time.js";
 
 /**
- * What may appear in a log line about a request: never a query string (codes), never a header.
+ * What may appear in a log line about a request: never a query string (codes), never a header
+ * (Authorization, Cookie). It is the whole of what a `req` field becomes, whatever object is
+ * logged under it, and fastify's `res` serializer writes the status code alone: so no line
+ * carries a header, and pino's `redact` (fast-redact, a per-line cost) has nothing to remove.
  * `req` is the request log's view (src/ops/request-log.ts), whose `ip` was decided once per
  * request and never reads the socket, which may be gone when a streamed answer ends.
  */
 const requestSerializer = (req: { method: string; url: string; ip?: string }) => ({
   method: req.method,
-  path: req.url.split("?")[0],
+  path: pathOf(req.url),
   ip: req.ip,
 });
 
@@ -32,14 +36,18 @@ export function prettyLogs(config: Pick<GatewayConfig, "log_format">): boolean {
 }
 
 /**
- * Where JSON lines go: stdout by default, written asynchronously (sonic-boom). A line is handed
- * to the kernel as soon as no earlier write is under way, so a quiet gateway's lines appear at
- * once; under load the lines that arrive during a write go out together in the next one
- * instead of one write(2) per request on the request's own time. pino flushes what is left
- * synchronously when the process exits, so no line is lost at shutdown.
+ * How long a line may wait for others before they are written together: a quiet gateway's
+ * lines appear within this; a busy one makes one write(2) per this (src/ops/log-batch.ts).
+ */
+const BATCH_MS = 10;
+
+/**
+ * Where JSON lines go: stdout by default, in batches written asynchronously (src/ops/log-batch.ts),
+ * so neither a slow reader nor a write call per line costs a request its time. What is not yet
+ * written when the process exits is written synchronously then: no line is lost at shutdown.
  */
 export function logDestination(dest: number | string = 1): LogLine {
-  return pino.destination({ dest, sync: false });
+  return new LogBatch(dest, BATCH_MS);
 }
 
 /** fastify's `logger` option for `config`; `stream` replaces stdout (tests, the bench). */
@@ -53,7 +61,6 @@ export async function loggerOptions(
     // shippers both read without a conversion (pino's isoTime, cheaper: src/ops/log-time.ts).
     timestamp: isoTime,
     serializers: { req: requestSerializer },
-    redact: ["req.headers.authorization", "req.headers.cookie", "res.headers['set-cookie']"],
   };
   if (stream) return { ...base, stream };
   if (!prettyLogs(config)) return { ...base, stream: logDestination() };

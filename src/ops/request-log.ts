@@ -12,9 +12,8 @@ import {
   type FastifyRequest,
   LogController,
 } from "fastify";
+import { type AccessLines, accessLines, pathOf } from "./access-line.js";
 import { RequestMetrics } from "./request-metrics.js";
-
-const COMPLETED = "request completed";
 
 /** Where the client of a request is looked up (src/http/client-address.ts; declared here so ops needs no http). */
 export interface ClientLookup {
@@ -51,9 +50,24 @@ class LoggedRequest {
 }
 
 /**
- * fastify's request log lines, one per request (none when `enabled` is false); its error and
- * not-found lines stay as they are, but every line that names the request names it through
- * LoggedRequest.
+ * The access line for `message` through `lines`, naming the client from the view worked out
+ * once per request (see LoggedRequest for why never from the socket).
+ */
+function writeAccessLine(
+  lines: AccessLines,
+  message: IncomingMessage,
+  clients: ClientLookup,
+  statusCode: number,
+  responseTime: number,
+): void {
+  const { method = "", url = "" } = message;
+  lines.write(method, pathOf(url), clients.of(message).ip, statusCode, responseTime);
+}
+
+/**
+ * fastify's request log lines, one per request (none when `enabled` is false), the access line
+ * written as src/ops/access-line.ts builds it; its error lines stay pino's, and every line
+ * that names the request names it through LoggedRequest.
  */
 export class OneLinePerRequest extends LogController {
   constructor(
@@ -77,9 +91,14 @@ export class OneLinePerRequest extends LogController {
     reply: FastifyReply,
   ): void {
     if (this.isLogDisabled(request)) return;
-    const line = { req: this.view(request), res: reply, responseTime: reply.elapsedTime };
-    if (error) reply.log.error({ ...line, err: error }, "request errored");
-    else if (this.enabled) reply.log.info(line, COMPLETED);
+    if (error)
+      reply.log.error(
+        { req: this.view(request), res: reply, responseTime: reply.elapsedTime, err: error },
+        "request errored",
+      );
+    else if (this.enabled)
+      // reply.log is the request's own child logger (its reqId), new for every request.
+      writeAccessLine(accessLines(reply.log), request.raw, this.clients, reply.statusCode, reply.elapsedTime);
   }
 
   override defaultErrorLog(error: Error, request: FastifyRequest, reply: FastifyReply): void {
@@ -101,13 +120,17 @@ export class OneLinePerRequest extends LogController {
 
 export class RequestLog {
   readonly metrics = new RequestMetrics();
+  /** The shortcuts' access lines: the app's logger, whose parts are read once. */
+  private readonly lines: AccessLines;
 
   constructor(
-    private readonly log: FastifyBaseLogger,
+    log: FastifyBaseLogger,
     private readonly clients: ClientLookup,
     /** Whether answered requests get a log line (`log_requests`); metrics count them either way. */
     private readonly logLines: boolean,
-  ) {}
+  ) {
+    this.lines = accessLines(log);
+  }
 
   /** Counts every request `app` answers (fastify writes its own log line, see OneLinePerRequest). */
   attach(app: FastifyInstance): void {
@@ -128,10 +151,6 @@ export class RequestLog {
   shortcutAnswered(route: string, raw: IncomingMessage, status: number, startedAt: number): void {
     const ms = performance.now() - startedAt;
     this.metrics.record(route, raw.method ?? "", status, ms / 1000);
-    if (!this.logLines) return;
-    this.log.info(
-      { req: new LoggedRequest(raw, this.clients), res: { statusCode: status }, responseTime: ms },
-      COMPLETED,
-    );
+    if (this.logLines) writeAccessLine(this.lines, raw, this.clients, status, ms);
   }
 }

@@ -43,7 +43,7 @@ describe("request log and metrics across both lanes", () => {
     statuses.push((await raw(`${gw.url}/verify`, { headers })).status);
     for (let i = 0; i < 3; i++) {
       const res = await raw(`${gw.url}/verify?x=${i}`, {
-        headers: { ...headers, authorization: `Bearer ${token}` },
+        headers: { ...headers, authorization: `Bearer ${token}`, cookie: "mcpgw_session=cookie-secret-5678" },
       });
       statuses.push(res.status);
     }
@@ -61,8 +61,10 @@ describe("request log and metrics across both lanes", () => {
     // The first sight of the token went through fastify (its lines carry a request id); the
     // repeats were answered from the cached verdict ahead of fastify.
     expect(verifies.map((l) => l.reqId !== undefined)).toEqual([true, true, false, false]);
-    // No query string, no token, in any line.
+    // No query string, no token, no cookie, in any line (the log has no redaction to rely on:
+    // the serializers never write a header).
     expect(lines.join("\n")).not.toContain(token.slice(-20));
+    expect(lines.join("\n")).not.toContain("cookie-secret-5678");
     expect(lines.join("\n")).not.toContain("x=1");
 
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();

@@ -1,0 +1,149 @@
+/**
+ * The access line, `request completed`, built as one string and handed to the logger's own
+ * destination: byte for byte what `log.info({ req, res, responseTime }, "request completed")`
+ * (responseTime in ms to the microsecond) writes through pino with the gateway's serializers (test/ops/access-line.test.ts), without
+ * pino's per-call walk over the object, its serializers and stringifiers. It is the one line
+ * written for every request, and building it through pino cost about as much CPU as the whole
+ * cached /verify answer (bench/RESULTS.md).
+ *
+ * The parts pino would write the same for every line of a logger (the level's prefix, the
+ * bindings: pid, hostname, a fastify request id) are pino's own strings, read from the logger,
+ * so the line follows the logger's configuration rather than a copy of it. A logger that is
+ * not pino (fastify's no-op logger when logging is off) gets its ordinary `info` call.
+ */
+import type { FastifyBaseLogger } from "fastify";
+import pino from "pino";
+
+export const COMPLETED = "request completed";
+
+const S = pino.symbols;
+
+/** The pino internals the line is built from (public as `pino.symbols`, for integrations). */
+interface PinoParts {
+  isLevelEnabled(level: string): boolean;
+  [S.lsCacheSym]: Record<number, string>;
+  [S.chindingsSym]: string;
+  [S.endSym]: string;
+  [S.messageKeySym]: string;
+  [S.streamSym]: { write(line: string): unknown; [S.needsMetadataGsym]?: boolean };
+  [S.timeSym]: () => string;
+  [S.formattersSym]?: { log?: unknown };
+  [S.hooksSym]?: { streamWrite?: unknown };
+  [S.mixinSym]?: unknown;
+  [S.nestedKeySym]?: unknown;
+}
+
+/** pino's number for info. */
+const INFO = pino.levels.values.info as number;
+const MESSAGE = JSON.stringify(COMPLETED);
+
+/**
+ * Whether `log` is a pino logger whose info line this module can write as pino would: none of
+ * the options that reshape a line (a log formatter, a mixin, a nested key, a write hook, a
+ * destination that wants each line's metadata). The gateway's own logger sets none of them.
+ */
+function isPlainPino(log: FastifyBaseLogger): log is FastifyBaseLogger & PinoParts {
+  const parts = log as unknown as Partial<PinoParts>;
+  const stream = parts[S.streamSym];
+  return (
+    typeof stream?.write === "function" &&
+    stream[S.needsMetadataGsym] !== true &&
+    typeof parts[S.timeSym] === "function" &&
+    typeof parts[S.chindingsSym] === "string" &&
+    typeof parts[S.lsCacheSym]?.[INFO] === "string" &&
+    typeof parts[S.messageKeySym] === "string" &&
+    typeof parts[S.endSym] === "string" &&
+    !parts[S.formattersSym]?.log &&
+    !parts[S.hooksSym]?.streamWrite &&
+    !parts[S.mixinSym] &&
+    !parts[S.nestedKeySym]
+  );
+}
+
+/** The path of a request URL: everything before `?`. */
+export function pathOf(url: string): string {
+  const query = url.indexOf("?");
+  return query < 0 ? url : url.slice(0, query);
+}
+
+/** Writes access lines through one logger. */
+export interface AccessLines {
+  write(method: string, path: string, ip: string, statusCode: number, responseTime: number): void;
+}
+
+/** JSON for a string, remembering the last one: a gateway's lines repeat their method, path and client. */
+class Quoted {
+  private raw = "";
+  private json = '""';
+
+  of(value: string): string {
+    if (value !== this.raw) {
+      this.raw = value;
+      this.json = JSON.stringify(value);
+    }
+    return this.json;
+  }
+}
+
+/**
+ * A duration in ms to the microsecond, as the line writes it: the shortest form of an arbitrary
+ * double costs more than the rest of the line (about 0.6 µs), and no one reads the nanoseconds.
+ */
+export function toMicros(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+/** A pino logger's access lines, its fixed parts read from it once. */
+class PinoAccessLines implements AccessLines {
+  private readonly method = new Quoted();
+  private readonly path = new Quoted();
+  private readonly ip = new Quoted();
+  /** `{"level":30` */
+  private readonly head: string;
+  /** `,"pid":…,"hostname":"…"[,"reqId":"…"],"req":{"method":` */
+  private readonly bindings: string;
+  /** `,"msg":"request completed"}\n` */
+  private readonly tail: string;
+  private readonly stream: PinoParts[typeof S.streamSym];
+  private readonly time: () => string;
+
+  constructor(private readonly log: FastifyBaseLogger & PinoParts) {
+    this.head = log[S.lsCacheSym][INFO] as string;
+    this.bindings = `${log[S.chindingsSym]},"req":{"method":`;
+    this.tail = `,"${log[S.messageKeySym]}":${MESSAGE}${log[S.endSym]}`;
+    this.stream = log[S.streamSym];
+    this.time = log[S.timeSym];
+  }
+
+  write(method: string, path: string, ip: string, statusCode: number, responseTime: number): void {
+    if (!this.log.isLevelEnabled("info")) return;
+    // pino writes a non-finite number as null (a duration never is one).
+    const took = Number.isFinite(responseTime) ? toMicros(responseTime) : null;
+    this.stream.write(
+      `${this.head}${this.time()}${this.bindings}${this.method.of(method)},"path":${this.path.of(path)},` +
+        `"ip":${this.ip.of(ip)}},"res":{"statusCode":${statusCode}},"responseTime":${took}${this.tail}`,
+    );
+  }
+}
+
+/** Any other logger (fastify's no-op one when logging is off): its own `info` call. */
+class OtherAccessLines implements AccessLines {
+  constructor(private readonly log: FastifyBaseLogger) {}
+
+  write(method: string, path: string, ip: string, statusCode: number, responseTime: number): void {
+    // The request serializer's input shape (src/ops/log-output.ts); the path has no query left.
+    this.log.info(
+      { req: { method, url: path, ip }, res: { statusCode }, responseTime: toMicros(responseTime) },
+      COMPLETED,
+    );
+  }
+}
+
+/**
+ * The access lines of `log` (the app's logger, or a fastify request's child logger, whose
+ * bindings add `reqId`), at info, written when `log` logs info. Its bindings are read now: make
+ * it once per logger whose bindings stay, and again for a new child.
+ */
+export function accessLines(log: FastifyBaseLogger): AccessLines {
+  return isPlainPino(log) ? new PinoAccessLines(log) : new OtherAccessLines(log);
+}

@@ -1,0 +1,66 @@
+/**
+ * The access line written without pino's per-call machinery is the line pino writes for the
+ * same record through the gateway's own logger configuration (fastify's logger with the
+ * gateway's serializers), for any request: odd methods, paths and addresses with quotes,
+ * backslashes, control characters and non-ASCII, any status and duration; on the app's logger
+ * and on a request's child logger (with fastify's reqId).
+ */
+import fc from "fast-check";
+import Fastify, { type FastifyBaseLogger } from "fastify";
+import { describe, expect, it } from "vitest";
+import { validateConfig } from "../../src/config/load.js";
+import { accessLines, COMPLETED, pathOf, toMicros } from "../../src/ops/access-line.js";
+import { loggerOptions } from "../../src/ops/log-output.js";
+
+/** The time differs between two calls (a millisecond may pass); everything else must not. */
+const sameTime = (line: string) => line.replace(/"time":"[^"]*"/, '"time":"T"');
+
+async function logger(level = "info") {
+  const lines: string[] = [];
+  const config = validateConfig({ log_level: level });
+  const app = Fastify({ logger: await loggerOptions(config, { write: (l) => lines.push(l) }) });
+  await app.ready();
+  return { app, lines };
+}
+
+describe("accessLines", () => {
+  it("writes what pino writes for the same record, byte for byte", async () => {
+    const { app, lines } = await logger();
+    const text = fc.string({ unit: "binary", maxLength: 60 });
+    fc.assert(
+      fc.property(
+        text,
+        text,
+        text,
+        fc.integer({ min: 100, max: 599 }),
+        fc.oneof(fc.double({ min: 0, max: 1e6 }), fc.constantFrom(0, 1e21, Number.NaN)),
+        fc.boolean(),
+        (method, url, ip, status, ms, child) => {
+          const log: FastifyBaseLogger = child ? app.log.child({ reqId: "req-1" }) : app.log;
+          lines.length = 0;
+          // Twice through the same writer: the second line reuses what the first quoted.
+          const writer = accessLines(log);
+          log.info(
+            { req: { method, url, ip }, res: { statusCode: status }, responseTime: toMicros(ms) },
+            COMPLETED,
+          );
+          writer.write("POST", "/other", "192.0.2.1", 201, 1);
+          writer.write(method, pathOf(url), ip, status, ms);
+          expect(lines).toHaveLength(3);
+          expect(sameTime(lines[2] as string)).toBe(sameTime(lines[0] as string));
+          const record = JSON.parse(lines[2] as string);
+          expect(record.req).toEqual({ method, path: pathOf(url), ip });
+          expect(record.reqId).toBe(child ? "req-1" : undefined);
+        },
+      ),
+    );
+    await app.close();
+  });
+
+  it("writes nothing when the logger does not log info", async () => {
+    const { app, lines } = await logger("warn");
+    accessLines(app.log).write("GET", "/verify", "127.0.0.1", 200, 1);
+    expect(lines).toEqual([]);
+    await app.close();
+  });
+});
