@@ -10,6 +10,7 @@ import type { GatewayConfig } from "./config/schema.js";
 import { resolveEncryptionSecret } from "./crypto/encryption-secret.js";
 import { registerGateway, type UpstreamTarget } from "./gateway/index.js";
 import { createHttpApp } from "./http/app.js";
+import { announceDrain, serverDraining } from "./http/drain.js";
 import { createIdentityProvider } from "./idp/create.js";
 import type { IdentityProvider } from "./idp/idp.js";
 import { registerAuthorizationServer } from "./oauth/http/plugin.js";
@@ -116,7 +117,16 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     if (!options.store) await store.close();
   });
 
-  const ops = await registerOps(app, { store, config, metrics: requests.metrics, caches });
+  // The main listener's drain is what /readyz reports, wherever /readyz is served; its delay
+  // is there for the readiness probes, which need that long to see it.
+  announceDrain(app.server, config.drain_delay * 1000);
+  const ops = await registerOps(app, {
+    store,
+    config,
+    metrics: requests.metrics,
+    caches,
+    draining: () => serverDraining(app.server),
+  });
 
   // The subtrees, one per trust zone, each with its own parsing and error shape.
   await registerAuthorizationServer(app, as);

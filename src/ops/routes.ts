@@ -12,7 +12,6 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import type { CacheRegistry } from "../cache/ttl-cache.js";
 import type { GatewayConfig } from "../config/schema.js";
 import { constantTimeEqual } from "../crypto/secrets.js";
-import { announceDrain, serverDraining } from "../http/drain.js";
 import { StoreUnavailableError } from "../store/errors.js";
 import type { Store } from "../store/store.js";
 import { bearerToken } from "../tokens/bearer.js";
@@ -24,6 +23,8 @@ export interface OpsDeps {
   config: GatewayConfig;
   /** The request metrics to publish (recorded by RequestLog, for fastify and the shortcuts alike). */
   metrics: RequestMetrics;
+  /** Whether the main listener's drain has begun (http/drain.ts): /readyz then says "draining". */
+  draining?: () => boolean;
   /** The caches whose hits, misses and evictions are published (ops/cache-metrics.ts). */
   caches?: CacheRegistry;
 }
@@ -38,11 +39,7 @@ const METRICS_CHALLENGE = 'Bearer realm="metrics"';
 
 export async function registerOps(app: FastifyInstance, deps: OpsDeps): Promise<OpsListener | undefined> {
   const { config } = deps;
-  // The main listener's drain is what /readyz reports, wherever /readyz is served; its delay
-  // is there for the readiness probes, which need that long to see it.
-  const main = app.server;
-  announceDrain(main, config.drain_delay * 1000);
-  const draining = () => serverDraining(main);
+  const draining = deps.draining ?? (() => false);
   if (config.ops.port === undefined) {
     opsRoutes(app, deps, draining);
     return undefined;
