@@ -45,7 +45,7 @@ export class RedisChangeFeed implements ChangeFeed {
 
   async publish(topic: string, body: string): Promise<void> {
     try {
-      await this.client.publish(this.channel, encodeChange(topic, body));
+      await this.publisher().publish(this.channel, encodeChange(topic, body));
     } catch (err) {
       throw unavailableError(err);
     }
@@ -62,6 +62,26 @@ export class RedisChangeFeed implements ChangeFeed {
       throw err;
     }
     return remove;
+  }
+
+  /**
+   * Where changes are published. On a Cluster, one master, the same for every instance that sees
+   * the same masters: a keyless PUBLISH would otherwise go to any node, and two changes sent
+   * through two nodes reach a subscriber over two cluster-bus links, in either order. Through
+   * one node they arrive in the order sent.
+   */
+  private publisher(): RedisClient {
+    if (!(this.client instanceof Cluster)) return this.client;
+    let chosen: Redis | undefined;
+    let chosenKey = "";
+    for (const node of this.client.nodes("master")) {
+      const key = `${node.options.host}:${node.options.port}`;
+      if (!chosen || key < chosenKey) {
+        chosen = node;
+        chosenKey = key;
+      }
+    }
+    return chosen ?? this.client;
   }
 
   /** Nothing to fetch: Redis pushes each change to the subscriber as it is published. */
