@@ -3,6 +3,9 @@
  * the same run. Results go to stdout as a markdown table (paste into bench/RESULTS.md). Exits
  * non-zero only when requests errored; missed targets are reported in the table, not enforced.
  *
+ * BENCH_ONLY=verify runs the two /verify rows alone (silent, and with the default access line),
+ * each with the gateway's and bare node:http's CPU per request.
+ *
  * BENCH_PROFILE=1 runs the resource-side gateway child with `--cpu-prof` (profiles land in
  * $TMPDIR/mcpgw-bench-profiles/; open them in Chrome DevTools or speedscope). BENCH_ONLY=token,
  * BENCH_ONLY=resource, BENCH_ONLY=owners, BENCH_ONLY=bridge or BENCH_ONLY=cluster runs one group
@@ -39,6 +42,8 @@ const startedAt = new Date();
 const loadBefore = load1();
 
 const bare = await startServer("bare");
+/** Lines printed under the tables (figures that are not a ratio against a baseline). */
+const notes: string[] = [];
 const bareLoad = (amount: number): Promise<LoadResult> =>
   load({ url: bare.info.url, method: "POST", body: "grant_type=x", amount });
 
@@ -46,26 +51,38 @@ const bareLoad = (amount: number): Promise<LoadResult> =>
  * /verify on a gateway that logs as a default install does (log_level info, one line per
  * request, written to /dev/null): what `log_requests: false` buys back.
  */
-async function loggedVerify(upstreamUrl: string): Promise<Row> {
-  const gateway = await startServer<{ url: string; accessToken: string }>("gateway", {
-    BENCH_CONFIG: JSON.stringify({
-      port: 0,
-      log_level: "info",
-      services: { [SERVICE]: { url: upstreamUrl } },
-    }),
-    BENCH_ACCESS_TOKEN_FOR: SERVICE,
-    BENCH_LOG_DEVNULL: "1",
-  });
+async function loggedVerify(upstreamUrl: string, profile: string[]): Promise<Row> {
+  const gateway = await startServer<{ url: string; accessToken: string }>(
+    "gateway",
+    {
+      BENCH_CONFIG: JSON.stringify({
+        port: 0,
+        log_level: "info",
+        services: { [SERVICE]: { url: upstreamUrl } },
+      }),
+      BENCH_ACCESS_TOKEN_FOR: SERVICE,
+      BENCH_LOG_DEVNULL: "1",
+    },
+    profile,
+  );
   try {
-    const target = { gatewayUrl: gateway.info.url, accessToken: gateway.info.accessToken, service: SERVICE };
-    return await verifyScenario(target, bare.info, "log_level info, a line per request to /dev/null");
+    const target = {
+      gatewayUrl: gateway.info.url,
+      accessToken: gateway.info.accessToken,
+      service: SERVICE,
+      pid: gateway.pid,
+    };
+    const { row, note } = await verifyScenario(
+      target,
+      { ...bare.info, pid: bare.pid },
+      "log_level info, a line per request to /dev/null",
+    );
+    if (note) notes.push(note);
+    return row;
   } finally {
     await gateway.stop();
   }
 }
-
-/** Lines printed under the tables (figures that are not a ratio against a baseline). */
-const notes: string[] = [];
 
 /**
  * The proxy's ceiling: a raw fast upstream (a fixed JSON answer), reached through a gateway of
@@ -121,8 +138,11 @@ async function resourceScenarios(): Promise<Row[]> {
         accessToken: gateway.info.accessToken,
         service: SERVICE,
       };
-      const verify = await verifyScenario(target, bare.info);
-      const logged = await loggedVerify(upstream.info.url);
+      const silent = await verifyScenario({ ...target, pid: gateway.pid }, { ...bare.info, pid: bare.pid });
+      if (silent.note) notes.push(silent.note);
+      const verify = silent.row;
+      const logged = await loggedVerify(upstream.info.url, profile);
+      if (verifyOnly) return [verify, logged];
       const passthrough = await startServer("passthrough", { TARGET: upstream.info.url });
       try {
         const proxy = await proxyScenarios({
@@ -147,13 +167,16 @@ async function resourceScenarios(): Promise<Row[]> {
   }
 }
 
+const only = process.env.BENCH_ONLY;
+const verifyOnly = only === "verify";
+
 try {
-  const only = process.env.BENCH_ONLY;
   const wants = (group: "token" | "resource" | "owners" | "bridge" | "cluster") =>
     !only || only === group || (group === "cluster" && only === "bridge");
   const token = wants("token") ? await tokenScenarios(bareLoad) : undefined;
   if (token) notes.push(token.note);
-  const rows: Row[] = [...(token?.rows ?? []), ...(wants("resource") ? await resourceScenarios() : [])];
+  const resource = wants("resource") || verifyOnly;
+  const rows: Row[] = [...(token?.rows ?? []), ...(resource ? await resourceScenarios() : [])];
   if (wants("owners")) notes.push(await ownerScenarios());
   const memory: MemoryRow[] = [];
   const failures: string[] = [];

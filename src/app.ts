@@ -11,6 +11,7 @@ import { resolveEncryptionSecret } from "./crypto/encryption-secret.js";
 import { registerGateway, type UpstreamTarget } from "./gateway/index.js";
 import { createHttpApp } from "./http/app.js";
 import { announceDrain, serverDraining } from "./http/drain.js";
+import type { Shortcuts } from "./http/server.js";
 import { createIdentityProvider } from "./idp/create.js";
 import type { IdentityProvider } from "./idp/idp.js";
 import { registerAuthorizationServer } from "./oauth/http/plugin.js";
@@ -46,6 +47,8 @@ export interface Gateway {
   ops?: OpsListener;
   /** Several instances (config `cluster`): the internal channel for bridged sessions. */
   cluster?: Cluster;
+  /** The handlers ahead of fastify (src/http/server.ts); `taken` counts what they answered. */
+  shortcuts: Shortcuts;
 }
 
 export async function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Promise<Gateway> {
@@ -143,5 +146,5 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     caches,
   });
 
-  return { app, as, store, keys, idp, upstreams: upstreams.targets, ops, cluster };
+  return { app, as, store, keys, idp, upstreams: upstreams.targets, ops, cluster, shortcuts };
 }

@@ -5,6 +5,7 @@
  * 200, at full load (10 connections), in alternating one-second slices (see `interleave`).
  */
 import { interleave, load, type Row } from "../lib.js";
+import { cpuMillis } from "../proctree.js";
 
 const ROUNDS = 6;
 const SLICE_S = 1;
@@ -16,6 +17,23 @@ export interface VerifyTarget {
   /** A valid access token for `service`. */
   accessToken: string;
   service: string;
+  /** The gateway's pid, for the CPU-per-request figure (none: not measured). */
+  pid?: number;
+}
+
+/** Requests for the CPU figure: enough that /proc's 10 ms ticks are about 1 % of it. */
+const CPU_REQUESTS = 20_000;
+
+/**
+ * CPU (user + system) process `pid` spends per /verify, in µs, over CPU_REQUESTS requests at 4
+ * connections (below saturation: what one request costs, not what the host lets it have).
+ */
+async function cpuPerRequest(pid: number, url: string, headers: Record<string, string>): Promise<number> {
+  await load({ url, headers, amount: 2000, connections: 4 });
+  const before = cpuMillis(pid);
+  const run = await load({ url, headers, amount: CPU_REQUESTS, connections: 4 });
+  if (run.errors + run.non2xx > 0) throw new Error(`${url}: ${run.errors + run.non2xx} failed requests`);
+  return ((cpuMillis(pid) - before) * 1000) / run.total;
 }
 
 /**
@@ -24,9 +42,9 @@ export interface VerifyTarget {
  */
 export async function verifyScenario(
   target: VerifyTarget,
-  bare: { url: string },
+  bare: { url: string; pid?: number },
   variant?: string,
-): Promise<Row> {
+): Promise<{ row: Row; note?: string }> {
   const headers = {
     authorization: `Bearer ${target.accessToken}`,
     "x-forwarded-host": new URL(target.gatewayUrl).host,
@@ -40,11 +58,19 @@ export async function verifyScenario(
     (duration) => load({ url: `${bare.url}${path}`, headers, duration }),
     { rounds: ROUNDS, sliceS: SLICE_S, warmupS: WARMUP_S },
   );
-  return {
-    scenario: `ForwardAuth GET /verify (valid token)${variant ? `, ${variant}` : ""}`,
+  const scenario = `ForwardAuth GET /verify (valid token)${variant ? `, ${variant}` : ""}`;
+  const row: Row = {
+    scenario,
     subject,
     baseline,
     baselineName: "bare node:http GET",
     ...(variant ? { target: "(reference)" } : { goal: { kind: "ratio" as const, min: 0.84 } }),
   };
+  if (target.pid === undefined || bare.pid === undefined) return { row };
+  const gatewayCpu = await cpuPerRequest(target.pid, `${target.gatewayUrl}${path}`, headers);
+  const bareCpu = await cpuPerRequest(bare.pid, `${bare.url}${path}`, headers);
+  const note =
+    `${scenario}: CPU per request (4 connections, ${CPU_REQUESTS} requests, /proc): gateway ` +
+    `${gatewayCpu.toFixed(1)} µs, bare node:http ${bareCpu.toFixed(1)} µs (${(gatewayCpu / bareCpu).toFixed(2)}×)`;
+  return { row, note };
 }

@@ -20,29 +20,26 @@
  * whose verdict is cached and admitted, with the same status and headers. Both find the
  * service with the same VerifyTargets, from the raw request.
  */
-import type { OutgoingHttpHeaders } from "node:http";
+import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { GatewayConfig } from "../config/schema.js";
-import type { ClientAddresses } from "../http/client-address.js";
 import type { Shortcut } from "../http/server.js";
 import type { RequestLog } from "../ops/request-log.js";
 import type { Tracing } from "../ops/tracing.js";
 import type { AccessTokenClaims } from "../tokens/claims.js";
-import type { AccessChecker } from "./access.js";
+import type { Admission } from "./admission.js";
 import type { EndpointPages } from "./browser-page.js";
 import { bearerChallenge } from "./challenge.js";
 import { jsonRpcError } from "./errors.js";
 import { declaresBody, identityHeaders } from "./headers.js";
-import type { OriginPolicy } from "./origin.js";
 import { traceDecision, traceRequest } from "./request-trace.js";
 import { VERIFY_PATH, type VerifyTargets } from "./verify-target.js";
 
 export interface ForwardAuthDeps {
   config: GatewayConfig;
   targets: VerifyTargets;
-  origins: OriginPolicy;
-  access: AccessChecker;
-  clients: ClientAddresses;
+  /** Origin and token, the steps every lane shares (admission.ts). */
+  admission: Admission;
   /** One span per /verify when tracing is on (the shortcut is then not used: plugin.ts). */
   tracing?: Tracing;
   /** The page a browser's refused GET gets (browser-page.ts). */
@@ -51,7 +48,7 @@ export interface ForwardAuthDeps {
 
 /** Registers /verify on the gateway's encapsulated instance. */
 export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps): void {
-  const { config, access, targets, origins, clients, tracing, pages } = deps;
+  const { config, admission, targets, tracing, pages } = deps;
 
   const deny = (reply: FastifyReply, status: number, challenge: string | undefined, message: string) => {
     if (challenge) reply.header("www-authenticate", challenge);
@@ -74,14 +71,10 @@ export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps)
         return deny(reply, 401, challenge, refusal);
       }
       if (targets.isPreflight(req.raw)) return reply.code(200).header("cache-control", "no-store").send();
-      if (!origins.isAllowed(req.headers.origin, route.name)) {
-        return deny(reply, 403, undefined, "Origin not allowed");
-      }
-
-      const ip = clients.of(req.raw).ip;
-      const outcome =
-        access.checkCached(req.headers.authorization, route, ip) ??
-        (await access.check(req.headers.authorization, route, ip));
+      if (!admission.originAllowed(req.raw, route)) return deny(reply, 403, undefined, "Origin not allowed");
+      // A cached verdict is decided at once: no await (and no microtask) for it.
+      const decided = admission.token(req.raw, route);
+      const outcome = decided instanceof Promise ? await decided : decided;
       if (span) traceDecision(span, outcome);
       if (!outcome.ok) {
         // Only what is shown depends on the forwarded method: the decision above does not.
@@ -104,11 +97,27 @@ export function registerForwardAuth(app: FastifyInstance, deps: ForwardAuthDeps)
 }
 
 /**
+ * Whether the shortcut may take a request at all, before anything is decided: `/verify` or
+ * `/verify?…` exactly (an odd path is fastify's 404), and no body to read or limit (a GET, a
+ * HEAD, or a POST that declares none).
+ */
+export function shortcutShaped(req: IncomingMessage): boolean {
+  const url = req.url as string;
+  if (!url.startsWith(VERIFY_PATH) || (url.length > VERIFY_PATH.length && url[VERIFY_PATH.length] !== "?"))
+    return false;
+  const method = req.method;
+  return method === "GET" || method === "HEAD" || (method === "POST" && !declaresBody(req.headers));
+}
+
+/**
  * The /verify shortcut: a GET, HEAD or bodiless POST whose token verdict is cached and admits
- * the user gets the route's 200 without fastify. Anything else is declined, untouched.
+ * the user gets the route's 200 without fastify. It takes the route's steps with the route's
+ * parts (VerifyTargets, then the preflight rule, then Admission) and declines, untouched,
+ * whatever the route would not answer with that 200: no service, a preflight, a foreign
+ * Origin, no token, an uncached or refused verdict.
  */
 export function verifyShortcut(deps: ForwardAuthDeps & { requests: RequestLog }): Shortcut {
-  const { config, access, requests, targets, origins } = deps;
+  const { config, admission, requests, targets } = deps;
   // The full 200 header block per verified token (claims objects are cached per token).
   const answers = new WeakMap<AccessTokenClaims, OutgoingHttpHeaders>();
   const answerFor = (claims: AccessTokenClaims): OutgoingHttpHeaders => {
@@ -125,19 +134,11 @@ export function verifyShortcut(deps: ForwardAuthDeps & { requests: RequestLog })
   };
 
   return (req, res) => {
-    const url = req.url as string;
-    if (!url.startsWith(VERIFY_PATH) || (url.length > VERIFY_PATH.length && url[VERIFY_PATH.length] !== "?"))
-      return false;
-    const method = req.method;
-    // The shortcut never reads or limits a body: a POST with one goes the full way.
-    if (method !== "GET" && method !== "HEAD" && !(method === "POST" && !declaresBody(req.headers)))
-      return false;
+    if (!shortcutShaped(req)) return false;
     const startedAt = performance.now();
-
     const { route } = targets.find(req);
-    if (!route || targets.isPreflight(req) || !origins.isAllowed(req.headers.origin, route.name))
-      return false;
-    const claims = access.allowedCached(req.headers.authorization, route);
+    if (!route || targets.isPreflight(req)) return false;
+    const claims = admission.admittedNow(req, route);
     if (!claims) return false;
 
     res.writeHead(200, answerFor(claims));

@@ -6,7 +6,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ClientAddresses } from "../http/client-address.js";
 import type { Tracing } from "../ops/tracing.js";
-import type { AccessChecker } from "./access.js";
+import type { Admission } from "./admission.js";
 import type { EndpointPages } from "./browser-page.js";
 import { sendJsonRpcError } from "./errors.js";
 import { type IdentityHeaderNames, identityHeaders } from "./headers.js";
@@ -22,8 +22,10 @@ export const MCP_METHODS = ["GET", "POST", "DELETE"] as const;
 export const ROUTED_METHODS = [...MCP_METHODS, "OPTIONS", "HEAD", "PUT", "PATCH"];
 
 export interface McpEndpointDeps {
+  /** Origin and token, the steps every lane shares (admission.ts). */
+  admission: Admission;
+  /** CORS and preflight headers for allowed browser origins. */
   origins: OriginPolicy;
-  access: AccessChecker;
   proxy: UpstreamProxy;
   inspector: McpInspector;
   clients: ClientAddresses;
@@ -36,13 +38,13 @@ export interface McpEndpointDeps {
 
 /** Returns the handler; the caller resolves the route (by path or by host) first. */
 export function mcpEndpoint(deps: McpEndpointDeps) {
-  const { origins, access, proxy, inspector, clients, identityNames, tracing, pages } = deps;
+  const { admission, origins, proxy, inspector, clients, identityNames, tracing, pages } = deps;
   return async (req: FastifyRequest, reply: FastifyReply, route: ServiceRoute | undefined) => {
     const span = tracing && traceRequest(tracing, req, reply, route);
     if (!route) return sendJsonRpcError(reply, 404, "No such service");
 
     const origin = req.headers.origin;
-    if (!origins.isAllowed(origin, route.name)) return sendJsonRpcError(reply, 403, "Origin not allowed");
+    if (!admission.originAllowed(req.raw, route)) return sendJsonRpcError(reply, 403, "Origin not allowed");
     const cors = origins.corsHeaders(origin);
 
     if (req.method === "OPTIONS") {
@@ -59,10 +61,9 @@ export function mcpEndpoint(deps: McpEndpointDeps) {
       });
     }
 
-    const client = clients.of(req.raw);
-    const outcome =
-      access.checkCached(req.headers.authorization, route, client.ip) ??
-      (await access.check(req.headers.authorization, route, client.ip));
+    // A cached verdict is decided at once: no await (and no microtask) for it.
+    const decided = admission.token(req.raw, route);
+    const outcome = decided instanceof Promise ? await decided : decided;
     if (span) traceDecision(span, outcome);
     if (!outcome.ok) {
       const headers = { ...cors, "www-authenticate": outcome.challenge };
@@ -76,6 +77,7 @@ export function mcpEndpoint(deps: McpEndpointDeps) {
       return sendJsonRpcError(reply, 502, `The service ${route.name} has no upstream`, cors);
     reply.headers(cors);
     const identity = identityHeaders(outcome.claims, identityNames);
+    const client = clients.of(req.raw);
     if (!inspector.wants(req.raw, route)) {
       await proxy.forward(fastifyExchange(req, reply), route.name, identity, client, undefined, span);
       return reply;

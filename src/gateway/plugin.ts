@@ -17,6 +17,7 @@ import { StoreUnavailableError } from "../store/errors.js";
 import type { VerificationKeys } from "../tokens/key-set.js";
 import type { Revocations } from "../tokens/revocations.js";
 import { AccessChecker } from "./access.js";
+import { Admission } from "./admission.js";
 import { EndpointPages } from "./browser-page.js";
 import { INTERNAL_ERROR, sendJsonRpcError } from "./errors.js";
 import { registerForwardAuth, verifyShortcut } from "./forward-auth.js";
@@ -78,6 +79,8 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
     const verifier = new TokenVerifier(keys, revocations, config.public_url, deps.caches);
     const access = new AccessChecker(config, resources, router, verifier, deps.audit ?? NO_AUDIT);
     const origins = new OriginPolicy(config, router);
+    // The Origin and token steps, one object for every lane of every endpoint.
+    const admission = new Admission(origins, access, clients);
     const proxy = new UpstreamProxy(upstreams, {
       maxBody: config.gateway.max_body,
       headersTimeoutSeconds: config.gateway.upstream_timeout,
@@ -91,13 +94,11 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
     registerMetadataRoutes(scope, config, router);
     const targets = new VerifyTargets(router, clients);
     const pages = new EndpointPages(config.public_url, resources);
-    registerForwardAuth(scope, { config, targets, origins, access, clients, tracing, pages });
+    registerForwardAuth(scope, { config, targets, admission, tracing, pages });
     // Traced, every /verify takes the fastify route, which records its span; untraced, the
     // shortcut answers cached verdicts ahead of fastify.
     if (!tracing) {
-      deps.shortcuts.add(
-        verifyShortcut({ config, targets, origins, access, clients, pages, requests: deps.requests }),
-      );
+      deps.shortcuts.add(verifyShortcut({ config, targets, admission, pages, requests: deps.requests }));
     }
 
     const inspector = new McpInspector({
@@ -107,8 +108,8 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
       metrics: deps.requests.metrics,
     });
     const handle = mcpEndpoint({
+      admission,
       origins,
-      access,
       proxy,
       inspector,
       clients,
@@ -127,8 +128,8 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
       deps.shortcuts.add(
         proxyShortcut({
           router,
+          admission,
           origins,
-          access,
           proxy,
           inspector,
           clients,

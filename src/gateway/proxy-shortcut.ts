@@ -3,8 +3,8 @@
  * token verdict is cached and admits it, needing no look into its body, is forwarded without
  * fastify's routing, hooks and reply objects, which cost the proxied call a fifth of the CPU
  * a bare pass-through spends on it (bench/RESULTS.md). It decides exactly what the route
- * decides for such a request, with the same parts (ServiceRouter, OriginPolicy,
- * AccessChecker, McpInspector, UpstreamProxy); everything else (no token, an uncached or
+ * decides for such a request, with the same parts (ServiceRouter, Admission for Origin and
+ * token, McpInspector, UpstreamProxy); everything else (no token, an uncached or
  * refused one, a preflight, host routing, an odd URL or content type, an inspected request,
  * a body over the limit) is declined untouched and takes fastify's route.
  */
@@ -13,7 +13,7 @@ import type { FastifyBaseLogger } from "fastify";
 import type { ClientAddresses } from "../http/client-address.js";
 import type { Shortcut } from "../http/server.js";
 import type { RequestLog } from "../ops/request-log.js";
-import type { AccessChecker } from "./access.js";
+import type { Admission } from "./admission.js";
 import { declaresBody, type IdentityHeaderNames, identityHeaders } from "./headers.js";
 import type { McpInspector } from "./mcp-inspection.js";
 import type { OriginPolicy } from "./origin.js";
@@ -27,8 +27,10 @@ const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, s
 
 export interface ProxyShortcutDeps {
   router: ServiceRouter;
+  /** Origin and token, the steps every lane shares (admission.ts). */
+  admission: Admission;
+  /** CORS headers of an admitted browser request, as the route adds them. */
   origins: OriginPolicy;
-  access: AccessChecker;
   proxy: UpstreamProxy;
   inspector: McpInspector;
   clients: ClientAddresses;
@@ -63,7 +65,8 @@ function plainBody(headers: IncomingHttpHeaders): boolean {
 }
 
 export function proxyShortcut(deps: ProxyShortcutDeps): Shortcut {
-  const { router, origins, access, proxy, inspector, clients, identityNames, requests, log, maxBody } = deps;
+  const { router, admission, origins, proxy, inspector, clients, identityNames, requests, log, maxBody } =
+    deps;
   return (req, res) => {
     const method = req.method;
     if (method !== "POST" && method !== "GET" && method !== "DELETE") return false;
@@ -74,13 +77,12 @@ export function proxyShortcut(deps: ProxyShortcutDeps): Shortcut {
     const headers = req.headers;
     if (!plainBody(headers) || Number(headers["content-length"] ?? 0) > maxBody) return false;
     if (inspector.wants(req, route)) return false;
-    const origin = headers.origin;
-    if (!origins.isAllowed(origin, name)) return false;
-    const claims = access.allowedCached(headers.authorization, route);
+    const claims = admission.admittedNow(req, route);
     if (!claims) return false;
 
     const startedAt = performance.now();
     res.once("close", () => requests.shortcutAnswered(ROUTE, req, res.statusCode, startedAt));
+    const origin = headers.origin;
     const cors = origin === undefined ? NO_HEADERS : origins.corsHeaders(origin);
     const exchange = rawExchange(req, res, cors, log);
     proxy.forward(exchange, name, identityHeaders(claims, identityNames), clients.of(req)).catch((err) => {

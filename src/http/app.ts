@@ -6,7 +6,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { GatewayConfig } from "../config/schema.js";
-import { OneLinePerRequest, RequestLog } from "../ops/request-log.js";
+import { OneLinePerRequest, RequestIds, RequestLog } from "../ops/request-log.js";
 import { ClientAddresses } from "./client-address.js";
 import { Shortcuts } from "./server.js";
 
@@ -22,8 +22,11 @@ export interface HttpApp {
 export function createHttpApp(config: GatewayConfig, options: FastifyServerOptions): HttpApp {
   const clients = new ClientAddresses(config.trust_proxy);
   const shortcuts = new Shortcuts(clients);
+  // One id sequence for fastify's requests and the shortcuts' (their access lines carry it).
+  const ids = new RequestIds();
   const app = Fastify({
     ...options,
+    genReqId: ids.next,
     serverFactory: shortcuts.serverFactory,
     // One access-log line per request, the same for fastify and the shortcuts.
     logController: new OneLinePerRequest(config.log_requests, clients),
@@ -33,7 +36,7 @@ export function createHttpApp(config: GatewayConfig, options: FastifyServerOptio
     forceCloseConnections: true,
   });
   shortcuts.onError = (err) => app.log.error({ err }, "shortcut failed; fastify answers instead");
-  const requests = new RequestLog(app.log, clients, config.log_requests);
+  const requests = new RequestLog(app.log, clients, config.log_requests, ids);
   requests.attach(app);
   return { app, shortcuts, requests, clients };
 }

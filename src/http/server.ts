@@ -1,9 +1,9 @@
 /**
  * The node:http server fastify runs on, with a first look at each request for shortcuts:
  * handlers that can answer a request in full without fastify's routing, hooks and reply
- * objects. Today that is /verify for a token whose verdict is already cached, the one request
- * a reverse proxy makes before every request of every client, where fastify's own cost was a
- * fifth of the throughput (bench/RESULTS.md).
+ * objects. Today that is /verify and the MCP proxy for a token whose verdict is already cached:
+ * the request a reverse proxy makes before every request of every client, and every call of a
+ * client in a session, where fastify's own cost was a fifth of the throughput (bench/RESULTS.md).
  *
  * A shortcut answers and returns true, or touches nothing and returns false; fastify then
  * handles the request as if no shortcut existed, so fastify's routes stay the authority for
@@ -21,6 +21,11 @@ export interface ArrivalHook {
 
 export class Shortcuts {
   private readonly list: Shortcut[] = [];
+  /**
+   * Requests a shortcut answered (started answering), since start: the one place that says which
+   * lane took a request, since both lanes answer and log alike (tests read it).
+   */
+  taken = 0;
 
   constructor(private readonly arrival?: ArrivalHook) {}
   /** Where a shortcut's own failure is reported; the request then goes to fastify. */
@@ -34,7 +39,10 @@ export class Shortcuts {
   take(req: IncomingMessage, res: ServerResponse): boolean {
     for (const shortcut of this.list) {
       try {
-        if (shortcut(req, res)) return true;
+        if (shortcut(req, res)) {
+          this.taken++;
+          return true;
+        }
       } catch (err) {
         this.onError(err);
         // A full answer stands; half of one cannot be finished by fastify: end the connection.

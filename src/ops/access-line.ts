@@ -68,8 +68,22 @@ export function pathOf(url: string): string {
 
 /** Writes access lines through one logger. */
 export interface AccessLines {
-  write(method: string, path: string, ip: string, statusCode: number, responseTime: number): void;
+  /**
+   * One line. `reqId`: the request's id, written where a fastify request's child logger has it
+   * (a shortcut's line then reads as the route's would); only for a logger without one of its own.
+   */
+  write(
+    method: string,
+    path: string,
+    ip: string,
+    statusCode: number,
+    responseTime: number,
+    reqId?: string,
+  ): void;
 }
+
+/** fastify's name for the request id in a request's log bindings (LogController's default). */
+export const REQ_ID_LABEL = "reqId";
 
 /** JSON for a string, remembering the last one: a gateway's lines repeat their method, path and client. */
 class Quoted {
@@ -100,7 +114,7 @@ class PinoAccessLines implements AccessLines {
   private readonly ip = new Quoted();
   /** `{"level":30` */
   private readonly head: string;
-  /** `,"pid":…,"hostname":"…"[,"reqId":"…"],"req":{"method":` */
+  /** `,"pid":…,"hostname":"…"[,"reqId":"…"]` */
   private readonly bindings: string;
   /** `,"msg":"request completed"}\n` */
   private readonly tail: string;
@@ -109,19 +123,29 @@ class PinoAccessLines implements AccessLines {
 
   constructor(private readonly log: FastifyBaseLogger & PinoParts) {
     this.head = log[S.lsCacheSym][INFO] as string;
-    this.bindings = `${log[S.chindingsSym]},"req":{"method":`;
+    this.bindings = log[S.chindingsSym];
     this.tail = `,"${log[S.messageKeySym]}":${MESSAGE}${log[S.endSym]}`;
     this.stream = log[S.streamSym];
     this.time = log[S.timeSym];
   }
 
-  write(method: string, path: string, ip: string, statusCode: number, responseTime: number): void {
+  write(
+    method: string,
+    path: string,
+    ip: string,
+    statusCode: number,
+    responseTime: number,
+    reqId?: string,
+  ): void {
     if (!this.log.isLevelEnabled("info")) return;
     // pino writes a non-finite number as null (a duration never is one).
     const took = Number.isFinite(responseTime) ? toMicros(responseTime) : null;
+    // What a child logger's bindings add for `{ reqId }`: pino appends `,"key":value` to its parent's.
+    const id = reqId === undefined ? "" : `,"${REQ_ID_LABEL}":${JSON.stringify(reqId)}`;
     this.stream.write(
-      `${this.head}${this.time()}${this.bindings}${this.method.of(method)},"path":${this.path.of(path)},` +
-        `"ip":${this.ip.of(ip)}},"res":{"statusCode":${statusCode}},"responseTime":${took}${this.tail}`,
+      `${this.head}${this.time()}${this.bindings}${id},"req":{"method":${this.method.of(method)},` +
+        `"path":${this.path.of(path)},"ip":${this.ip.of(ip)}},"res":{"statusCode":${statusCode}},` +
+        `"responseTime":${took}${this.tail}`,
     );
   }
 }
@@ -130,12 +154,21 @@ class PinoAccessLines implements AccessLines {
 class OtherAccessLines implements AccessLines {
   constructor(private readonly log: FastifyBaseLogger) {}
 
-  write(method: string, path: string, ip: string, statusCode: number, responseTime: number): void {
+  write(
+    method: string,
+    path: string,
+    ip: string,
+    statusCode: number,
+    responseTime: number,
+    reqId?: string,
+  ): void {
     // The request serializer's input shape (src/ops/log-output.ts); the path has no query left.
-    this.log.info(
-      { req: { method, url: path, ip }, res: { statusCode }, responseTime: toMicros(responseTime) },
-      COMPLETED,
-    );
+    const record = {
+      req: { method, url: path, ip },
+      res: { statusCode },
+      responseTime: toMicros(responseTime),
+    };
+    this.log.info(reqId === undefined ? record : { [REQ_ID_LABEL]: reqId, ...record }, COMPLETED);
   }
 }
 

@@ -59,9 +59,24 @@ function writeAccessLine(
   clients: ClientLookup,
   statusCode: number,
   responseTime: number,
+  reqId?: string,
 ): void {
   const { method = "", url = "" } = message;
-  lines.write(method, pathOf(url), clients.of(message).ip, statusCode, responseTime);
+  lines.write(method, pathOf(url), clients.of(message).ip, statusCode, responseTime, reqId);
+}
+
+/**
+ * Request ids, one sequence for fastify (its `genReqId`) and the shortcuts, in fastify's own
+ * default form (`req-1`, `req-2`, … in base 36, wrapping at 2^31 - 1): a line a shortcut writes
+ * carries an id as the route's line would, and no two requests of a process share one.
+ */
+export class RequestIds {
+  private last = 0;
+
+  readonly next = (): string => {
+    this.last = (this.last + 1) & 0x7fffffff;
+    return `req-${this.last.toString(36)}`;
+  };
 }
 
 /**
@@ -128,6 +143,8 @@ export class RequestLog {
     private readonly clients: ClientLookup,
     /** Whether answered requests get a log line (`log_requests`); metrics count them either way. */
     private readonly logLines: boolean,
+    /** The ids fastify gives its requests (its `genReqId`), for the shortcuts' lines. */
+    private readonly ids: RequestIds = new RequestIds(),
   ) {
     this.lines = accessLines(log);
   }
@@ -151,6 +168,6 @@ export class RequestLog {
   shortcutAnswered(route: string, raw: IncomingMessage, status: number, startedAt: number): void {
     const ms = performance.now() - startedAt;
     this.metrics.record(route, raw.method ?? "", status, ms / 1000);
-    if (this.logLines) writeAccessLine(this.lines, raw, this.clients, status, ms);
+    if (this.logLines) writeAccessLine(this.lines, raw, this.clients, status, ms, this.ids.next());
   }
 }

@@ -11,6 +11,7 @@ import type { GatewayConfig } from "../../src/config/schema.js";
 import type { UpstreamTarget } from "../../src/gateway/index.js";
 import { registerGateway } from "../../src/gateway/plugin.js";
 import { createHttpApp } from "../../src/http/app.js";
+import type { Shortcuts } from "../../src/http/server.js";
 import { KeyRing } from "../../src/oauth/keys.js";
 import type { Audit } from "../../src/ops/audit.js";
 import type { RequestLog } from "../../src/ops/request-log.js";
@@ -33,6 +34,8 @@ export interface TestGateway {
   resources: ResourceIndex;
   /** What both lanes record: metrics of every answered request. */
   requests: RequestLog;
+  /** The handlers ahead of fastify; `shortcuts.taken` says how many requests they answered. */
+  shortcuts: Shortcuts;
   /** A token for `service` (its path-routing resource URL as audience) unless `aud` is given. */
   token(service: string, claims?: Partial<MintClaims>, options?: MintOptions): Promise<string>;
   close(): Promise<void>;
@@ -86,6 +89,7 @@ export async function startGateway(
     store,
     resources,
     requests,
+    shortcuts,
     token: (service, claims = {}, options = {}) =>
       mintAccessToken(
         keys,
