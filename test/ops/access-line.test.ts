@@ -51,6 +51,11 @@ describe("accessLines", () => {
           const record = JSON.parse(lines[2] as string);
           expect(record.req).toEqual({ method, path: pathOf(url), ip });
           expect(record.reqId).toBe(child ? "req-1" : undefined);
+          // The app's own writer given the id writes the child's line (what a shortcut does).
+          if (child) {
+            accessLines(app.log).write(method, pathOf(url), ip, status, ms, "req-1");
+            expect(sameTime(lines[3] as string)).toBe(sameTime(lines[0] as string));
+          }
         },
       ),
     );
