@@ -18,7 +18,9 @@
  * Two lanes, one decision: the fastify route answers everything; a shortcut ahead of fastify
  * (src/http/server.ts) answers only the common case it can decide without waiting, a token
  * whose verdict is cached and admitted, with the same status and headers. Both find the
- * service with the same VerifyTargets, from the raw request.
+ * service with the same VerifyTargets, from the raw request, and decide Origin and token with
+ * the same Admission (admission.ts) the MCP endpoint's lanes use; both record the same access
+ * line, metrics and audit (test/gateway/verify-shortcut.test.ts sends each request to both).
  */
 import type { IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import type { FastifyInstance, FastifyReply } from "fastify";
