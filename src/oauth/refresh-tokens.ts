@@ -150,4 +150,13 @@ export class RefreshTokens {
     await this.store.delete(FAMILY_NS, familyKey(sid));
     await this.store.delete(NEXT_NS, nextKey(sid));
   }
+
+  /** Ends many families at once: two multi-key deletions, whatever their number (revoker.ts). */
+  async endMany(sids: string[]): Promise<void> {
+    const valid = sids.filter(isValidSid);
+    await Promise.all([
+      this.store.deleteMany(FAMILY_NS, valid.map(familyKey)),
+      this.store.deleteMany(NEXT_NS, valid.map(nextKey)),
+    ]);
+  }
 }

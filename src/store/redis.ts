@@ -17,6 +17,7 @@
  * A server that cannot answer (unreachable, timing out, loading, failing over) makes every
  * operation throw {@link StoreUnavailableError} quickly (redis-client.ts sets how quickly).
  */
+import calculateSlot from "cluster-key-slot";
 import type { Cluster, Redis } from "ioredis";
 import { StoreUnavailableError } from "./errors.js";
 import {
@@ -76,6 +77,15 @@ return 0`;
 
 /** Keys fetched per SCAN step. */
 const SCAN_COUNT = 500;
+/** Keys per DEL of deleteMany: one command stays a short stop for the server. */
+const DEL_CHUNK = 500;
+
+/** `keys` in groups of at most `size`. */
+function chunked(keys: string[], size: number): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < keys.length; i += size) out.push(keys.slice(i, i + size));
+  return out;
+}
 
 type WithScripts = {
   mcpgwIncr(key: string, ttlMs: number): Promise<number>;
@@ -226,6 +236,48 @@ export class RedisStore implements Store {
 
   async delete(ns: string, key: string): Promise<boolean> {
     return (await this.write(this.client.del(this.k(ns, key)))) > 0;
+  }
+
+  /**
+   * One multi-key DEL per chunk, sent at once (one round trip for an owner's few hundred keys).
+   * On Cluster a DEL must not name keys of two slots (CROSSSLOT): keys are grouped by slot first,
+   * and the client routes each group's DEL to its master.
+   */
+  async deleteMany(ns: string, keys: string[]): Promise<number> {
+    const full = [...new Set(keys.map((key) => this.k(ns, key)))];
+    if (full.length === 0) return 0;
+    let groups: string[][];
+    if (this.isCluster) {
+      const bySlot = new Map<number, string[]>();
+      for (const key of full) {
+        const slot = calculateSlot(key);
+        const group = bySlot.get(slot);
+        if (group) group.push(key);
+        else bySlot.set(slot, [key]);
+      }
+      groups = [...bySlot.values()].flatMap((group) => chunked(group, DEL_CHUNK));
+    } else {
+      groups = chunked(full, DEL_CHUNK);
+    }
+    const counts = await Promise.all(groups.map((group) => this.write(this.client.del(...group))));
+    return counts.reduce((sum, n) => sum + n, 0);
+  }
+
+  /**
+   * The write, then the publish: Redis cannot make the two one step here (on Cluster the change
+   * goes through a master of its own, redis-events.ts). A PUBLISH is fire-and-forget anyway (a
+   * subscriber that is away misses it), so one that fails after the write is let go like one
+   * nobody heard: the entry stands, and readers that cache it see it when their copy expires.
+   */
+  async putAndPublish(
+    ns: string,
+    key: string,
+    value: Json,
+    ttlSeconds: number | undefined,
+    topic: string,
+  ): Promise<void> {
+    await this.put(ns, key, value, ttlSeconds);
+    await this.changes.publish(topic, key).catch(() => {});
   }
 
   async list<T extends Json>(ns: string, prefix = ""): Promise<Array<Entry<T>>> {

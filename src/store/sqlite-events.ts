@@ -50,7 +50,12 @@ export class SqliteChangeFeed implements ChangeFeed {
   }
 
   async publish(topic: string, body: string): Promise<void> {
-    this.guard(() => this.stmt.insert.run({ topic, body, at: Date.now() }));
+    this.guard(() => this.record(topic, body));
+  }
+
+  /** Inserts the change row, unguarded: for a store transaction that writes an entry with it. */
+  record(topic: string, body: string): void {
+    this.stmt.insert.run({ topic, body, at: Date.now() });
   }
 
   async subscribe(topic: string, listener: ChangeListener): Promise<() => void> {

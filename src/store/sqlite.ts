@@ -167,6 +167,10 @@ export class SqliteStore implements Store {
     (rotation: RefreshRotation, now: number) => RotationOutcome
   >;
   private readonly removeMembers: Database.Transaction<(owner: string, members: string[]) => void>;
+  private readonly deleteKeys: Database.Transaction<(ns: string, keys: string[], now: number) => number>;
+  private readonly putPublished: Database.Transaction<
+    (ns: string, key: string, value: string, exp: number | null, topic: string) => void
+  >;
 
   constructor(path: string) {
     this.location = path === ":memory:" ? path : resolve(path);
@@ -187,6 +191,21 @@ export class SqliteStore implements Store {
     this.removeMembers = this.db.transaction((owner: string, members: string[]) => {
       for (const member of members) this.stmt.indexRemove.run({ owner, member });
     });
+    // Each key once (a repeated key would count as deleted only the first time anyway).
+    this.deleteKeys = this.db.transaction((ns: string, keys: string[], now: number) => {
+      let deleted = 0;
+      for (const key of new Set(keys)) {
+        const row = this.stmt.delete.get({ ns, key });
+        if (row !== undefined && (row.expires_at === null || row.expires_at > now)) deleted++;
+      }
+      return deleted;
+    });
+    this.putPublished = this.db.transaction(
+      (ns: string, key: string, value: string, exp: number | null, topic: string) => {
+        this.stmt.put.run({ ns, key, value, exp });
+        this.changes.record(topic, key);
+      },
+    );
     this.sweepTimer = setInterval(() => this.sweepQuietly(), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
   }
@@ -240,6 +259,27 @@ export class SqliteStore implements Store {
       // Deletes an expired row too, but reports only a live one as deleted.
       const row = this.stmt.delete.get({ ns, key });
       return row !== undefined && (row.expires_at === null || row.expires_at > Date.now());
+    });
+  }
+
+  async deleteMany(ns: string, keys: string[]): Promise<number> {
+    return this.guard(() => {
+      assertNamespace(ns);
+      return keys.length ? this.deleteKeys.immediate(ns, keys, Date.now()) : 0;
+    });
+  }
+
+  /** The entry and its change row in one transaction: one commit, and never one without the other. */
+  async putAndPublish(
+    ns: string,
+    key: string,
+    value: Json,
+    ttlSeconds: number | undefined,
+    topic: string,
+  ): Promise<void> {
+    return this.guard(() => {
+      assertNamespace(ns);
+      this.putPublished.immediate(ns, key, JSON.stringify(value), this.expiry(ttlSeconds), topic);
     });
   }
 

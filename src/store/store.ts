@@ -46,6 +46,27 @@ export interface Store extends RefreshRotationStore {
   take<T extends Json>(ns: string, key: string): Promise<T | undefined>;
   /** Returns true if something was deleted. */
   delete(ns: string, key: string): Promise<boolean>;
+  /**
+   * Deletes these keys of one namespace (absent ones are ignored) and returns how many live
+   * entries it deleted: what ending an owner's access does with everything the owner has.
+   * One transaction on SQLite; on Redis one multi-key DEL per chunk of keys, per hash slot on
+   * Cluster. Not atomic as a whole on Redis: a failure part-way leaves some keys deleted, and
+   * repeating the call finishes the job.
+   */
+  deleteMany(ns: string, keys: string[]): Promise<number>;
+  /**
+   * `put`, then `changes.publish(topic, key)`, as one step where the engine allows it: one
+   * transaction on SQLite (the change row exists exactly when the entry does). On Redis the
+   * publish follows the write and is fire-and-forget, as PUBLISH always is: a failed one does
+   * not fail the call once the entry is written.
+   */
+  putAndPublish(
+    ns: string,
+    key: string,
+    value: Json,
+    ttlSeconds: number | undefined,
+    topic: string,
+  ): Promise<void>;
   /** All live entries of a namespace whose key starts with prefix (admin listings, backups). */
   list<T extends Json>(ns: string, prefix?: string): Promise<Array<Entry<T>>>;
   /**

@@ -139,14 +139,17 @@ export class Revocations {
     return revoked;
   }
 
+  /**
+   * The mark and its change in one store step (one SQLite transaction). A change that does not
+   * reach other instances (a failed Redis PUBLISH) leaves the mark stored: they enforce it when
+   * their cached verdict expires.
+   */
   private async mark(key: string, ttlSeconds: number): Promise<void> {
-    await this.store.put(NS, key, { at: Date.now() }, ttlSeconds);
-    // This instance at once; the others when they hear of it.
-    this.forget(key);
     try {
-      await this.store.changes.publish(REVOKED_TOPIC, key);
-    } catch {
-      // The mark is stored: other instances enforce it when their cached verdict expires.
+      await this.store.putAndPublish(NS, key, { at: Date.now() }, ttlSeconds, REVOKED_TOPIC);
+    } finally {
+      // This instance at once (also when the store failed part-way); the others when they hear of it.
+      this.forget(key);
     }
   }
 

@@ -8,6 +8,7 @@
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Json, Store } from "../../src/store/store.js";
+import { deleteManyContract } from "./delete-many-contract.js";
 import { indexContract } from "./index-contract.js";
 import { rotationContract } from "./rotation-contract.js";
 
@@ -280,5 +281,6 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
 
     rotationContract({ store: () => store, open });
     indexContract({ store: () => store, open });
+    deleteManyContract({ store: () => store, open });
   });
 }
