@@ -21,10 +21,11 @@ function packageFile(specifier: string): string | undefined {
 
 /** Command and args for a native service module (`time`, `fetch`) in this directory. */
 export function nativeServiceCommand(name: string): { command: string; args: string[] } {
-  const js = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
+  // `../services/`: the same directory from here and from the admin bundle (dist/admin/).
+  const js = fileURLToPath(new URL(`../services/${name}.js`, import.meta.url));
   if (existsSync(js)) return { command: process.execPath, args: [js] };
   // Running from source (tsx, vitest): load TypeScript through tsx, resolved from this package.
-  const ts = fileURLToPath(new URL(`./${name}.ts`, import.meta.url));
+  const ts = fileURLToPath(new URL(`../services/${name}.ts`, import.meta.url));
   // tsx's one export ("." -> dist/loader.mjs), as a file URL so any working directory will do.
   const tsxLoader = join(dirname(require.resolve("tsx/package.json")), "dist", "loader.mjs");
   return { command: process.execPath, args: ["--import", pathToFileURL(tsxLoader).href, ts] };

@@ -88,10 +88,45 @@ export async function load(url, context, next) {
     expect(removed.res.status, removed.res.stderr).toBe(0);
     expect(removed.res.stdout).toBe("removed alice\n");
     // The hook saw the command's own modules: the check below is not vacuous.
-    expect(removed.urls.some((u) => u.endsWith("/dist/cli/admin-common.js"))).toBe(true);
+    expect(removed.urls.some((u) => u.endsWith("/dist/admin/admin-main.js"))).toBe(true);
     expect(removed.packages.has("better-sqlite3")).toBe(true);
     expect(heavy(added.packages)).toEqual([]);
     expect(heavy(removed.packages)).toEqual([]);
+  });
+
+  it("starts from the admin bundle: a handful of files, not zod, yaml, commander and dist/cli one by one", () => {
+    const removed = packagesLoadedBy(["admin", "users", "remove", "nobody"]);
+    expect(removed.res.status).toBe(1);
+    expect(removed.res.stderr).toBe("no such user: nobody\n");
+    // Bundled (scripts/bundle-admin.mjs): none of these is loaded from its own files.
+    for (const bundled of ["zod", "yaml", "commander", "fastest-levenshtein", "@fastify/proxy-addr"]) {
+      expect(removed.packages.has(bundled), bundled).toBe(false);
+    }
+    expect(removed.urls.filter((u) => u.includes("/dist/cli/"))).toEqual([]);
+    // What is left outside the bundle: node: built-ins, the native SQLite binding, the launcher.
+    const files = removed.urls.filter((u) => !u.startsWith("node:"));
+    expect(files.length, files.join("\n")).toBeLessThan(15);
+  });
+
+  it("a Redis store's client is loaded only for a Redis store, from a chunk of its own", () => {
+    const redisConfig = join(dir, "redis.yaml");
+    // Nothing listens on port 9: the command fails to connect, after loading what it needs.
+    writeFileSync(
+      redisConfig,
+      JSON.stringify({
+        data_dir: dir,
+        store: { type: "redis", redis: { url: "redis://127.0.0.1:9" } },
+      }),
+    );
+    rmSync(loadedFile, { force: true });
+    const res = cli(["admin", "users", "list", "--config", redisConfig], {
+      cwd: dir,
+      env: { NODE_OPTIONS: `--import ${importHook}` },
+    });
+    expect(res.status).not.toBe(0);
+    const urls = readFileSync(loadedFile, "utf8").split("\n").filter(Boolean);
+    expect(urls.some((u) => /\/node_modules\/ioredis\//.test(u))).toBe(true);
+    expect(urls.some((u) => /\/dist\/admin\/redis-[^/]+\.js$/.test(u))).toBe(true);
   });
 
   it("a piped list draws no table, so it does not load the table printer either", () => {
