@@ -1,7 +1,7 @@
 // The admin commands' bundle (src/cli/admin-main.ts -> dist/admin/), run by `npm run build`.
-// What is not bundled: native and server-only packages, and what the commands load lazily
-// (ioredis for a Redis store, jose for `admin keys`, cli-table3 for a table): dynamic imports
-// become chunks of their own, loaded only when reached.
+// Dynamic imports become chunks of their own, loaded only when reached: the Redis store with
+// ioredis (bundled too: ~40 files of its own), the signing keys. Not bundled: native and
+// server-only packages, jose (`admin keys` only) and cli-table3 (required when a table is drawn).
 import { rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { build } from "esbuild";
@@ -45,7 +45,6 @@ await build({
   },
   external: [
     "better-sqlite3",
-    "ioredis",
     "jose",
     "cli-table3",
     "fastify",
