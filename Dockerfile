@@ -26,6 +26,8 @@ RUN npm install --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json README.md ./
 COPY bin ./bin
 COPY src ./src
+# `prepare` also bundles the admin commands (npm run build).
+COPY scripts/bundle-admin.mjs ./scripts/
 COPY deploy ./deploy
 RUN npm pack --pack-destination /tmp \
  && npm install -g --allow-scripts=better-sqlite3 --prefix /opt/mcp-gateway --omit=dev --no-audit --no-fund \

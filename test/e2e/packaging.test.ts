@@ -107,6 +107,7 @@ describe("npm pack, npm install -g, mcp-gateway serve", { timeout: 120_000 }, ()
       "tsconfig.build.json",
       "bin",
       "src",
+      "scripts",
       "deploy",
     ]) {
       cpSync(join(ROOT, entry), join(source, entry), { recursive: true });
@@ -189,6 +190,8 @@ describe("npm pack, npm install -g, mcp-gateway serve", { timeout: 120_000 }, ()
   it("packs the compiled dist/, bin/ and deploy/ (the `files` list), and no sources or tests", () => {
     expect(packed).toContain("dist/cli/main.js");
     expect(packed).toContain("dist/services/time.js");
+    // The admin commands' bundle (scripts/bundle-admin.mjs, run by `prepare`).
+    expect(packed).toContain("dist/admin/admin-main.js");
     expect(packed).toContain("bin/mcp-gateway.js");
     expect(packed).toContain("deploy/compose/compose.yaml");
     expect(packed).toContain("deploy/compose/.env.example");
@@ -210,6 +213,7 @@ describe("npm pack, npm install -g, mcp-gateway serve", { timeout: 120_000 }, ()
       "fast-check",
       "autocannon",
       "dockerfile-ast",
+      "esbuild",
     ]) {
       expect(modules, dev).not.toContain(dev);
     }
@@ -236,6 +240,22 @@ describe("npm pack, npm install -g, mcp-gateway serve", { timeout: 120_000 }, ()
     });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("tokens.access_ttl");
+  });
+
+  it("`mcp-gateway admin users` works from the installed package (the bundle, without dev dependencies)", async () => {
+    const dir = mkdtempSync(join(work, "admin-"));
+    const add = await runToEnd(join(prefix, "bin/mcp-gateway"), ["admin", "users", "add", "ada"], {
+      cwd: dir,
+      env: userEnv(dir),
+    });
+    expect(add.status, add.stderr).toBe(0);
+    expect(add.stdout).toMatch(/^added ada with password \S+\n$/);
+    const list = await runToEnd(join(prefix, "bin/mcp-gateway"), ["admin", "users", "list"], {
+      cwd: dir,
+      env: userEnv(dir),
+    });
+    expect(list.status, list.stderr).toBe(0);
+    expect(JSON.parse(list.stdout)).toMatchObject({ name: "ada" });
   });
 
   it("`mcp-gateway serve` answers /healthz and the OAuth metadata, and the services in the box run", async () => {
