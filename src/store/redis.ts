@@ -56,6 +56,17 @@ if tonumber(ARGV[1]) > 0 and redis.call('PTTL', KEYS[1]) == -1 then
 end
 return n`;
 
+/** INCR_WITH_EXPIRY over every key: KEYS the counters, ARGV their TTLs (ms, '0' = none). */
+const INCR_MANY = `
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if tonumber(ARGV[i]) > 0 and redis.call('PTTL', key) == -1 then
+    redis.call('PEXPIRE', key, ARGV[i])
+  end
+end
+return counts`;
+
 /**
  * Adds one member to an owner's set, drops expired members, and lets the set expire with its
  * last member. KEYS: the set. ARGV: member, its score (expiry, epoch ms, or '+inf'), now (ms).
@@ -79,6 +90,8 @@ const SCAN_COUNT = 500;
 
 type WithScripts = {
   mcpgwIncr(key: string, ttlMs: number): Promise<number>;
+  /** numberOfKeys first, then the keys, then one TTL (ms) per key. */
+  mcpgwIncrMany(numberOfKeys: number, ...keysThenTtls: Array<string | number>): Promise<number[]>;
   mcpgwIndexAdd(key: string, member: string, score: string, now: string): Promise<unknown>;
   mcpgwRotateRefresh(
     family: string,
@@ -125,6 +138,7 @@ export class RedisStore implements Store {
       opts.connect_timeout_ms ?? 5_000,
     );
     client.defineCommand("mcpgwIncr", { numberOfKeys: 1, lua: INCR_WITH_EXPIRY });
+    client.defineCommand("mcpgwIncrMany", { lua: INCR_MANY });
     client.defineCommand("mcpgwIndexAdd", { numberOfKeys: 1, lua: INDEX_ADD });
     client.defineCommand("mcpgwRotateRefresh", { numberOfKeys: 4, lua: ROTATE_REFRESH_LUA });
     client.defineCommand("mcpgwConfirmRotation", { numberOfKeys: 1, lua: CONFIRM_ROTATION_LUA });
@@ -284,6 +298,18 @@ export class RedisStore implements Store {
   async incr(ns: string, key: string, ttlSeconds: number): Promise<number> {
     const ms = ttlToMillis(ttlSeconds) ?? 0;
     return Number(await this.call(this.scripts.mcpgwIncr(this.k(ns, key), ms)));
+  }
+
+  // One script over every key (the /token brake counts address and client in one command); on
+  // Cluster the keys may sit in different slots, so each is its own script call there.
+  async incrMany(ns: string, counters: Array<{ key: string; ttlSeconds: number }>): Promise<number[]> {
+    if (counters.length === 0) return [];
+    if (this.isCluster || counters.length === 1)
+      return Promise.all(counters.map(({ key, ttlSeconds }) => this.incr(ns, key, ttlSeconds)));
+    const keys = counters.map(({ key }) => this.k(ns, key));
+    const ttls = counters.map(({ ttlSeconds }) => ttlToMillis(ttlSeconds) ?? 0);
+    const counts = await this.call(this.scripts.mcpgwIncrMany(keys.length, ...keys, ...ttls));
+    return counts.map(Number);
   }
 
   async ping(): Promise<void> {
