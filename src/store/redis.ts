@@ -29,6 +29,7 @@ import {
 import { RedisChangeFeed } from "./redis-events.js";
 import {
   CONFIRM_ROTATION_LUA,
+  CONFIRM_ROTATIONS_LUA,
   parseRotateReply,
   ROTATE_REFRESH_LUA,
   rotateRefreshArgs,
@@ -85,6 +86,12 @@ else
 end
 return 0`;
 
+/**
+ * How long confirmations of rotations wait to be sent together (redis-rotation.ts): under load
+ * one command confirms many rotations. Nothing waits for a confirmation (see rotateRefresh).
+ */
+const CONFIRM_BATCH_MS = 2;
+
 /** Keys fetched per SCAN step. */
 const SCAN_COUNT = 500;
 
@@ -101,6 +108,8 @@ type WithScripts = {
     ...args: string[]
   ): Promise<unknown>;
   mcpgwConfirmRotation(next: string, presented: string, graceMs: string): Promise<unknown>;
+  /** numberOfKeys, the sealed successors' keys, the grace (ms), each one's presented hash. */
+  mcpgwConfirmRotations(numberOfKeys: number, ...args: string[]): Promise<unknown>;
 };
 
 /** Escapes Redis glob metacharacters so a prefix matches literally in SCAN MATCH. */
@@ -122,6 +131,9 @@ export class RedisStore implements Store {
   private readonly waitReplicas: number;
   private readonly waitMs: number;
   private closed = false;
+  /** Rotations answered and not yet confirmed, by grace window (ms): sealed successor key -> presented. */
+  private unconfirmed = new Map<string, Map<string, string>>();
+  private confirmTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly client: RedisClient,
@@ -142,6 +154,7 @@ export class RedisStore implements Store {
     client.defineCommand("mcpgwIndexAdd", { numberOfKeys: 1, lua: INDEX_ADD });
     client.defineCommand("mcpgwRotateRefresh", { numberOfKeys: 4, lua: ROTATE_REFRESH_LUA });
     client.defineCommand("mcpgwConfirmRotation", { numberOfKeys: 1, lua: CONFIRM_ROTATION_LUA });
+    client.defineCommand("mcpgwConfirmRotations", { lua: CONFIRM_ROTATIONS_LUA });
   }
 
   /**
@@ -343,16 +356,49 @@ export class RedisStore implements Store {
     if (outcome.outcome === "rotated" && graceMs !== undefined) {
       // The reply is here: the window is the grace window from now (redis-rotation.ts). If this
       // fails, the rotation stands and the successor stays answerable until it is used. Not
-      // waited for: the answer does not depend on it, and this connection keeps commands in
-      // order, so it runs before anything this instance sends later (e.g. the successor's use).
-      void this.scripts.mcpgwConfirmRotation(next, rotation.presented, String(graceMs)).catch(() => {});
+      // waited for, and sent a moment later with others: the answer does not depend on it, and
+      // a confirmation that arrives after the successor was itself rotated finds another `for`
+      // and changes nothing.
+      this.confirmSoon(next, rotation.presented, graceMs);
     }
     return outcome;
+  }
+
+  private confirmSoon(next: string, presented: string, graceMs: number): void {
+    let batch = this.unconfirmed.get(String(graceMs));
+    if (!batch) {
+      batch = new Map();
+      this.unconfirmed.set(String(graceMs), batch);
+    }
+    batch.set(next, presented);
+    this.confirmTimer ??= setTimeout(() => this.sendConfirmations(), CONFIRM_BATCH_MS);
+  }
+
+  private sendConfirmations(): void {
+    this.confirmTimer = undefined;
+    const pending = this.unconfirmed;
+    this.unconfirmed = new Map();
+    for (const [grace, batch] of pending) {
+      // On Cluster the keys sit in different slots: one script per key there.
+      if (this.isCluster || batch.size === 1) {
+        for (const [next, presented] of batch)
+          void this.scripts.mcpgwConfirmRotation(next, presented, grace).catch(() => {});
+        continue;
+      }
+      void this.scripts
+        .mcpgwConfirmRotations(batch.size, ...batch.keys(), grace, ...batch.values())
+        .catch(() => {});
+    }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Confirmations still waiting go out ahead of QUIT (the connection keeps their order).
+    if (this.confirmTimer) {
+      clearTimeout(this.confirmTimer);
+      this.sendConfirmations();
+    }
     await this.changes.close();
     try {
       await this.client.quit();
