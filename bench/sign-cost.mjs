@@ -17,8 +17,7 @@ const claims = {
   preferred_username: "octo",
   scope: "mcp offline_access",
 };
-const head =
-  Buffer.from(JSON.stringify({ alg: "ES256", kid: "k", typ: "at+jwt" })).toString("base64url") + ".";
+const head = `${Buffer.from(JSON.stringify({ alg: "ES256", kid: "k", typ: "at+jwt" })).toString("base64url")}.`;
 async function jose(n) {
   for (let i = 0; i < n; i++)
     await new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: "k", typ: "at+jwt" }).sign(privateKey);
@@ -26,7 +25,7 @@ async function jose(n) {
 async function node(n) {
   for (let i = 0; i < n; i++) {
     const input = head + Buffer.from(JSON.stringify(claims)).toString("base64url");
-    const s = sign("sha256", Buffer.from(input, "latin1"), { key: ko, dsaEncoding: "ieee-p1363" }).toString(
+    const _s = sign("sha256", Buffer.from(input, "latin1"), { key: ko, dsaEncoding: "ieee-p1363" }).toString(
       "base64url",
     );
   }
