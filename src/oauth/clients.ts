@@ -7,6 +7,7 @@
  * the full lifetime.
  */
 import type { JWK } from "jose";
+import { type CacheRegistry, TtlCache } from "../cache/ttl-cache.js";
 import type { Store } from "../store/store.js";
 import type { ApplicationType } from "./redirect-uri.js";
 
@@ -67,6 +68,23 @@ export interface ClientRecord extends ClientMetadata {
 
 const NS = "clients";
 
+/** Change-feed topic (store/events.ts): a client record was written or deleted; body = client_id. */
+export const CLIENTS_TOPIC = "clients";
+
+/** Records held in one instance's client cache at most. */
+const MAX_CACHED = 10_000;
+
+/** The per-instance cache of client records that client authentication reads through. */
+export interface ClientCacheOptions {
+  /**
+   * How long a record may be used from memory: the bound on how late a change reaches client
+   * authentication when the change feed missed it (the gateway gives it revocation_cache).
+   */
+  seconds: number;
+  /** Where /metrics finds the cache. */
+  caches?: CacheRegistry;
+}
+
 /**
  * How stale `last_used_at` may get: a client's record is rewritten at most once per this
  * interval, not at every token request (a refresh every few minutes would otherwise be a write
@@ -75,14 +93,84 @@ const NS = "clients";
 export const USE_MARK_INTERVAL_S = 3600;
 
 export class ClientStore {
+  private readonly cache?: TtlCache<ClientRecord>;
+  /** Bumped by every change heard: a read that began before one does not fill the cache. */
+  private generation = 0;
+  /** Caching starts only once the change feed is heard (follow()), so no change is missed. */
+  private following = false;
+
   constructor(
     private readonly store: Store,
     /** `registration.unused_ttl` in seconds; 0 = unused registrations live as long as used ones. */
     private readonly unusedTtlSeconds = 0,
-  ) {}
+    private readonly cacheOptions?: ClientCacheOptions,
+  ) {
+    if (cacheOptions && cacheOptions.seconds > 0)
+      this.cache = new TtlCache<ClientRecord>("clients", MAX_CACHED, { registry: cacheOptions.caches });
+  }
 
+  /**
+   * Hears of client changes made by any instance (RFC 7592 updates and deletions, the admin
+   * CLI, use marks) and drops just those records from the cache, until the returned function
+   * is called. Without it nothing is cached.
+   */
+  async follow(): Promise<() => void> {
+    if (!this.cache) return () => undefined;
+    const cache = this.cache;
+    const unfollow = await this.store.changes.subscribe(CLIENTS_TOPIC, {
+      change: (clientId) => this.forget(clientId),
+      resync: () => {
+        this.generation++;
+        cache.clear();
+      },
+    });
+    this.following = true;
+    return () => {
+      this.following = false;
+      this.generation++;
+      cache.clear();
+      unfollow();
+    };
+  }
+
+  /** The record as stored now. */
   async get(clientId: string): Promise<ClientRecord | undefined> {
     return (await this.store.get(NS, clientId)) as ClientRecord | undefined;
+  }
+
+  /**
+   * The record for client authentication: from this instance's cache while fresh (see
+   * ClientCacheOptions), else as stored. Unknown ids are not cached (a client registered on
+   * another instance a moment ago must work at once). Callers must not change what they get.
+   */
+  async cached(clientId: string): Promise<ClientRecord | undefined> {
+    const cache = this.cache;
+    if (!cache || !this.following) return this.get(clientId);
+    const now = Date.now();
+    const hit = cache.get(clientId, now);
+    if (hit) return hit;
+    const generation = this.generation;
+    const client = await this.get(clientId);
+    if (client && generation === this.generation) {
+      // Never past the record's own expiry, when the store drops it.
+      const expiresAt = this.expiresAt(client);
+      const ttlMs = Math.min(
+        (this.cacheOptions?.seconds ?? 0) * 1000,
+        expiresAt === undefined ? Number.POSITIVE_INFINITY : expiresAt * 1000 - now,
+      );
+      if (ttlMs > 0) cache.set(clientId, client, ttlMs, now);
+    }
+    return client;
+  }
+
+  /** When the store drops the record (seconds since the epoch), undefined = never. */
+  private expiresAt(client: ClientRecord): number | undefined {
+    let expiresAt = client.client_secret_expires_at || undefined;
+    if (this.unusedTtlSeconds && client.source === "dcr" && client.first_token_at === undefined) {
+      const unusedUntil = client.client_id_issued_at + this.unusedTtlSeconds;
+      expiresAt = expiresAt === undefined ? unusedUntil : Math.min(expiresAt, unusedUntil);
+    }
+    return expiresAt;
   }
 
   /**
@@ -91,13 +179,25 @@ export class ClientStore {
    */
   async save(client: ClientRecord): Promise<void> {
     const now = Math.floor(Date.now() / 1000);
-    let expiresAt = client.client_secret_expires_at || undefined;
-    if (this.unusedTtlSeconds && client.source === "dcr" && client.first_token_at === undefined) {
-      const unusedUntil = client.client_id_issued_at + this.unusedTtlSeconds;
-      expiresAt = expiresAt === undefined ? unusedUntil : Math.min(expiresAt, unusedUntil);
-    }
+    const expiresAt = this.expiresAt(client);
     const ttl = expiresAt === undefined ? undefined : Math.max(1, expiresAt - now);
     await this.store.put(NS, client.client_id, client as never, ttl);
+    await this.changed(client.client_id);
+  }
+
+  /** This instance forgets the record at once; every other one when it hears of the change. */
+  private async changed(clientId: string): Promise<void> {
+    this.forget(clientId);
+    try {
+      await this.store.changes.publish(CLIENTS_TOPIC, clientId);
+    } catch {
+      // The write stands: other instances drop their copy when it expires (cache seconds).
+    }
+  }
+
+  private forget(clientId: string): void {
+    this.generation++;
+    this.cache?.delete(clientId);
   }
 
   /**
@@ -118,7 +218,9 @@ export class ClientStore {
   }
 
   async delete(clientId: string): Promise<boolean> {
-    return this.store.delete(NS, clientId);
+    const deleted = await this.store.delete(NS, clientId);
+    await this.changed(clientId);
+    return deleted;
   }
 
   async list(): Promise<ClientRecord[]> {

@@ -4,9 +4,8 @@
  * assembled after every store write, so nothing here can fail half-way through one.
  */
 import { randomUUID } from "node:crypto";
-import { SignJWT } from "jose";
 import type { Audit } from "../ops/audit.js";
-import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from "../tokens/claims.js";
+import type { AccessTokenClaims } from "../tokens/claims.js";
 import type { Grant } from "./grant-store.js";
 import type { KeyRing } from "./keys.js";
 
@@ -39,11 +38,10 @@ export class TokenIssuer {
 
   async issue({ grantType, grant, scope, resources, refreshToken }: IssueRequest): Promise<TokenResponse> {
     const now = Math.floor(Date.now() / 1000);
-    const { kid, alg, key } = this.keys.signingKey();
     const { user } = grant;
     // No resource asked for: the token is for the gateway itself (honoured only where configured).
     const audience = resources.length > 0 ? resources : [this.issuer];
-    const claims: Omit<AccessTokenClaims, "iss" | "sub" | "aud" | "jti" | "iat" | "exp"> = {
+    const claims: AccessTokenClaims = {
       client_id: grant.client_id,
       sid: grant.sid,
       auth_time: grant.auth_time,
@@ -52,16 +50,15 @@ export class TokenIssuer {
       ...(user.name ? { name: user.name } : {}),
       ...(user.email ? { email: user.email } : {}),
       ...(user.groups?.length ? { groups: user.groups } : {}),
+      iss: this.issuer,
+      sub: user.sub,
+      aud: audience.length === 1 ? (audience[0] as string) : audience,
+      jti: randomUUID(),
+      iat: now,
+      exp: now + this.accessTtlSeconds,
     };
-    const accessToken = await new SignJWT(claims)
-      .setProtectedHeader({ alg, kid, typ: ACCESS_TOKEN_TYP })
-      .setIssuer(this.issuer)
-      .setSubject(user.sub)
-      .setAudience(audience.length === 1 ? (audience[0] as string) : audience)
-      .setJti(randomUUID())
-      .setIssuedAt(now)
-      .setExpirationTime(now + this.accessTtlSeconds)
-      .sign(key);
+    // Header {alg, kid, typ: at+jwt}, signed synchronously (jws-signer.ts).
+    const accessToken = this.keys.accessTokenSigner().signJson(claims);
 
     const response: TokenResponse = {
       access_token: accessToken,

@@ -13,13 +13,14 @@ import { randomUUID } from "node:crypto";
 import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import { KeySealingError, type SealedJwk, sealJwk, unsealJwk } from "../crypto/sealing.js";
 import type { Store } from "../store/store.js";
-import type { SigningAlg } from "../tokens/claims.js";
+import { ACCESS_TOKEN_TYP, type SigningAlg } from "../tokens/claims.js";
 import {
   KEYS_NAMESPACE,
   type PublishedKey,
   publishKeyChange,
   type VerificationKeys,
 } from "../tokens/key-set.js";
+import { JwsSigner } from "./jws-signer.js";
 
 export type { SigningAlg } from "../tokens/claims.js";
 
@@ -40,6 +41,8 @@ interface LoadedKey {
   privateKey: CryptoKey;
   publicKey: CryptoKey;
   publicJwk: JWK;
+  /** Signs access tokens with this key (node:crypto, synchronous). */
+  signer: JwsSigner;
 }
 
 const NS = KEYS_NAMESPACE;
@@ -121,6 +124,7 @@ export class KeyRing implements VerificationKeys {
         privateKey: (await importJWK(privateJwk, stored.alg)) as CryptoKey,
         publicKey: (await importJWK(stored.public_jwk, stored.alg)) as CryptoKey,
         publicJwk: stored.public_jwk,
+        signer: new JwsSigner(privateJwk, stored.alg, stored.kid, ACCESS_TOKEN_TYP),
       });
     }
     // Newest first: the first key signs.
@@ -199,6 +203,13 @@ export class KeyRing implements VerificationKeys {
     const key = this.keys[0];
     if (!key) throw new Error("no signing key loaded");
     return { kid: key.kid, alg: key.alg, key: key.privateKey };
+  }
+
+  /** Signs new access tokens (typ at+jwt) with the key that signs now. */
+  accessTokenSigner(): JwsSigner {
+    const key = this.keys[0];
+    if (!key) throw new Error("no signing key loaded");
+    return key.signer;
   }
 
   /** Public key for a kid; reloads from the store (rate-limited) when the kid is unknown. */

@@ -69,6 +69,8 @@ export class AuthorizationServer {
   readonly introspectionEndpoint: IntrospectionEndpoint;
   readonly authorizeDeps: AuthorizeDeps;
   readonly lookupClient: (clientId: string) => Promise<ClientRecord | undefined>;
+  /** The client cache's change-feed subscription (ClientStore.follow). */
+  private readonly followingClients: Promise<() => void>;
   readonly documents?: ClientMetadataDocuments;
   /** Finds and authenticates clients at /token, /revoke and /introspect. */
   readonly clientAuth: ClientAuthenticator;
@@ -87,7 +89,14 @@ export class AuthorizationServer {
     const { config, store, keys, revocations, resources, idp } = parts;
     this.issuer = config.public_url;
     this.audit = parts.audit ?? NO_AUDIT;
-    this.clients = new ClientStore(store, config.registration.unused_ttl);
+    // Client authentication (every /token request) reads records through a per-instance cache
+    // that the change feed keeps current, bounded like revocations (tokens.revocation_cache).
+    this.clients = new ClientStore(store, config.registration.unused_ttl, {
+      seconds: config.tokens.revocation_cache,
+      caches: parts.caches,
+    });
+    this.followingClients = this.clients.follow();
+    this.followingClients.catch(() => undefined);
     this.remote = new RemoteJson({
       timeoutSeconds: config.cimd.timeout,
       maxCacheSeconds: config.cimd.max_cache,
@@ -111,7 +120,10 @@ export class AuthorizationServer {
       return this.clients.get(id);
     };
     this.clientAuth = new ClientAuthenticator(
-      this.lookupClient,
+      async (id) => {
+        if (this.documents?.isDocumentUrl(id)) return this.documents.resolve(id);
+        return this.clients.cached(id);
+      },
       new ClientAssertionVerifier({ store, remote: this.remote, issuer: this.issuer, caches: parts.caches }),
       this.issuer,
     );
@@ -240,6 +252,7 @@ export class AuthorizationServer {
   }
 
   async close(): Promise<void> {
+    await this.followingClients.then((unfollow) => unfollow()).catch(() => undefined);
     await this.remote.close();
   }
 }

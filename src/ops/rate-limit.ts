@@ -65,9 +65,7 @@ export class RateLimiter {
   async take(brakes: Brake[]): Promise<Refusal | undefined> {
     if (!this.enabled || brakes.length === 0) return undefined;
     const now = this.clock();
-    const counts = await Promise.all(
-      brakes.map((b) => this.store.incr(RATE_NAMESPACE, key(b, now), ttl(b, now))),
-    );
+    const counts = await this.count(brakes, now);
     let refusal: Refusal | undefined;
     brakes.forEach((brake, i) => {
       const count = counts[i] as number;
@@ -97,12 +95,18 @@ export class RateLimiter {
   async record(brakes: Brake[]): Promise<void> {
     if (!this.enabled || brakes.length === 0) return;
     const now = this.clock();
-    const counts = await Promise.all(
-      brakes.map((b) => this.store.incr(RATE_NAMESPACE, key(b, now), ttl(b, now))),
-    );
+    const counts = await this.count(brakes, now);
     brakes.forEach((brake, i) => {
       if (counts[i] === brake.limit.max) this.tripped(brake, now);
     });
+  }
+
+  /** Every brake's counter, incremented in one store operation. */
+  private count(brakes: Brake[], now: number): Promise<number[]> {
+    return this.store.incrMany(
+      RATE_NAMESPACE,
+      brakes.map((b) => ({ key: key(b, now), ttlSeconds: ttl(b, now) })),
+    );
   }
 
   private tripped(brake: Brake, now: number): void {

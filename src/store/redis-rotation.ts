@@ -80,6 +80,18 @@ local raw = redis.call('GET', KEYS[1])
 if raw and cjson.decode(raw)['for'] == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
 
+/**
+ * CONFIRM_ROTATION_LUA for several rotations at once (redis.ts batches the confirmations of
+ * what one instance rotated within a few milliseconds into one command). KEYS: the sealed
+ * successors. ARGV: the grace (ms), then each key's presented hash in KEYS order.
+ */
+export const CONFIRM_ROTATIONS_LUA = `
+for i, key in ipairs(KEYS) do
+  local raw = redis.call('GET', key)
+  if raw and cjson.decode(raw)['for'] == ARGV[i + 1] then redis.call('PEXPIRE', key, ARGV[1]) end
+end
+return 0`;
+
 /** The rotation script's arguments, in order (`alongside`: written by the script, or not at all). */
 export function rotateRefreshArgs(
   r: RefreshRotation,

@@ -30,6 +30,7 @@ import {
 import { RedisChangeFeed } from "./redis-events.js";
 import {
   CONFIRM_ROTATION_LUA,
+  CONFIRM_ROTATIONS_LUA,
   parseRotateReply,
   ROTATE_REFRESH_LUA,
   rotateRefreshArgs,
@@ -57,6 +58,17 @@ if tonumber(ARGV[1]) > 0 and redis.call('PTTL', KEYS[1]) == -1 then
 end
 return n`;
 
+/** INCR_WITH_EXPIRY over every key: KEYS the counters, ARGV their TTLs (ms, '0' = none). */
+const INCR_MANY = `
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if tonumber(ARGV[i]) > 0 and redis.call('PTTL', key) == -1 then
+    redis.call('PEXPIRE', key, ARGV[i])
+  end
+end
+return counts`;
+
 /**
  * Adds one member to an owner's set, drops expired members, and lets the set expire with its
  * last member. KEYS: the set. ARGV: member, its score (expiry, epoch ms, or '+inf'), now (ms).
@@ -75,6 +87,12 @@ else
 end
 return 0`;
 
+/**
+ * How long confirmations of rotations wait to be sent together (redis-rotation.ts): under load
+ * one command confirms many rotations. Nothing waits for a confirmation (see rotateRefresh).
+ */
+const CONFIRM_BATCH_MS = 2;
+
 /** Keys fetched per SCAN step. */
 const SCAN_COUNT = 500;
 /** Keys per DEL of deleteMany: one command stays a short stop for the server. */
@@ -89,6 +107,8 @@ function chunked(keys: string[], size: number): string[][] {
 
 type WithScripts = {
   mcpgwIncr(key: string, ttlMs: number): Promise<number>;
+  /** numberOfKeys first, then the keys, then one TTL (ms) per key. */
+  mcpgwIncrMany(numberOfKeys: number, ...keysThenTtls: Array<string | number>): Promise<number[]>;
   mcpgwIndexAdd(key: string, member: string, score: string, now: string): Promise<unknown>;
   mcpgwRotateRefresh(
     family: string,
@@ -98,6 +118,8 @@ type WithScripts = {
     ...args: string[]
   ): Promise<unknown>;
   mcpgwConfirmRotation(next: string, presented: string, graceMs: string): Promise<unknown>;
+  /** numberOfKeys, the sealed successors' keys, the grace (ms), each one's presented hash. */
+  mcpgwConfirmRotations(numberOfKeys: number, ...args: string[]): Promise<unknown>;
 };
 
 /** Escapes Redis glob metacharacters so a prefix matches literally in SCAN MATCH. */
@@ -119,6 +141,9 @@ export class RedisStore implements Store {
   private readonly waitReplicas: number;
   private readonly waitMs: number;
   private closed = false;
+  /** Rotations answered and not yet confirmed, by grace window (ms): sealed successor key -> presented. */
+  private unconfirmed = new Map<string, Map<string, string>>();
+  private confirmTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly client: RedisClient,
@@ -135,9 +160,11 @@ export class RedisStore implements Store {
       opts.connect_timeout_ms ?? 5_000,
     );
     client.defineCommand("mcpgwIncr", { numberOfKeys: 1, lua: INCR_WITH_EXPIRY });
+    client.defineCommand("mcpgwIncrMany", { lua: INCR_MANY });
     client.defineCommand("mcpgwIndexAdd", { numberOfKeys: 1, lua: INDEX_ADD });
     client.defineCommand("mcpgwRotateRefresh", { numberOfKeys: 4, lua: ROTATE_REFRESH_LUA });
     client.defineCommand("mcpgwConfirmRotation", { numberOfKeys: 1, lua: CONFIRM_ROTATION_LUA });
+    client.defineCommand("mcpgwConfirmRotations", { lua: CONFIRM_ROTATIONS_LUA });
   }
 
   /**
@@ -338,6 +365,18 @@ export class RedisStore implements Store {
     return Number(await this.call(this.scripts.mcpgwIncr(this.k(ns, key), ms)));
   }
 
+  // One script over every key (the /token brake counts address and client in one command); on
+  // Cluster the keys may sit in different slots, so each is its own script call there.
+  async incrMany(ns: string, counters: Array<{ key: string; ttlSeconds: number }>): Promise<number[]> {
+    if (counters.length === 0) return [];
+    if (this.isCluster || counters.length === 1)
+      return Promise.all(counters.map(({ key, ttlSeconds }) => this.incr(ns, key, ttlSeconds)));
+    const keys = counters.map(({ key }) => this.k(ns, key));
+    const ttls = counters.map(({ ttlSeconds }) => ttlToMillis(ttlSeconds) ?? 0);
+    const counts = await this.call(this.scripts.mcpgwIncrMany(keys.length, ...keys, ...ttls));
+    return counts.map(Number);
+  }
+
   async ping(): Promise<void> {
     await this.call(this.client.ping());
   }
@@ -369,16 +408,49 @@ export class RedisStore implements Store {
     if (outcome.outcome === "rotated" && graceMs !== undefined) {
       // The reply is here: the window is the grace window from now (redis-rotation.ts). If this
       // fails, the rotation stands and the successor stays answerable until it is used. Not
-      // waited for: the answer does not depend on it, and this connection keeps commands in
-      // order, so it runs before anything this instance sends later (e.g. the successor's use).
-      void this.scripts.mcpgwConfirmRotation(next, rotation.presented, String(graceMs)).catch(() => {});
+      // waited for, and sent a moment later with others: the answer does not depend on it, and
+      // a confirmation that arrives after the successor was itself rotated finds another `for`
+      // and changes nothing.
+      this.confirmSoon(next, rotation.presented, graceMs);
     }
     return outcome;
+  }
+
+  private confirmSoon(next: string, presented: string, graceMs: number): void {
+    let batch = this.unconfirmed.get(String(graceMs));
+    if (!batch) {
+      batch = new Map();
+      this.unconfirmed.set(String(graceMs), batch);
+    }
+    batch.set(next, presented);
+    this.confirmTimer ??= setTimeout(() => this.sendConfirmations(), CONFIRM_BATCH_MS);
+  }
+
+  private sendConfirmations(): void {
+    this.confirmTimer = undefined;
+    const pending = this.unconfirmed;
+    this.unconfirmed = new Map();
+    for (const [grace, batch] of pending) {
+      // On Cluster the keys sit in different slots: one script per key there.
+      if (this.isCluster || batch.size === 1) {
+        for (const [next, presented] of batch)
+          void this.scripts.mcpgwConfirmRotation(next, presented, grace).catch(() => {});
+        continue;
+      }
+      void this.scripts
+        .mcpgwConfirmRotations(batch.size, ...batch.keys(), grace, ...batch.values())
+        .catch(() => {});
+    }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Confirmations still waiting go out ahead of QUIT (the connection keeps their order).
+    if (this.confirmTimer) {
+      clearTimeout(this.confirmTimer);
+      this.sendConfirmations();
+    }
     await this.changes.close();
     try {
       await this.client.quit();

@@ -327,6 +327,16 @@ export class SqliteStore implements Store {
     });
   }
 
+  async incrMany(ns: string, counters: Array<{ key: string; ttlSeconds: number }>): Promise<number[]> {
+    return this.guard(() => {
+      assertNamespace(ns);
+      const now = Date.now();
+      return counters.map(({ key, ttlSeconds }) =>
+        Number(this.stmt.incr.get({ ns, key, exp: this.expiry(ttlSeconds), now })?.value),
+      );
+    });
+  }
+
   async ping(): Promise<void> {
     return this.guard(() => {
       this.stmt.ping.get();

@@ -84,6 +84,11 @@ export interface Store extends RefreshRotationStore {
   indexRemove(owner: string, members: string[]): Promise<void>;
   /** Atomic counter with expiry set on first increment (rate limits, failed-login counts). */
   incr(ns: string, key: string, ttlSeconds: number): Promise<number>;
+  /**
+   * Several {@link incr}s in one store operation (one round trip and, on Redis, one command
+   * where the keys share a node), each atomic on its own; the counts in the order given.
+   */
+  incrMany(ns: string, counters: Array<{ key: string; ttlSeconds: number }>): Promise<number[]>;
   /** Cheap liveness check for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -193,6 +193,36 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
       expect(results.sort((x, y) => x - y)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
     });
 
+    it("incrMany counts each key like incr, each with its own expiry, in the order given", async () => {
+      expect(await store.incrMany("c", [])).toEqual([]);
+      expect(await store.incr("c", "m-b", 60)).toBe(1);
+      const counters = [
+        { key: "m-a", ttlSeconds: 1 },
+        { key: "m-b", ttlSeconds: 60 },
+      ];
+      expect(await store.incrMany("c", counters)).toEqual([1, 2]);
+      expect(await store.incrMany("c", counters)).toEqual([2, 3]);
+      expect(await store.incr("c", "m-a", 1)).toBe(3);
+      const expiry = new Map((await store.list("c", "m-")).map((e) => [e.key, e.expiresAt ?? 0]));
+      expect(expiry.get("m-a")).toBeLessThanOrEqual(Date.now() + 1_000);
+      expect(expiry.get("m-b")).toBeGreaterThan(Date.now() + 30_000);
+      await sleep(1_100);
+      expect(await store.incrMany("c", counters)).toEqual([1, 4]);
+      // Atomic per key across instances, as incr is.
+      const others = [store, await open(), await open()];
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          (others[i % others.length] as Store).incrMany("c", [
+            { key: "m-race", ttlSeconds: 60 },
+            { key: "m-race2", ttlSeconds: 60 },
+          ]),
+        ),
+      );
+      const sorted = (n: 0 | 1) => results.map((r) => r[n] as number).sort((x, y) => x - y);
+      expect(sorted(0)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+      expect(sorted(1)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    });
+
     it("take returns the value once, then nothing", async () => {
       await store.put("k", "code", { sub: "u1" }, 60);
       expect(await store.take("k", "code")).toEqual({ sub: "u1" });

@@ -222,6 +222,50 @@ describe.skipIf(skipRedis)("RedisStore specifics", () => {
     expect(await store.rotateRefresh(rotation("h1", "x"))).toEqual({ outcome: "reused" });
   });
 
+  it("confirms rotations answered together in one command, each only for its own successor", async () => {
+    const store = await connect({ url: redis.url, key_prefix: "batch:" });
+    const key = (ns: string, k: string) => `batch:${ns}:${k}`;
+    const rotation = (sid: string, presented: string, successor: string) => ({
+      sid,
+      presented,
+      successor,
+      sealedSuccessor: `sealed-${successor}`,
+      issuedAt: 2,
+      ttlSeconds: 600,
+      graceSeconds: 30,
+    });
+    const sids = Array.from({ length: 6 }, (_, i) => `batch-${i}`);
+    for (const sid of sids) await store.put(FAMILY_NS, familyKey(sid), { current: "h0", issued_at: 1 }, 600);
+    const monitor = await raw.monitor();
+    const confirms: string[] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      // A confirmation's first key is a sealed successor (a rotation's is the family).
+      // (EVAL the first time a script runs on a server, EVALSHA afterwards.)
+      if (/^eval(sha)?$/i.test(args[0] ?? "") && args[3]?.startsWith(`batch:${NEXT_NS}:`))
+        confirms.push(args.join(" "));
+    });
+    try {
+      const rotated = await Promise.all(sids.map((sid) => store.rotateRefresh(rotation(sid, "h0", "h1"))));
+      expect(rotated.every((r) => r.outcome === "rotated")).toBe(true);
+      // The first grant's successor is used at once, before its predecessor's confirmation left.
+      expect(await store.rotateRefresh(rotation("batch-0", "h1", "h2"))).toEqual({ outcome: "rotated" });
+      for (const sid of sids) {
+        await expect.poll(() => raw.pttl(key(NEXT_NS, nextKey(sid)))).toBeLessThanOrEqual(30_000);
+      }
+      // Six grants rotated in one batch window: fewer confirmation commands than rotations.
+      await expect.poll(() => confirms.length).toBeGreaterThan(0);
+      expect(confirms.length).toBeLessThan(sids.length);
+      // batch-0's successor record is h2's, confirmed for h1; the replay of h1 still works.
+      expect(await store.rotateRefresh(rotation("batch-0", "h1", "x"))).toEqual({
+        outcome: "replayed",
+        sealed: "sealed-h2",
+      });
+      expect(await store.rotateRefresh(rotation("batch-0", "h0", "x"))).toEqual({ outcome: "reused" });
+    } finally {
+      monitor.disconnect();
+    }
+  });
+
   it("opens from the config's store section", async () => {
     const config = validateConfig({
       store: {
