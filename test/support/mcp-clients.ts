@@ -2,7 +2,9 @@
  * Real MCP clients logging in the way a person would, for tests that run them against a
  * gateway: an OAuthClientProvider whose "user agent" is the test's browser (for the SDK's own
  * auth(), v1 or v2), and mcp-remote as a stdio proxy whose browser step the test completes by
- * following the URL it prints; and the SDK v2 client with a token in hand, in either era.
+ * following the URL it prints; a provider whose user agent is headless Chromium with a loopback
+ * redirect listener (as a desktop client runs one); and the SDK v2 client with a token in hand,
+ * in either era.
  */
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -15,6 +17,8 @@ import type {
   OAuthClientMetadata,
   OAuthTokens,
 } from "@modelcontextprotocol/sdk/shared/auth.js";
+import type { Browser as Chromium } from "playwright-core";
+import { signInWithChromium } from "./chromium.js";
 import { Browser, followAuthorization, REDIRECT_URI } from "./oauth-client.js";
 import { freePort } from "./upstream.js";
 
@@ -26,26 +30,23 @@ export interface Login {
   password: string;
 }
 
-/** A public client (no secret) whose authorization step is the test's browser logging in as `login`. */
-export class BrowserProvider implements OAuthClientProvider {
+/**
+ * What every test provider keeps in memory: a public client (no secret) named `clientName`,
+ * its registration, tokens, PKCE verifier and (SDK v2, SEP-2352) discovery state. Subclasses
+ * say where the redirect goes and who plays the user agent.
+ */
+abstract class PublicClientProvider {
   info?: OAuthClientInformationMixed;
   saved?: OAuthTokens;
   verifier?: string;
-  /** Where the login ended: the redirect URI with the code. */
-  callback?: URL;
-  private readonly browser = new Browser();
-  constructor(
-    private readonly base: string,
-    private readonly login: Login,
-    private readonly clientName: string,
-  ) {}
-  get redirectUrl() {
-    return REDIRECT_URI;
-  }
+  private discovery?: unknown;
+  constructor(protected readonly clientName: string) {}
+  abstract get redirectUrl(): string;
+  abstract redirectToAuthorization(url: URL): Promise<void>;
   get clientMetadata(): OAuthClientMetadata {
     return {
       client_name: this.clientName,
-      redirect_uris: [REDIRECT_URI],
+      redirect_uris: [this.redirectUrl],
       grant_types: ["authorization_code", "refresh_token"],
       response_types: ["code"],
       token_endpoint_auth_method: "none",
@@ -54,24 +55,75 @@ export class BrowserProvider implements OAuthClientProvider {
   clientInformation() {
     return this.info;
   }
-  saveClientInformation(info: OAuthClientInformationMixed) {
+  saveClientInformation(info: OAuthClientInformationMixed): void {
     this.info = info;
   }
   tokens() {
     return this.saved;
   }
-  saveTokens(tokens: OAuthTokens) {
+  saveTokens(tokens: OAuthTokens): void {
     this.saved = tokens;
   }
-  async redirectToAuthorization(url: URL) {
-    this.callback = await followAuthorization(this.base, this.browser, url.toString(), this.login);
-  }
-  saveCodeVerifier(verifier: string) {
+  saveCodeVerifier(verifier: string): void {
     this.verifier = verifier;
   }
-  codeVerifier() {
-    if (!this.verifier) throw new Error("no verifier");
+  codeVerifier(): string {
+    if (!this.verifier) throw new Error("no code verifier saved");
     return this.verifier;
+  }
+  saveDiscoveryState(state: unknown): void {
+    this.discovery = state;
+  }
+  discoveryState() {
+    return this.discovery as never;
+  }
+}
+
+/**
+ * A public client whose authorization step is the test's cookie-jar browser logging in as
+ * `login` at `base`; the redirect (with the code) is kept in `callback`, not followed.
+ */
+export class BrowserProvider extends PublicClientProvider implements OAuthClientProvider {
+  /** Where the login ended: the redirect URI with the code. */
+  callback?: URL;
+  /** The authorization request the SDK built (what it asked for: scope, resource, PKCE). */
+  authorizationUrl?: URL;
+  private readonly browser = new Browser();
+  constructor(
+    private readonly base: string,
+    private readonly login: Login,
+    clientName: string,
+  ) {
+    super(clientName);
+  }
+  get redirectUrl() {
+    return REDIRECT_URI;
+  }
+  async redirectToAuthorization(url: URL) {
+    this.authorizationUrl = url;
+    this.callback = await followAuthorization(this.base, this.browser, url.toString(), this.login);
+  }
+}
+
+/**
+ * A public client (the same provider shape in SDK v1 and v2) whose user agent is headless
+ * Chromium signing in as `login`, and whose redirect URI is the loopback listener `target`, as
+ * a desktop client runs one: the test reads the code from the listener and finishes the exchange.
+ */
+export class ChromiumProvider extends PublicClientProvider {
+  constructor(
+    private readonly browser: Chromium,
+    private readonly target: { url: string },
+    clientName: string,
+    private readonly login: Login,
+  ) {
+    super(clientName);
+  }
+  get redirectUrl(): string {
+    return this.target.url;
+  }
+  async redirectToAuthorization(url: URL): Promise<void> {
+    await signInWithChromium(this.browser, url.toString(), this.login);
   }
 }
 
