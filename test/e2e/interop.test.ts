@@ -22,7 +22,6 @@ import {
   StreamableHTTPClientTransport as TransportV2,
   UnauthorizedError as UnauthorizedV2,
 } from "@modelcontextprotocol/client";
-import { UnauthorizedError as UnauthorizedV1 } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as TransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { decodeJwt, exportJWK, generateKeyPair } from "jose";
@@ -32,7 +31,7 @@ import { addLocalUser, LOGIN } from "../oauth/helpers.js";
 import { makeCertificates, opensslAvailable, type TestCertificates } from "../support/certs.js";
 import { chromiumCheck, launchChromium, signInWithChromium } from "../support/chromium.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import { ChromiumProvider } from "../support/mcp-clients.js";
+import { authorizeSdkV1, authorizeSdkV2, ChromiumProvider } from "../support/mcp-clients.js";
 import { authorizeUrl, pkcePair, registerClient, tokenRequest } from "../support/oauth-client.js";
 import { type RedirectTarget, startRedirectTarget } from "../support/redirect-target.js";
 import { freePort } from "../support/upstream.js";
@@ -114,14 +113,8 @@ describe.skipIf(!chromiumCheck.available)("real MCP clients from npm, direct to 
     "MCP SDK v1 client: 401 -> discovery, registration, login in Chromium, finishAuth, tool call",
     async () => {
       const provider = new ChromiumProvider(browser, target, "SDK v1 interop", LOGIN);
-      const first = new ClientV1({ name: "interop-v1", version: "1.0.0" });
-      await expect(
-        first.connect(new TransportV1(new URL(serviceUrl), { authProvider: provider })),
-      ).rejects.toBeInstanceOf(UnauthorizedV1);
-      const back = await target.next();
+      const back = await authorizeSdkV1(serviceUrl, provider, target, "interop-v1");
       expect(back.searchParams.get("iss")).toBe(gw.url);
-      const transport = new TransportV1(new URL(serviceUrl), { authProvider: provider });
-      await transport.finishAuth(back.searchParams.get("code") as string);
       expect(decodeJwt(provider.saved?.access_token as string).aud).toBe(serviceUrl);
 
       const client = new ClientV1({ name: "interop-v1", version: "1.0.0" });
@@ -147,12 +140,8 @@ describe.skipIf(!chromiumCheck.available)("real MCP clients from npm, direct to 
         await client.connect(new TransportV2(new URL(serviceUrl), { authProvider: provider as never }));
         return client;
       };
-      await expect(connect()).rejects.toBeInstanceOf(UnauthorizedV2);
-      const back = await target.next();
       // The v2 client checks the RFC 9207 iss of the response itself.
-      await new TransportV2(new URL(serviceUrl), { authProvider: provider as never }).finishAuth(
-        back.searchParams,
-      );
+      await authorizeSdkV2(serviceUrl, provider, target, connect);
 
       // It registered as a native app (SEP-837), which its loopback redirect needs.
       const registered = await gw.as.clients.get(provider.info?.client_id as string);

@@ -9,9 +9,7 @@
 import {
   Client as ClientV2,
   StreamableHTTPClientTransport as TransportV2,
-  UnauthorizedError as UnauthorizedV2,
 } from "@modelcontextprotocol/client";
-import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { decodeJwt } from "jose";
@@ -21,7 +19,7 @@ import { addLocalUser, LOGIN } from "../oauth/helpers.js";
 import { checkBinary } from "../support/binaries.js";
 import { chromiumCheck, launchChromium } from "../support/chromium.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import { ChromiumProvider } from "../support/mcp-clients.js";
+import { authorizeSdkV1, authorizeSdkV2, ChromiumProvider } from "../support/mcp-clients.js";
 import { NGINX, nginxServerConf, type RunningProxy, startNginxWith } from "../support/proxies.js";
 import { fencedBlocks, readmePart } from "../support/readme-snippets.js";
 import { type RedirectTarget, startRedirectTarget } from "../support/redirect-target.js";
@@ -99,14 +97,8 @@ describe.skipIf(!nginxCheck.available || !chromiumCheck.available)(
       async () => {
         const serviceUrl = `${base}/notes/mcp`;
         const provider = new ChromiumProvider(browser, target, "prefix test", LOGIN);
-        const first = new Client({ name: "prefix-v1", version: "1.0.0" });
-        await expect(
-          first.connect(new StreamableHTTPClientTransport(new URL(serviceUrl), { authProvider: provider })),
-        ).rejects.toBeInstanceOf(UnauthorizedError);
-        const back = await target.next();
+        const back = await authorizeSdkV1(serviceUrl, provider, target, "prefix-v1");
         expect(back.searchParams.get("iss")).toBe(base);
-        const transport = new StreamableHTTPClientTransport(new URL(serviceUrl), { authProvider: provider });
-        await transport.finishAuth(back.searchParams.get("code") as string);
         const claims = decodeJwt(provider.saved?.access_token as string);
         expect(claims.aud).toBe(serviceUrl);
         expect(claims.iss).toBe(base);
@@ -138,11 +130,7 @@ describe.skipIf(!nginxCheck.available || !chromiumCheck.available)(
           await client.connect(new TransportV2(new URL(serviceUrl), { authProvider: provider as never }));
           return client;
         };
-        await expect(connect()).rejects.toBeInstanceOf(UnauthorizedV2);
-        const back = await target.next();
-        await new TransportV2(new URL(serviceUrl), { authProvider: provider as never }).finishAuth(
-          back.searchParams,
-        );
+        await authorizeSdkV2(serviceUrl, provider, target, connect);
         expect(decodeJwt(provider.saved?.access_token as string).iss).toBe(base);
         const client = await connect();
         try {

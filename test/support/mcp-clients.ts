@@ -8,18 +8,28 @@
  */
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { Client as ClientV2, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
-import type { OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
+import {
+  Client as ClientV2,
+  StreamableHTTPClientTransport,
+  UnauthorizedError as UnauthorizedV2,
+} from "@modelcontextprotocol/client";
+import {
+  type OAuthClientProvider,
+  UnauthorizedError as UnauthorizedV1,
+} from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport as TransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type {
   OAuthClientInformationMixed,
   OAuthClientMetadata,
   OAuthTokens,
 } from "@modelcontextprotocol/sdk/shared/auth.js";
 import type { Browser as Chromium } from "playwright-core";
+import { expect } from "vitest";
 import { signInWithChromium } from "./chromium.js";
 import { Browser, followAuthorization, REDIRECT_URI } from "./oauth-client.js";
+import type { RedirectTarget } from "./redirect-target.js";
 import { freePort } from "./upstream.js";
 
 const require = createRequire(import.meta.url);
@@ -125,6 +135,48 @@ export class ChromiumProvider extends PublicClientProvider {
   async redirectToAuthorization(url: URL): Promise<void> {
     await signInWithChromium(this.browser, url.toString(), this.login);
   }
+}
+
+/**
+ * The SDK v1 client's first connect to the protected `url` with `provider`: refused with its
+ * UnauthorizedError once discovery, registration and the sign-in in Chromium are done; the code
+ * that arrived at `target` is exchanged with finishAuth (tokens in `provider.saved`). Returns
+ * that redirect, for the test's checks of it (iss, state).
+ */
+export async function authorizeSdkV1(
+  url: string,
+  provider: ChromiumProvider,
+  target: RedirectTarget,
+  clientName: string,
+): Promise<URL> {
+  const first = new Client({ name: clientName, version: "1.0.0" });
+  await expect(
+    first.connect(new TransportV1(new URL(url), { authProvider: provider })),
+  ).rejects.toBeInstanceOf(UnauthorizedV1);
+  const back = await target.next();
+  await new TransportV1(new URL(url), { authProvider: provider }).finishAuth(
+    back.searchParams.get("code") as string,
+  );
+  return back;
+}
+
+/**
+ * The same for the SDK v2 client, whose `connect` (built by the test with its own negotiation
+ * options) must be refused with v2's UnauthorizedError; v2's finishAuth takes the whole
+ * redirect and checks its RFC 9207 iss itself.
+ */
+export async function authorizeSdkV2(
+  url: string,
+  provider: ChromiumProvider,
+  target: RedirectTarget,
+  connect: () => Promise<ClientV2>,
+): Promise<URL> {
+  await expect(connect()).rejects.toBeInstanceOf(UnauthorizedV2);
+  const back = await target.next();
+  await new StreamableHTTPClientTransport(new URL(url), { authProvider: provider as never }).finishAuth(
+    back.searchParams,
+  );
+  return back;
 }
 
 /**
