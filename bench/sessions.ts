@@ -98,33 +98,47 @@ export async function openSessions(
   return sids;
 }
 
-/** tools/call at full load, each request on the next session id with a fresh JSON-RPC id. */
-export function sessionCallLoad(endpoint: SessionEndpoint, sids: string[]) {
+/**
+ * A full-load side (autocannon, closed loop) whose n-th request adds `nth(n).headers` to
+ * `headers` and sends `nth(n).body`; a 200 whose body fails `good` counts as an error, so a
+ * JSON-RPC error or an empty stream is not measured as a success.
+ */
+export function checkedLoad(
+  url: string,
+  headers: Record<string, string>,
+  nth: (n: number) => { headers: Record<string, string>; body: string },
+  good: (body: string) => boolean,
+) {
   let next = 0;
   return async (duration: number): Promise<LoadResult> => {
     let bad = 0;
     const result = await load({
-      url: endpoint.url,
+      url,
       method: "POST",
-      headers: { ...baseHeaders(endpoint), "mcp-protocol-version": PROTOCOL_VERSION },
+      headers,
       duration,
       requests: [
         {
           setupRequest: (req) => {
-            const n = next++;
-            return {
-              ...req,
-              headers: { ...req.headers, "mcp-session-id": sids[n % sids.length] as string },
-              body: callBody(n + 100),
-            };
+            const request = nth(next++);
+            return { ...req, headers: { ...req.headers, ...request.headers }, body: request.body };
           },
           onResponse: (status, body) => {
-            if (status === 200 && !isTimeResult(body)) bad++;
+            if (status === 200 && !good(body)) bad++;
           },
         },
       ],
     });
-    // A 200 without a tool result (a JSON-RPC error, an empty stream) is a failure too.
     return { ...result, errors: result.errors + bad };
   };
+}
+
+/** tools/call at full load, each request on the next session id with a fresh JSON-RPC id. */
+export function sessionCallLoad(endpoint: SessionEndpoint, sids: string[]) {
+  return checkedLoad(
+    endpoint.url,
+    { ...baseHeaders(endpoint), "mcp-protocol-version": PROTOCOL_VERSION },
+    (n) => ({ headers: { "mcp-session-id": sids[n % sids.length] as string }, body: callBody(n + 100) }),
+    isTimeResult,
+  );
 }

@@ -18,16 +18,16 @@
  * A third bridge, ours in `shared` mode (one child for every session), is measured for memory
  * only, as a reference row: supergateway has no mode to compare it with.
  */
-import {
-  interleaveAll,
-  type LoadResult,
-  load,
-  type MemoryRow,
-  type Row,
-  type SessionMemory,
-} from "../lib.js";
+import { interleaveAll, type LoadResult, type MemoryRow, type Row, type SessionMemory } from "../lib.js";
 import { type TreeMemory, treeMemory, treePids } from "../proctree.js";
-import { isTimeResult, MCP_HEADERS, openSession, openSessions, sessionCallLoad } from "../sessions.js";
+import {
+  checkedLoad,
+  isTimeResult,
+  MCP_HEADERS,
+  openSession,
+  openSessions,
+  sessionCallLoad,
+} from "../sessions.js";
 import { type Bridge, startOurs, startSupergateway } from "./bridge-procs.js";
 
 /** Sessions opened on each bridge: the memory sample, then the throughput run's session pool. */
@@ -95,32 +95,12 @@ function isStatelessResult(body: string): boolean {
 
 /** Stateless tools/call at full load, each request from the next user with a fresh JSON-RPC id. */
 function statelessLoad(url: string) {
-  let next = 0;
-  return async (duration: number): Promise<LoadResult> => {
-    let bad = 0;
-    const result = await load({
-      url,
-      method: "POST",
-      headers: STATELESS_HEADERS,
-      duration,
-      requests: [
-        {
-          setupRequest: (req) => {
-            const n = next++;
-            return {
-              ...req,
-              headers: { ...req.headers, "x-user-id": benchUser(n) },
-              body: statelessCallBody(n + 100),
-            };
-          },
-          onResponse: (status, body) => {
-            if (status === 200 && !isStatelessResult(body)) bad++;
-          },
-        },
-      ],
-    });
-    return { ...result, errors: result.errors + bad };
-  };
+  return checkedLoad(
+    url,
+    STATELESS_HEADERS,
+    (n) => ({ headers: { "x-user-id": benchUser(n) }, body: statelessCallBody(n + 100) }),
+    isStatelessResult,
+  );
 }
 
 async function closeSessions(url: string, sids: string[]): Promise<number> {
