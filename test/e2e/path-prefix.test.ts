@@ -50,6 +50,19 @@ async function targets(page: Page): Promise<string[]> {
   return (await page.evaluate(script)) as string[];
 }
 
+/** The upstream's whoami, called by an SDK client (v1 or v2), names alice; the client is closed either way. */
+async function expectAliceThenClose(client: {
+  callTool(call: { name: string }): Promise<unknown>;
+  close(): Promise<void>;
+}): Promise<void> {
+  try {
+    const result = (await client.callTool({ name: "whoami" })) as { content: Array<{ text: string }> };
+    expect(JSON.parse(result.content[0]?.text ?? "{}")["x-user-name"]).toBe("alice");
+  } finally {
+    await client.close();
+  }
+}
+
 describe.skipIf(!nginxCheck.available || !chromiumCheck.available)(
   "public_url with a path, behind nginx at /gw/",
   () => {
@@ -107,12 +120,7 @@ describe.skipIf(!nginxCheck.available || !chromiumCheck.available)(
         await client.connect(
           new StreamableHTTPClientTransport(new URL(serviceUrl), { authProvider: provider }),
         );
-        try {
-          const result = (await client.callTool({ name: "whoami" })) as { content: Array<{ text: string }> };
-          expect(JSON.parse(result.content[0]?.text ?? "{}")["x-user-name"]).toBe("alice");
-        } finally {
-          await client.close();
-        }
+        await expectAliceThenClose(client);
       },
       SLOW,
     );
@@ -133,12 +141,7 @@ describe.skipIf(!nginxCheck.available || !chromiumCheck.available)(
         await authorizeSdkV2(serviceUrl, provider, target, connect);
         expect(decodeJwt(provider.saved?.access_token as string).iss).toBe(base);
         const client = await connect();
-        try {
-          const result = (await client.callTool({ name: "whoami" })) as { content: Array<{ text: string }> };
-          expect(JSON.parse(result.content[0]?.text ?? "{}")["x-user-name"]).toBe("alice");
-        } finally {
-          await client.close();
-        }
+        await expectAliceThenClose(client);
       },
       SLOW,
     );
