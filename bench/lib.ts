@@ -50,6 +50,29 @@ export async function startServer<T = { url: string }>(
   };
 }
 
+/** A bench gateway (bench/servers/gateway.ts): its base URL and, when asked for, a token. */
+export type BenchGateway = ChildServer<{ url: string; accessToken: string }>;
+
+/**
+ * Starts bench/servers/gateway.ts with the config tree `config` (BENCH_CONFIG). `tokenFor`
+ * names the service it mints an access token for (BENCH_ACCESS_TOKEN_FOR; without it
+ * `accessToken` is absent); `env` adds the server's other knobs (BENCH_LOG_DEVNULL, …).
+ */
+export function startGateway(
+  config: Record<string, unknown>,
+  opts: { tokenFor?: string; env?: Record<string, string>; nodeArgs?: string[] } = {},
+): Promise<BenchGateway> {
+  return startServer(
+    "gateway",
+    {
+      BENCH_CONFIG: JSON.stringify(config),
+      ...(opts.tokenFor ? { BENCH_ACCESS_TOKEN_FOR: opts.tokenFor } : {}),
+      ...opts.env,
+    },
+    opts.nodeArgs,
+  );
+}
+
 export interface LoadResult {
   rps: number;
   /** Median latency of 2xx answers in ms, from autocannon's per-response timings (sub-ms). */

@@ -23,12 +23,13 @@ import {
   load,
   type MemoryRow,
   type Row,
+  startGateway,
   startServer,
 } from "./lib.js";
 import { bridgeScenarios } from "./scenarios/bridge.js";
 import { clusterScenarios } from "./scenarios/cluster.js";
 import { ownerScenarios } from "./scenarios/owners.js";
-import { proxyScenarios, rawUpstreamScenario } from "./scenarios/proxy.js";
+import { type ProxyTarget, proxyScenarios, rawUpstreamScenario } from "./scenarios/proxy.js";
 import { tokenScenarios } from "./scenarios/token.js";
 import { verifyScenario } from "./scenarios/verify.js";
 
@@ -47,24 +48,23 @@ const notes: string[] = [];
 const bareLoad = (amount: number): Promise<LoadResult> =>
   load({ url: bare.info.url, method: "POST", body: "grant_type=x", amount });
 
+/** The gateway config every resource-side row uses: one service `echo` in front of `upstreamUrl`. */
+const echoConfig = (upstreamUrl: string, more: Record<string, unknown> = {}) => ({
+  port: 0,
+  ...more,
+  services: { [SERVICE]: { url: upstreamUrl } },
+});
+
 /**
  * /verify on a gateway that logs as a default install does (log_level info, one line per
  * request, written to /dev/null): what `log_requests: false` buys back.
  */
 async function loggedVerify(upstreamUrl: string, profile: string[]): Promise<Row> {
-  const gateway = await startServer<{ url: string; accessToken: string }>(
-    "gateway",
-    {
-      BENCH_CONFIG: JSON.stringify({
-        port: 0,
-        log_level: "info",
-        services: { [SERVICE]: { url: upstreamUrl } },
-      }),
-      BENCH_ACCESS_TOKEN_FOR: SERVICE,
-      BENCH_LOG_DEVNULL: "1",
-    },
-    profile,
-  );
+  const gateway = await startGateway(echoConfig(upstreamUrl, { log_level: "info" }), {
+    tokenFor: SERVICE,
+    env: { BENCH_LOG_DEVNULL: "1" },
+    nodeArgs: profile,
+  });
   try {
     const target = {
       gatewayUrl: gateway.info.url,
@@ -85,77 +85,33 @@ async function loggedVerify(upstreamUrl: string, profile: string[]): Promise<Row
 }
 
 /**
- * The proxy's ceiling: a raw fast upstream (a fixed JSON answer), reached through a gateway of
- * its own, through the bare pass-through, and directly.
+ * Starts the upstream `bench/servers/{upstreamName}.ts`, a gateway protecting it as service
+ * `echo` (its node run with `profile`) and the bare pass-through in front of it; runs `rows`
+ * against them, and stops all three whatever happens.
  */
-async function rawUpstreamRow(profile: string[]): Promise<{ row: Row; note: string }> {
-  const upstream = await startServer("raw-upstream");
+async function withProxiedUpstream<T>(
+  upstreamName: "upstream" | "raw-upstream",
+  profile: string[],
+  rows: (target: ProxyTarget) => Promise<T>,
+): Promise<T> {
+  const upstream = await startServer(upstreamName);
   try {
-    const gateway = await startServer<{ url: string; accessToken: string }>(
-      "gateway",
-      {
-        BENCH_CONFIG: JSON.stringify({ port: 0, services: { [SERVICE]: { url: upstream.info.url } } }),
-        BENCH_ACCESS_TOKEN_FOR: SERVICE,
-      },
-      profile,
-    );
-    const passthrough = await startServer("passthrough", { TARGET: upstream.info.url });
+    const gateway = await startGateway(echoConfig(upstream.info.url), {
+      tokenFor: SERVICE,
+      nodeArgs: profile,
+    });
     try {
-      return await rawUpstreamScenario({
-        gatewayUrl: gateway.info.url,
-        accessToken: gateway.info.accessToken,
-        service: SERVICE,
-        upstreamUrl: upstream.info.url,
-        passthroughUrl: passthrough.info.url,
-        gatewayPid: gateway.pid,
-        passthroughPid: passthrough.pid,
-      });
-    } finally {
-      await passthrough.stop();
-      await gateway.stop();
-    }
-  } finally {
-    await upstream.stop();
-  }
-}
-
-/** The resource side: a real SDK upstream, and a gateway protecting it as service `echo`. */
-async function resourceScenarios(): Promise<Row[]> {
-  const upstream = await startServer("upstream");
-  const profile = process.env.BENCH_PROFILE === "1" ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [];
-  try {
-    const gateway = await startServer<{ url: string; accessToken: string }>(
-      "gateway",
-      {
-        BENCH_CONFIG: JSON.stringify({ port: 0, services: { [SERVICE]: { url: upstream.info.url } } }),
-        BENCH_ACCESS_TOKEN_FOR: SERVICE,
-      },
-      profile,
-    );
-    try {
-      const target = {
-        gatewayUrl: gateway.info.url,
-        accessToken: gateway.info.accessToken,
-        service: SERVICE,
-      };
-      const silent = await verifyScenario({ ...target, pid: gateway.pid }, { ...bare.info, pid: bare.pid });
-      if (silent.note) notes.push(silent.note);
-      const verify = silent.row;
-      const logged = await loggedVerify(upstream.info.url, profile);
-      if (verifyOnly) return [verify, logged];
       const passthrough = await startServer("passthrough", { TARGET: upstream.info.url });
       try {
-        const proxy = await proxyScenarios({
-          ...target,
+        return await rows({
+          gatewayUrl: gateway.info.url,
+          accessToken: gateway.info.accessToken,
+          service: SERVICE,
           upstreamUrl: upstream.info.url,
           passthroughUrl: passthrough.info.url,
           gatewayPid: gateway.pid,
           passthroughPid: passthrough.pid,
         });
-        notes.push(proxy.note);
-        const raw = await rawUpstreamRow(profile);
-        notes.push(raw.note);
-        return [verify, logged, ...proxy.rows, raw.row];
       } finally {
         await passthrough.stop();
       }
@@ -165,6 +121,32 @@ async function resourceScenarios(): Promise<Row[]> {
   } finally {
     await upstream.stop();
   }
+}
+
+/**
+ * The resource side: a real SDK upstream and a gateway protecting it as service `echo` (with
+ * BENCH_ONLY=verify, only the two /verify rows); then the proxy's ceiling: a raw fast upstream
+ * (a fixed JSON answer), reached through a gateway of its own, through the bare pass-through,
+ * and directly.
+ */
+async function resourceScenarios(): Promise<Row[]> {
+  const profile = process.env.BENCH_PROFILE === "1" ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+  const sdkRows = await withProxiedUpstream("upstream", profile, async (target) => {
+    const silent = await verifyScenario(
+      { ...target, pid: target.gatewayPid },
+      { ...bare.info, pid: bare.pid },
+    );
+    if (silent.note) notes.push(silent.note);
+    const logged = await loggedVerify(target.upstreamUrl, profile);
+    if (verifyOnly) return [silent.row, logged];
+    const proxy = await proxyScenarios(target);
+    notes.push(proxy.note);
+    return [silent.row, logged, ...proxy.rows];
+  });
+  if (verifyOnly) return sdkRows;
+  const raw = await withProxiedUpstream("raw-upstream", profile, rawUpstreamScenario);
+  notes.push(raw.note);
+  return [...sdkRows, raw.row];
 }
 
 const only = process.env.BENCH_ONLY;

@@ -18,15 +18,16 @@
  * A third bridge, ours in `shared` mode (one child for every session), is measured for memory
  * only, as a reference row: supergateway has no mode to compare it with.
  */
-import {
-  interleaveAll,
-  type LoadResult,
-  load,
-  type MemoryRow,
-  type Row,
-  type SessionMemory,
-} from "../lib.js";
+import { interleaveAll, type LoadResult, type MemoryRow, type Row, type SessionMemory } from "../lib.js";
 import { type TreeMemory, treeMemory, treePids } from "../proctree.js";
+import {
+  checkedLoad,
+  isTimeResult,
+  MCP_HEADERS,
+  openSession,
+  openSessions,
+  sessionCallLoad,
+} from "../sessions.js";
 import { type Bridge, startOurs, startSupergateway } from "./bridge-procs.js";
 
 /** Sessions opened on each bridge: the memory sample, then the throughput run's session pool. */
@@ -36,22 +37,8 @@ const SLICE_S = 2;
 const WARMUP_S = 1;
 /** Time for freshly started children to finish loading before RSS is read. */
 const SETTLE_MS = 1500;
-const PROTOCOL_VERSION = "2025-06-18";
-
-const HEADERS = {
-  "content-type": "application/json",
-  accept: "application/json, text/event-stream",
-};
-
-function callBody(id: number): string {
-  return JSON.stringify({
-    jsonrpc: "2.0",
-    id,
-    method: "tools/call",
-    params: { name: "get_current_time", arguments: { timezone: "UTC" } },
-  });
-}
-
+/** Sessions opened at once: each one spawns a node child (per-session mode). */
+const SPAWNING_AT_ONCE = 4;
 /** The same call as a stateless 2026-07-28 request. */
 function statelessCallBody(id: number): string {
   return JSON.stringify({
@@ -71,7 +58,7 @@ function statelessCallBody(id: number): string {
 }
 
 const STATELESS_HEADERS = {
-  ...HEADERS,
+  ...MCP_HEADERS,
   "mcp-protocol-version": "2026-07-28",
   "mcp-method": "tools/call",
   "mcp-name": "get_current_time",
@@ -103,101 +90,23 @@ async function warmStateless(url: string): Promise<void> {
 
 /** A stateless tools/call answer carrying the tool's result, marked complete. */
 function isStatelessResult(body: string): boolean {
-  return body.includes('"resultType":"complete"') && isResult(body);
+  return body.includes('"resultType":"complete"') && isTimeResult(body);
 }
 
 /** Stateless tools/call at full load, each request from the next user with a fresh JSON-RPC id. */
 function statelessLoad(url: string) {
-  let next = 0;
-  return async (duration: number): Promise<LoadResult> => {
-    let bad = 0;
-    const result = await load({
-      url,
-      method: "POST",
-      headers: STATELESS_HEADERS,
-      duration,
-      requests: [
-        {
-          setupRequest: (req) => {
-            const n = next++;
-            return {
-              ...req,
-              headers: { ...req.headers, "x-user-id": benchUser(n) },
-              body: statelessCallBody(n + 100),
-            };
-          },
-          onResponse: (status, body) => {
-            if (status === 200 && !isStatelessResult(body)) bad++;
-          },
-        },
-      ],
-    });
-    return { ...result, errors: result.errors + bad };
-  };
-}
-
-/** A tools/call answer (JSON, or one SSE `data:` event) that carries the tool's result. */
-function isResult(body: string): boolean {
-  return body.includes('"result":{"content":[') && body.includes('"timezone":"UTC"');
-}
-
-/** Reads a reply whether it came as JSON or as an SSE stream of one event. */
-async function post(
-  url: string,
-  body: string,
-  sid?: string,
-): Promise<{ status: number; text: string; sid: string | null }> {
-  const headers: Record<string, string> = { ...HEADERS };
-  if (sid) Object.assign(headers, { "mcp-session-id": sid, "mcp-protocol-version": PROTOCOL_VERSION });
-  const res = await fetch(url, { method: "POST", headers, body });
-  return { status: res.status, text: await res.text(), sid: res.headers.get("mcp-session-id") };
-}
-
-/** initialize, notifications/initialized and one checked tools/call: a session as a client leaves it. */
-async function openSession(url: string): Promise<string> {
-  const init = await post(
+  return checkedLoad(
     url,
-    JSON.stringify({
-      jsonrpc: "2.0",
-      id: 0,
-      method: "initialize",
-      params: {
-        protocolVersion: PROTOCOL_VERSION,
-        capabilities: {},
-        clientInfo: { name: "bench", version: "1" },
-      },
-    }),
+    STATELESS_HEADERS,
+    (n) => ({ headers: { "x-user-id": benchUser(n) }, body: statelessCallBody(n + 100) }),
+    isStatelessResult,
   );
-  if (init.status !== 200 || !init.sid || !init.text.includes('"result"')) {
-    throw new Error(`initialize at ${url} answered ${init.status}: ${init.text.slice(0, 300)}`);
-  }
-  const ack = await post(
-    url,
-    JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }),
-    init.sid,
-  );
-  if (ack.status !== 202) throw new Error(`initialized at ${url} answered ${ack.status}`);
-  const call = await post(url, callBody(1), init.sid);
-  if (call.status !== 200 || !isResult(call.text)) {
-    throw new Error(`tools/call at ${url} answered ${call.status}: ${call.text.slice(0, 300)}`);
-  }
-  return init.sid;
-}
-
-/** Opens `count` sessions, a few at a time (each one spawns a node child). */
-async function openSessions(url: string, count: number): Promise<string[]> {
-  const sids: string[] = [];
-  while (sids.length < count) {
-    const batch = Math.min(4, count - sids.length);
-    sids.push(...(await Promise.all(Array.from({ length: batch }, () => openSession(url)))));
-  }
-  return sids;
 }
 
 async function closeSessions(url: string, sids: string[]): Promise<number> {
   let failed = 0;
   for (const sid of sids) {
-    const res = await fetch(url, { method: "DELETE", headers: { ...HEADERS, "mcp-session-id": sid } });
+    const res = await fetch(url, { method: "DELETE", headers: { ...MCP_HEADERS, "mcp-session-id": sid } });
     await res.text();
     if (res.status !== 200) failed++;
   }
@@ -212,37 +121,6 @@ async function waitForChildren(pid: number, children: number, timeoutMs = 10_000
     await new Promise((r) => setTimeout(r, 100));
   }
   return false;
-}
-
-/** tools/call at full load, each request on the next session id with a fresh JSON-RPC id. */
-function callLoad(url: string, sids: string[]) {
-  let next = 0;
-  return async (duration: number): Promise<LoadResult> => {
-    let bad = 0;
-    const result = await load({
-      url,
-      method: "POST",
-      headers: { ...HEADERS, "mcp-protocol-version": PROTOCOL_VERSION },
-      duration,
-      requests: [
-        {
-          setupRequest: (req) => {
-            const n = next++;
-            return {
-              ...req,
-              headers: { ...req.headers, "mcp-session-id": sids[n % sids.length] as string },
-              body: callBody(n + 100),
-            };
-          },
-          onResponse: (status, body) => {
-            if (status === 200 && !isResult(body)) bad++;
-          },
-        },
-      ],
-    });
-    // A 200 without a tool result (a JSON-RPC error, an empty stream) is a failure too.
-    return { ...result, errors: result.errors + bad };
-  };
 }
 
 const MIB = 1024 * 1024;
@@ -265,13 +143,13 @@ async function measureSessions(
   bridge: Bridge,
   failures: string[],
 ): Promise<{ before: TreeMemory; after: TreeMemory; sids: string[] }> {
-  const warm = await openSession(bridge.url);
+  const warm = await openSession({ url: bridge.url });
   if (await closeSessions(bridge.url, [warm])) failures.push(`${bridge.name}: DELETE failed`);
   if (!(await waitForChildren(bridge.pid, bridge.idleChildren))) {
     failures.push(`${bridge.name}: warm-up child did not exit`);
   }
   const before = treeMemory(bridge.pid);
-  const sids = await openSessions(bridge.url, SESSIONS);
+  const sids = await openSessions({ url: bridge.url }, SESSIONS, SPAWNING_AT_ONCE);
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   return { before, after: treeMemory(bridge.pid), sids };
 }
@@ -319,8 +197,8 @@ export async function bridgeScenarios(): Promise<BridgeResults> {
     await warmStateless(ours.url);
     const [oursSessions, theirSessions, oursStateless] = (await interleaveAll(
       [
-        callLoad(ours.url, open.get(ours) ?? []),
-        callLoad(theirs.url, open.get(theirs) ?? []),
+        sessionCallLoad({ url: ours.url }, open.get(ours) ?? []),
+        sessionCallLoad({ url: theirs.url }, open.get(theirs) ?? []),
         statelessLoad(ours.url),
       ],
       { rounds: ROUNDS, sliceS: SLICE_S, warmupS: WARMUP_S },

@@ -19,108 +19,28 @@ import { existsSync, readdirSync } from "node:fs";
 import { deployFile, NGINX, type RunningProxy, startNginxWith } from "../../test/support/proxies.js";
 import { startRedis } from "../../test/support/redis.js";
 import { freePort } from "../../test/support/upstream.js";
-import { type ChildServer, interleaveAll, type LoadResult, load, type Row, startServer } from "../lib.js";
+import {
+  type BenchGateway,
+  interleaveAll,
+  type LoadResult,
+  load,
+  type Row,
+  startGateway,
+  startServer,
+} from "../lib.js";
 import { type TreeMemory, treeMemory } from "../proctree.js";
+import { callBody, MCP_HEADERS, openSessions, PROTOCOL_VERSION, sessionCallLoad } from "../sessions.js";
 import { STDIO_SERVER } from "./bridge-procs.js";
 
 const SESSIONS = Number(process.env.BENCH_CLUSTER_SESSIONS ?? 1000);
 const FEW_SESSIONS = 20;
 /** Sessions opened at once while the 1,000 are set up. */
 const OPENING = 25;
-const PROTOCOL_VERSION = "2025-06-18";
 const SETTLE_MS = 1500;
 const ROUNDS = 4;
 const SLICE_S = 2;
 const WARMUP_S = 1;
 const MIB = 1024 * 1024;
-
-const HEADERS = { "content-type": "application/json", accept: "application/json, text/event-stream" };
-
-const callBody = (
-  id: number,
-  name = "get_current_time",
-  args: Record<string, unknown> = { timezone: "UTC" },
-) => JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } });
-
-const isTimeResult = (body: string) =>
-  body.includes('"result":{"content":[') && body.includes('"timezone":"UTC"');
-
-async function post(url: string, token: string, body: string, sid?: string) {
-  const headers: Record<string, string> = { ...HEADERS, authorization: `Bearer ${token}` };
-  if (sid) Object.assign(headers, { "mcp-session-id": sid, "mcp-protocol-version": PROTOCOL_VERSION });
-  const res = await fetch(url, { method: "POST", headers, body });
-  return { status: res.status, text: await res.text(), sid: res.headers.get("mcp-session-id") };
-}
-
-/** initialize, notifications/initialized, one checked tools/call. */
-async function openSession(url: string, token: string): Promise<string> {
-  const init = await post(
-    url,
-    token,
-    JSON.stringify({
-      jsonrpc: "2.0",
-      id: 0,
-      method: "initialize",
-      params: {
-        protocolVersion: PROTOCOL_VERSION,
-        capabilities: {},
-        clientInfo: { name: "bench", version: "1" },
-      },
-    }),
-  );
-  if (init.status !== 200 || !init.sid)
-    throw new Error(`initialize answered ${init.status}: ${init.text.slice(0, 300)}`);
-  const ack = await post(
-    url,
-    token,
-    JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }),
-    init.sid,
-  );
-  if (ack.status !== 202) throw new Error(`initialized answered ${ack.status}`);
-  const call = await post(url, token, callBody(1), init.sid);
-  if (call.status !== 200 || !isTimeResult(call.text))
-    throw new Error(`tools/call answered ${call.status}: ${call.text.slice(0, 300)}`);
-  return init.sid;
-}
-
-async function openSessions(url: string, token: string, count: number): Promise<string[]> {
-  const sids: string[] = [];
-  while (sids.length < count) {
-    const batch = Math.min(OPENING, count - sids.length);
-    sids.push(...(await Promise.all(Array.from({ length: batch }, () => openSession(url, token)))));
-  }
-  return sids;
-}
-
-/** tools/call at full load, each request on the next session, every answer checked. */
-function callLoad(url: string, token: string, sids: string[]) {
-  let next = 0;
-  return async (duration: number): Promise<LoadResult> => {
-    let bad = 0;
-    const result = await load({
-      url,
-      method: "POST",
-      headers: { ...HEADERS, authorization: `Bearer ${token}`, "mcp-protocol-version": PROTOCOL_VERSION },
-      duration,
-      requests: [
-        {
-          setupRequest: (req) => {
-            const n = next++;
-            return {
-              ...req,
-              headers: { ...req.headers, "mcp-session-id": sids[n % sids.length] as string },
-              body: callBody(n + 100),
-            };
-          },
-          onResponse: (status, body) => {
-            if (status === 200 && !isTimeResult(body)) bad++;
-          },
-        },
-      ],
-    });
-    return { ...result, errors: result.errors + bad };
-  };
-}
 
 export interface ClusterResults {
   rows: Row[];
@@ -137,8 +57,8 @@ async function settled(pid: number): Promise<TreeMemory> {
 }
 
 async function sharedSessions(): Promise<{ row: Row; note: string }> {
-  const gateway = await startServer<{ url: string; accessToken: string }>("gateway", {
-    BENCH_CONFIG: JSON.stringify({
+  const gateway = await startGateway(
+    {
       port: 0,
       services: {
         time: {
@@ -148,23 +68,22 @@ async function sharedSessions(): Promise<{ row: Row; note: string }> {
           max_sessions: SESSIONS + FEW_SESSIONS + 10,
         },
       },
-    }),
-    BENCH_ACCESS_TOKEN_FOR: "time",
-  });
+    },
+    { tokenFor: "time" },
+  );
   try {
-    const url = `${gateway.info.url}/time/mcp`;
-    const token = gateway.info.accessToken;
+    const endpoint = { url: `${gateway.info.url}/time/mcp`, token: gateway.info.accessToken };
     // The child and the first-request costs (lazy modules, JIT) are not per-session costs.
-    const few = await openSessions(url, token, FEW_SESSIONS);
+    const few = await openSessions(endpoint, FEW_SESSIONS, OPENING);
     const before = await settled(gateway.pid);
     const fdsBefore = fds(gateway.pid);
     const started = performance.now();
-    const many = await openSessions(url, token, SESSIONS);
+    const many = await openSessions(endpoint, SESSIONS, OPENING);
     const openS = (performance.now() - started) / 1000;
     const after = await settled(gateway.pid);
     const fdsAfter = fds(gateway.pid);
     const [subject, baseline] = (await interleaveAll(
-      [callLoad(url, token, many), callLoad(url, token, few)],
+      [sessionCallLoad(endpoint, many), sessionCallLoad(endpoint, few)],
       {
         rounds: ROUNDS,
         sliceS: SLICE_S,
@@ -201,7 +120,7 @@ async function oneVersusTwo(): Promise<Row[]> {
   if (!existsSync(NGINX)) throw new Error(`the cluster rows need nginx at ${NGINX}`);
   const redis = await startRedis();
   if (!redis) throw new Error("the cluster rows need redis-server");
-  const servers: ChildServer<{ url: string; accessToken: string }>[] = [];
+  const servers: BenchGateway[] = [];
   const proxies: RunningProxy[] = [];
   const upstream = await startServer("upstream");
   try {
@@ -218,17 +137,9 @@ async function oneVersusTwo(): Promise<Row[]> {
     };
     // One after the other: the first writes the signing key to Redis, the second loads it.
     for (let i = 0; i < 2; i++) {
-      servers.push(
-        await startServer("gateway", {
-          BENCH_CONFIG: JSON.stringify(config),
-          ...(i === 0 ? { BENCH_ACCESS_TOKEN_FOR: "echo" } : {}),
-        }),
-      );
+      servers.push(await startGateway(config, i === 0 ? { tokenFor: "echo" } : {}));
     }
-    const [a, b] = servers as [
-      ChildServer<{ url: string; accessToken: string }>,
-      ChildServer<{ url: string }>,
-    ];
+    const [a, b] = servers as [BenchGateway, BenchGateway];
     const hostPort = (u: string) => new URL(u).host;
     const template = deployFile("nginx/gateway-cluster.conf");
     proxies.push(
@@ -242,7 +153,7 @@ async function oneVersusTwo(): Promise<Row[]> {
     );
     const token = a.info.accessToken;
     const mcpHeaders = {
-      ...HEADERS,
+      ...MCP_HEADERS,
       authorization: `Bearer ${token}`,
       "mcp-protocol-version": PROTOCOL_VERSION,
     };

@@ -24,6 +24,7 @@ const FIXED_ROUNDS = 5;
 const FIXED_SLICE_S = 2;
 const PROTOCOL_VERSION = "2025-06-18";
 
+/** A gateway, the upstream its service proxies to, and the bare pass-through in front of the same upstream. */
 export interface ProxyTarget {
   /** Gateway base URL. */
   gatewayUrl: string;
@@ -92,92 +93,108 @@ function steady(url: string, headers: Record<string, string>) {
     paced({ url, method: "POST", headers, body: BODY, rate: FIXED_RATE, durationS });
 }
 
+/** One way to reach the upstream: an MCP endpoint URL and the headers to send it. */
+interface Route {
+  url: string;
+  headers: Record<string, string>;
+}
+
+/**
+ * The three ways to the same upstream every row compares: through the gateway (with the
+ * token), through the bare pass-through, and direct; each checked once by hand with `check`
+ * before anything is measured.
+ */
+async function checkedRoutes(
+  target: ProxyTarget,
+  check: (url: string, headers: Record<string, string>) => Promise<void>,
+): Promise<{ gateway: Route; passthrough: Route; direct: Route }> {
+  const routes = {
+    gateway: { url: `${target.gatewayUrl}/${target.service}/mcp`, headers: mcpHeaders(target.accessToken) },
+    passthrough: { url: target.passthroughUrl, headers: mcpHeaders() },
+    direct: { url: target.upstreamUrl, headers: mcpHeaders() },
+  };
+  for (const route of [routes.gateway, routes.direct, routes.passthrough])
+    await check(route.url, route.headers);
+  return routes;
+}
+
+/** `sideOf` for each of gateway, pass-through and direct, in alternating slices (see `interleaveAll`). */
+async function threeSides(
+  routes: { gateway: Route; passthrough: Route; direct: Route },
+  sideOf: (url: string, headers: Record<string, string>) => (seconds: number) => Promise<LoadResult>,
+  options: { rounds: number; sliceS: number; warmupS: number },
+): Promise<{ gateway: LoadResult; passthrough: LoadResult; direct: LoadResult }> {
+  const [gateway, passthrough, direct] = (await interleaveAll(
+    [routes.gateway, routes.passthrough, routes.direct].map((r) => sideOf(r.url, r.headers)),
+    options,
+  )) as [LoadResult, LoadResult, LoadResult];
+  return { gateway, passthrough, direct };
+}
+
+/** CPU per call of the gateway and of the pass-through, and the sentence that compares them. */
+async function proxyCpu(
+  target: ProxyTarget,
+  routes: { gateway: Route; passthrough: Route },
+): Promise<string> {
+  const gatewayCpu = await cpuPerCall(target.gatewayPid, routes.gateway.url, routes.gateway.headers);
+  const passthroughCpu = await cpuPerCall(
+    target.passthroughPid,
+    routes.passthrough.url,
+    routes.passthrough.headers,
+  );
+  return (
+    `gateway ${gatewayCpu.toFixed(0)} µs, bare pass-through ${passthroughCpu.toFixed(0)} µs ` +
+    `(${(gatewayCpu / passthroughCpu).toFixed(2)}×, target <= 1.15×)`
+  );
+}
+
 /**
  * Three rows: throughput ratio at full load, added p50 at FIXED_RATE req/s, and the
  * pass-through's added p50; and a note with the CPU each proxy spends per call.
  */
 export async function proxyScenarios(target: ProxyTarget): Promise<{ rows: Row[]; note: string }> {
-  const viaGateway = `${target.gatewayUrl}/${target.service}/mcp`;
-  const gatewayHeaders = mcpHeaders(target.accessToken);
-  const directHeaders = mcpHeaders();
-  await checkEcho(viaGateway, gatewayHeaders);
-  await checkEcho(target.upstreamUrl, directHeaders);
-  await checkEcho(target.passthroughUrl, directHeaders);
-
+  const routes = await checkedRoutes(target, checkEcho);
   // The pass-through at full load too: on two cores the upstream, the proxy and the load
   // generator share the CPU, so any extra hop lowers the ratio to direct; the pass-through's
   // ratio is that floor, measured under the same drift.
-  const [fullVia, fullPass, fullDirect] = (await interleaveAll(
-    [
-      call(viaGateway, gatewayHeaders),
-      call(target.passthroughUrl, directHeaders),
-      call(target.upstreamUrl, directHeaders),
-    ],
-    { rounds: ROUNDS, sliceS: SLICE_S, warmupS: WARMUP_S },
-  )) as [LoadResult, LoadResult, LoadResult];
+  const full = await threeSides(routes, call, { rounds: ROUNDS, sliceS: SLICE_S, warmupS: WARMUP_S });
   // Gateway, pass-through and direct side by side in each round: the two added-p50 rows share
   // one baseline measured under the same drift.
-  const [viaRate, passRate, directRate] = (await interleaveAll(
-    [
-      steady(viaGateway, gatewayHeaders),
-      steady(target.passthroughUrl, directHeaders),
-      steady(target.upstreamUrl, directHeaders),
-    ],
-    { rounds: FIXED_ROUNDS, sliceS: FIXED_SLICE_S, warmupS: 1 },
-  )) as [LoadResult, LoadResult, LoadResult];
-
-  const gatewayCpu = await cpuPerCall(target.gatewayPid, viaGateway, gatewayHeaders);
-  const passthroughCpu = await cpuPerCall(target.passthroughPid, target.passthroughUrl, directHeaders);
-  const note =
-    `CPU per proxied tools/call (user + system, /proc, ${CPU_CALLS} calls at 4 connections): ` +
-    `gateway ${gatewayCpu.toFixed(0)} µs, bare pass-through ${passthroughCpu.toFixed(0)} µs ` +
-    `(${(gatewayCpu / passthroughCpu).toFixed(2)}×, target <= 1.15×)`;
+  const rate = await threeSides(routes, steady, { rounds: FIXED_ROUNDS, sliceS: FIXED_SLICE_S, warmupS: 1 });
+  const note = `CPU per proxied tools/call (user + system, /proc, ${CPU_CALLS} calls at 4 connections): ${await proxyCpu(target, routes)}`;
 
   const baselineName = "same upstream, direct";
   const rows: Row[] = [
     {
       scenario: "MCP tools/call via gateway, full load",
-      subject: fullVia,
-      baseline: fullDirect,
+      subject: full.gateway,
+      baseline: full.direct,
       baselineName,
       goal: { kind: "ratio", min: 0.93 },
     },
     {
       scenario: "bare node:http + undici pass-through (reference), full load",
-      subject: fullPass,
-      baseline: fullDirect,
+      subject: full.passthrough,
+      baseline: full.direct,
       baselineName,
       target: "(reference)",
     },
     {
       scenario: `MCP tools/call via gateway, ${FIXED_RATE} req/s fixed`,
-      subject: viaRate,
-      baseline: directRate,
+      subject: rate.gateway,
+      baseline: rate.direct,
       baselineName,
       goal: { kind: "added-p50", maxMs: 1 },
     },
     {
       scenario: `bare node:http + undici pass-through (reference), ${FIXED_RATE} req/s fixed`,
-      subject: passRate,
-      baseline: directRate,
+      subject: rate.passthrough,
+      baseline: rate.direct,
       baselineName,
       goal: { kind: "added-p50" },
     },
   ];
   return { rows, note };
-}
-
-export interface RawUpstreamTarget {
-  /** Gateway base URL, its service `service` proxying to the raw upstream. */
-  gatewayUrl: string;
-  accessToken: string;
-  service: string;
-  /** The raw upstream, reached directly. */
-  upstreamUrl: string;
-  /** The same upstream through the bare pass-through proxy. */
-  passthroughUrl: string;
-  gatewayPid: number;
-  passthroughPid: number;
 }
 
 /** Whether the raw upstream answers the bench call as an MCP server would (a 200 with the result). */
@@ -194,29 +211,18 @@ async function checkRaw(url: string, headers: Record<string, string>): Promise<v
  * upstream, at full load (throughput at saturation); the ratio vs the upstream direct and the
  * CPU each proxy spends per call go in a note.
  */
-export async function rawUpstreamScenario(target: RawUpstreamTarget): Promise<{ row: Row; note: string }> {
-  const viaGateway = `${target.gatewayUrl}/${target.service}/mcp`;
-  const gatewayHeaders = mcpHeaders(target.accessToken);
-  const directHeaders = mcpHeaders();
-  await checkRaw(viaGateway, gatewayHeaders);
-  await checkRaw(target.upstreamUrl, directHeaders);
-  await checkRaw(target.passthroughUrl, directHeaders);
-  const [gateway, passthrough, direct] = (await interleaveAll(
-    [
-      call(viaGateway, gatewayHeaders),
-      call(target.passthroughUrl, directHeaders),
-      call(target.upstreamUrl, directHeaders),
-    ],
-    { rounds: ROUNDS, sliceS: SLICE_S, warmupS: WARMUP_S },
-  )) as [LoadResult, LoadResult, LoadResult];
-  const gatewayCpu = await cpuPerCall(target.gatewayPid, viaGateway, gatewayHeaders);
-  const passthroughCpu = await cpuPerCall(target.passthroughPid, target.passthroughUrl, directHeaders);
+export async function rawUpstreamScenario(target: ProxyTarget): Promise<{ row: Row; note: string }> {
+  const routes = await checkedRoutes(target, checkRaw);
+  const { gateway, passthrough, direct } = await threeSides(routes, call, {
+    rounds: ROUNDS,
+    sliceS: SLICE_S,
+    warmupS: WARMUP_S,
+  });
   const note =
     `Raw fast upstream (bench/servers/raw-upstream.ts), full load: direct ${direct.rps.toFixed(0)} req/s; ` +
     `gateway ${gateway.rps.toFixed(0)} req/s = ${(gateway.rps / direct.rps).toFixed(2)}× direct, ` +
     `bare pass-through ${passthrough.rps.toFixed(0)} req/s = ${(passthrough.rps / direct.rps).toFixed(2)}× direct. ` +
-    `CPU per call: gateway ${gatewayCpu.toFixed(0)} µs, bare pass-through ${passthroughCpu.toFixed(0)} µs ` +
-    `(${(gatewayCpu / passthroughCpu).toFixed(2)}×, target <= 1.15×)`;
+    `CPU per call: ${await proxyCpu(target, routes)}`;
   return {
     row: {
       scenario: "MCP tools/call via gateway, raw fast upstream, full load",

@@ -11,9 +11,10 @@ import { GrantStore } from "../../src/oauth/grant-store.js";
 import { RedisStore } from "../../src/store/redis.js";
 import { addLocalUser, LOGIN } from "../oauth/helpers.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import { authorizeUrl, Browser, pkcePair, registerClient } from "../support/oauth-client.js";
+import type { Browser } from "../support/oauth-client.js";
 import { type RedirectTarget, startRedirectTarget } from "../support/redirect-target.js";
 import { redisAvailable, startRedis, type TestRedis } from "../support/redis.js";
+import { signedInBrowser } from "../support/sign-in.js";
 import { freePort } from "../support/upstream.js";
 
 const canRun = redisAvailable() || process.env.CI === "true";
@@ -78,22 +79,8 @@ describe.runIf(canRun)("/account reads the person's own grants from their owner 
   });
 
   /** alice's browser, signed in (an authorization whose redirect back is not followed). */
-  async function signedIn(): Promise<Browser> {
-    const browser = new Browser();
-    const client = await registerClient(gw.url, { client_name: "Account Test", redirect_uris: [target.url] });
-    let res = await browser.get(
-      authorizeUrl(gw.url, {
-        client_id: client.client_id,
-        redirect_uri: target.url,
-        code_challenge: pkcePair().challenge,
-      }),
-    );
-    res = await browser.get(new URL(res.headers.get("location") as string, gw.url).toString());
-    const login = await res.text();
-    const field = (name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(login)?.[1] ?? "";
-    await browser.postForm(`${gw.url}/login`, { request: field("request"), csrf: field("csrf"), ...LOGIN });
-    return browser;
-  }
+  const signedIn = (): Promise<Browser> =>
+    signedInBrowser(gw.url, { redirectUri: target.url, clientName: "Account Test", login: LOGIN });
 
   const listedGrants = (page: string) =>
     [...page.matchAll(/name="grant" value="([^"]+)"/g)].map((m) => m[1] as string).sort();

@@ -30,27 +30,13 @@ import { INITIALIZE, MCP_HEADERS } from "../support/mcp-http.js";
 import { authorizeUrl, formField, pkcePair, registerClient } from "../support/oauth-client.js";
 import { CADDY, NGINX, type RunningProxy, startCaddy, startNginx } from "../support/proxies.js";
 import { freePort, startUpstream, type TestUpstream } from "../support/upstream.js";
+import { BIN, cleanEnv } from "./serve-process.js";
 
-const BIN = resolve("bin/mcp-gateway.js");
 const BUILT = existsSync(resolve("dist/cli/main.js"));
 const LOGIN = { username: "alice", password: "correct horse battery" };
 /** Where the test client comes from when its address must differ from the proxy's. */
 const CLIENT_ADDRESS = "127.0.0.2";
 const FORGED = "203.0.113.66";
-
-/** Only the variables a gateway needs: none of this machine's MCP_* or legacy ones. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (
-      !/^(MCP_|GITHUB_|REDIS_|BASE_DOMAIN|ALLOWED_GITHUB_USERS|CLIENT_LIFETIME|ACCESS_TOKEN|REFRESH_TOKEN)/.test(
-        k,
-      )
-    )
-      env[k] = v;
-  }
-  return env;
-}
 
 interface RunningCli {
   child: ChildProcess;

@@ -4,48 +4,24 @@
  * headers, a screenshot) -> Allow -> the client's loopback redirect URI, then the code exchange.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addLocalUser, LOGIN, SERVICES } from "../oauth/helpers.js";
-import { checkBinary } from "../support/binaries.js";
+import { chromiumCheck, launchChromium } from "../support/chromium.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { authorizeUrl, pkcePair, registerClient, tokenRequest } from "../support/oauth-client.js";
+import { type RedirectTarget, startRedirectTarget } from "../support/redirect-target.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const chromiumCheck = checkBinary(CHROMIUM);
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-/** A client's redirect target on loopback: answers a small page and hands over each URL it gets. */
-async function startRedirectTarget(): Promise<{ server: Server; url: string; next: () => Promise<URL> }> {
-  const waiting: Array<(u: URL) => void> = [];
-  const arrived: URL[] = [];
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? "/", `http://${req.headers.host}`);
-    res.writeHead(200, { "content-type": "text/html" }).end("<p>You can close this window.</p>");
-    const waiter = waiting.shift();
-    if (waiter) waiter(url);
-    else arrived.push(url);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    server,
-    url: `http://127.0.0.1:${port}/callback`,
-    next: () => {
-      const ready = arrived.shift();
-      return ready ? Promise.resolve(ready) : new Promise<URL>((resolve) => waiting.push(resolve));
-    },
-  };
-}
 
 describe.skipIf(!chromiumCheck.available)("authorization in headless Chromium", () => {
   let gw: RunningGateway;
   let browser: Browser;
-  let target: Awaited<ReturnType<typeof startRedirectTarget>>;
+  let target: RedirectTarget;
   let shots: string;
 
   beforeAll(async () => {
@@ -53,23 +29,12 @@ describe.skipIf(!chromiumCheck.available)("authorization in headless Chromium", 
     await addLocalUser(gw);
     target = await startRedirectTarget();
     shots = mkdtempSync(join(tmpdir(), "mcpgw-shots-"));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
     await gw?.close({ wipe: true });
-    await new Promise((r) => target?.server.close(r));
+    await target?.close();
     if (shots) rmSync(shots, { recursive: true, force: true });
   });
 

@@ -17,27 +17,13 @@ import { childrenOf, isAlive, waitFor } from "../bridge/helpers.js";
 import { startFullGateway } from "../support/full-gateway.js";
 import { accessTokenFor } from "../support/login.js";
 import { freePort } from "../support/upstream.js";
+import { BIN, cleanEnv } from "./serve-process.js";
 
-const BIN = resolve("bin/mcp-gateway.js");
 const BUILT = existsSync(resolve("dist/cli/main.js"));
 
 function cli(args: string[], cwd: string, input?: string) {
   const res = spawnSync(process.execPath, [BIN, ...args], { cwd, input, encoding: "utf8", env: cleanEnv() });
   return { status: res.status, stdout: res.stdout, stderr: res.stderr };
-}
-
-/** The gateway must not pick up this machine's MCP_* or legacy variables. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (
-      !/^(MCP_|GITHUB_|REDIS_|BASE_DOMAIN|ALLOWED_GITHUB_USERS|CLIENT_LIFETIME|ACCESS_TOKEN|REFRESH_TOKEN)/.test(
-        k,
-      )
-    )
-      env[k] = v;
-  }
-  return env;
 }
 
 describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway CLI (run `npm run build` first)", () => {

@@ -3,20 +3,17 @@
  * missing command, a missing script, an upstream that wants its own credentials, and a public
  * URL MCP clients would refuse; exit 1 when anything fails, 0 when all is well.
  */
-import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startOidcProvider } from "../support/oidc-provider.js";
 import { freePort, startUpstream, type TestUpstream } from "../support/upstream.js";
+import { runDoctor } from "./doctor-process.js";
 
-const BIN = resolve("bin/mcp-gateway.js");
 const BUILT = existsSync(resolve("dist/cli/main.js"));
-const run = promisify(execFile);
 
 describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway doctor", () => {
   let dir: string;
@@ -37,27 +34,7 @@ describe.skipIf(!BUILT && process.env.CI !== "true")("mcp-gateway doctor", () =>
   });
 
   /** Runs the CLI without blocking this process: the upstreams it probes live here. */
-  async function doctor(config: string) {
-    const file = join(dir, "gateway.yaml");
-    writeFileSync(file, config);
-    const res = await run(process.execPath, [BIN, "doctor", "--no-builtins", "-c", file], {
-      cwd: dir,
-      env: { PATH: process.env.PATH },
-    }).then(
-      (out) => ({ ...out, status: 0 }),
-      (err: { stdout: string; stderr: string; code: number }) => ({ ...err, status: err.code }),
-    );
-    const lines = new Map(
-      res.stdout
-        .trim()
-        .split("\n")
-        .map((line) => {
-          const [verdict, check, detail] = line.split(/ {2,}/);
-          return [check as string, `${verdict} ${detail}`] as const;
-        }),
-    );
-    return { status: res.status, lines, stderr: res.stderr };
-  }
+  const doctor = (config: string) => runDoctor(dir, config, { PATH: process.env.PATH });
 
   it("names each problem on its own line and exits 1", async () => {
     const dead = `http://127.0.0.1:${await freePort()}/mcp`;

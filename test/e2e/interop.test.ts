@@ -22,14 +22,8 @@ import {
   StreamableHTTPClientTransport as TransportV2,
   UnauthorizedError as UnauthorizedV2,
 } from "@modelcontextprotocol/client";
-import { UnauthorizedError as UnauthorizedV1 } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as TransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type {
-  OAuthClientInformationMixed,
-  OAuthClientMetadata,
-  OAuthTokens,
-} from "@modelcontextprotocol/sdk/shared/auth.js";
 import { decodeJwt, exportJWK, generateKeyPair } from "jose";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -37,6 +31,7 @@ import { addLocalUser, LOGIN } from "../oauth/helpers.js";
 import { makeCertificates, opensslAvailable, type TestCertificates } from "../support/certs.js";
 import { chromiumCheck, launchChromium, signInWithChromium } from "../support/chromium.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
+import { authorizeSdkV1, authorizeSdkV2, ChromiumProvider } from "../support/mcp-clients.js";
 import { authorizeUrl, pkcePair, registerClient, tokenRequest } from "../support/oauth-client.js";
 import { type RedirectTarget, startRedirectTarget } from "../support/redirect-target.js";
 import { freePort } from "../support/upstream.js";
@@ -50,65 +45,6 @@ const INSPECTOR = join(INSPECTOR_BUILD, "cli.js");
 
 /** Each client starts processes and a browser; the machine is shared. */
 const SLOW = 180_000;
-
-/**
- * An OAuthClientProvider (the same shape in SDK v1 and v2) whose user agent is headless
- * Chromium, and whose redirect URI is a loopback listener as a desktop client runs one.
- */
-class ChromiumProvider {
-  info?: OAuthClientInformationMixed;
-  saved?: OAuthTokens;
-  private verifier?: string;
-
-  constructor(
-    private readonly browser: Browser,
-    private readonly target: RedirectTarget,
-    private readonly name: string,
-  ) {}
-
-  get redirectUrl(): string {
-    return this.target.url;
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return {
-      client_name: this.name,
-      redirect_uris: [this.target.url],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-    };
-  }
-  clientInformation() {
-    return this.info;
-  }
-  saveClientInformation(info: OAuthClientInformationMixed): void {
-    this.info = info;
-  }
-  tokens() {
-    return this.saved;
-  }
-  saveTokens(tokens: OAuthTokens): void {
-    this.saved = tokens;
-  }
-  async redirectToAuthorization(url: URL): Promise<void> {
-    await signInWithChromium(this.browser, url.toString(), LOGIN);
-  }
-  saveCodeVerifier(verifier: string): void {
-    this.verifier = verifier;
-  }
-  codeVerifier(): string {
-    if (!this.verifier) throw new Error("no code verifier saved");
-    return this.verifier;
-  }
-  /** SDK v2 (SEP-2352): what discovery found, kept with the verifier to bind the callback to its server. */
-  private discovery?: unknown;
-  saveDiscoveryState(state: unknown): void {
-    this.discovery = state;
-  }
-  discoveryState() {
-    return this.discovery as never;
-  }
-}
 
 /** The whoami tool's answer: what the upstream saw. */
 function identity(result: unknown): Record<string, unknown> {
@@ -176,15 +112,9 @@ describe.skipIf(!chromiumCheck.available)("real MCP clients from npm, direct to 
   it(
     "MCP SDK v1 client: 401 -> discovery, registration, login in Chromium, finishAuth, tool call",
     async () => {
-      const provider = new ChromiumProvider(browser, target, "SDK v1 interop");
-      const first = new ClientV1({ name: "interop-v1", version: "1.0.0" });
-      await expect(
-        first.connect(new TransportV1(new URL(serviceUrl), { authProvider: provider })),
-      ).rejects.toBeInstanceOf(UnauthorizedV1);
-      const back = await target.next();
+      const provider = new ChromiumProvider(browser, target, "SDK v1 interop", LOGIN);
+      const back = await authorizeSdkV1(serviceUrl, provider, target, "interop-v1");
       expect(back.searchParams.get("iss")).toBe(gw.url);
-      const transport = new TransportV1(new URL(serviceUrl), { authProvider: provider });
-      await transport.finishAuth(back.searchParams.get("code") as string);
       expect(decodeJwt(provider.saved?.access_token as string).aud).toBe(serviceUrl);
 
       const client = new ClientV1({ name: "interop-v1", version: "1.0.0" });
@@ -204,18 +134,14 @@ describe.skipIf(!chromiumCheck.available)("real MCP clients from npm, direct to 
   ])(
     "MCP SDK v2 client, %s negotiation: login in Chromium, then a tool call in the %s era",
     async (_mode, era, versionNegotiation) => {
-      const provider = new ChromiumProvider(browser, target, `SDK v2 interop (${_mode})`);
+      const provider = new ChromiumProvider(browser, target, `SDK v2 interop (${_mode})`, LOGIN);
       const connect = async () => {
         const client = new ClientV2({ name: "interop-v2", version: "2.0.0" }, { versionNegotiation });
         await client.connect(new TransportV2(new URL(serviceUrl), { authProvider: provider as never }));
         return client;
       };
-      await expect(connect()).rejects.toBeInstanceOf(UnauthorizedV2);
-      const back = await target.next();
       // The v2 client checks the RFC 9207 iss of the response itself.
-      await new TransportV2(new URL(serviceUrl), { authProvider: provider as never }).finishAuth(
-        back.searchParams,
-      );
+      await authorizeSdkV2(serviceUrl, provider, target, connect);
 
       // It registered as a native app (SEP-837), which its loopback redirect needs.
       const registered = await gw.as.clients.get(provider.info?.client_id as string);
@@ -453,7 +379,7 @@ describe.skipIf(cimdSkip)("MCP SDK v2 client with a metadata document and privat
       expect(password, "the first-run admin password").toBeTruthy();
       const login = { username: "admin", password };
       const provider = Object.assign(
-        new ChromiumProvider(browser, target, "SDK v2 with a metadata document"),
+        new ChromiumProvider(browser, target, "SDK v2 with a metadata document", LOGIN),
         {
           clientMetadataUrl: clientId,
           addClientAuthentication: createPrivateKeyJwtAuth({

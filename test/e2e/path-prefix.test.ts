@@ -9,24 +9,18 @@
 import {
   Client as ClientV2,
   StreamableHTTPClientTransport as TransportV2,
-  UnauthorizedError as UnauthorizedV2,
 } from "@modelcontextprotocol/client";
-import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type {
-  OAuthClientInformationMixed,
-  OAuthClientMetadata,
-  OAuthTokens,
-} from "@modelcontextprotocol/sdk/shared/auth.js";
 import { decodeJwt } from "jose";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addLocalUser, LOGIN } from "../oauth/helpers.js";
 import { checkBinary } from "../support/binaries.js";
-import { chromiumCheck, launchChromium, signInWithChromium } from "../support/chromium.js";
+import { chromiumCheck, launchChromium } from "../support/chromium.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import { NGINX, type RunningProxy, startNginxWith } from "../support/proxies.js";
+import { authorizeSdkV1, authorizeSdkV2, ChromiumProvider } from "../support/mcp-clients.js";
+import { NGINX, nginxServerConf, type RunningProxy, startNginxWith } from "../support/proxies.js";
 import { fencedBlocks, readmePart } from "../support/readme-snippets.js";
 import { type RedirectTarget, startRedirectTarget } from "../support/redirect-target.js";
 import { freePort } from "../support/upstream.js";
@@ -45,84 +39,28 @@ const README_LOCATIONS = (() => {
 })();
 
 /** nginx with README's locations; every other path of the host is another application's. */
-const PREFIX_CONF = `
-worker_processes 1;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path {{PREFIX}}/client_body;
-  proxy_temp_path {{PREFIX}}/proxy;
-  fastcgi_temp_path {{PREFIX}}/fastcgi;
-  uwsgi_temp_path {{PREFIX}}/uwsgi;
-  scgi_temp_path {{PREFIX}}/scgi;
-  server {
-    listen 127.0.0.1:{{PORT}};
+const PREFIX_CONF = nginxServerConf(`
 ${README_LOCATIONS.replaceAll("http://127.0.0.1:8080", "{{GATEWAY}}")}
-    location / { return 404 "another application"; }
-  }
-}
-`;
-
-/** An SDK v1 OAuthClientProvider whose user agent is headless Chromium. */
-class ChromiumProvider {
-  info?: OAuthClientInformationMixed;
-  saved?: OAuthTokens;
-  private verifier?: string;
-  constructor(
-    private readonly browser: Browser,
-    private readonly target: RedirectTarget,
-  ) {}
-  get redirectUrl(): string {
-    return this.target.url;
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return {
-      client_name: "prefix test",
-      redirect_uris: [this.target.url],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-    };
-  }
-  clientInformation() {
-    return this.info;
-  }
-  saveClientInformation(info: OAuthClientInformationMixed): void {
-    this.info = info;
-  }
-  tokens() {
-    return this.saved;
-  }
-  saveTokens(tokens: OAuthTokens): void {
-    this.saved = tokens;
-  }
-  async redirectToAuthorization(url: URL): Promise<void> {
-    await signInWithChromium(this.browser, url.toString(), LOGIN);
-  }
-  saveCodeVerifier(verifier: string): void {
-    this.verifier = verifier;
-  }
-  codeVerifier(): string {
-    if (!this.verifier) throw new Error("no code verifier saved");
-    return this.verifier;
-  }
-  /** SDK v2 (SEP-2352): what discovery found, kept to bind the callback to its server. */
-  private discovery?: unknown;
-  saveDiscoveryState(state: unknown): void {
-    this.discovery = state;
-  }
-  discoveryState() {
-    return this.discovery as never;
-  }
-}
+    location / { return 404 "another application"; }`);
 
 /** Every link and form target on the page, resolved against the page's URL (as the browser will use them). */
 async function targets(page: Page): Promise<string[]> {
   const script = `[...document.querySelectorAll("a[href]")].map((a) => a.href)
     .concat([...document.querySelectorAll("form")].map((f) => f.action))`;
   return (await page.evaluate(script)) as string[];
+}
+
+/** The upstream's whoami, called by an SDK client (v1 or v2), names alice; the client is closed either way. */
+async function expectAliceThenClose(client: {
+  callTool(call: { name: string }): Promise<unknown>;
+  close(): Promise<void>;
+}): Promise<void> {
+  try {
+    const result = (await client.callTool({ name: "whoami" })) as { content: Array<{ text: string }> };
+    expect(JSON.parse(result.content[0]?.text ?? "{}")["x-user-name"]).toBe("alice");
+  } finally {
+    await client.close();
+  }
 }
 
 describe.skipIf(!nginxCheck.available || !chromiumCheck.available)(
@@ -171,15 +109,9 @@ describe.skipIf(!nginxCheck.available || !chromiumCheck.available)(
       "the MCP SDK v1 client connects at the prefixed URL: discovery, registration, login and consent in Chromium, a tool call",
       async () => {
         const serviceUrl = `${base}/notes/mcp`;
-        const provider = new ChromiumProvider(browser, target);
-        const first = new Client({ name: "prefix-v1", version: "1.0.0" });
-        await expect(
-          first.connect(new StreamableHTTPClientTransport(new URL(serviceUrl), { authProvider: provider })),
-        ).rejects.toBeInstanceOf(UnauthorizedError);
-        const back = await target.next();
+        const provider = new ChromiumProvider(browser, target, "prefix test", LOGIN);
+        const back = await authorizeSdkV1(serviceUrl, provider, target, "prefix-v1");
         expect(back.searchParams.get("iss")).toBe(base);
-        const transport = new StreamableHTTPClientTransport(new URL(serviceUrl), { authProvider: provider });
-        await transport.finishAuth(back.searchParams.get("code") as string);
         const claims = decodeJwt(provider.saved?.access_token as string);
         expect(claims.aud).toBe(serviceUrl);
         expect(claims.iss).toBe(base);
@@ -188,12 +120,7 @@ describe.skipIf(!nginxCheck.available || !chromiumCheck.available)(
         await client.connect(
           new StreamableHTTPClientTransport(new URL(serviceUrl), { authProvider: provider }),
         );
-        try {
-          const result = (await client.callTool({ name: "whoami" })) as { content: Array<{ text: string }> };
-          expect(JSON.parse(result.content[0]?.text ?? "{}")["x-user-name"]).toBe("alice");
-        } finally {
-          await client.close();
-        }
+        await expectAliceThenClose(client);
       },
       SLOW,
     );
@@ -202,7 +129,7 @@ describe.skipIf(!nginxCheck.available || !chromiumCheck.available)(
       "the MCP SDK v2 client (auto negotiation, the 2026-07-28 era) connects at the prefixed URL, checking the issuer strictly",
       async () => {
         const serviceUrl = `${base}/notes/mcp`;
-        const provider = new ChromiumProvider(browser, target);
+        const provider = new ChromiumProvider(browser, target, "prefix test", LOGIN);
         const connect = async () => {
           const client = new ClientV2(
             { name: "prefix-v2", version: "2.0.0" },
@@ -211,19 +138,10 @@ describe.skipIf(!nginxCheck.available || !chromiumCheck.available)(
           await client.connect(new TransportV2(new URL(serviceUrl), { authProvider: provider as never }));
           return client;
         };
-        await expect(connect()).rejects.toBeInstanceOf(UnauthorizedV2);
-        const back = await target.next();
-        await new TransportV2(new URL(serviceUrl), { authProvider: provider as never }).finishAuth(
-          back.searchParams,
-        );
+        await authorizeSdkV2(serviceUrl, provider, target, connect);
         expect(decodeJwt(provider.saved?.access_token as string).iss).toBe(base);
         const client = await connect();
-        try {
-          const result = (await client.callTool({ name: "whoami" })) as { content: Array<{ text: string }> };
-          expect(JSON.parse(result.content[0]?.text ?? "{}")["x-user-name"]).toBe("alice");
-        } finally {
-          await client.close();
-        }
+        await expectAliceThenClose(client);
       },
       SLOW,
     );

@@ -24,6 +24,7 @@ import {
   tokenRequest,
 } from "../support/oauth-client.js";
 import { type RedirectTarget, startRedirectTarget } from "../support/redirect-target.js";
+import { signedInBrowser } from "../support/sign-in.js";
 
 const SERVICES = {
   services: {
@@ -275,29 +276,15 @@ describe("the forms of the person pages refuse what their own pages did not send
     await target?.close();
   });
 
-  /** A signed-in HTTP browser, and the CSRF token and grant ids its account page shows. */
+  /** A signed-in HTTP browser, and the CSRF token its account page shows ("" if none). */
   async function signedIn() {
-    const browser = new HttpBrowser();
-    const client = await registerClient(gw.url, { client_name: "Form Test", redirect_uris: [target.url] });
-    // Any authorization signs the browser in; the redirect back to the client is not followed.
-    let res = await browser.get(
-      authorizeUrl(gw.url, {
-        client_id: client.client_id,
-        redirect_uri: target.url,
-        code_challenge: pkcePair().challenge,
-      }),
-    );
-    res = await browser.get(new URL(res.headers.get("location") as string, gw.url).toString());
-    const login = await res.text();
-    const field = (html: string, name: string) =>
-      new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1] ?? "";
-    await browser.postForm(`${gw.url}/login`, {
-      request: field(login, "request"),
-      csrf: field(login, "csrf"),
-      ...LOGIN,
+    const browser = await signedInBrowser(gw.url, {
+      redirectUri: target.url,
+      clientName: "Form Test",
+      login: LOGIN,
     });
     const account = await (await browser.get(`${gw.url}/account`)).text();
-    return { browser, csrf: field(account, "csrf") };
+    return { browser, csrf: /name="csrf" value="([^"]*)"/.exec(account)?.[1] ?? "" };
   }
 
   it("refuses a revoke or sign-out without the session's CSRF token, or posted from another site", async () => {

@@ -5,69 +5,27 @@
  * refresh, and finally an MCP call through the gateway with the tokens it obtained.
  */
 
-import { auth, type OAuthClientProvider, UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { auth, UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type {
-  OAuthClientInformationMixed,
-  OAuthClientMetadata,
-  OAuthTokens,
-} from "@modelcontextprotocol/sdk/shared/auth.js";
+import type { OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addLocalUser, LOGIN } from "../oauth/helpers.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import { Browser, followAuthorization, REDIRECT_URI } from "../support/oauth-client.js";
+import { BrowserProvider } from "../support/mcp-clients.js";
 import { startUpstream, type TestUpstream } from "../support/upstream.js";
 
-/** An in-memory OAuthClientProvider whose "user agent" is the test's cookie-jar browser. */
-class TestProvider implements OAuthClientProvider {
-  info?: OAuthClientInformationMixed;
-  saved?: OAuthTokens;
-  verifier?: string;
-  authorizationUrl?: URL;
-  callback?: URL;
-  private readonly browser = new Browser();
-
-  constructor(private readonly gatewayUrl: string) {}
-
-  get redirectUrl(): string {
-    return REDIRECT_URI;
-  }
-  get clientMetadata(): OAuthClientMetadata {
-    return {
-      client_name: "SDK test client",
-      redirect_uris: [REDIRECT_URI],
-      grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "none",
-    };
+/**
+ * The shared cookie-jar browser provider, logging in as LOGIN, with a fixed `state` so the test
+ * can check the SDK sends it and the gateway returns it.
+ */
+class TestProvider extends BrowserProvider {
+  constructor(gatewayUrl: string) {
+    super(gatewayUrl, LOGIN, "SDK test client");
   }
   state(): string {
     return "sdk-state";
-  }
-  clientInformation() {
-    return this.info;
-  }
-  saveClientInformation(info: OAuthClientInformationMixed): void {
-    this.info = info;
-  }
-  tokens() {
-    return this.saved;
-  }
-  saveTokens(tokens: OAuthTokens): void {
-    this.saved = tokens;
-  }
-  async redirectToAuthorization(url: URL): Promise<void> {
-    this.authorizationUrl = url;
-    this.callback = await followAuthorization(this.gatewayUrl, this.browser, url.toString(), LOGIN);
-  }
-  saveCodeVerifier(verifier: string): void {
-    this.verifier = verifier;
-  }
-  codeVerifier(): string {
-    if (!this.verifier) throw new Error("no code verifier saved");
-    return this.verifier;
   }
 }
 

@@ -18,6 +18,7 @@ import { SqliteStore } from "../../src/store/sqlite.js";
 import { accessTokenFor } from "../support/login.js";
 import { postInitialize } from "../support/mcp-http.js";
 import { freePort, startUpstream, type TestUpstream } from "../support/upstream.js";
+import { runDoctor } from "./doctor-process.js";
 import { BIN, BUILT, cleanEnv, startServe } from "./serve-process.js";
 
 const run = promisify(execFile);
@@ -54,27 +55,7 @@ async function writeUnsealedKey(db: string): Promise<string> {
   return kid;
 }
 
-async function doctor(cwd: string, config: string) {
-  const file = join(cwd, "gateway.yaml");
-  writeFileSync(file, config);
-  const res = await run(process.execPath, [BIN, "doctor", "--no-builtins", "-c", file], {
-    cwd,
-    env: cleanEnv(),
-  }).then(
-    (out) => ({ ...out, status: 0 }),
-    (e: { stdout: string; stderr: string; code: number }) => ({ ...e, status: e.code }),
-  );
-  const lines = new Map(
-    res.stdout
-      .trim()
-      .split("\n")
-      .map((line) => {
-        const [verdict, check, detail] = line.split(/ {2,}/);
-        return [check as string, `${verdict} ${detail}`] as const;
-      }),
-  );
-  return { status: res.status, lines };
-}
+const doctor = (cwd: string, config: string) => runDoctor(cwd, config, cleanEnv());
 
 describe.skipIf(!BUILT && process.env.CI !== "true")(
   "signing keys sealed by default (run `npm run build` first)",

@@ -409,6 +409,19 @@ describe("private_key_jwt through dynamic registration, and the SSRF guard on jw
     return { code: back.searchParams.get("code") as string, verifier };
   }
 
+  /** A fresh code for `clientId`, redeemed with an assertion `key` signs for the token endpoint. */
+  async function redeemWithAssertion(clientId: string, key: Parameters<typeof assertion>[0]) {
+    const c = await codeFor(clientId);
+    return tokenRequest(strict.url, {
+      grant_type: "authorization_code",
+      code: c.code,
+      code_verifier: c.verifier,
+      redirect_uri: "http://127.0.0.1:9999/callback",
+      client_assertion_type: JWT_BEARER,
+      client_assertion: await assertion(key, clientId, `${strict.url}/token`),
+    });
+  }
+
   it("registers a private_key_jwt client with inline jwks (no secret issued) and redeems with its assertion", async () => {
     const key = await signer("ES256", "dcr-1");
     const client = await registerClient(strict.url, {
@@ -421,15 +434,7 @@ describe("private_key_jwt through dynamic registration, and the SSRF guard on jw
       token_endpoint_auth_method: "private_key_jwt",
       application_type: "native",
     });
-    const c = await codeFor(client.client_id);
-    const res = await tokenRequest(strict.url, {
-      grant_type: "authorization_code",
-      code: c.code,
-      code_verifier: c.verifier,
-      redirect_uri: "http://127.0.0.1:9999/callback",
-      client_assertion_type: JWT_BEARER,
-      client_assertion: await assertion(key, client.client_id, `${strict.url}/token`),
-    });
+    const res = await redeemWithAssertion(client.client_id, key);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
   });
 
@@ -443,15 +448,7 @@ describe("private_key_jwt through dynamic registration, and the SSRF guard on jw
       token_endpoint_auth_method: "private_key_jwt",
       jwks_uri: jwksUri,
     });
-    const c = await codeFor(client.client_id);
-    const res = await tokenRequest(strict.url, {
-      grant_type: "authorization_code",
-      code: c.code,
-      code_verifier: c.verifier,
-      redirect_uri: "http://127.0.0.1:9999/callback",
-      client_assertion_type: JWT_BEARER,
-      client_assertion: await assertion(key, client.client_id, `${strict.url}/token`),
-    });
+    const res = await redeemWithAssertion(client.client_id, key);
     expect(`${res.status} ${res.body.error}`).toBe("401 invalid_client");
     expect(res.body.error_description).toMatch(reason);
   });

@@ -52,11 +52,11 @@ async function registerAsClaude(base = gw.url) {
 }
 
 /** One "connect" as Claude does it: register, authorize with a scope and the resource, redeem with the secret in the form. */
-async function connect(scope: string, resource = `${gw.url}/notes/mcp`) {
-  const client = await registerAsClaude();
+async function connect(scope: string, resource = `${gw.url}/notes/mcp`, base = gw.url) {
+  const client = await registerAsClaude(base);
   const { verifier, challenge } = pkcePair();
   const back = await authorizeWithLocalLogin(
-    gw.url,
+    base,
     new Browser(),
     {
       client_id: client.client_id,
@@ -69,7 +69,7 @@ async function connect(scope: string, resource = `${gw.url}/notes/mcp`) {
     LOGIN,
   );
   expect(back.searchParams.get("error"), back.toString()).toBeNull();
-  const tokens = await tokenRequest(gw.url, {
+  const tokens = await tokenRequest(base, {
     grant_type: "authorization_code",
     code: back.searchParams.get("code") as string,
     code_verifier: verifier,
@@ -170,28 +170,11 @@ describe("Claude: metadata discovery", () => {
         scopes_supported?: string[];
       };
       expect(meta.scopes_supported).toEqual(["offline_access"]);
-      const client = await registerAsClaude(bare.url);
-      const { verifier, challenge } = pkcePair();
-      const back = await authorizeWithLocalLogin(
+      const { tokens } = await connect(
+        (meta.scopes_supported ?? []).join(" "),
+        `${bare.url}/files/mcp`,
         bare.url,
-        new Browser(),
-        {
-          client_id: client.client_id,
-          redirect_uri: CALLBACK,
-          code_challenge: challenge,
-          scope: (meta.scopes_supported ?? []).join(" "),
-          resource: `${bare.url}/files/mcp`,
-        },
-        LOGIN,
       );
-      const tokens = await tokenRequest(bare.url, {
-        grant_type: "authorization_code",
-        code: back.searchParams.get("code") as string,
-        code_verifier: verifier,
-        redirect_uri: CALLBACK,
-        client_id: client.client_id,
-        client_secret: client.client_secret,
-      });
       expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
       expect(tokens.body.refresh_token).toBeTruthy();
     } finally {

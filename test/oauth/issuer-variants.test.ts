@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { checkBinary } from "../support/binaries.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { Browser, followAuthorization, pkcePair, REDIRECT_URI } from "../support/oauth-client.js";
-import { NGINX, type RunningProxy, startNginxWith } from "../support/proxies.js";
+import { NGINX, nginxServerConf, type RunningProxy, startNginxWith } from "../support/proxies.js";
 import { freePort } from "../support/upstream.js";
 import { addLocalUser, LOGIN, SERVICES } from "./helpers.js";
 
@@ -90,25 +90,9 @@ const closeGateway = (gw: RunningGateway) => () => gw.close({ wipe: true });
 const nginxCheck = checkBinary(NGINX);
 
 /** nginx serving the gateway under /gw (prefix stripped), with /.well-known passed on as it is. */
-const PREFIX_CONF = `
-worker_processes 1;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path {{PREFIX}}/client_body;
-  proxy_temp_path {{PREFIX}}/proxy;
-  fastcgi_temp_path {{PREFIX}}/fastcgi;
-  uwsgi_temp_path {{PREFIX}}/uwsgi;
-  scgi_temp_path {{PREFIX}}/scgi;
-  server {
-    listen 127.0.0.1:{{PORT}};
+const PREFIX_CONF = nginxServerConf(`
     location /gw/ { proxy_pass {{GATEWAY}}/; proxy_set_header Host $http_host; }
-    location /.well-known/ { proxy_pass {{GATEWAY}}; proxy_set_header Host $http_host; }
-  }
-}
-`;
+    location /.well-known/ { proxy_pass {{GATEWAY}}; proxy_set_header Host $http_host; }`);
 
 const DEPLOYMENTS: Array<[string, () => Promise<Deployment>, { skip?: boolean }]> = [
   [

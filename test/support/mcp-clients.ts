@@ -2,20 +2,34 @@
  * Real MCP clients logging in the way a person would, for tests that run them against a
  * gateway: an OAuthClientProvider whose "user agent" is the test's browser (for the SDK's own
  * auth(), v1 or v2), and mcp-remote as a stdio proxy whose browser step the test completes by
- * following the URL it prints; and the SDK v2 client with a token in hand, in either era.
+ * following the URL it prints; a provider whose user agent is headless Chromium with a loopback
+ * redirect listener (as a desktop client runs one); and the SDK v2 client with a token in hand,
+ * in either era.
  */
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { Client as ClientV2, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
-import type { OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
+import {
+  Client as ClientV2,
+  StreamableHTTPClientTransport,
+  UnauthorizedError as UnauthorizedV2,
+} from "@modelcontextprotocol/client";
+import {
+  type OAuthClientProvider,
+  UnauthorizedError as UnauthorizedV1,
+} from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport as TransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type {
   OAuthClientInformationMixed,
   OAuthClientMetadata,
   OAuthTokens,
 } from "@modelcontextprotocol/sdk/shared/auth.js";
+import type { Browser as Chromium } from "playwright-core";
+import { expect } from "vitest";
+import { signInWithChromium } from "./chromium.js";
 import { Browser, followAuthorization, REDIRECT_URI } from "./oauth-client.js";
+import type { RedirectTarget } from "./redirect-target.js";
 import { freePort } from "./upstream.js";
 
 const require = createRequire(import.meta.url);
@@ -26,26 +40,23 @@ export interface Login {
   password: string;
 }
 
-/** A public client (no secret) whose authorization step is the test's browser logging in as `login`. */
-export class BrowserProvider implements OAuthClientProvider {
+/**
+ * What every test provider keeps in memory: a public client (no secret) named `clientName`,
+ * its registration, tokens, PKCE verifier and (SDK v2, SEP-2352) discovery state. Subclasses
+ * say where the redirect goes and who plays the user agent.
+ */
+abstract class PublicClientProvider {
   info?: OAuthClientInformationMixed;
   saved?: OAuthTokens;
   verifier?: string;
-  /** Where the login ended: the redirect URI with the code. */
-  callback?: URL;
-  private readonly browser = new Browser();
-  constructor(
-    private readonly base: string,
-    private readonly login: Login,
-    private readonly clientName: string,
-  ) {}
-  get redirectUrl() {
-    return REDIRECT_URI;
-  }
+  private discovery?: unknown;
+  constructor(protected readonly clientName: string) {}
+  abstract get redirectUrl(): string;
+  abstract redirectToAuthorization(url: URL): Promise<void>;
   get clientMetadata(): OAuthClientMetadata {
     return {
       client_name: this.clientName,
-      redirect_uris: [REDIRECT_URI],
+      redirect_uris: [this.redirectUrl],
       grant_types: ["authorization_code", "refresh_token"],
       response_types: ["code"],
       token_endpoint_auth_method: "none",
@@ -54,25 +65,118 @@ export class BrowserProvider implements OAuthClientProvider {
   clientInformation() {
     return this.info;
   }
-  saveClientInformation(info: OAuthClientInformationMixed) {
+  saveClientInformation(info: OAuthClientInformationMixed): void {
     this.info = info;
   }
   tokens() {
     return this.saved;
   }
-  saveTokens(tokens: OAuthTokens) {
+  saveTokens(tokens: OAuthTokens): void {
     this.saved = tokens;
   }
-  async redirectToAuthorization(url: URL) {
-    this.callback = await followAuthorization(this.base, this.browser, url.toString(), this.login);
-  }
-  saveCodeVerifier(verifier: string) {
+  saveCodeVerifier(verifier: string): void {
     this.verifier = verifier;
   }
-  codeVerifier() {
-    if (!this.verifier) throw new Error("no verifier");
+  codeVerifier(): string {
+    if (!this.verifier) throw new Error("no code verifier saved");
     return this.verifier;
   }
+  saveDiscoveryState(state: unknown): void {
+    this.discovery = state;
+  }
+  discoveryState() {
+    return this.discovery as never;
+  }
+}
+
+/**
+ * A public client whose authorization step is the test's cookie-jar browser logging in as
+ * `login` at `base`; the redirect (with the code) is kept in `callback`, not followed.
+ */
+export class BrowserProvider extends PublicClientProvider implements OAuthClientProvider {
+  /** Where the login ended: the redirect URI with the code. */
+  callback?: URL;
+  /** The authorization request the SDK built (what it asked for: scope, resource, PKCE). */
+  authorizationUrl?: URL;
+  private readonly browser = new Browser();
+  constructor(
+    private readonly base: string,
+    private readonly login: Login,
+    clientName: string,
+  ) {
+    super(clientName);
+  }
+  get redirectUrl() {
+    return REDIRECT_URI;
+  }
+  async redirectToAuthorization(url: URL) {
+    this.authorizationUrl = url;
+    this.callback = await followAuthorization(this.base, this.browser, url.toString(), this.login);
+  }
+}
+
+/**
+ * A public client (the same provider shape in SDK v1 and v2) whose user agent is headless
+ * Chromium signing in as `login`, and whose redirect URI is the loopback listener `target`, as
+ * a desktop client runs one: the test reads the code from the listener and finishes the exchange.
+ */
+export class ChromiumProvider extends PublicClientProvider {
+  constructor(
+    private readonly browser: Chromium,
+    private readonly target: { url: string },
+    clientName: string,
+    private readonly login: Login,
+  ) {
+    super(clientName);
+  }
+  get redirectUrl(): string {
+    return this.target.url;
+  }
+  async redirectToAuthorization(url: URL): Promise<void> {
+    await signInWithChromium(this.browser, url.toString(), this.login);
+  }
+}
+
+/**
+ * The SDK v1 client's first connect to the protected `url` with `provider`: refused with its
+ * UnauthorizedError once discovery, registration and the sign-in in Chromium are done; the code
+ * that arrived at `target` is exchanged with finishAuth (tokens in `provider.saved`). Returns
+ * that redirect, for the test's checks of it (iss, state).
+ */
+export async function authorizeSdkV1(
+  url: string,
+  provider: ChromiumProvider,
+  target: RedirectTarget,
+  clientName: string,
+): Promise<URL> {
+  const first = new Client({ name: clientName, version: "1.0.0" });
+  await expect(
+    first.connect(new TransportV1(new URL(url), { authProvider: provider })),
+  ).rejects.toBeInstanceOf(UnauthorizedV1);
+  const back = await target.next();
+  await new TransportV1(new URL(url), { authProvider: provider }).finishAuth(
+    back.searchParams.get("code") as string,
+  );
+  return back;
+}
+
+/**
+ * The same for the SDK v2 client, whose `connect` (built by the test with its own negotiation
+ * options) must be refused with v2's UnauthorizedError; v2's finishAuth takes the whole
+ * redirect and checks its RFC 9207 iss itself.
+ */
+export async function authorizeSdkV2(
+  url: string,
+  provider: ChromiumProvider,
+  target: RedirectTarget,
+  connect: () => Promise<ClientV2>,
+): Promise<URL> {
+  await expect(connect()).rejects.toBeInstanceOf(UnauthorizedV2);
+  const back = await target.next();
+  await new StreamableHTTPClientTransport(new URL(url), { authProvider: provider as never }).finishAuth(
+    back.searchParams,
+  );
+  return back;
 }
 
 /**

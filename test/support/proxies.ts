@@ -131,6 +131,32 @@ export async function startNginxWith(
 }
 
 /**
+ * A whole nginx config for `startNginxWith`: one worker, pid, logs and every temp path under
+ * `{{PREFIX}}` (nginx's compiled-in paths are not writable in a test), and one server on
+ * 127.0.0.1:`{{PORT}}` whose body is `locations` (which may use further placeholders).
+ */
+export function nginxServerConf(locations: string): string {
+  return `
+worker_processes 1;
+pid {{PREFIX}}/nginx.pid;
+error_log {{PREFIX}}/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path {{PREFIX}}/client_body;
+  proxy_temp_path {{PREFIX}}/proxy;
+  fastcgi_temp_path {{PREFIX}}/fastcgi;
+  uwsgi_temp_path {{PREFIX}}/uwsgi;
+  scgi_temp_path {{PREFIX}}/scgi;
+  server {
+    listen 127.0.0.1:{{PORT}};
+${locations}
+  }
+}
+`;
+}
+
+/**
  * Caddy with a file from deploy/caddy/ (Caddyfile: forward_auth in front of an MCP server;
  * Caddyfile.gateway: in front of the gateway), admin endpoint off, in the foreground.
  */
