@@ -12,8 +12,9 @@ import type { AddressInfo } from "node:net";
 import { readBody } from "../bridge/http.js";
 import type { RunningBridge } from "../bridge/index.js";
 import { sendJsonRpcError } from "../bridge/sse.js";
+import { signAnswers } from "./answer-signature.js";
 import { CLUSTER_FROM_HEADER, CLUSTER_HEADER_PREFIX } from "./protocol.js";
-import { RelayVerifier, relayKey } from "./signature.js";
+import { NONCE_HEADER, RelayVerifier, relayKey } from "./signature.js";
 
 /** What the connection itself carries: not the sender's to sign. */
 const CONNECTION_HEADERS = new Set([
@@ -53,12 +54,14 @@ export interface RelayedAccessLog {
 
 export class ClusterChannel {
   private readonly verifier: RelayVerifier;
+  private readonly key: Buffer;
   private readonly server: Server;
   /** service name -> its bridge, once the bridges run. */
   private bridges = new Map<string, RunningBridge>();
 
   constructor(private readonly opts: ChannelOptions) {
-    this.verifier = new RelayVerifier(relayKey(opts.secret));
+    this.key = relayKey(opts.secret);
+    this.verifier = new RelayVerifier(this.key);
     this.server = createServer((req, res) => void this.handle(req, res));
     // Relayed GET streams and slow tool calls are long-lived.
     this.server.requestTimeout = 0;
@@ -107,7 +110,15 @@ export class ClusterChannel {
       },
       req.headers,
     );
+    if (!verdict.ok && verdict.reason === "busy") {
+      sendJsonRpcError(res, 503, -32000, "Too many relayed requests at once; try again shortly", null, {
+        "retry-after": "1",
+      });
+      return;
+    }
     if (!verdict.ok) return this.refuse(req, res, verdict.reason);
+    // Everything answered from here on is signed for this request (answer-signature.ts).
+    signAnswers(res, this.key, req.headers[NONCE_HEADER] as string, req.method ?? "GET");
     const path = url.split("?")[0] ?? "/";
     const match = /^\/([a-z0-9][a-z0-9-]*)\/mcp$/.exec(path.slice(this.opts.basePath.length));
     const bridge =
