@@ -302,10 +302,8 @@ for (const variant of VARIANTS) {
             .map((l) => JSON.parse(l) as Line)
             .filter((l) => l.req?.path === "/echo/mcp");
         await waitFor(() => lines().length >= sends.length, 10_000);
-        // Route lines carry fastify's request id, shortcut lines do not: both kinds are here.
-        expect(lines().map((l) => (l.reqId ? "route" : "shortcut"))).toEqual(
-          sends.map((_, i) => (i === 0 ? "route" : "shortcut")),
-        );
+        // One line per request (the lanes' lines are alike: both carry a request id).
+        expect(lines()).toHaveLength(sends.length);
         for (const line of lines()) expect(line.req?.ip).toBe(CLIENT_ADDRESS);
         expect(gateway.output().slice(mark)).not.toContain(FORGED);
         // What the upstream was told about the client, either way.
