@@ -83,7 +83,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     routerOptions: { maxParamLength: 500 },
   });
 
-  const cluster = await startCluster(config, store, app.log);
+  const cluster = await startCluster(config, store, app.log, requests);
   let upstreams: Awaited<ReturnType<typeof startServiceUpstreams>>;
   try {
     upstreams = await startServiceUpstreams(config, app.log, cluster);

@@ -12,8 +12,9 @@ import type { AddressInfo } from "node:net";
 import { readBody } from "../bridge/http.js";
 import type { RunningBridge } from "../bridge/index.js";
 import { sendJsonRpcError } from "../bridge/sse.js";
+import { signAnswers } from "./answer-signature.js";
 import { CLUSTER_FROM_HEADER, CLUSTER_HEADER_PREFIX } from "./protocol.js";
-import { RelayVerifier, relayKey } from "./signature.js";
+import { NONCE_HEADER, RelayVerifier, relayKey } from "./signature.js";
 
 /** What the connection itself carries: not the sender's to sign. */
 const CONNECTION_HEADERS = new Set([
@@ -34,19 +35,33 @@ export interface ChannelOptions {
   basePath: string;
   /** Largest relayed body (`gateway.max_body`: the relaying instance read it under that limit). */
   maxBodyBytes: number;
-  log?: { warn(obj: object, msg?: string): void; info(obj: object, msg?: string): void };
-  /** Whether a relayed request gets an access line here too (`log_requests`). */
-  logRequests?: boolean;
+  log?: { warn(obj: object, msg?: string): void };
+  /** Where a served relayed request's access line goes (the app's RequestLog, src/ops/request-log.ts). */
+  requests?: RelayedAccessLog;
+}
+
+/** The part of the app's request log the channel writes to (declared here: cluster needs no ops). */
+export interface RelayedAccessLog {
+  relayedAnswered(
+    method: string,
+    url: string,
+    ip: string,
+    relayedFrom: string,
+    status: number,
+    startedAt: number,
+  ): void;
 }
 
 export class ClusterChannel {
   private readonly verifier: RelayVerifier;
+  private readonly key: Buffer;
   private readonly server: Server;
   /** service name -> its bridge, once the bridges run. */
   private bridges = new Map<string, RunningBridge>();
 
   constructor(private readonly opts: ChannelOptions) {
-    this.verifier = new RelayVerifier(relayKey(opts.secret));
+    this.key = relayKey(opts.secret);
+    this.verifier = new RelayVerifier(this.key);
     this.server = createServer((req, res) => void this.handle(req, res));
     // Relayed GET streams and slow tool calls are long-lived.
     this.server.requestTimeout = 0;
@@ -95,7 +110,15 @@ export class ClusterChannel {
       },
       req.headers,
     );
+    if (!verdict.ok && verdict.reason === "busy") {
+      sendJsonRpcError(res, 503, -32000, "Too many relayed requests at once; try again shortly", null, {
+        "retry-after": "1",
+      });
+      return;
+    }
     if (!verdict.ok) return this.refuse(req, res, verdict.reason);
+    // Everything answered from here on is signed for this request (answer-signature.ts).
+    signAnswers(res, this.key, req.headers[NONCE_HEADER] as string, req.method ?? "GET");
     const path = url.split("?")[0] ?? "/";
     const match = /^\/([a-z0-9][a-z0-9-]*)\/mcp$/.exec(path.slice(this.opts.basePath.length));
     const bridge =
@@ -110,7 +133,7 @@ export class ClusterChannel {
       sendJsonRpcError(res, 400, -32000, "Bad Request: the internal channel carries session requests only");
       return;
     }
-    this.logWhenDone(req, res, path);
+    this.logWhenDone(req, res);
     // The bridge sees what the sender signed and nothing else (no cluster header among it).
     for (const name of Object.keys(req.headers)) {
       if (name.startsWith(CLUSTER_HEADER_PREFIX)) delete req.headers[name];
@@ -122,29 +145,24 @@ export class ClusterChannel {
   }
 
   /**
-   * The owner's access line for a relayed request: the client as the relaying instance saw it
-   * (its signed X-Forwarded-For, which it set from its own view of the client, never the
+   * The owner's access line for a relayed request, through the app's request log (the normal
+   * line, `log_requests` and all, plus `relayed_from`): the client as the relaying instance saw
+   * it (its signed X-Forwarded-For, which it set from its own view of the client, never the
    * client's word), and which instance relayed it. Read before the headers are trimmed.
    */
-  private logWhenDone(req: IncomingMessage, res: ServerResponse, path: string): void {
-    const log = this.opts.log;
-    if (!log || this.opts.logRequests === false) return;
+  private logWhenDone(req: IncomingMessage, res: ServerResponse): void {
+    const requests = this.opts.requests;
+    if (!requests) return;
     const startedAt = performance.now();
     const from = req.headers[CLUSTER_FROM_HEADER];
     const forwardedFor = req.headers["x-forwarded-for"];
-    const ip = typeof forwardedFor === "string" ? forwardedFor.split(",")[0]?.trim() : undefined;
-    const method = req.method ?? "";
-    res.once("close", () => {
-      log.info(
-        {
-          req: { method, url: path, ip },
-          res: { statusCode: res.statusCode },
-          responseTime: performance.now() - startedAt,
-          relayed_from: typeof from === "string" ? from : undefined,
-        },
-        "relayed request completed",
-      );
-    });
+    const ip = (typeof forwardedFor === "string" ? forwardedFor.split(",")[0]?.trim() : undefined) ?? "";
+    const relayedFrom = typeof from === "string" ? from : "";
+    // The URL as it arrived (the bridge's own path is set on it before it is served).
+    const { method = "", url = "" } = req;
+    res.once("close", () =>
+      requests.relayedAnswered(method, url, ip, relayedFrom, res.statusCode, startedAt),
+    );
   }
 
   private refuse(req: IncomingMessage, res: ServerResponse, reason: string): void {

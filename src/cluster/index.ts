@@ -13,7 +13,7 @@ import { readSecretFile } from "../bridge/secret-file.js";
 import { ConfigError } from "../config/load.js";
 import type { GatewayConfig } from "../config/schema.js";
 import type { Store } from "../store/store.js";
-import { ClusterChannel } from "./channel.js";
+import { ClusterChannel, type RelayedAccessLog } from "./channel.js";
 import { SessionOwners } from "./owners.js";
 import { OwnerRelay } from "./relay.js";
 import { relayKey } from "./signature.js";
@@ -74,6 +74,8 @@ export async function startCluster(
   config: GatewayConfig,
   store: Store,
   log: FastifyBaseLogger,
+  /** The app's request log: relayed requests served here get their access line there. */
+  requests?: RelayedAccessLog,
 ): Promise<Cluster | undefined> {
   const s = settings(config);
   if (!s) return undefined;
@@ -88,7 +90,7 @@ export async function startCluster(
     ...s,
     maxBodyBytes: config.gateway.max_body,
     log: clusterLog,
-    logRequests: config.log_requests,
+    requests,
   });
   const listening = await channel.listen();
   let bridges = new Map<string, RunningBridge>();

@@ -8,12 +8,14 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { Agent, type Dispatcher } from "undici";
 import { sendJsonRpcError } from "../bridge/sse.js";
 import { StoreUnavailableError } from "../store/errors.js";
+import { answerHasBody, VerifiedFrames, verifiedAnswerHead } from "./answer-signature.js";
 import type { SessionOwners } from "./owners.js";
 import { CLUSTER_FROM_HEADER, CLUSTER_HEADER_PREFIX, relayPath } from "./protocol.js";
-import { signRelayed } from "./signature.js";
+import { NONCE_HEADER, signRelayed } from "./signature.js";
 
 /** Never copied onto the relayed request: connection fields, and what the relay sets itself. */
 const NOT_RELAYED = new Set([
@@ -29,9 +31,6 @@ const NOT_RELAYED = new Set([
   "expect",
   "authorization",
 ]);
-
-/** Connection fields of the owner's answer; Node sets its own. */
-const HOP_BY_HOP_RESPONSE = new Set(["connection", "keep-alive", "transfer-encoding", "trailer", "upgrade"]);
 
 /** Errors that mean nothing listens at the owner's address any more. */
 const GONE = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENOTFOUND", "UND_ERR_CONNECT_TIMEOUT"]);
@@ -96,6 +95,7 @@ export class OwnerRelay {
     const payload = body && body.length > 0 ? body : undefined;
     const method = req.method ?? "GET";
     signRelayed(this.key, { method, target: owner, path, body: payload }, headers);
+    const nonce = headers[NONCE_HEADER] as string;
 
     let cancelled = false;
     let answer: Readable | undefined;
@@ -130,18 +130,34 @@ export class OwnerRelay {
       return true;
     }
     answer = upstream.body;
+    // Destroying an undici body emits 'error' (aborted): without a listener that ends the process.
+    answer.on("error", () => undefined);
     if (cancelled) {
       answer.destroy();
       return true;
     }
-    const out: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(upstream.headers)) {
-      if (value !== undefined && !HOP_BY_HOP_RESPONSE.has(name)) out[name] = value;
+    // Only the owner's own answer to this very request goes on (answer-signature.ts): its head
+    // before anything is forwarded, each frame of its body before that frame's data.
+    const head = verifiedAnswerHead(this.key, nonce, upstream.statusCode, upstream.headers);
+    if (!head) {
+      answer.destroy();
+      this.log?.warn({ service, owner }, "answer on the internal channel not signed by the owner; dropped");
+      sendJsonRpcError(res, 502, -32000, "The instance holding this session did not answer");
+      return true;
     }
-    res.writeHead(upstream.statusCode, out);
+    res.writeHead(upstream.statusCode, head.headers);
     if (String(upstream.headers["content-type"] ?? "").startsWith("text/event-stream")) res.flushHeaders();
-    answer.once("error", () => res.destroy());
-    answer.pipe(res);
+    if (!answerHasBody(method, upstream.statusCode)) {
+      answer.destroy();
+      res.end();
+      return true;
+    }
+    pipeline(answer, new VerifiedFrames(this.key, head.chain), res).catch((err: Error) => {
+      if (cancelled) return;
+      this.log?.warn({ service, owner, err: err.message }, "answer on the internal channel broken off");
+      // Never a clean end: the client must not take a cut or altered answer for a whole one.
+      res.destroy();
+    });
     return true;
   }
 

@@ -75,7 +75,16 @@ export function signRelayed(key: Buffer, request: SignedRequest, headers: Record
 
 export type Verdict =
   | { ok: true; signedHeaders: Set<string> }
-  | { ok: false; reason: "unsigned" | "malformed" | "stale" | "bad signature" | "replayed" };
+  | { ok: false; reason: "unsigned" | "malformed" | "stale" | "bad signature" | "replayed" | "busy" };
+
+/**
+ * Most nonces remembered at once. Only correctly signed requests are remembered, and each for
+ * the freshness window only, so this is far above what instances send in 30 s; it bounds memory
+ * all the same. A live nonce is never evicted to make room (that would let its request be
+ * replayed inside the window): when every slot holds one, new requests are refused ("busy")
+ * until some expire.
+ */
+export const MAX_NONCES = 200_000;
 
 const NONCE = /^[A-Za-z0-9_-]{16,64}$/;
 const NAMES = /^[a-z0-9!#$%&'*+.^_`|~-]+(,[a-z0-9!#$%&'*+.^_`|~-]+)*$/;
@@ -89,6 +98,7 @@ export class RelayVerifier {
   constructor(
     private readonly key: Buffer,
     private readonly now: () => number = Date.now,
+    private readonly maxNonces = MAX_NONCES,
   ) {}
 
   /** What can be refused from the headers alone (before a body is read): undefined if nothing. */
@@ -130,6 +140,11 @@ export class RelayVerifier {
     // Only a correctly signed request reaches the cache: nobody else can fill it.
     this.sweep(now);
     if (this.seen.has(nonce)) return { ok: false, reason: "replayed" };
+    if (this.seen.size >= this.maxNonces) {
+      // Full: forget what has expired now rather than at the next second's sweep; never a live one.
+      this.sweep(now, true);
+      if (this.seen.size >= this.maxNonces) return { ok: false, reason: "busy" };
+    }
     this.seen.set(nonce, at + FRESHNESS_SECONDS * 1000);
     return { ok: true, signedHeaders: new Set(names) };
   }
@@ -139,8 +154,8 @@ export class RelayVerifier {
     return this.seen.size;
   }
 
-  private sweep(now: number): void {
-    if (now < this.nextSweep) return;
+  private sweep(now: number, force = false): void {
+    if (now < this.nextSweep && !force) return;
     this.nextSweep = now + 1000;
     for (const [nonce, until] of this.seen) if (until < now) this.seen.delete(nonce);
   }

@@ -133,13 +133,18 @@ export class OneLinePerRequest extends LogController {
   }
 }
 
+/** Distinct relaying instances whose line parts are kept (a cluster has a handful). */
+const RELAYERS_KEPT = 64;
+
 export class RequestLog {
   readonly metrics = new RequestMetrics();
   /** The shortcuts' access lines: the app's logger, whose parts are read once. */
   private readonly lines: AccessLines;
+  /** relayed_from -> access lines of a child logger binding it, read once per relaying instance. */
+  private readonly relayedLines = new Map<string, AccessLines>();
 
   constructor(
-    log: FastifyBaseLogger,
+    private readonly log: FastifyBaseLogger,
     private readonly clients: ClientLookup,
     /** Whether answered requests get a log line (`log_requests`); metrics count them either way. */
     private readonly logLines: boolean,
@@ -169,5 +174,30 @@ export class RequestLog {
     const ms = performance.now() - startedAt;
     this.metrics.record(route, raw.method ?? "", status, ms / 1000);
     if (this.logLines) writeAccessLine(this.lines, raw, this.clients, status, ms, this.ids.next());
+  }
+
+  /**
+   * A request another instance relayed here and this one served (src/cluster/channel.ts): the
+   * same access line as any other, plus `relayed_from`, under the same `log_requests`. `ip` is
+   * the client as the relaying instance saw it (its signed X-Forwarded-For): this socket is that
+   * instance's. Not counted in the metrics: the instance the client reached counted it.
+   */
+  relayedAnswered(
+    method: string,
+    url: string,
+    ip: string,
+    relayedFrom: string,
+    status: number,
+    startedAt: number,
+  ): void {
+    if (!this.logLines) return;
+    let lines = this.relayedLines.get(relayedFrom);
+    if (!lines) {
+      // Only a correctly signed request names a relaying instance; bounded all the same.
+      if (this.relayedLines.size >= RELAYERS_KEPT) this.relayedLines.clear();
+      lines = accessLines(this.log.child({ relayed_from: relayedFrom }));
+      this.relayedLines.set(relayedFrom, lines);
+    }
+    lines.write(method, pathOf(url), ip, status, performance.now() - startedAt);
   }
 }

@@ -60,6 +60,7 @@ function configFor(opts: {
   redisUrl: string;
   upstreamUrl: string;
   extra?: string[];
+  shutdownTimeoutInFile: boolean;
 }): string {
   const counter = (mode: string) => [
     `    command: ${process.execPath}`,
@@ -75,7 +76,7 @@ function configFor(opts: {
     "trust_proxy: 127.0.0.1",
     `data_dir: ${join(opts.dir, `data-${opts.name}`)}`,
     "log_level: info",
-    "shutdown_timeout: 8",
+    ...(opts.shutdownTimeoutInFile ? ["shutdown_timeout: 8"] : []),
     ...(opts.extra ?? []),
     "store:",
     "  type: redis",
@@ -106,6 +107,10 @@ export async function startCluster(opts: {
   tap?: boolean;
   /** More top-level config lines for every instance. */
   extraConfig?: string[];
+  /** Environment of every instance's process (MCP_GATEWAY_* config, say). */
+  env?: Record<string, string>;
+  /** false: the files leave shutdown_timeout out (set it through `env`, say). */
+  shutdownTimeoutInFile?: boolean;
 }): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), "mcpgw-cluster-"));
   const redis = await startRedis();
@@ -132,6 +137,7 @@ export async function startCluster(opts: {
         redisUrl: redis.url,
         upstreamUrl: upstream.url,
         extra: opts.extraConfig,
+        shutdownTimeoutInFile: opts.shutdownTimeoutInFile ?? true,
       }),
     );
     instances.push({
@@ -156,6 +162,7 @@ export async function startCluster(opts: {
     instance.process = await startServe({
       cwd: dir,
       port: instance.port,
+      env: opts.env,
       args: ["--config", instance.config, "--no-builtins"],
       timeoutMs: 60_000,
     });

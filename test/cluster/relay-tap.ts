@@ -15,9 +15,20 @@ export interface Captured {
   body: Buffer;
 }
 
+/** An answer the tap sends in the owner's place. */
+export interface ForgedAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
 export interface RelayTap {
   port: number;
   captured: Captured[];
+  /** Set: every chunk of the owner's answers passes through it on its way back (someone altering them). */
+  alter?: (chunk: Buffer) => Buffer;
+  /** Set: the tap answers relayed requests itself, the owner never sees them (someone answering in its place). */
+  forge?: () => ForgedAnswer;
   close(): Promise<void>;
 }
 
@@ -39,6 +50,12 @@ export async function startRelayTap(port: number, targetPort: number): Promise<R
     for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
     const body = Buffer.concat(chunks);
     captured.push({ method: req.method ?? "GET", url: req.url ?? "/", headers: { ...req.headers }, body });
+    if (tap.forge) {
+      const forged = tap.forge();
+      res.writeHead(forged.status, forged.headers);
+      res.end(forged.body);
+      return;
+    }
     try {
       const answer = await request(`http://127.0.0.1:${targetPort}${req.url}`, {
         method: (req.method ?? "GET") as "POST",
@@ -51,7 +68,11 @@ export async function startRelayTap(port: number, targetPort: number): Promise<R
       res.writeHead(answer.statusCode, headers);
       res.flushHeaders();
       answer.body.on("error", () => res.destroy());
-      answer.body.pipe(res);
+      if (tap.alter) {
+        const alter = tap.alter;
+        answer.body.on("data", (chunk: Buffer) => res.write(alter(chunk)));
+        answer.body.on("end", () => res.end());
+      } else answer.body.pipe(res);
       res.once("close", () => answer.body.destroy());
     } catch {
       res.destroy();
@@ -59,7 +80,7 @@ export async function startRelayTap(port: number, targetPort: number): Promise<R
   });
   server.requestTimeout = 0;
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-  return {
+  const tap: RelayTap = {
     port: (server.address() as AddressInfo).port,
     captured,
     close: () =>
@@ -68,4 +89,5 @@ export async function startRelayTap(port: number, targetPort: number): Promise<R
         server.close(() => resolve());
       }),
   };
+  return tap;
 }

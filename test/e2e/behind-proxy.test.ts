@@ -25,6 +25,7 @@ import { validateConfig } from "../../src/config/load.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import { waitFor } from "../bridge/helpers.js";
 import { checkBinary } from "../support/binaries.js";
+import { accessTokenFor } from "../support/login.js";
 import { BrowserProvider, connectMcpRemote } from "../support/mcp-clients.js";
 import { INITIALIZE, MCP_HEADERS } from "../support/mcp-http.js";
 import { authorizeUrl, formField, pkcePair, registerClient } from "../support/oauth-client.js";
@@ -254,6 +255,46 @@ for (const variant of VARIANTS) {
         } finally {
           await client.close();
         }
+        alive();
+      });
+
+      it("an MCP request on the route and then on the shortcut (cached verdict): both log and forward the client's own address", async () => {
+        const { accessToken } = await accessTokenFor(base, [`${base}/echo/mcp`], LOGIN);
+        const agent = new Agent({ localAddress: CLIENT_ADDRESS });
+        const mark = gateway.output().length;
+        const seenBefore = upstream.requests.length;
+        const initialize = async (at: string) => {
+          const res = await request(`${at}/echo/mcp`, {
+            method: "POST",
+            headers: { ...MCP_HEADERS, authorization: `Bearer ${accessToken}`, "x-forwarded-for": FORGED },
+            body: JSON.stringify(INITIALIZE),
+            dispatcher: agent,
+          });
+          await res.body.dump();
+          expect(res.statusCode).toBe(200);
+        };
+        // The first check of a token goes through fastify's route; the second, its verdict
+        // cached, through the shortcut ahead of fastify (src/gateway/proxy-shortcut.ts).
+        const sends = variant.trust === "127.0.0.1" ? [base, base, gatewayUrl, gatewayUrl] : [base, base];
+        for (const at of sends) await initialize(at);
+        await agent.close();
+        type Line = { reqId?: string; req?: { path?: string; ip?: string } };
+        const lines = () =>
+          gateway
+            .output()
+            .slice(mark)
+            .split("\n")
+            .filter((l) => l.startsWith("{"))
+            .map((l) => JSON.parse(l) as Line)
+            .filter((l) => l.req?.path === "/echo/mcp");
+        await waitFor(() => lines().length >= sends.length, 10_000);
+        // One line per request (the lanes' lines are alike: both carry a request id).
+        expect(lines()).toHaveLength(sends.length);
+        for (const line of lines()) expect(line.req?.ip).toBe(CLIENT_ADDRESS);
+        expect(gateway.output().slice(mark)).not.toContain(FORGED);
+        // What the upstream was told about the client, either way.
+        const forwarded = upstream.requests.slice(seenBefore).map((r) => r.headers["x-forwarded-for"]);
+        expect(forwarded).toEqual(sends.map(() => CLIENT_ADDRESS));
         alive();
       });
 

@@ -110,24 +110,22 @@ describe("through the gateway with the MCP SDK client", () => {
   it("delivers each SSE event as the upstream sends it", async () => {
     const token = await gw.token("echo");
     const { client } = await connectClient(token);
-    const arrivals: number[] = [];
-    client.setNotificationHandler(LoggingMessageNotificationSchema, () => {
-      arrivals.push(Date.now());
+    // The upstream sends tick 2 only once this client has seen tick 1: a gateway that held the
+    // stream back would never let it (the tool then answers "gate timed out").
+    const gate = `sdk-${Date.now()}`;
+    const seen: string[] = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      seen.push(String(n.params.data));
+      if (n.params.data === "tick 1") upstream.openGate(gate);
     });
     try {
-      const start = Date.now();
-      const result = await client.callTool({ name: "slow_stream", arguments: { count: 3, delayMs: 400 } });
-      const end = Date.now();
+      const result = await client.callTool({ name: "gated_stream", arguments: { gate } });
       expect(toolText(result)).toBe("done");
-      expect(arrivals).toHaveLength(3);
-      // The first event arrives long before the upstream finishes (3 × 400 ms).
-      const first = arrivals[0] ?? Number.NaN;
-      expect(first - start).toBeLessThan(300);
-      expect(end - first).toBeGreaterThan(900);
+      expect(seen).toEqual(["tick 1", "tick 2"]);
     } finally {
       await client.close();
     }
-  });
+  }, 30_000);
 });
 
 describe("raw streaming and session headers", () => {
@@ -143,7 +141,7 @@ describe("raw streaming and session headers", () => {
       headers: { ...MCP_HEADERS, ...auth, ...version },
       body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }),
     });
-    const start = Date.now();
+    const gate = `raw-${Date.now()}`;
     const res = await request(`${gw.url}/echo/mcp`, {
       method: "POST",
       headers: { ...MCP_HEADERS, ...auth, ...version },
@@ -151,20 +149,25 @@ describe("raw streaming and session headers", () => {
         jsonrpc: "2.0",
         id: 2,
         method: "tools/call",
-        params: { name: "slow_stream", arguments: { count: 2, delayMs: 800 } },
+        params: { name: "gated_stream", arguments: { gate } },
       }),
     });
     expect(res.statusCode).toBe(200);
     expect(res.headers["content-type"]).toContain("text/event-stream");
-    const chunks: Array<{ at: number; text: string }> = [];
-    for await (const chunk of res.body) chunks.push({ at: Date.now() - start, text: chunk.toString() });
-    const total = Date.now() - start;
-    const first = chunks.find((c) => c.text.includes("tick 1"));
-    expect(first).toBeDefined();
-    expect(first?.at).toBeLessThan(500);
-    expect(total).toBeGreaterThan(1500);
-    expect(chunks.some((c) => c.text.includes('"done"'))).toBe(true);
-  });
+    // What arrived, in order, and when the gate was opened: only once tick 1 was here.
+    const order: string[] = [];
+    let text = "";
+    for await (const chunk of res.body) {
+      text += chunk.toString();
+      for (const mark of ["tick 1", "tick 2", '"done"', "gate timed out"])
+        if (text.includes(mark) && !order.includes(mark)) order.push(mark);
+      if (order.includes("tick 1") && !order.includes("gate opened")) {
+        order.push("gate opened");
+        upstream.openGate(gate);
+      }
+    }
+    expect(order).toEqual(["tick 1", "gate opened", "tick 2", '"done"']);
+  }, 30_000);
 
   it("passes Mcp-Session-Id back, GET streams and DELETE through", async () => {
     const token = await gw.token("echo");

@@ -7,6 +7,9 @@
  *   whoami       returns the request headers the tool call arrived with (JSON text)
  *   slow_stream  sends `count` log notifications `delayMs` apart on the response stream, then
  *                returns "done"
+ *   gated_stream sends "tick 1", waits until the test opens gate `gate` (openGate: say, once its
+ *                client has seen tick 1), sends "tick 2", returns "done"; "gate timed out" if
+ *                nobody opened it within 15 s (a stream held back on the way never gets it open)
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
@@ -26,10 +29,47 @@ export interface TestUpstream {
   url: string;
   port: number;
   requests: RecordedRequest[];
+  /** Lets a waiting gated_stream call go on (opens it ahead if it has not reached the gate yet). */
+  openGate(name: string): void;
   close(): Promise<void>;
 }
 
-function buildServer(): McpServer {
+/** gated_stream's gates: name -> what opens it. */
+class Gates {
+  private readonly gates = new Map<string, { promise: Promise<void>; open(): void }>();
+
+  private gate(name: string) {
+    let gate = this.gates.get(name);
+    if (!gate) {
+      let open = () => {};
+      const promise = new Promise<void>((r) => {
+        open = r;
+      });
+      gate = { promise, open };
+      this.gates.set(name, gate);
+    }
+    return gate;
+  }
+
+  open(name: string): void {
+    this.gate(name).open();
+  }
+
+  /** True when opened; false after `limitMs` (only a safety net: nothing waits for it). */
+  async passed(name: string, limitMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((r) => {
+      timer = setTimeout(() => r(false), limitMs);
+    });
+    try {
+      return await Promise.race([this.gate(name).promise.then(() => true as const), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function buildServer(gates: Gates): McpServer {
   const server = new McpServer(
     { name: "test-upstream", version: "1.0.0" },
     { capabilities: { logging: {} } },
@@ -54,6 +94,24 @@ function buildServer(): McpServer {
       return { content: [{ type: "text", text: "done" }] };
     },
   );
+  server.registerTool(
+    "gated_stream",
+    {
+      description: "Send tick 1, wait for the test to open a gate, send tick 2, then answer",
+      inputSchema: { gate: z.string().min(1).max(100) },
+    },
+    async ({ gate }, extra) => {
+      const tick = (i: number) =>
+        extra.sendNotification({
+          method: "notifications/message",
+          params: { level: "info", data: `tick ${i}` },
+        });
+      await tick(1);
+      const opened = await gates.passed(gate, 15_000);
+      await tick(2);
+      return { content: [{ type: "text", text: opened ? "done" : "gate timed out" }] };
+    },
+  );
   return server;
 }
 
@@ -61,6 +119,7 @@ function buildServer(): McpServer {
 export async function startUpstream(path = "/mcp"): Promise<TestUpstream> {
   const sessions = new Map<string, StreamableHTTPServerTransport>();
   const requests: RecordedRequest[] = [];
+  const gates = new Gates();
   const httpServer: Server = createServer(async (req, res) => {
     requests.push({ method: req.method ?? "", url: req.url ?? "", headers: { ...req.headers } });
     if (!req.url?.startsWith(path)) {
@@ -91,7 +150,7 @@ export async function startUpstream(path = "/mcp"): Promise<TestUpstream> {
         created.onclose = () => {
           if (created.sessionId) sessions.delete(created.sessionId);
         };
-        await buildServer().connect(created);
+        await buildServer(gates).connect(created);
         transport = created;
       }
       await transport.handleRequest(req, res);
@@ -105,6 +164,7 @@ export async function startUpstream(path = "/mcp"): Promise<TestUpstream> {
     url: `http://127.0.0.1:${port}${path}`,
     port,
     requests,
+    openGate: (name) => gates.open(name),
     async close() {
       for (const t of sessions.values()) await t.close().catch(() => undefined);
       httpServer.closeAllConnections();

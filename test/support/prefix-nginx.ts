@@ -1,0 +1,38 @@
+/**
+ * nginx for a gateway at a sub-path of a shared host: README's block ("At a sub-path of a
+ * shared host", under "Behind a reverse proxy"), as an operator copies it, in a server whose
+ * every other path is another application's. {{GATEWAY}} is the gateway's own URL.
+ * (test/e2e/path-prefix.test.ts builds the same file for itself.)
+ */
+import { fencedBlocks, readmePart } from "./readme-snippets.js";
+
+function readmeLocations(): string {
+  const block = fencedBlocks(readmePart("Behind a reverse proxy")).find(
+    (b) => b.section === "At a sub-path of a shared host" && b.lang === "nginx",
+  );
+  if (!block) throw new Error('README.md: no nginx block under "At a sub-path of a shared host"');
+  return block.body;
+}
+
+/** The nginx.conf template for startNginxWith (PORT, GATEWAY). */
+export function prefixNginxConf(): string {
+  return `
+worker_processes 1;
+pid {{PREFIX}}/nginx.pid;
+error_log {{PREFIX}}/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path {{PREFIX}}/client_body;
+  proxy_temp_path {{PREFIX}}/proxy;
+  fastcgi_temp_path {{PREFIX}}/fastcgi;
+  uwsgi_temp_path {{PREFIX}}/uwsgi;
+  scgi_temp_path {{PREFIX}}/scgi;
+  server {
+    listen 127.0.0.1:{{PORT}};
+${readmeLocations().replaceAll("http://127.0.0.1:8080", "{{GATEWAY}}")}
+    location / { return 404 "another application"; }
+  }
+}
+`;
+}
