@@ -215,7 +215,11 @@ describe.skipIf(!chromiumCheck.available)("real MCP clients from npm, direct to 
         send({ jsonrpc: "2.0", method: "notifications/initialized" });
         send({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "whoami", arguments: {} } });
         const call = await answer(2);
-        expect(call.error).toBeUndefined();
+        // mcp-remote answers -32001 for anything its transport gave up on; its stderr says what.
+        expect(
+          call.error,
+          `${JSON.stringify(call.error)}\nmcp-remote stderr:\n${out.stderr().slice(-4000)}`,
+        ).toBeUndefined();
         const seen = identity(call.result);
         expect(seen["x-user-name"]).toBe("alice");
         expect(seen.authorization).toBe(false);

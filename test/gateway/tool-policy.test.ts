@@ -162,8 +162,13 @@ describe("per-tool policy through the gateway", () => {
     const alice = await connect(MODES.legacy, tokens.sseAlice as string, "sse");
     const bob = await connect(MODES.legacy, tokens.sseBob as string, "sse");
     try {
-      expect((await alice.listTools()).tools.map((t) => t.name).sort()).toEqual(["slow_stream", "whoami"]);
-      expect((await bob.listTools()).tools.map((t) => t.name)).toEqual(["whoami"]);
+      // Only slow_stream has a rule (alice's); the upstream's other tools have none and stay listed.
+      expect((await alice.listTools()).tools.map((t) => t.name).sort()).toEqual([
+        "gated_stream",
+        "slow_stream",
+        "whoami",
+      ]);
+      expect((await bob.listTools()).tools.map((t) => t.name).sort()).toEqual(["gated_stream", "whoami"]);
       audit.length = 0;
       const done = await alice.callTool({ name: "slow_stream", arguments: { count: 3, delayMs: 10 } });
       expect(done.content).toEqual([{ type: "text", text: "done" }]);
