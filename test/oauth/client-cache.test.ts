@@ -57,12 +57,16 @@ describe.each(STORES)("client records cached per instance, $name store", ({ redi
     let refreshToken = (await obtainTokens(first, client)).refresh_token;
     const clientsCache = second.as.parts.caches?.all().find((c) => c.name === "clients");
     const hitsBefore = clientsCache?.hits ?? 0;
-    for (let i = 0; i < 2; i++) {
+    // Refreshed until one authenticates the client from the cache: the first refresh fills it,
+    // but the first instance's use mark (first_token_at, written by the code redemption) may
+    // reach this instance's feed only after that and drop the entry again (on a busy machine
+    // SQLite's polled feed is late), so the next refresh may miss once more.
+    const giveUpAt = Date.now() + 15_000;
+    do {
       const res = await refresh(second, client, refreshToken);
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       refreshToken = res.body.refresh_token as string;
-    }
-    // The second refresh authenticated the client from the cache.
+    } while ((clientsCache?.hits ?? 0) <= hitsBefore && Date.now() < giveUpAt);
     expect(clientsCache?.hits ?? 0).toBeGreaterThan(hitsBefore);
     return { client, refreshToken };
   }
