@@ -20,8 +20,8 @@ import { checkBinary } from "../support/binaries.js";
 import { chromiumCheck, launchChromium } from "../support/chromium.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { authorizeSdkV1, authorizeSdkV2, ChromiumProvider } from "../support/mcp-clients.js";
-import { NGINX, nginxServerConf, type RunningProxy, startNginxWith } from "../support/proxies.js";
-import { fencedBlocks, readmePart } from "../support/readme-snippets.js";
+import { prefixNginxConf } from "../support/prefix-nginx.js";
+import { NGINX, type RunningProxy, startNginxWith } from "../support/proxies.js";
 import { type RedirectTarget, startRedirectTarget } from "../support/redirect-target.js";
 import { freePort } from "../support/upstream.js";
 import { type BothErasUpstream, startBothErasUpstream } from "../support/upstream-v2.js";
@@ -29,19 +29,8 @@ import { type BothErasUpstream, startBothErasUpstream } from "../support/upstrea
 const SLOW = 180_000;
 const nginxCheck = checkBinary(NGINX);
 
-/** README's block for this deployment ("At a sub-path of a shared host"), as an operator copies it. */
-const README_LOCATIONS = (() => {
-  const block = fencedBlocks(readmePart("Behind a reverse proxy")).find(
-    (b) => b.section === "At a sub-path of a shared host" && b.lang === "nginx",
-  );
-  if (!block) throw new Error('README.md: no nginx block under "At a sub-path of a shared host"');
-  return block.body;
-})();
-
 /** nginx with README's locations; every other path of the host is another application's. */
-const PREFIX_CONF = nginxServerConf(`
-${README_LOCATIONS.replaceAll("http://127.0.0.1:8080", "{{GATEWAY}}")}
-    location / { return 404 "another application"; }`);
+const PREFIX_CONF = prefixNginxConf();
 
 /** Every link and form target on the page, resolved against the page's URL (as the browser will use them). */
 async function targets(page: Page): Promise<string[]> {

@@ -2,8 +2,8 @@
  * nginx for a gateway at a sub-path of a shared host: README's block ("At a sub-path of a
  * shared host", under "Behind a reverse proxy"), as an operator copies it, in a server whose
  * every other path is another application's. {{GATEWAY}} is the gateway's own URL.
- * (test/e2e/path-prefix.test.ts builds the same file for itself.)
  */
+import { nginxServerConf } from "./proxies.js";
 import { fencedBlocks, readmePart } from "./readme-snippets.js";
 
 function readmeLocations(): string {
@@ -16,23 +16,7 @@ function readmeLocations(): string {
 
 /** The nginx.conf template for startNginxWith (PORT, GATEWAY). */
 export function prefixNginxConf(): string {
-  return `
-worker_processes 1;
-pid {{PREFIX}}/nginx.pid;
-error_log {{PREFIX}}/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path {{PREFIX}}/client_body;
-  proxy_temp_path {{PREFIX}}/proxy;
-  fastcgi_temp_path {{PREFIX}}/fastcgi;
-  uwsgi_temp_path {{PREFIX}}/uwsgi;
-  scgi_temp_path {{PREFIX}}/scgi;
-  server {
-    listen 127.0.0.1:{{PORT}};
+  return nginxServerConf(`
 ${readmeLocations().replaceAll("http://127.0.0.1:8080", "{{GATEWAY}}")}
-    location / { return 404 "another application"; }
-  }
-}
-`;
+    location / { return 404 "another application"; }`);
 }
