@@ -198,6 +198,6 @@ export class RequestLog {
       lines = accessLines(this.log.child({ relayed_from: relayedFrom }));
       this.relayedLines.set(relayedFrom, lines);
     }
-    lines.write(method, pathOf(url), ip, status, performance.now() - startedAt);
+    lines.write(method, pathOf(url), ip, status, performance.now() - startedAt, this.ids.next());
   }
 }
