@@ -9,7 +9,9 @@
  * - a hit changes nothing. The hot path (/verify) only reads, and every entry is re-read from
  *   its source within its TTL anyway, so moving entries on each hit (LRU) would cost every
  *   request a write for little gain;
- * - entries can be removed one by one (`delete`, an invalidation) or all at once (`clear`).
+ * - entries can be removed one by one (`delete`, an invalidation) or all at once (`clear`);
+ * - long keys can be indexed by a part of them (`indexBy`): the whole key is kept in its entry
+ *   and compared on every hit, so a lookup answers only for the very key that was stored.
  *
  * Counters are plain numbers, read by /metrics at scrape time (ops/cache-metrics.ts). They count
  * lookups: a request that looks twice counts twice.
@@ -54,9 +56,19 @@ export interface TtlCacheOptions<V> {
   onRemove?: (key: string, value: V) => void;
   /** Where /metrics finds this cache. */
   registry?: CacheRegistry;
+  /**
+   * The part of a key its entry is found by (default: all of it), for long keys: V8 hashes every
+   * character of a new string on each lookup, about 1 µs for a 700-character access token, the
+   * largest part of a cached /verify decision. The entry keeps the whole key, and a lookup is a
+   * hit only when it is equal (a comparison costs a twentieth of the hash); two keys with the
+   * same part share one entry, the one stored later replacing the other.
+   */
+  indexBy?: (key: string) => string;
 }
 
 interface Slot<V> {
+  /** The whole key (the map is keyed by its `indexBy` part). */
+  key: string;
   value: V;
   /** Epoch ms after which the entry is gone. */
   until: number;
@@ -68,6 +80,7 @@ export class TtlCache<V> implements CacheStats {
   readonly removed: RemovalCounts = { expired: 0, size: 0, invalidated: 0, cleared: 0 };
   private readonly slots = new Map<string, Slot<V>>();
   private readonly onRemove?: (key: string, value: V) => void;
+  private readonly index: (key: string) => string;
 
   constructor(
     readonly name: string,
@@ -76,6 +89,7 @@ export class TtlCache<V> implements CacheStats {
     options: TtlCacheOptions<V> = {},
   ) {
     this.onRemove = options.onRemove;
+    this.index = options.indexBy ?? wholeKey;
     options.registry?.add(this);
   }
 
@@ -85,13 +99,14 @@ export class TtlCache<V> implements CacheStats {
 
   /** The value while it is fresh at `now`; undefined otherwise. Allocates nothing. */
   get(key: string, now: number = Date.now()): V | undefined {
-    const slot = this.slots.get(key);
-    if (slot !== undefined) {
+    const index = this.index(key);
+    const slot = this.slots.get(index);
+    if (slot !== undefined && slot.key === key) {
       if (slot.until > now) {
         this.hits++;
         return slot.value;
       }
-      this.remove(key, slot);
+      this.remove(index, slot);
       this.removed.expired++;
     }
     this.misses++;
@@ -101,9 +116,10 @@ export class TtlCache<V> implements CacheStats {
   /** Keeps `value` for `ttlMs` (nothing is kept for 0 or less), replacing any entry under `key`. */
   set(key: string, value: V, ttlMs: number, now: number = Date.now()): void {
     if (!(ttlMs > 0)) return;
-    const old = this.slots.get(key);
+    const index = this.index(key);
+    const old = this.slots.get(index);
     if (old !== undefined) {
-      this.remove(key, old);
+      this.remove(index, old);
     } else if (this.slots.size >= this.max) {
       const oldest = this.slots.entries().next().value;
       if (oldest !== undefined) {
@@ -112,14 +128,15 @@ export class TtlCache<V> implements CacheStats {
         else this.removed.expired++;
       }
     }
-    this.slots.set(key, { value, until: now + ttlMs });
+    this.slots.set(index, { key, value, until: now + ttlMs });
   }
 
   /** Removes one entry (an invalidation); true if there was one. */
   delete(key: string): boolean {
-    const slot = this.slots.get(key);
-    if (slot === undefined) return false;
-    this.remove(key, slot);
+    const index = this.index(key);
+    const slot = this.slots.get(index);
+    if (slot === undefined || slot.key !== key) return false;
+    this.remove(index, slot);
     this.removed.invalidated++;
     return true;
   }
@@ -127,12 +144,14 @@ export class TtlCache<V> implements CacheStats {
   /** Removes every entry. */
   clear(): void {
     this.removed.cleared += this.slots.size;
-    if (this.onRemove) for (const [key, slot] of this.slots) this.onRemove(key, slot.value);
+    if (this.onRemove) for (const slot of this.slots.values()) this.onRemove(slot.key, slot.value);
     this.slots.clear();
   }
 
-  private remove(key: string, slot: Slot<V>): void {
-    this.slots.delete(key);
-    this.onRemove?.(key, slot.value);
+  private remove(index: string, slot: Slot<V>): void {
+    this.slots.delete(index);
+    this.onRemove?.(slot.key, slot.value);
   }
 }
+
+const wholeKey = (key: string): string => key;

@@ -47,4 +47,32 @@ describe("TtlCache", () => {
     expect(cache.removed).toEqual({ expired: 0, size: 0, invalidated: 1, cleared: 2 });
     expect(registry.all().map((c) => c.name)).toEqual(["verdicts"]);
   });
+
+  it("indexBy: an entry answers only its own whole key; keys sharing a part take turns", () => {
+    const removed: string[] = [];
+    const cache = new TtlCache<number>("t", 2, {
+      indexBy: (key) => key.slice(-2),
+      onRemove: (key) => removed.push(key),
+    });
+    cache.set("one-xy", 1, 60_000, 0);
+    expect(cache.get("one-xy", 1)).toBe(1);
+    // Same part, another key: a miss that leaves the stored entry alone.
+    expect(cache.get("two-xy", 1)).toBeUndefined();
+    expect(cache.delete("two-xy")).toBe(false);
+    expect(cache.get("one-xy", 2)).toBe(1);
+    expect([cache.hits, cache.misses, cache.size]).toEqual([2, 1, 1]);
+    // An expired entry is not dropped by another key's lookup, only by its own.
+    cache.set("old-zz", 3, 10, 0);
+    expect(cache.get("new-zz", 20)).toBeUndefined();
+    expect(cache.removed.expired).toBe(0);
+    expect(cache.get("old-zz", 20)).toBeUndefined();
+    expect(cache.removed.expired).toBe(1);
+    // The later of two keys sharing a part replaces the earlier; onRemove gets whole keys.
+    cache.set("two-xy", 2, 60_000, 3);
+    expect([cache.get("one-xy", 4), cache.get("two-xy", 4)]).toEqual([undefined, 2]);
+    cache.set("a-bb", 4, 60_000, 5);
+    cache.set("c-dd", 5, 60_000, 6);
+    cache.clear();
+    expect(removed).toEqual(["old-zz", "one-xy", "two-xy", "a-bb", "c-dd"]);
+  });
 });

@@ -103,6 +103,22 @@ describe("401: no usable token", () => {
     );
   });
 
+  it("a forged token ending in a cached token's signature is refused, and the real one still opens", async () => {
+    // The verification cache finds entries by a token's last characters (token-check.ts).
+    const real = await gw.token("team", { preferred_username: "bob" });
+    expect((await postInitialize(`${gw.url}/team/mcp`, bearer(real))).status).toBe(200);
+    const other = await gw.token("team", { preferred_username: "mallory", groups: ["acme"] });
+    const forged = `${other.slice(0, other.lastIndexOf("."))}${real.slice(real.lastIndexOf("."))}`;
+    for (let i = 0; i < 2; i++) {
+      const res = await postInitialize(`${gw.url}/team/mcp`, bearer(forged));
+      expect(res.status).toBe(401);
+      expect(res.headers["www-authenticate"]).toContain(
+        'error_description="The access token\'s signature is invalid"',
+      );
+    }
+    expect((await postInitialize(`${gw.url}/team/mcp`, bearer(real))).status).toBe(200);
+  });
+
   it("expired", async () => {
     const token = await gw.token("alpha", {}, { ttl: -60 });
     const res = await postInitialize(alphaUrl, bearer(token));
