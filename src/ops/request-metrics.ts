@@ -1,7 +1,8 @@
 /**
- * Per-request metrics at hot-path cost: a request adds to plain counters under a string key,
- * and the Prometheus series are built only when /metrics is scraped. (prom-client's own
- * Counter/Histogram hash a label object on every call, which cost /verify a tenth of its
+ * Per-request metrics at hot-path cost: a request adds to plain counters found by route, method
+ * and status in turn (strings the caller already holds, so no key string is built and hashed per
+ * request), and the Prometheus series are built only when /metrics is scraped. (prom-client's
+ * own Counter/Histogram hash a label object on every call, which cost /verify a tenth of its
  * throughput.)
  */
 import type { Metric, Registry } from "prom-client";
@@ -22,6 +23,12 @@ interface Timing {
   count: number;
 }
 
+/** One route's series: its durations, and its counts by method, then status. */
+interface RouteSeries {
+  timing: Timing;
+  counts: Map<string, Map<number, Count>>;
+}
+
 type Value = { value: number; labels: Record<string, string | number>; metricName?: string };
 
 interface ToolCount {
@@ -38,25 +45,34 @@ interface ToolCount {
 const MAX_TOOLS_PER_SERVICE = 200;
 
 export class RequestMetrics {
-  private readonly counts = new Map<string, Count>();
-  private readonly timings = new Map<string, Timing>();
+  /** Route -> its series, in the order routes were first seen (the order /metrics lists them). */
+  private readonly routes = new Map<string, RouteSeries>();
+  /** Every count, in the order first seen (the order /metrics lists them). */
+  private readonly counts: Count[] = [];
   private readonly toolCounts = new Map<string, ToolCount>();
   private readonly toolTimings = new Map<string, { service: string; tool: string; timing: Timing }>();
   private readonly toolNames = new Map<string, Set<string>>();
 
   /** One answered request. `route` is the route pattern, never the raw URL. */
   record(route: string, method: string, status: number, seconds: number): void {
-    const key = `${route} ${method} ${status}`;
-    const count = this.counts.get(key);
-    if (count) count.n++;
-    else this.counts.set(key, { route, method, status: String(status), n: 1 });
-
-    let timing = this.timings.get(route);
-    if (!timing) {
-      timing = newTiming();
-      this.timings.set(route, timing);
+    let series = this.routes.get(route);
+    if (!series) {
+      series = { timing: newTiming(), counts: new Map() };
+      this.routes.set(route, series);
     }
-    observe(timing, seconds);
+    let byStatus = series.counts.get(method);
+    if (!byStatus) {
+      byStatus = new Map();
+      series.counts.set(method, byStatus);
+    }
+    const count = byStatus.get(status);
+    if (count) count.n++;
+    else {
+      const added = { route, method, status: String(status), n: 1 };
+      byStatus.set(status, added);
+      this.counts.push(added);
+    }
+    observe(series.timing, seconds);
   }
 
   /**
@@ -99,7 +115,7 @@ export class RequestMetrics {
         help: "HTTP requests by route, method and status",
         type: "counter",
         aggregator: "sum",
-        values: [...this.counts.values()].map(
+        values: this.counts.map(
           (c): Value => ({ value: c.n, labels: { route: c.route, method: c.method, status: c.status } }),
         ),
       }),
@@ -111,7 +127,7 @@ export class RequestMetrics {
         help: "Time to the response, by route",
         type: "histogram",
         aggregator: "sum",
-        values: [...this.timings.entries()].flatMap(([route, t]) => this.histogramValues(route, t)),
+        values: [...this.routes.entries()].flatMap(([route, s]) => this.histogramValues(route, s.timing)),
       }),
     };
     const toolCalls = {
