@@ -9,7 +9,7 @@ import fc from "fast-check";
 import Fastify, { type FastifyBaseLogger } from "fastify";
 import { describe, expect, it } from "vitest";
 import { validateConfig } from "../../src/config/load.js";
-import { accessLines, COMPLETED, pathOf, toMicros } from "../../src/ops/access-line.js";
+import { accessLines, COMPLETED, microsJson, pathOf, toMicros } from "../../src/ops/access-line.js";
 import { loggerOptions } from "../../src/ops/log-output.js";
 
 /** The time differs between two calls (a millisecond may pass); everything else must not. */
@@ -33,7 +33,12 @@ describe("accessLines", () => {
         text,
         text,
         fc.integer({ min: 100, max: 599 }),
-        fc.oneof(fc.double({ min: 0, max: 1e6 }), fc.constantFrom(0, 1e21, Number.NaN)),
+        fc.oneof(
+          fc.double({ min: 0, max: 1e6 }),
+          fc.double({ min: -1e3, max: 1e16 }),
+          fc.integer({ min: 0, max: 1e9 }).map((us) => us / 1000),
+          fc.constantFrom(0, -0, 1e12, 1e21, -1.5, Number.NaN, Number.POSITIVE_INFINITY),
+        ),
         fc.boolean(),
         (method, url, ip, status, ms, child) => {
           const log: FastifyBaseLogger = child ? app.log.child({ reqId: "req-1" }) : app.log;
@@ -60,6 +65,22 @@ describe("accessLines", () => {
       ),
     );
     await app.close();
+  });
+
+  it("writes a duration's microseconds as JSON writes the number", () => {
+    // Every count of microseconds up to 2 s, and a spread beyond, against JSON.stringify.
+    const wrong: number[] = [];
+    for (let us = 0; us <= 2_000_000; us++) {
+      const ms = us / 1000;
+      if (microsJson(ms) !== JSON.stringify(toMicros(ms))) wrong.push(ms);
+    }
+    expect(wrong).toEqual([]);
+    fc.assert(
+      fc.property(fc.double({ noNaN: false }), (ms) => {
+        expect(microsJson(ms)).toBe(JSON.stringify(toMicros(ms)));
+      }),
+      { numRuns: 20_000 },
+    );
   });
 
   it("writes nothing when the logger does not log info", async () => {
