@@ -4,24 +4,16 @@
  * can be answered if the upstream dies: unanswered.ts), responses streamed back chunk by chunk
  * so SSE events reach the client as the upstream writes them.
  */
-import { EventEmitter } from "node:events";
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { type Readable, Transform, type TransformCallback } from "node:stream";
+import { Transform, type TransformCallback } from "node:stream";
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from "fastify";
 import { type Dispatcher, Pool, errors as undiciErrors } from "undici";
 import type { ClientView } from "../http/client-address.js";
 import type { RequestSpan } from "../ops/tracing.js";
-import { clientResponseHeaders, declaresBody, upstreamRequestHeaders } from "./headers.js";
+import { declaresBody, upstreamRequestHeaders } from "./headers.js";
 import { traceMessage } from "./request-trace.js";
-import {
-  firstChunk,
-  type JsonRpcId,
-  readTrackedBody,
-  requestIds,
-  SseAnswers,
-  sendUnanswered,
-  unansweredBody,
-} from "./unanswered.js";
+import { type JsonRpcId, readTrackedBody, sendUnanswered, unansweredBody } from "./unanswered.js";
+import { type RelayedRequest, UpstreamAnswer } from "./upstream-answer.js";
 
 /** Idle keep-alive connections to an upstream are kept this long. */
 const KEEP_ALIVE_MS = 60_000;
@@ -142,6 +134,8 @@ function withAuthorization(value: string): Dispatcher.DispatcherComposeIntercept
 
 class BodyTooLarge extends Error {}
 
+function noop(): void {}
+
 /** Counts bytes on the way through and fails the stream once the limit is passed. */
 class BodyLimit extends Transform {
   private seen = 0;
@@ -210,19 +204,6 @@ export class UpstreamProxy {
     if (declared > this.options.maxBody && !plan?.body) return this.tooLarge(exchange);
     const hasBody = plan?.body !== undefined || declaresBody(raw.headers);
 
-    // A client that goes away (closes an SSE stream) releases the upstream request too: before
-    // the upstream answers, through the signal; after, by destroying its body. (An emitter, not
-    // an AbortController: undici takes either, and the controller cost a tenth of the proxy's CPU.)
-    const cancel = new EventEmitter();
-    let cancelled = false;
-    let upstreamBody: Readable | undefined;
-    res.once("close", () => {
-      if (res.writableFinished) return;
-      cancelled = true;
-      if (upstreamBody) upstreamBody.destroy();
-      else cancel.emit("abort");
-    });
-
     const url = raw.url as string;
     const query = url.indexOf("?");
     const path = query >= 0 ? joinQuery(target.path, url.slice(query + 1)) : target.path;
@@ -236,18 +217,44 @@ export class UpstreamProxy {
     // A declared length is enforced by Node's parser (it never reads past it) and was checked
     // against the limit above; only a chunked body needs counting on the way through.
     const chunked = raw.headers["transfer-encoding"] !== undefined;
+    let settle: () => void = noop;
+    const settled = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
+    const request: RelayedRequest = {
+      service,
+      method: raw.method as string,
+      sent: plan?.body,
+      log,
+      span,
+      responseHeaders: exchange.responseHeaders,
+      takeOver: exchange.takeOver,
+      rewrite: plan?.answer,
+      failed: (err, headersCame, ids) => this.failed(exchange, service, err, headersCame, ids),
+      settled: settle,
+    };
+    const answer = new UpstreamAnswer(request, res);
+    // A client that goes away (closes an SSE stream) releases the upstream request too.
+    res.once("close", () => {
+      if (!res.writableFinished) answer.cancel();
+    });
     // Read whole only when small JSON (unless a plan already did); its ids are parsed only if
     // the answer needs them.
     const tracked = plan?.body ? undefined : readTrackedBody(raw);
-    let sent: Buffer | undefined = plan?.body;
-    let headersCame = false;
-    try {
-      if (tracked) sent = await tracked;
-      // Tracing on: the span names the MCP method, and the upstream continues the span's trace.
-      if (span && sent) traceMessage(span, sent);
-      if (span) Object.assign(headers, span.headers());
-      const askedAt = span ? performance.now() : 0;
-      const upstream = await target.pool.request({
+    if (tracked) {
+      try {
+        request.sent = await tracked;
+      } catch (err) {
+        if (answer.cancelled || res.destroyed) return;
+        return this.failed(exchange, service, err as Error, false, []);
+      }
+    }
+    const sent = request.sent;
+    // Tracing on: the span names the MCP method, and the upstream continues the span's trace.
+    if (span && sent) traceMessage(span, sent);
+    if (span) Object.assign(headers, span.headers());
+    target.pool.dispatch(
+      {
         method: raw.method as "GET",
         path,
         headers,
@@ -258,91 +265,33 @@ export class UpstreamProxy {
             : chunked
               ? raw.pipe(new BodyLimit(this.options.maxBody))
               : raw,
-        signal: cancel,
-      });
-      const body = upstream.body;
-      upstreamBody = body;
-      headersCame = true;
-      span?.set({ "gateway.upstream.latency_ms": Math.round(performance.now() - askedAt) });
-      if (cancelled) {
-        body.destroy();
-        return;
-      }
-      const replyHeaders = clientResponseHeaders(upstream.headers, exchange.responseHeaders());
-      const eventStream = String(upstream.headers["content-type"] ?? "").startsWith("text/event-stream");
-      const rewrite = plan?.answer?.(upstream.statusCode, upstream.headers);
-      // A rewritten answer has a length of its own, known only at its end.
-      if (rewrite) delete replyHeaders["content-length"];
-      // Tell a buffering proxy in front of us (nginx) to pass events through at once.
-      if (eventStream) replyHeaders["x-accel-buffering"] = "no";
-      const empty = upstream.statusCode === 204 || upstream.statusCode === 304 || raw.method === "HEAD";
-      // A JSON answer to tracked requests: its status waits for its first byte, so an upstream
-      // dying before that is still a 502 with the ids (thrown to the catch below). Usually the
-      // bytes came with the headers and are buffered already: then there is nothing to wait for.
-      const waits = sent && !eventStream && !empty && body.readableLength === 0 && !body.readableEnded;
-      const first = waits ? await firstChunk(body) : undefined;
-      if (cancelled) {
-        body.destroy();
-        return;
-      }
-      if (body.errored) throw body.errored;
-      // Taken over (fastify's reply hijacked) so the headers can be flushed now: a client
-      // opening an SSE stream must see the 200 before the first event, which may be minutes
-      // away. onResponse hooks still run.
-      exchange.takeOver();
-      res.writeHead(upstream.statusCode, replyHeaders);
-      if (empty || first === null) {
-        body.resume();
-        res.end();
-        return;
-      }
-      // An SSE client must see the headers before the first event; a JSON reply goes out whole.
-      if (eventStream) res.flushHeaders();
-      const ids = sent && eventStream ? requestIds(sent) : [];
-      const answers = ids.length > 0 ? new SseAnswers(ids) : undefined;
-      if (answers) body.on("data", answers.see);
-      // pipe rather than stream.pipeline: on Node 20 pipeline costs an aborted AbortController
-      // (an Error with a stack) per call, a third of the proxy's CPU per request. The client
-      // leaving is handled by the close listener above.
-      body.once("error", (err) => {
-        // Upstream broke mid-stream, or the client left. A client still waiting on requests of
-        // this stream hears why (rather than timing out); otherwise there is no one to tell.
-        if (!cancelled) log.debug({ service, err }, "proxied stream ended early");
-        if (cancelled || !answers || answers.settled) res.destroy();
-        else res.end(answers.closing(`The upstream of ${service} closed the connection before answering`));
-      });
-      // The first chunk, read above, goes the way the rest does.
-      if (first) (rewrite ?? res).write(first);
-      if (rewrite) {
-        rewrite.once("error", (err) => {
-          log.warn({ service, err }, "upstream answer could not be read");
-          res.destroy();
-        });
-        body.pipe(rewrite).pipe(res);
-      } else {
-        body.pipe(res);
-      }
-    } catch (err) {
-      if (cancelled || res.destroyed) return;
-      const ids = sent ? requestIds(sent) : [];
-      if (err instanceof BodyTooLarge || (err as Error).cause instanceof BodyTooLarge) {
-        return this.tooLarge(exchange);
-      }
-      if (
-        err instanceof undiciErrors.HeadersTimeoutError ||
-        err instanceof undiciErrors.ConnectTimeoutError
-      ) {
-        log.warn({ service }, "upstream timed out");
-        return exchange.fail(504, `The upstream of ${service} did not answer in time`, ids);
-      }
-      if (err instanceof undiciErrors.SocketError || headersCame) {
-        // Connected, then cut off before the answer's first byte.
-        log.warn({ service }, "upstream closed the connection");
-        return exchange.fail(502, `The upstream of ${service} closed the connection before answering`, ids);
-      }
-      log.warn({ service, code: (err as NodeJS.ErrnoException).code }, "upstream unavailable");
-      return exchange.fail(502, `The upstream of ${service} is unavailable`, ids);
+      },
+      answer,
+    );
+    return settled;
+  }
+
+  /** The upstream failed before anything went to the client: the gateway's own error, per id. */
+  private failed(
+    exchange: Exchange,
+    service: string,
+    err: Error,
+    headersCame: boolean,
+    ids: readonly JsonRpcId[],
+  ): void {
+    const { log } = exchange;
+    if (err instanceof BodyTooLarge || err.cause instanceof BodyTooLarge) return this.tooLarge(exchange);
+    if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) {
+      log.warn({ service }, "upstream timed out");
+      return exchange.fail(504, `The upstream of ${service} did not answer in time`, ids);
     }
+    if (err instanceof undiciErrors.SocketError || headersCame) {
+      // Connected, then cut off before the answer's first byte.
+      log.warn({ service }, "upstream closed the connection");
+      return exchange.fail(502, `The upstream of ${service} closed the connection before answering`, ids);
+    }
+    log.warn({ service, code: (err as NodeJS.ErrnoException).code }, "upstream unavailable");
+    return exchange.fail(502, `The upstream of ${service} is unavailable`, ids);
   }
 
   async close(): Promise<void> {
