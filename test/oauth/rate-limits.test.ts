@@ -26,6 +26,7 @@ import {
   tokenRequest,
 } from "../support/oauth-client.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
+import { addLocalUser, obtainTokens } from "./helpers.js";
 
 type Answer = { status: number; headers: Record<string, string | string[] | undefined>; text: string };
 
@@ -205,6 +206,69 @@ describe("token brake", () => {
     expect((await tokenRequest(gw.url, bogusCode((clients[8] as RegisteredClient).client_id))).status).toBe(
       400,
     );
+  });
+
+  // The brakes are counted beside the form's reading (TokenEndpoint.handle), not before it: the
+  // refusal must still be the answer whatever is wrong with the form.
+  it("past the limit the refusal wins over a bad form: 429, not the form's 400", async () => {
+    const address = "127.0.0.11";
+    const client = await registerClient(gw.url);
+    for (let i = 0; i < 3; i++) await postToken(gw.url, address, bogusCode(client.client_id));
+    const noGrantType = await postToken(gw.url, address, { client_id: client.client_id });
+    expect(`${noGrantType.status} ${JSON.parse(noGrantType.text).error}`).toBe("429 temporarily_unavailable");
+    expectRetryAfter(noGrantType, 60);
+    const unsupported = await postToken(gw.url, address, {
+      grant_type: "password",
+      client_id: client.client_id,
+    });
+    expect(unsupported.status).toBe(429);
+    const json = await request(`${gw.url}/token`, {
+      method: "POST",
+      dispatcher: from(address),
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(bogusCode(client.client_id)),
+    });
+    expect(json.statusCode, await json.body.text()).toBe(429);
+  });
+});
+
+describe("token brake on refresh", () => {
+  let gw: RunningGateway;
+  beforeAll(async () => {
+    gw = await startFullGateway({
+      rate_limits: {
+        token: { per_client: { max: 2, window: "1s" }, per_address: { max: 1000, window: "1m" } },
+      },
+    });
+    await addLocalUser(gw);
+  });
+  afterAll(() => gw?.close({ wipe: true }));
+
+  it("a refresh refused by the brake spends nothing: the same token refreshes once the window has passed", async () => {
+    const client = await registerClient(gw.url);
+    let token = (await obtainTokens(gw, client)).refresh_token;
+    const refresh = () =>
+      postToken(gw.url, "127.0.0.12", {
+        grant_type: "refresh_token",
+        client_id: client.client_id,
+        refresh_token: token,
+      });
+    // Refresh until the client's window is full and the brake refuses this token's refresh.
+    let answer = await refresh();
+    while (answer.status === 200) {
+      token = JSON.parse(answer.text).refresh_token;
+      answer = await refresh();
+    }
+    expect(`${answer.status} ${JSON.parse(answer.text).error}`).toBe("429 temporarily_unavailable");
+    expectRetryAfter(answer, 1);
+    // The refused request neither rotated the token nor marked it used: in a later window the
+    // same token refreshes (a rotated one would be reuse, invalid_grant).
+    while (answer.status === 429) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      answer = await refresh();
+    }
+    expect(answer.status, answer.text).toBe(200);
+    expect(JSON.parse(answer.text).refresh_token).not.toBe(token);
   });
 });
 

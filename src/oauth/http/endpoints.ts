@@ -114,8 +114,18 @@ export async function registerEndpoints(app: FastifyInstance, as: AuthorizationS
     return reply.code(204).send();
   });
 
-  app.post("/token", { ...limits, preHandler: brake.token }, async (request, reply) => {
-    const tokens = await as.tokenEndpoint.handle(requireForm(request), request.headers.authorization);
+  // The brakes are counted here rather than in a preHandler, so that their count and the grant's
+  // reads reach the store together (TokenEndpoint.handle); their verdict still comes first.
+  app.post("/token", limits, async (request, reply) => {
+    const admitted = brake.token(request);
+    let form: Record<string, unknown>;
+    try {
+      form = requireForm(request);
+    } catch (err) {
+      await admitted;
+      throw err;
+    }
+    const tokens = await as.tokenEndpoint.handle(form, request.headers.authorization, admitted);
     return reply.headers(NO_STORE).send(tokens);
   });
   app.post(

@@ -1,0 +1,176 @@
+/**
+ * A/B of the refresh grant's cost between two builds of the gateway (each a checkout with its
+ * own dist/), run side by side: `node --import tsx bench/refresh-ab.ts DIR_A DIR_B`. Each side
+ * is a gateway (bench/servers/gateway.ts of its own checkout) on its own store: its own
+ * redis-server (REFRESH_AB_STORE=redis, the default) or its own SQLite file (=sqlite), with
+ * refresh tokens seeded at start. The sides spend them in alternating slices (A B, B A, …) so
+ * the drift of a shared machine falls on both, and each slice prints the gateway's CPU per
+ * refresh (user + system of the gateway process, /proc), refreshes per second and, on Redis,
+ * redis-server's CPU per refresh (INFO cpu). Medians at the end.
+ *
+ * Knobs: REFRESH_AB_ROUNDS (6), REFRESH_AB_REQUESTS per slice (3000), REFRESH_AB_CONNECTIONS
+ * (10, as the token scenario), REFRESH_AB_PROFILE=1 (--cpu-prof into $TMPDIR/mcpgw-refresh-ab).
+ */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { Redis } from "ioredis";
+import { startRedis, type TestRedis } from "../test/support/redis.js";
+import { type ChildServer, load } from "./lib.js";
+import { cpuMillis } from "./proctree.js";
+
+const dirs = process.argv.slice(2);
+const STORE = process.env.REFRESH_AB_STORE ?? "redis";
+const ROUNDS = Number(process.env.REFRESH_AB_ROUNDS ?? 6);
+const REQUESTS = Number(process.env.REFRESH_AB_REQUESTS ?? 3000);
+const CONNECTIONS = Number(process.env.REFRESH_AB_CONNECTIONS ?? 10);
+const WARMUP = 1000;
+const PROFILE_DIR = join(tmpdir(), "mcpgw-refresh-ab");
+
+interface Side {
+  name: string;
+  gw: ChildServer<{ url: string; clientId: string; tokensFile: string }>;
+  redis?: TestRedis;
+  tokens: string[];
+  next: number;
+  dataDir: string;
+}
+
+/** bench/lib.ts startServer, but from another checkout's directory (its own dist/). */
+async function startIn(
+  dir: string,
+  env: Record<string, string>,
+  nodeArgs: string[],
+): Promise<ChildServer<{ url: string; clientId: string; tokensFile: string }>> {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "bench/servers/gateway.ts"], {
+    cwd: dir,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const info = await new Promise<{ url: string; clientId: string; tokensFile: string }>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`gateway in ${dir} exited with ${code}`)));
+    lines.on("line", (line) => {
+      if (line.startsWith("READY ")) resolve(JSON.parse(line.slice(6)));
+    });
+  });
+  return {
+    info,
+    pid: child.pid as number,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill("SIGTERM");
+      await once(child, "exit");
+    },
+  };
+}
+
+async function startSide(index: number, dir: string): Promise<Side> {
+  const name = `${String.fromCharCode(65 + index)} ${dir}`;
+  const dataDir = mkdtempSync(join(tmpdir(), "mcpgw-refresh-ab-"));
+  const redis = STORE === "redis" ? await startRedis() : undefined;
+  if (STORE === "redis" && !redis) throw new Error("redis-server is not available");
+  const tokensFile = join(dataDir, "tokens.json");
+  const gw = await startIn(
+    dir,
+    {
+      BENCH_CONFIG: JSON.stringify({
+        data_dir: dataDir,
+        port: 0,
+        store: redis ? { type: "redis", redis: { url: redis.url } } : { type: "sqlite" },
+        ...(redis ? { keys: { encryption_secret: "bench secret, not a real one" } } : {}),
+        // As the token scenario: the brakes count (their cost is part of a refresh), with room.
+        rate_limits: { token: { per_client: { max: 1_000_000 }, per_address: { max: 1_000_000 } } },
+      }),
+      BENCH_SEED_REFRESH: String(WARMUP + ROUNDS * REQUESTS),
+      BENCH_TOKENS_FILE: tokensFile,
+    },
+    process.env.REFRESH_AB_PROFILE === "1" ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [],
+  );
+  const tokens = JSON.parse(readFileSync(gw.info.tokensFile, "utf8")) as string[];
+  return { name, gw, ...(redis ? { redis } : {}), tokens, next: 0, dataDir };
+}
+
+async function redisCpuMs(url: string): Promise<number> {
+  const client = new Redis(url);
+  try {
+    const info = await client.info("cpu");
+    const field = (name: string) => Number(info.match(new RegExp(`^${name}:([\\d.]+)`, "m"))?.[1] ?? 0);
+    return (field("used_cpu_user") + field("used_cpu_sys")) * 1000;
+  } finally {
+    client.disconnect();
+  }
+}
+
+interface Slice {
+  cpuMs: number;
+  rps: number;
+  redisMs?: number;
+}
+
+async function spend(side: Side, amount: number): Promise<Slice> {
+  const { url, clientId } = side.gw.info;
+  let i = side.next;
+  side.next += amount;
+  const cpuBefore = cpuMillis(side.gw.pid);
+  const redisBefore = side.redis ? await redisCpuMs(side.redis.url) : 0;
+  const run = await load({
+    url: `${url}/token`,
+    amount,
+    connections: CONNECTIONS,
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    requests: [
+      {
+        setupRequest: (req) => ({
+          ...req,
+          body: `grant_type=refresh_token&client_id=${clientId}&refresh_token=${side.tokens[i++]}`,
+        }),
+      },
+    ],
+  });
+  if (run.errors + run.non2xx > 0) throw new Error(`${side.name}: ${run.errors + run.non2xx} failed`);
+  const cpuMs = (cpuMillis(side.gw.pid) - cpuBefore) / run.total;
+  const redisMs = side.redis ? ((await redisCpuMs(side.redis.url)) - redisBefore) / run.total : undefined;
+  return { cpuMs, rps: run.rps, ...(redisMs !== undefined ? { redisMs } : {}) };
+}
+
+const sides: Side[] = [];
+for (const [i, dir] of dirs.entries()) sides.push(await startSide(i, dir));
+try {
+  for (const side of sides) await spend(side, WARMUP);
+  const results = new Map<string, Slice[]>(sides.map((s) => [s.name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? sides : [...sides].reverse();
+    for (const side of order) {
+      const slice = await spend(side, REQUESTS);
+      results.get(side.name)?.push(slice);
+      process.stdout.write(
+        `round ${round} ${side.name}: ${(slice.cpuMs * 1000).toFixed(0)} µs/refresh, ${slice.rps.toFixed(0)}/s${
+          slice.redisMs !== undefined ? `, redis ${(slice.redisMs * 1000).toFixed(0)} µs` : ""
+        }\n`,
+      );
+    }
+  }
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] as number;
+  for (const [name, slices] of results) {
+    const redis = slices.flatMap((s) => (s.redisMs === undefined ? [] : [s.redisMs]));
+    process.stdout.write(
+      `${name}: median ${(median(slices.map((s) => s.cpuMs)) * 1000).toFixed(0)} µs gateway CPU/refresh, ${median(
+        slices.map((s) => s.rps),
+      ).toFixed(
+        0,
+      )}/s${redis.length ? `, redis-server ${(median(redis) * 1000).toFixed(0)} µs/refresh` : ""}\n`,
+    );
+  }
+} finally {
+  for (const side of sides) {
+    await side.gw.stop();
+    await side.redis?.stop();
+    rmSync(side.dataDir, { recursive: true, force: true });
+  }
+}
+if (process.env.REFRESH_AB_PROFILE === "1") process.stdout.write(`CPU profiles: ${PROFILE_DIR}\n`);
