@@ -1,13 +1,19 @@
 #!/usr/bin/env node
 // Thin launcher: the compiled CLI lives in dist/ (built by `npm install` through `prepare`).
-import { existsSync } from "node:fs";
-import module from "node:module";
+// CommonJS (bin/package.json): a short command does not pay for starting Node's ES module loader.
 
 // Node 22.1+ keeps V8's compiled code of the modules between runs (most of a short command's
 // start-up is compiling them). Node 20 has no such switch: there this is a no-op.
-module.enableCompileCache?.();
-// `admin …` starts from its bundle (a few files instead of about 250: dist/admin/, made by
-// `npm run build`); a dist/ compiled without it runs the same commands from dist/cli/.
-const admin = new URL("../dist/admin/admin-main.js", import.meta.url);
-if (process.argv[2] === "admin" && existsSync(admin)) await import(admin.href);
-else await import("../dist/cli/main.js");
+require("node:module").enableCompileCache?.();
+const { existsSync } = require("node:fs");
+const { join } = require("node:path");
+
+// `admin …` starts from its bundle: one script instead of about 250 files, run with V8's code
+// cache (dist/admin/, made by `npm run build`; src/cli/code-cache.ts). A dist/ compiled without
+// it runs the same commands from dist/cli/.
+const admin = join(__dirname, "../dist/admin/admin.cjs");
+if (process.argv[2] === "admin" && existsSync(admin)) {
+  require("../dist/admin/code-cache.cjs").runAdminBundle(admin);
+} else {
+  import("../dist/cli/main.js");
+}

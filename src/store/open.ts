@@ -4,7 +4,6 @@
 import { join } from "node:path";
 import type { GatewayConfig } from "../config/schema.js";
 import type { RedisStoreOptions } from "./redis.js";
-import { SqliteStore } from "./sqlite.js";
 import type { Store } from "./store.js";
 
 /** Extra wiring that does not belong in the config file. */
@@ -24,5 +23,7 @@ export async function openStore(config: GatewayConfig, options: OpenStoreOptions
     const { RedisStore } = await import("./redis.js");
     return RedisStore.connect({ ...config.store.redis, onError: options.onRedisError });
   }
+  // Loaded only when used too: better-sqlite3's loader is a few ms a Redis command need not pay.
+  const { SqliteStore } = await import("./sqlite.js");
   return new SqliteStore(config.store.sqlite_path ?? join(config.data_dir, "gateway.db"));
 }

@@ -21,8 +21,9 @@
  * (SQLite gives its -wal and -shm files the database's mode), and an older, looser file is
  * tightened on open.
  */
-import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { StoreUnavailableError } from "./errors.js";
 import type { RefreshRotation, RotationOutcome } from "./refresh-rotation.js";
@@ -35,6 +36,26 @@ import { assertNamespace, assertOwner, ttlToMillis } from "./validate.js";
 const SWEEP_INTERVAL_MS = 60_000;
 /** How long a writer waits for another process's lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * The addon better-sqlite3's install built or fetched (build/Release), named to it directly. Its
+ * default finds it through the `bindings` package, which parses a stack trace and tries a dozen
+ * paths: a few ms of every short command (bench/RESULTS.md, "Admin CLI process"). Anywhere else
+ * (a debug build), that default search.
+ */
+let addonPath: string | null | undefined;
+function nativeBinding(): { nativeBinding?: string } {
+  if (addonPath === undefined) {
+    try {
+      const pkg = createRequire(import.meta.url).resolve("better-sqlite3/package.json");
+      const file = join(dirname(pkg), "build", "Release", "better_sqlite3.node");
+      addonPath = existsSync(file) ? file : null;
+    } catch {
+      addonPath = null;
+    }
+  }
+  return addonPath ? { nativeBinding: addonPath } : {};
+}
 
 /** A row is live when it has no expiry or its expiry is still in the future (`@now`, epoch ms). */
 const LIVE = "(expires_at IS NULL OR expires_at > @now)";
@@ -175,7 +196,7 @@ export class SqliteStore implements Store {
   constructor(path: string) {
     this.location = path === ":memory:" ? path : resolve(path);
     if (path !== ":memory:") createPrivately(this.location);
-    this.db = new Database(this.location);
+    this.db = new Database(this.location, nativeBinding());
     this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.db.pragma("journal_mode = WAL");
     // WAL + NORMAL is durable against process crashes; only an OS crash can lose the last commits.
