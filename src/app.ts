@@ -128,6 +128,7 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     config,
     metrics: requests.metrics,
     caches,
+    shortcuts,
     draining: () => serverDraining(app.server),
   });
 

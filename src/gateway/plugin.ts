@@ -98,7 +98,10 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
     // Traced, every /verify takes the fastify route, which records its span; untraced, the
     // shortcut answers cached verdicts ahead of fastify.
     if (!tracing) {
-      deps.shortcuts.add(verifyShortcut({ config, targets, admission, pages, requests: deps.requests }));
+      deps.shortcuts.add(
+        "verify",
+        verifyShortcut({ config, targets, admission, pages, requests: deps.requests }),
+      );
     }
 
     const inspector = new McpInspector({
@@ -126,6 +129,7 @@ export async function registerGateway(app: FastifyInstance, deps: GatewayDeps): 
     });
     if (!tracing) {
       deps.shortcuts.add(
+        "mcp",
         proxyShortcut({
           router,
           admission,

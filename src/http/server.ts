@@ -19,28 +19,47 @@ export interface ArrivalHook {
   arrived(req: IncomingMessage): void;
 }
 
+/** One shortcut and how many requests it answered (read by /metrics: ops/shortcut-metrics.ts). */
+export interface ShortcutLane {
+  /** What it answers, as the metric's label: `verify`, `mcp`. */
+  readonly name: string;
+  readonly shortcut: Shortcut;
+  taken: number;
+}
+
 export class Shortcuts {
-  private readonly list: Shortcut[] = [];
-  /**
-   * Requests a shortcut answered (started answering), since start: the one place that says which
-   * lane took a request, since both lanes answer and log alike (tests read it).
-   */
-  taken = 0;
+  private readonly list: ShortcutLane[] = [];
 
   constructor(private readonly arrival?: ArrivalHook) {}
   /** Where a shortcut's own failure is reported; the request then goes to fastify. */
   onError: (err: unknown) => void = () => {};
 
-  add(shortcut: Shortcut): void {
-    this.list.push(shortcut);
+  /** `name` labels its count on /metrics. */
+  add(name: string, shortcut: Shortcut): void {
+    this.list.push({ name, shortcut, taken: 0 });
+  }
+
+  /** Each shortcut with its count, in the order they are offered requests. */
+  get lanes(): readonly ShortcutLane[] {
+    return this.list;
+  }
+
+  /**
+   * Requests a shortcut answered (started answering), since start: the one place that says which
+   * lane took a request, since both lanes answer and log alike (tests and /metrics read it).
+   */
+  get taken(): number {
+    let sum = 0;
+    for (const lane of this.list) sum += lane.taken;
+    return sum;
   }
 
   /** Offers the request to each shortcut in turn; true when one answered it. */
   take(req: IncomingMessage, res: ServerResponse): boolean {
-    for (const shortcut of this.list) {
+    for (const lane of this.list) {
       try {
-        if (shortcut(req, res)) {
-          this.taken++;
+        if (lane.shortcut(req, res)) {
+          lane.taken++;
           return true;
         }
       } catch (err) {

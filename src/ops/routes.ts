@@ -17,6 +17,7 @@ import type { Store } from "../store/store.js";
 import { bearerToken } from "../tokens/bearer.js";
 import { registerCacheMetrics } from "./cache-metrics.js";
 import type { RequestMetrics } from "./request-metrics.js";
+import { registerShortcutMetrics, type ShortcutCounts } from "./shortcut-metrics.js";
 
 export interface OpsDeps {
   store: Store;
@@ -27,6 +28,8 @@ export interface OpsDeps {
   draining?: () => boolean;
   /** The caches whose hits, misses and evictions are published (ops/cache-metrics.ts). */
   caches?: CacheRegistry;
+  /** The shortcuts whose answered requests are counted (ops/shortcut-metrics.ts). */
+  shortcuts?: ShortcutCounts;
 }
 
 /** The operations listener, when `ops.port` gives them one. */
@@ -61,7 +64,7 @@ export async function registerOps(app: FastifyInstance, deps: OpsDeps): Promise<
 
 function opsRoutes(
   app: FastifyInstance,
-  { store, config, metrics, caches }: OpsDeps,
+  { store, config, metrics, caches, shortcuts }: OpsDeps,
   draining: () => boolean,
 ): void {
   const registry = new Registry();
@@ -70,6 +73,7 @@ function opsRoutes(
   collectDefaultMetrics({ register: registry, prefix: "mcpgw_", eventLoopMonitoringPrecision: 100 });
   metrics.register(registry);
   if (caches) registerCacheMetrics(registry, caches, store.changes);
+  if (shortcuts) registerShortcutMetrics(registry, shortcuts);
   const metricsToken = config.ops.metrics_token;
 
   app.get("/healthz", async () => ({ status: "ok" }));

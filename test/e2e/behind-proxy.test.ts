@@ -28,6 +28,7 @@ import { checkBinary } from "../support/binaries.js";
 import { accessTokenFor } from "../support/login.js";
 import { BrowserProvider, connectMcpRemote } from "../support/mcp-clients.js";
 import { INITIALIZE, MCP_HEADERS } from "../support/mcp-http.js";
+import { shortcutTaken } from "../support/metrics.js";
 import { authorizeUrl, formField, pkcePair, registerClient } from "../support/oauth-client.js";
 import { CADDY, NGINX, type RunningProxy, startCaddy, startNginx } from "../support/proxies.js";
 import { freePort, startUpstream, type TestUpstream } from "../support/upstream.js";
@@ -184,6 +185,10 @@ for (const variant of VARIANTS) {
             `trust_proxy: ${JSON.stringify(variant.trust)}`,
             `data_dir: ${join(dir, "data")}`,
             "log_level: info",
+            // Verdicts stay cached for the whole file, however slow the machine: which lane
+            // takes a repeated request then depends on the order alone.
+            "tokens:",
+            "  revocation_cache: 300",
             "services:",
             "  echo:",
             `    url: ${upstream.url}`,
@@ -263,6 +268,7 @@ for (const variant of VARIANTS) {
         const agent = new Agent({ localAddress: CLIENT_ADDRESS });
         const mark = gateway.output().length;
         const seenBefore = upstream.requests.length;
+        const takenBefore = await shortcutTaken(gatewayUrl, "mcp");
         const initialize = async (at: string) => {
           const res = await request(`${at}/echo/mcp`, {
             method: "POST",
@@ -278,6 +284,9 @@ for (const variant of VARIANTS) {
         const sends = variant.trust === "127.0.0.1" ? [base, base, gatewayUrl, gatewayUrl] : [base, base];
         for (const at of sends) await initialize(at);
         await agent.close();
+        // The gateway's own count says so: every request after the first took the shortcut,
+        // through the proxy too.
+        expect(await shortcutTaken(gatewayUrl, "mcp")).toBe(takenBefore + sends.length - 1);
         type Line = { reqId?: string; req?: { path?: string; ip?: string } };
         const lines = () =>
           gateway

@@ -45,6 +45,9 @@ for (const { name, binary, start } of proxies) {
         public_url: `http://127.0.0.1:${port}`,
         base_domain: "mcp.test",
         services: { echo: { url: upstream.url }, other: { url: otherUpstream.url } },
+        // Verdicts stay cached for the whole file, however slow the machine: which lane
+        // answers a repeated /verify then depends on the order alone.
+        tokens: { revocation_cache: 300 },
       });
       const values: ProxyValues = {
         PORT: port,
@@ -177,11 +180,16 @@ for (const { name, binary, start } of proxies) {
 
     it("the honest request is 200 with its own identity, spoofing headers or not", async () => {
       const token = await gw.token("echo", { sub: "honest" });
+      const verifyLane = gw.shortcuts.lanes.find((lane) => lane.name === "verify");
+      const takenBefore = verifyLane?.taken;
       for (const headers of [{}, ALL_SPOOFS]) {
         const res = await postInitialize(endpoint, { authorization: `Bearer ${token}`, ...headers });
         expect(res.status).toBe(200);
         expect(upstream.requests.at(-1)?.headers["x-user-id"]).toBe("honest");
       }
+      // The proxy's first /verify of the token took fastify's route; the second, its verdict
+      // cached, the shortcut (what mcpgw_shortcut_requests_total{shortcut="verify"} counts).
+      expect(verifyLane?.taken).toBe((takenBefore ?? Number.NaN) + 1);
     });
 
     it("the MCP SDK client calls a tool through the proxy", async () => {

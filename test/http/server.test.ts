@@ -27,7 +27,7 @@ describe("Shortcuts.serverFactory", () => {
 
   it("lets a shortcut answer, and fastify answer what it declines", async () => {
     const shortcuts = new Shortcuts();
-    shortcuts.add((req, res) => {
+    shortcuts.add("test", (req, res) => {
       if (req.url !== "/fast") return false;
       res.writeHead(200, { "content-type": "text/plain" }).end("shortcut");
       return true;
@@ -41,7 +41,7 @@ describe("Shortcuts.serverFactory", () => {
     const shortcuts = new Shortcuts();
     const errors: unknown[] = [];
     shortcuts.onError = (err) => errors.push(err);
-    shortcuts.add(() => {
+    shortcuts.add("test", () => {
       throw new Error("broken shortcut");
     });
     const url = await start(shortcuts);
@@ -54,7 +54,7 @@ describe("Shortcuts.serverFactory", () => {
 
   it("a shortcut that throws after a full answer keeps the answer and the connection", async () => {
     const shortcuts = new Shortcuts();
-    shortcuts.add((_req, res) => {
+    shortcuts.add("test", (_req, res) => {
       res.writeHead(200, { "content-type": "text/plain" }).end("done");
       throw new Error("broken after answering");
     });
@@ -75,7 +75,7 @@ describe("Shortcuts.serverFactory", () => {
 
   it("a shortcut that throws mid-answer ends that connection, and the server lives on", async () => {
     const shortcuts = new Shortcuts();
-    shortcuts.add((req, res) => {
+    shortcuts.add("test", (req, res) => {
       if (req.url !== "/half") return false;
       res.writeHead(200, { "content-type": "text/plain", "content-length": "100" });
       res.write("partial");
