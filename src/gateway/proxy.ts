@@ -280,18 +280,23 @@ export class UpstreamProxy {
     ids: readonly JsonRpcId[],
   ): void {
     const { log } = exchange;
-    if (err instanceof BodyTooLarge || err.cause instanceof BodyTooLarge) return this.tooLarge(exchange);
+    if (err instanceof BodyTooLarge || err.cause instanceof BodyTooLarge) {
+      this.tooLarge(exchange);
+      return;
+    }
     if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) {
       log.warn({ service }, "upstream timed out");
-      return exchange.fail(504, `The upstream of ${service} did not answer in time`, ids);
+      exchange.fail(504, `The upstream of ${service} did not answer in time`, ids);
+      return;
     }
     if (err instanceof undiciErrors.SocketError || headersCame) {
       // Connected, then cut off before the answer's first byte.
       log.warn({ service }, "upstream closed the connection");
-      return exchange.fail(502, `The upstream of ${service} closed the connection before answering`, ids);
+      exchange.fail(502, `The upstream of ${service} closed the connection before answering`, ids);
+      return;
     }
     log.warn({ service, code: (err as NodeJS.ErrnoException).code }, "upstream unavailable");
-    return exchange.fail(502, `The upstream of ${service} is unavailable`, ids);
+    exchange.fail(502, `The upstream of ${service} is unavailable`, ids);
   }
 
   async close(): Promise<void> {
