@@ -191,7 +191,11 @@ describe("npm pack, npm install -g, mcp-gateway serve", { timeout: 120_000 }, ()
     expect(packed).toContain("dist/cli/main.js");
     expect(packed).toContain("dist/services/time.js");
     // The admin commands' bundle (scripts/bundle-admin.mjs, run by `prepare`).
-    expect(packed).toContain("dist/admin/admin-main.js");
+    expect(packed).toContain("dist/admin/admin.cjs");
+    // Its V8 code cache (made by the build, for the Node that built it) and what runs it.
+    expect(packed).toContain("dist/admin/admin.cjs.v8cache");
+    expect(packed).toContain("dist/admin/code-cache.cjs");
+    expect(packed).toContain("bin/package.json");
     expect(packed).toContain("bin/mcp-gateway.js");
     expect(packed).toContain("deploy/compose/compose.yaml");
     expect(packed).toContain("deploy/compose/.env.example");
@@ -252,9 +256,11 @@ describe("npm pack, npm install -g, mcp-gateway serve", { timeout: 120_000 }, ()
     expect(add.stdout).toMatch(/^added ada with password \S+\n$/);
     const list = await runToEnd(join(prefix, "bin/mcp-gateway"), ["admin", "users", "list"], {
       cwd: dir,
-      env: userEnv(dir),
+      env: userEnv(dir, { NODE_DEBUG: "mcp-gateway" }),
     });
     expect(list.status, list.stderr).toBe(0);
+    // Same Node as the pack: the packed cache is used as it is.
+    expect(list.stderr).toMatch(/code cache accepted \S+\/dist\/admin\/admin\.cjs\.v8cache\n/);
     expect(JSON.parse(list.stdout)).toMatchObject({ name: "ada" });
   });
 
