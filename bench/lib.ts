@@ -23,9 +23,12 @@ export async function startServer<T = { url: string }>(
   name: string,
   env: Record<string, string> = {},
   nodeArgs: string[] = [],
+  /** The checkout whose bench/servers/ and dist/ run (an A/B starts an older build's). */
+  cwd?: string,
 ): Promise<ChildServer<T>> {
   const args = [...nodeArgs, "--import", "tsx", `bench/servers/${name}.ts`];
   const child: ChildProcess = spawn(process.execPath, args, {
+    ...(cwd ? { cwd } : {}),
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -11,16 +11,13 @@
  * Knobs: REFRESH_AB_ROUNDS (6), REFRESH_AB_REQUESTS per slice (3000), REFRESH_AB_CONNECTIONS
  * (10, as the token scenario), REFRESH_AB_PROFILE=1 (--cpu-prof into $TMPDIR/mcpgw-refresh-ab).
  */
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { Redis } from "ioredis";
 import { startRedis, type TestRedis } from "../test/support/redis.js";
-import { type ChildServer, load } from "./lib.js";
+import { type ChildServer, load, startServer } from "./lib.js";
 import { cpuMillis } from "./proctree.js";
+import { redisCpuMs } from "./scenarios/token.js";
 
 const dirs = process.argv.slice(2);
 const STORE = process.env.REFRESH_AB_STORE ?? "redis";
@@ -39,43 +36,14 @@ interface Side {
   dataDir: string;
 }
 
-/** bench/lib.ts startServer, but from another checkout's directory (its own dist/). */
-async function startIn(
-  dir: string,
-  env: Record<string, string>,
-  nodeArgs: string[],
-): Promise<ChildServer<{ url: string; clientId: string; tokensFile: string }>> {
-  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "bench/servers/gateway.ts"], {
-    cwd: dir,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const info = await new Promise<{ url: string; clientId: string; tokensFile: string }>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`gateway in ${dir} exited with ${code}`)));
-    lines.on("line", (line) => {
-      if (line.startsWith("READY ")) resolve(JSON.parse(line.slice(6)));
-    });
-  });
-  return {
-    info,
-    pid: child.pid as number,
-    async stop() {
-      if (child.exitCode !== null) return;
-      child.kill("SIGTERM");
-      await once(child, "exit");
-    },
-  };
-}
-
 async function startSide(index: number, dir: string): Promise<Side> {
   const name = `${String.fromCharCode(65 + index)} ${dir}`;
   const dataDir = mkdtempSync(join(tmpdir(), "mcpgw-refresh-ab-"));
   const redis = STORE === "redis" ? await startRedis() : undefined;
   if (STORE === "redis" && !redis) throw new Error("redis-server is not available");
   const tokensFile = join(dataDir, "tokens.json");
-  const gw = await startIn(
-    dir,
+  const gw = await startServer<{ url: string; clientId: string; tokensFile: string }>(
+    "gateway",
     {
       BENCH_CONFIG: JSON.stringify({
         data_dir: dataDir,
@@ -89,20 +57,10 @@ async function startSide(index: number, dir: string): Promise<Side> {
       BENCH_TOKENS_FILE: tokensFile,
     },
     process.env.REFRESH_AB_PROFILE === "1" ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [],
+    dir,
   );
   const tokens = JSON.parse(readFileSync(gw.info.tokensFile, "utf8")) as string[];
   return { name, gw, ...(redis ? { redis } : {}), tokens, next: 0, dataDir };
-}
-
-async function redisCpuMs(url: string): Promise<number> {
-  const client = new Redis(url);
-  try {
-    const info = await client.info("cpu");
-    const field = (name: string) => Number(info.match(new RegExp(`^${name}:([\\d.]+)`, "m"))?.[1] ?? 0);
-    return (field("used_cpu_user") + field("used_cpu_sys")) * 1000;
-  } finally {
-    client.disconnect();
-  }
 }
 
 interface Slice {

@@ -124,7 +124,7 @@ async function countCommands(redisUrl: string, run: () => Promise<unknown>): Pro
 }
 
 /** Redis server CPU so far (user + system), ms. */
-async function redisCpuMs(redisUrl: string): Promise<number> {
+export async function redisCpuMs(redisUrl: string): Promise<number> {
   const client = new Redis(redisUrl);
   try {
     const info = await client.info("cpu");

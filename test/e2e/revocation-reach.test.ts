@@ -18,6 +18,7 @@ import { LocalUsers } from "../../src/idp/local.js";
 import { addLocalUser, obtainTokens, refresh, SERVICES, STORES, sleep } from "../oauth/helpers.js";
 import { REDIS_TEST_SECRET, type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { accessTokenFor } from "../support/login.js";
+import { metricSample } from "../support/metrics.js";
 import { foreignKey, mintAccessToken } from "../support/mint.js";
 import { formPost, type RegisteredClient, registerClient } from "../support/oauth-client.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
@@ -27,18 +28,8 @@ const BIN = resolve("bin/mcp-gateway.js");
 const BUILT = existsSync(resolve("dist/cli/main.js"));
 type Pair = [RunningGateway, RunningGateway];
 
-/** One sample of a /metrics series (labels matched exactly); undefined when absent. */
-async function metric(gw: RunningGateway, name: string, labels: Record<string, string> = {}) {
-  const text = await (await fetch(`${gw.url}/metrics`)).text();
-  const want = Object.entries(labels)
-    .map(([k, v]) => `${k}="${v}"`)
-    .join(",");
-  const series = want ? `${name}{${want}}` : name;
-  for (const line of text.split("\n")) {
-    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
-  }
-  return undefined;
-}
+const metric = (gw: RunningGateway, name: string, labels: Record<string, string> = {}) =>
+  metricSample(gw.url, name, labels);
 
 const revocationCache = (gw: RunningGateway) => ({
   hits: () => metric(gw, "mcpgw_cache_hits_total", { cache: "revocation" }),
