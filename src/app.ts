@@ -21,6 +21,7 @@ import { logAudit } from "./ops/audit.js";
 import { loggerOptions } from "./ops/log-output.js";
 import { type OpsListener, registerOps } from "./ops/routes.js";
 import { openStore } from "./store/open.js";
+import { type StartupWait, startupWait, untilStoreAnswers } from "./store/startup.js";
 import type { Store } from "./store/store.js";
 import { PublicKeySet } from "./tokens/key-set.js";
 import { Revocations } from "./tokens/revocations.js";
@@ -49,39 +50,53 @@ export interface Gateway {
   cluster?: Cluster;
   /** The handlers ahead of fastify (src/http/server.ts); `taken` counts what they answered. */
   shortcuts: Shortcuts;
+  /** Start-up's wait for the store, for what the caller still reads before serving (serve's first-run admin). */
+  startup: StartupWait;
 }
 
 export async function buildGateway(config: GatewayConfig, options: BuildOptions = {}): Promise<Gateway> {
   // The one sealing secret (configured, or generated into data_dir), resolved before the store
   // is reached: Redis without an explicit one is refused here.
   const secret = resolveEncryptionSecret(config);
-  const store = options.store ?? (await openStore(config));
-  const keys = await KeyRing.open(store, {
-    alg: config.tokens.signing_alg,
-    accessTtlSeconds: config.tokens.access_ttl,
-    encryptionSecret: secret.value,
-    secretSource: secret.source,
-  });
-  // The resource side verifies with public keys only; it reloads them when this instance rotates,
-  // and when another one does (the store's change feed), and then the signer follows too.
-  const publicKeys = await PublicKeySet.open(store);
-  keys.onRotate(() => void publicKeys.reload().catch(() => undefined));
-  publicKeys.onChange(() => void keys.reload().catch(() => undefined));
-  // Every cache, for /metrics; revocations published anywhere on the store end verdicts here.
-  const caches = new CacheRegistry();
-  const revocations = new Revocations(store, config.tokens.revocation_cache, config.tokens.refresh_ttl, {
-    caches,
-  });
-  const unfollowRevocations = await revocations.follow();
-  const resources = new ResourceIndex(config);
-  const idp = await createIdentityProvider(config, store);
-
+  // The app (and its logger) first: start-up reports here how it waits for the store.
   const { app, shortcuts, requests, clients } = createHttpApp(config, {
     logger: options.logger ?? (await loggerOptions(config, options.logStream)),
     bodyLimit: config.gateway.max_body,
     // Client ids in /register/{client_id} may be long (metadata document URLs are not, they are never managed here).
     routerOptions: { maxParamLength: 500 },
   });
+  // A store that cannot answer yet delays start-up, up to store.startup_timeout (store/startup.ts).
+  const wait = startupWait(config.store.startup_timeout, (fields, message) => app.log.warn(fields, message));
+  const store = options.store ?? (await untilStoreAnswers(wait, "store connection", () => openStore(config)));
+  let keys: KeyRing;
+  let publicKeys: PublicKeySet;
+  let unfollowRevocations: () => void;
+  // Every cache, for /metrics; revocations published anywhere on the store end verdicts here.
+  const caches = new CacheRegistry();
+  const revocations = new Revocations(store, config.tokens.revocation_cache, config.tokens.refresh_ttl, {
+    caches,
+  });
+  try {
+    keys = await untilStoreAnswers(wait, "signing keys", () =>
+      KeyRing.open(store, {
+        alg: config.tokens.signing_alg,
+        accessTtlSeconds: config.tokens.access_ttl,
+        encryptionSecret: secret.value,
+        secretSource: secret.source,
+      }),
+    );
+    // The resource side verifies with public keys only; it reloads them when this instance rotates,
+    // and when another one does (the store's change feed), and then the signer follows too.
+    publicKeys = await untilStoreAnswers(wait, "public keys", () => PublicKeySet.open(store));
+    unfollowRevocations = await untilStoreAnswers(wait, "revocation feed", () => revocations.follow());
+  } catch (err) {
+    if (!options.store) await store.close().catch(() => undefined);
+    throw err;
+  }
+  keys.onRotate(() => void publicKeys.reload().catch(() => undefined));
+  publicKeys.onChange(() => void keys.reload().catch(() => undefined));
+  const resources = new ResourceIndex(config);
+  const idp = await createIdentityProvider(config, store);
 
   const cluster = await startCluster(config, store, app.log, requests);
   let upstreams: Awaited<ReturnType<typeof startServiceUpstreams>>;
@@ -147,5 +162,5 @@ export async function buildGateway(config: GatewayConfig, options: BuildOptions 
     caches,
   });
 
-  return { app, as, store, keys, idp, upstreams: upstreams.targets, ops, cluster, shortcuts };
+  return { app, as, store, keys, idp, upstreams: upstreams.targets, ops, cluster, shortcuts, startup: wait };
 }

@@ -4,6 +4,7 @@ import { buildGateway } from "../app.js";
 import { ConfigError } from "../config/load.js";
 import { Drain } from "../http/drain.js";
 import { LocalIdentityProvider } from "../idp/local.js";
+import { untilStoreAnswers } from "../store/startup.js";
 import { configOrExit } from "./load-config.js";
 
 interface ServeOptions {
@@ -67,7 +68,15 @@ async function serve(opts: ServeOptions): Promise<void> {
   if (cluster) lines.push(`cluster:  ${cluster.advertiseUrl} (internal listener on ${cluster.listening})`);
   for (const name of upstreams.keys()) lines.push(`service:  ${config.public_url}/${name}/mcp`);
   if (idp instanceof LocalIdentityProvider) {
-    const password = await idp.users.ensureBootstrapAdmin();
+    let password: string | undefined;
+    try {
+      password = await untilStoreAnswers(gateway.startup, "first-run admin", () =>
+        idp.users.ensureBootstrapAdmin(),
+      );
+    } catch (err) {
+      process.stderr.write(`cannot start: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
     if (password) {
       lines.push(
         "",

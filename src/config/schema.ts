@@ -267,6 +267,11 @@ export const configSchema = z.strictObject({
       /** Default: `{data_dir}/gateway.db`. */
       sqlite_path: z.string().optional(),
       redis: redisStore.prefault({}),
+      /**
+       * How long start-up waits for a store that cannot answer yet (Redis starting, unreachable,
+       * stalled), trying again with a warning each time, before it gives up (0 = one attempt).
+       */
+      startup_timeout: duration.default(30),
     })
     .prefault({}),
 

@@ -291,11 +291,17 @@ export class UpstreamProxy {
     }
     if (err instanceof undiciErrors.SocketError || headersCame) {
       // Connected, then cut off before the answer's first byte.
-      log.warn({ service }, "upstream closed the connection");
+      log.warn(
+        { service, code: (err as NodeJS.ErrnoException).code, err: err.message },
+        "upstream closed the connection",
+      );
       exchange.fail(502, `The upstream of ${service} closed the connection before answering`, ids);
       return;
     }
-    log.warn({ service, code: (err as NodeJS.ErrnoException).code }, "upstream unavailable");
+    log.warn(
+      { service, code: (err as NodeJS.ErrnoException).code, err: err.message },
+      "upstream unavailable",
+    );
     exchange.fail(502, `The upstream of ${service} is unavailable`, ids);
   }
 

@@ -2,8 +2,11 @@
  * Building and connecting the ioredis client for {@link RedisStore}: standalone (`redis://`,
  * `rediss://` = TLS), Sentinel or Cluster, from the config's `store.redis` section.
  *
- * Start-up fails fast with one line when Redis cannot be reached; once connected, the client
- * reconnects for the life of the process. During an outage a command fails within about one
+ * One connection attempt fails fast with one line when Redis cannot be reached (as
+ * StoreUnavailableError when waiting may help: refused, timed out, loading; as a plain Error when
+ * it cannot: a wrong password, a server too old), and the gateway's start-up tries again until
+ * `store.startup_timeout` (store/startup.ts); once connected, the client reconnects for the life
+ * of the process. During an outage a command fails within about one
  * reconnect interval instead of waiting for Redis (the request answers 503 and the client
  * retries), and the first command after Redis is back succeeds within one interval (500 ms):
  *
@@ -257,10 +260,25 @@ export async function connectRedis(opts: RedisStoreOptions): Promise<RedisClient
     await withTimeout(checkServer(client), timeout, "server check");
   } catch (err) {
     client.disconnect();
-    throw new Error(`cannot use Redis at ${where}: ${oneLine(err as Error)}`);
+    const message = `cannot use Redis at ${where}: ${oneLine(err as Error)}`;
+    if (mayAnswerLater(err)) throw new StoreUnavailableError(message, { cause: err, retryAfterSeconds: 1 });
+    throw new Error(message);
   }
   starting = false;
   return client;
+}
+
+/** A server that cannot serve this gateway however long it waits (checkServer). */
+class UnsuitableServerError extends Error {}
+
+/**
+ * Whether a failed connection attempt may succeed if tried again: the server is unreachable,
+ * slow or busy, not refusing these credentials or too old.
+ */
+function mayAnswerLater(err: unknown): boolean {
+  if (err instanceof UnsuitableServerError) return false;
+  if (err instanceof ReplyError && /^(NOAUTH|WRONGPASS)\b/.test((err as Error).message)) return false;
+  return unavailableError(err) instanceof StoreUnavailableError;
 }
 
 function oneLine(err: Error): string {
@@ -276,7 +294,7 @@ async function checkServer(client: RedisClient): Promise<void> {
   if (version) {
     const [major, minor] = [Number(version[1]), Number(version[2])];
     if (major < 6 || (major === 6 && minor < 2)) {
-      throw new Error(`Redis ${major}.${minor} is too old: 6.2 or later is needed (GETDEL)`);
+      throw new UnsuitableServerError(`Redis ${major}.${minor} is too old: 6.2 or later is needed (GETDEL)`);
     }
   }
 }

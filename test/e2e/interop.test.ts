@@ -26,7 +26,7 @@ import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as TransportV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { decodeJwt, exportJWK, generateKeyPair } from "jose";
 import type { Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { addLocalUser, LOGIN } from "../oauth/helpers.js";
 import { makeCertificates, opensslAvailable, type TestCertificates } from "../support/certs.js";
 import { chromiumCheck, launchChromium, signInWithChromium } from "../support/chromium.js";
@@ -80,16 +80,38 @@ function watch(child: ChildProcess) {
   return { stderr: () => stderr, stdout: () => stdout, until };
 }
 
+/**
+ * On a failed test, prints the gateway's log lines written during it (a client's "-32001" or
+ * "fetch failed" says nothing of why: the gateway's line for the 502 does).
+ */
+function printLogOnFailure(
+  onTestFailed: (handler: () => void) => void,
+  lines: () => string[] | string,
+): void {
+  const before = lines();
+  const from = before.length;
+  onTestFailed(() => {
+    const now = lines();
+    const during = typeof now === "string" ? now.slice(from) : now.slice(from).join("");
+    process.stderr.write(`gateway log (warn and above) during the failed test:\n${during || "(nothing)\n"}`);
+  });
+}
+
 describe.skipIf(!chromiumCheck.available)("real MCP clients from npm, direct to the gateway", () => {
   let upstream: BothErasUpstream;
   let gw: RunningGateway;
   let browser: Browser;
   let target: RedirectTarget;
   let serviceUrl: string;
+  /** The gateway's warn and error lines: a failed test prints those of its own run. */
+  const logLines: string[] = [];
 
   beforeAll(async () => {
     upstream = await startBothErasUpstream();
-    gw = await startFullGateway({ services: { notes: { url: upstream.url, scopes: ["notes:read"] } } });
+    gw = await startFullGateway(
+      { log_level: "warn", services: { notes: { url: upstream.url, scopes: ["notes:read"] } } },
+      { logLines },
+    );
     await addLocalUser(gw);
     browser = await launchChromium();
     target = await startRedirectTarget();
@@ -101,6 +123,8 @@ describe.skipIf(!chromiumCheck.available)("real MCP clients from npm, direct to 
     await gw?.close({ wipe: true });
     await upstream?.close();
   });
+
+  beforeEach(({ onTestFailed }) => printLogOnFailure(onTestFailed, () => logLines));
 
   /** The identity the upstream must see: alice, through the client that logged in, never the token. */
   const expectAlice = (seen: Record<string, unknown>, clientId: unknown) => {
@@ -347,6 +371,7 @@ describe.skipIf(cimdSkip)("MCP SDK v2 client with a metadata document and privat
     browser = await launchChromium();
     target = await startRedirectTarget();
   }, SLOW);
+  beforeEach(({ onTestFailed }) => printLogOnFailure(onTestFailed, () => gateway?.stdout() ?? ""));
   afterAll(async () => {
     await browser?.close();
     await target?.close();

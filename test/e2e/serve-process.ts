@@ -69,6 +69,8 @@ export async function startServe(opts: {
   timeoutMs?: number;
   /** A fixed port, for a restart that must keep the issuer its tokens name; a free one otherwise. */
   port?: number;
+  /** Called with stdout and stderr so far on every write, before the banner too (a test that reacts to the log). */
+  onOutput?: (stdout: string, stderr: string) => void;
 }): Promise<ServeProcess> {
   const port = opts.port ?? (await freePort());
   const child = spawn(process.execPath, [BIN, "serve", "--port", String(port), ...(opts.args ?? [])], {
@@ -80,9 +82,11 @@ export async function startServe(opts: {
   let err = "";
   child.stdout?.on("data", (d: Buffer) => {
     out += d.toString();
+    opts.onOutput?.(out, err);
   });
   child.stderr?.on("data", (d: Buffer) => {
     err += d.toString();
+    opts.onOutput?.(out, err);
   });
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   await new Promise<void>((resolveBanner, reject) => {

@@ -46,6 +46,12 @@ export interface TestRedis {
    * is observably back.
    */
   start(): Promise<number>;
+  /**
+   * A stall: SIGSTOP. The kernel still accepts connections (the listen backlog), but nothing is
+   * answered until resume() (SIGCONT): a Redis that is overloaded, swapping or partitioned.
+   */
+  pause(): void;
+  resume(): void;
   /** Stops the server and deletes its temp dir. */
   stop(): Promise<void>;
 }
@@ -204,7 +210,15 @@ export async function startRedis(opts: RedisOptions = {}): Promise<TestRedis | u
       current = spawnServer(port, dir, opts);
       return waitUntilReady(current, port, opts);
     },
+    pause() {
+      current.kill("SIGSTOP");
+    },
+    resume() {
+      current.kill("SIGCONT");
+    },
     async stop() {
+      // A stopped process ignores SIGTERM until it runs again.
+      current.kill("SIGCONT");
       await stopChild(current);
       rmSync(dir, { recursive: true, force: true });
     },
