@@ -27,9 +27,18 @@ const proxies = [
   { name: "Caddy forward_auth", binary: CADDY, start: startCaddy },
 ];
 
-for (const { name, binary, start } of proxies) {
+/**
+ * Each proxy twice: with the gateway trusting no peer, and as README advises for this
+ * deployment, with `trust_proxy` naming the proxy's address (every peer here is 127.0.0.1), so
+ * that the gateway believes the forwarding headers that reach it.
+ */
+const trustModes = [undefined, "127.0.0.1"] as const;
+
+const cases = proxies.flatMap((proxy) => trustModes.map((trustProxy) => ({ ...proxy, trustProxy })));
+
+for (const { name, binary, start, trustProxy } of cases) {
   const check = checkBinary(binary);
-  describe.skipIf(!check.available)(name, () => {
+  describe.skipIf(!check.available)(`${name}${trustProxy ? `, trust_proxy ${trustProxy}` : ""}`, () => {
     let upstream: TestUpstream;
     let otherUpstream: TestUpstream;
     let gw: TestGateway;
@@ -51,6 +60,7 @@ for (const { name, binary, start } of proxies) {
         // Verdicts stay cached for the whole file, however slow the machine: which lane
         // answers a repeated /verify then depends on the order alone.
         tokens: { revocation_cache: 300 },
+        ...(trustProxy ? { trust_proxy: trustProxy } : {}),
       });
       passThrough = await startPassThrough(gw.url);
       const values: ProxyValues = {
@@ -172,6 +182,9 @@ for (const { name, binary, start } of proxies) {
         outcomes[name] = await sendRaw("/echo/mcp", { ...bearer, ...headers });
       }
       const headerAttempts = passThrough.requests.slice(forwardedBefore);
+      // The Host the client writes is what both proxies forward as X-Forwarded-Host: with host
+      // routing on and trust_proxy naming the proxy, it names `other` to a gateway that listened.
+      outcomes.Host = await sendRaw("/echo/mcp", { ...bearer, host: "other.mcp.test" });
       // Paths that the proxy normalises to /echo/mcp while their first raw segment says `other`.
       for (const path of ["/other/../echo/mcp", "/other/%2e%2e/echo/mcp", "/other/%2E%2E/echo/mcp"]) {
         outcomes[path] = await sendRaw(path, { ...bearer, ...ALL_SPOOFS });
