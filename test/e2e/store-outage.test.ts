@@ -16,11 +16,27 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addLocalUser, obtainTokens, refresh, SERVICES, sleep } from "../oauth/helpers.js";
+import {
+  addLocalUser,
+  addResourceServers,
+  LOGIN,
+  obtainTokens,
+  RESOURCE_SERVERS,
+  refresh,
+  SERVICES,
+  sleep,
+} from "../oauth/helpers.js";
 import { SEALING } from "../oauth/rotation-scenarios.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { postInitialize, type RawResponse } from "../support/mcp-http.js";
-import { authorizeUrl, pkcePair, type RegisteredClient, registerClient } from "../support/oauth-client.js";
+import {
+  authorizeUrl,
+  Browser,
+  formField,
+  pkcePair,
+  type RegisteredClient,
+  registerClient,
+} from "../support/oauth-client.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
 import { startUpstream, type TestUpstream } from "../support/upstream.js";
 
@@ -219,10 +235,19 @@ describe("a Redis outage under refresh and /verify load, two instances", () => {
     60_000,
   );
 
-  it("while Redis is down: /readyz says why, a page, /token and an MCP route answer 503 in their shapes", async () => {
+  it("while Redis is down: /readyz says why, pages, the AS endpoints and an MCP route answer 503 in their shapes", async () => {
     if (!redis) throw new Error("redis-server is required");
     const gw = pair[0] as RunningGateway;
     const grant = grants[0] as Grant;
+    await addResourceServers(gw);
+    // A login form as a browser has it open when the store goes away.
+    const browser = new Browser();
+    let loginPage = await browser.get(
+      authorizeUrl(gw.url, { client_id: grant.client.client_id, code_challenge: pkcePair().challenge }),
+    );
+    if (loginPage.status === 302)
+      loginPage = await browser.get(new URL(loginPage.headers.get("location") ?? "", gw.url).toString());
+    const loginHtml = await loginPage.text();
     await redis.kill("SIGKILL");
     try {
       const ready = await fetch(`${gw.url}/readyz`);
@@ -243,6 +268,66 @@ describe("a Redis outage under refresh and /verify load, two instances", () => {
       expect(page.status).toBe(503);
       expect(page.headers.get("content-type")).toMatch(/^text\/html/);
       expect(page.headers.get("retry-after")).toBeTruthy();
+
+      // The other authorization server endpoints: OAuth JSON, never server_error / 500.
+      // Each client as it is registered (the grant's is public; introspection asks a resource
+      // server's credentials), so what answers is the store's absence, not a client refusal,
+      // whether or not the client is still cached in memory.
+      const rs = `${RESOURCE_SERVERS.basic.id}:${RESOURCE_SERVERS.basic.secret}`;
+      const form = { "content-type": "application/x-www-form-urlencoded" };
+      const machine: Record<string, RequestInit> = {
+        "/register": {
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ redirect_uris: ["http://127.0.0.1:9/cb"], client_name: "outage" }),
+        },
+        "/revoke": {
+          headers: form,
+          body: new URLSearchParams({
+            token: grant.refreshToken,
+            client_id: grant.client.client_id,
+          }).toString(),
+        },
+        "/introspect": {
+          headers: { ...form, authorization: `Basic ${Buffer.from(rs).toString("base64")}` },
+          body: new URLSearchParams({ token: grant.accessToken }).toString(),
+        },
+        "/device_authorization": {
+          headers: form,
+          body: new URLSearchParams({ client_id: grant.client.client_id }).toString(),
+        },
+      };
+      for (const [path, init] of Object.entries(machine)) {
+        const res = await fetch(`${gw.url}${path}`, { method: "POST", ...init });
+        const text = await res.text();
+        expect(`${path} ${res.status} ${res.headers.get("content-type")}`, text).toMatch(
+          new RegExp(`^${path} 503 application/json`),
+        );
+        expect(res.headers.get("retry-after"), path).toBeTruthy();
+        expect((JSON.parse(text) as { error?: string }).error, path).toBe("temporarily_unavailable");
+      }
+
+      // The open login form, submitted: a page a person can read, not JSON.
+      const login = await browser.postForm(`${gw.url}/login`, {
+        request: formField(loginHtml, "request"),
+        csrf: formField(loginHtml, "csrf"),
+        ...LOGIN,
+      });
+      expect(login.status).toBe(503);
+      expect(login.headers.get("content-type")).toMatch(/^text\/html/);
+      expect(login.headers.get("retry-after")).toBeTruthy();
+      expect(await login.text()).toMatch(/<h1>[^<]+<\/h1>/);
+
+      // What needs no store is served from memory: discovery and the public keys.
+      for (const path of [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-protected-resource/notes/mcp",
+        "/jwks",
+      ]) {
+        const res = await fetch(`${gw.url}${path}`);
+        expect(`${path} ${res.status}`).toBe(`${path} 200`);
+        await res.arrayBuffer();
+      }
 
       // Once the cached verdict is past its bound, the MCP route needs the store.
       await sleep(REVOCATION_CACHE_S * 1_000 + 100);
