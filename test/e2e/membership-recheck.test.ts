@@ -2,8 +2,9 @@
  * Membership is re-checked where access is extended: at refresh and when a browser session is
  * reused, at most every `idp.recheck`. Against the GitHub emulator (org and team membership
  * read again with the user's own GitHub token) and the test OpenID provider (the provider's
- * refresh grant, groups claim), a person who leaves the team or group is refused within the
- * interval and their grant ends, with an audit event; a provider that cannot be reached is a
+ * refresh grant, groups claim), a person who leaves the team or group is refused at the first
+ * refresh or session reuse once the interval has passed since their last good check, and their
+ * grant ends, with an audit event; a provider that cannot be reached is a
  * 503 `temporarily_unavailable` that changes nothing.
  */
 import { decodeJwt } from "jose";
@@ -39,7 +40,9 @@ const SHORT = { recheck: "1s", recheck_grace: "0s" };
 /** Re-checked after a second; an unreachable provider's last verdict stands for an hour. */
 const GRACE = { recheck: "1s", recheck_grace: "1h" };
 const LONG = { recheck: "1h" };
-/** How long a test waits for the re-check to bite (the interval is 1 s; the machine is busy). */
+/** SHORT's and GRACE's `recheck`, in ms. */
+const RECHECK_MS = 1_000;
+/** How long a test waits for a provider outage to be felt (the machine is busy). */
 const DEADLINE_MS = 30_000;
 /** The tests poll /token and /authorize from one address: the abuse brakes stay on, with room. */
 const BRAKES = {
@@ -138,6 +141,16 @@ async function refreshUntilRefused(gw: RunningGateway, s: Session) {
   }
 }
 
+/**
+ * Waits until `idp.recheck` has passed since `lastGood`: the moment the last request that could
+ * have checked the user with the provider was answered (a check is recorded before its answer,
+ * so it is no later). The next request that extends access must then ask the provider again.
+ */
+async function pastRecheck(lastGood: number): Promise<void> {
+  const wait = lastGood + RECHECK_MS + 1 - Date.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+}
+
 function auditEvents(lines: string[], type: string): Array<Record<string, unknown>> {
   return lines
     .map((line) => (JSON.parse(line) as { audit?: Record<string, unknown> }).audit)
@@ -180,10 +193,13 @@ describe("GitHub: org and team membership re-checked", { timeout: 120_000 }, () 
     emulator.setUser(OCTOCAT);
     const s = await signIn(gw);
     expect((await refresh(gw, s)).status).toBe(200);
+    const lastGood = Date.now();
 
     emulator.setUser({ ...OCTOCAT, teams: [] });
     try {
-      const refused = await refreshUntilRefused(gw, s);
+      // Within the interval: the first refresh once it has passed is refused.
+      await pastRecheck(lastGood);
+      const refused = await refresh(gw, s);
       expect(refused.status).toBe(400);
       expect(refused.body.error).toBe("invalid_grant");
       expect(await gw.as.grants.getGrant(s.sid)).toBeUndefined();
@@ -200,18 +216,15 @@ describe("GitHub: org and team membership re-checked", { timeout: 120_000 }, () 
   it("sends a reused browser session back to sign in once the user left the team", async () => {
     emulator.setUser(OCTOCAT);
     const s = await signIn(gw);
+    const lastGood = Date.now();
     emulator.setUser({ ...OCTOCAT, teams: [] });
     try {
-      const deadline = Date.now() + DEADLINE_MS;
-      let outcome: Outcome;
-      for (;;) {
-        emulator.requests.length = 0;
-        const { challenge } = pkcePair();
-        const url = authorizeUrl(gw.url, { client_id: s.clientId, code_challenge: challenge });
-        outcome = await drive(gw.url, s.browser, url);
-        if (!("code" in outcome) || Date.now() > deadline) break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      // The first reuse of the session once the interval has passed is refused.
+      await pastRecheck(lastGood);
+      emulator.requests.length = 0;
+      const { challenge } = pkcePair();
+      const url = authorizeUrl(gw.url, { client_id: s.clientId, code_challenge: challenge });
+      const outcome = await drive(gw.url, s.browser, url);
       if ("code" in outcome) throw new Error("the session still gives codes");
       // Through GitHub again, which now says the team is gone: refused, no code.
       expect(emulator.requests).toContain("/login/oauth/authorize");
@@ -314,11 +327,13 @@ describe("OIDC: groups re-checked through the provider", { timeout: 120_000 }, (
   it("refuses a refresh within the interval once the user left the group, and ends the grant", async () => {
     const s = await signIn(gw);
     expect((await refresh(gw, s)).status).toBe(200);
+    const lastGood = Date.now();
 
     const account = op.accounts.get(op.user.sub);
     if (!account) throw new Error("the provider does not know the account");
     account.groups = ["someone-else"];
-    const refused = await refreshUntilRefused(gw, s);
+    await pastRecheck(lastGood);
+    const refused = await refresh(gw, s);
     expect(refused.status).toBe(400);
     expect(refused.body.error).toBe("invalid_grant");
     expect(await gw.as.grants.getGrant(s.sid)).toBeUndefined();
@@ -332,8 +347,10 @@ describe("OIDC: groups re-checked through the provider", { timeout: 120_000 }, (
     op.user = { ...op.user, groups: ["mcp-users"] };
     const s = await signIn(gw);
     expect((await refresh(gw, s)).status).toBe(200);
+    const lastGood = Date.now();
     op.accounts.delete(op.user.sub);
-    const refused = await refreshUntilRefused(gw, s);
+    await pastRecheck(lastGood);
+    const refused = await refresh(gw, s);
     expect(refused.body.error).toBe("invalid_grant");
     expect(await gw.as.grants.getGrant(s.sid)).toBeUndefined();
   });

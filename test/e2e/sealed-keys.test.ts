@@ -3,7 +3,7 @@
  * `data/secret` (0600) in a 0700 `data/`, the database is 0600 and holds only sealed private
  * keys; a restart reuses the secret (tokens issued before still open a service); a store left
  * by an older version with plain private keys is sealed on start; `doctor` warns about such a
- * store; and a Redis store without an explicit `keys.encryption_secret` is refused with one
+ * store, SQLite or Redis; and a Redis store without an explicit `keys.encryption_secret` is refused with one
  * line naming the key, because a per-instance generated secret would split the instances.
  */
 import { execFile } from "node:child_process";
@@ -14,9 +14,12 @@ import { promisify } from "node:util";
 import Database from "better-sqlite3";
 import { exportJWK, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisStore } from "../../src/store/redis.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
+import type { Store } from "../../src/store/store.js";
 import { accessTokenFor } from "../support/login.js";
 import { postInitialize } from "../support/mcp-http.js";
+import { startRedis } from "../support/redis.js";
 import { freePort, startUpstream, type TestUpstream } from "../support/upstream.js";
 import { runDoctor } from "./doctor-process.js";
 import { BIN, BUILT, cleanEnv, startServe } from "./serve-process.js";
@@ -41,9 +44,13 @@ function keyRows(db: string): Array<Record<string, unknown>> {
 
 /** A `keys` row as versions before sealing-by-default wrote it: the private JWK in the clear. */
 async function writeUnsealedKey(db: string): Promise<string> {
+  return writeUnsealedKeyTo(new SqliteStore(db));
+}
+
+/** The same unsealed row, in any store (closed afterwards). */
+async function writeUnsealedKeyTo(store: Store): Promise<string> {
   const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
   const kid = "legacy-key";
-  const store = new SqliteStore(db);
   await store.put("keys", kid, {
     kid,
     alg: "ES256",
@@ -162,6 +169,22 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
       await writeUnsealedKey(join(data, "gateway.db"));
       const { lines } = await doctor(dir, `data_dir: ${data}\n`);
       expect(lines.get("keys")).toMatch(/^warn .*1 signing key .*unsealed/);
+    });
+
+    it("doctor warns about unsealed keys in a Redis store", { timeout: 60_000 }, async () => {
+      const redis = await startRedis();
+      if (!redis) return;
+      try {
+        const dir = tempDir("doctor-redis");
+        // The store's own default prefix, the one the config below leaves in place.
+        await writeUnsealedKeyTo(await RedisStore.connect({ url: redis.url }));
+        const yaml = `data_dir: ${join(dir, "data")}\nstore: { type: redis, redis: { url: "${redis.url}" } }\nkeys: { encryption_secret: "doctor-redis test secret, long enough" }\n`;
+        const { lines } = await doctor(dir, yaml);
+        expect(lines.get("store")).toMatch(/^ok redis/);
+        expect(lines.get("keys")).toMatch(/^warn .*1 signing key in the redis store is unsealed/);
+      } finally {
+        await redis.stop();
+      }
     });
 
     it("refuses Redis without an explicit keys.encryption_secret: serve exits 2 with one line, doctor fails", {

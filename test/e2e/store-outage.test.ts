@@ -5,7 +5,8 @@
  * with Retry-After (never a 500), no grant is lost (each client refreshes after the outage with
  * the last refresh token it was given), and the first refresh succeeds within 2 s of Redis
  * answering again. /verify serves a verdict it cached before the outage only within the
- * revocation bound, then 503.
+ * revocation bound, then 503; and, one token at a time, /verify and the MCP route admit a
+ * token whose verdict is cached right up to that bound, then answer 503.
  *
  * And the embedded store: an SQLite file locked by another process past the busy timeout makes
  * a refresh 503 and spends nothing.
@@ -15,11 +16,29 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addLocalUser, obtainTokens, refresh, SERVICES, sleep } from "../oauth/helpers.js";
+import {
+  addLocalUser,
+  addResourceServers,
+  LOGIN,
+  obtainTokens,
+  RESOURCE_SERVERS,
+  refresh,
+  SERVICES,
+  sleep,
+} from "../oauth/helpers.js";
 import { SEALING } from "../oauth/rotation-scenarios.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import { authorizeUrl, pkcePair, type RegisteredClient, registerClient } from "../support/oauth-client.js";
+import { postInitialize, type RawResponse } from "../support/mcp-http.js";
+import {
+  authorizeUrl,
+  Browser,
+  formField,
+  pkcePair,
+  type RegisteredClient,
+  registerClient,
+} from "../support/oauth-client.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
+import { startUpstream, type TestUpstream } from "../support/upstream.js";
 
 /** Verdicts cached for 1 s, so /verify needs the store often enough to feel the outage. */
 const REVOCATION_CACHE_S = 1;
@@ -216,10 +235,19 @@ describe("a Redis outage under refresh and /verify load, two instances", () => {
     60_000,
   );
 
-  it("while Redis is down: /readyz says why, a page, /token and an MCP route answer 503 in their shapes", async () => {
+  it("while Redis is down: /readyz says why, pages, the AS endpoints and an MCP route answer 503 in their shapes", async () => {
     if (!redis) throw new Error("redis-server is required");
     const gw = pair[0] as RunningGateway;
     const grant = grants[0] as Grant;
+    await addResourceServers(gw);
+    // A login form as a browser has it open when the store goes away.
+    const browser = new Browser();
+    let loginPage = await browser.get(
+      authorizeUrl(gw.url, { client_id: grant.client.client_id, code_challenge: pkcePair().challenge }),
+    );
+    if (loginPage.status === 302)
+      loginPage = await browser.get(new URL(loginPage.headers.get("location") ?? "", gw.url).toString());
+    const loginHtml = await loginPage.text();
     await redis.kill("SIGKILL");
     try {
       const ready = await fetch(`${gw.url}/readyz`);
@@ -240,6 +268,66 @@ describe("a Redis outage under refresh and /verify load, two instances", () => {
       expect(page.status).toBe(503);
       expect(page.headers.get("content-type")).toMatch(/^text\/html/);
       expect(page.headers.get("retry-after")).toBeTruthy();
+
+      // The other authorization server endpoints: OAuth JSON, never server_error / 500.
+      // Each client as it is registered (the grant's is public; introspection asks a resource
+      // server's credentials), so what answers is the store's absence, not a client refusal,
+      // whether or not the client is still cached in memory.
+      const rs = `${RESOURCE_SERVERS.basic.id}:${RESOURCE_SERVERS.basic.secret}`;
+      const form = { "content-type": "application/x-www-form-urlencoded" };
+      const machine: Record<string, RequestInit> = {
+        "/register": {
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ redirect_uris: ["http://127.0.0.1:9/cb"], client_name: "outage" }),
+        },
+        "/revoke": {
+          headers: form,
+          body: new URLSearchParams({
+            token: grant.refreshToken,
+            client_id: grant.client.client_id,
+          }).toString(),
+        },
+        "/introspect": {
+          headers: { ...form, authorization: `Basic ${Buffer.from(rs).toString("base64")}` },
+          body: new URLSearchParams({ token: grant.accessToken }).toString(),
+        },
+        "/device_authorization": {
+          headers: form,
+          body: new URLSearchParams({ client_id: grant.client.client_id }).toString(),
+        },
+      };
+      for (const [path, init] of Object.entries(machine)) {
+        const res = await fetch(`${gw.url}${path}`, { method: "POST", ...init });
+        const text = await res.text();
+        expect(`${path} ${res.status} ${res.headers.get("content-type")}`, text).toMatch(
+          new RegExp(`^${path} 503 application/json`),
+        );
+        expect(res.headers.get("retry-after"), path).toBeTruthy();
+        expect((JSON.parse(text) as { error?: string }).error, path).toBe("temporarily_unavailable");
+      }
+
+      // The open login form, submitted: a page a person can read, not JSON.
+      const login = await browser.postForm(`${gw.url}/login`, {
+        request: formField(loginHtml, "request"),
+        csrf: formField(loginHtml, "csrf"),
+        ...LOGIN,
+      });
+      expect(login.status).toBe(503);
+      expect(login.headers.get("content-type")).toMatch(/^text\/html/);
+      expect(login.headers.get("retry-after")).toBeTruthy();
+      expect(await login.text()).toMatch(/<h1>[^<]+<\/h1>/);
+
+      // What needs no store is served from memory: discovery and the public keys.
+      for (const path of [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-protected-resource/notes/mcp",
+        "/jwks",
+      ]) {
+        const res = await fetch(`${gw.url}${path}`);
+        expect(`${path} ${res.status}`).toBe(`${path} 200`);
+        await res.arrayBuffer();
+      }
 
       // Once the cached verdict is past its bound, the MCP route needs the store.
       await sleep(REVOCATION_CACHE_S * 1_000 + 100);
@@ -263,6 +351,109 @@ describe("a Redis outage under refresh and /verify load, two instances", () => {
     expect(after.status).toBe(200);
     grant.refreshToken = after.body.refresh_token as string;
   });
+});
+
+/**
+ * README, "When the store is down": a token whose verdict was read from the store within
+ * `tokens.revocation_cache` is admitted from the cache (by /verify and by the MCP route, one
+ * token check), and past that bound answered 503 with Retry-After, never 500. Deterministic:
+ * each token's verdict is read once, by a request sent at `sentAt` and answered at `at`, so it
+ * expires between `sentAt + bound` and `at + bound`; Redis dies right after.
+ */
+describe("a verdict cached before a Redis outage", () => {
+  /** The default bound: room enough for the SIGKILL and the first request after it. */
+  const BOUND_S = 5;
+  let redis: TestRedis;
+  let upstream: TestUpstream;
+  let gw: RunningGateway;
+
+  beforeAll(async () => {
+    redis = (await startRedis()) as TestRedis;
+    if (!redis) return;
+    upstream = await startUpstream();
+    const services = {
+      services: { ...SERVICES.services, notes: { ...SERVICES.services.notes, url: upstream.url } },
+    };
+    gw = await startFullGateway(
+      { ...services, ...SEALING, tokens: { revocation_cache: BOUND_S } },
+      { redisUrl: redis.url },
+    );
+    await addLocalUser(gw);
+  });
+  afterAll(async () => {
+    await gw?.close({ wipe: true });
+    await upstream?.close();
+    await redis?.stop();
+  });
+
+  it("is served until tokens.revocation_cache has passed since the store read it, then 503 + Retry-After", async () => {
+    if (!redis) throw new Error("redis-server is required");
+    const resource = { resource: `${gw.url}/notes/mcp` };
+    const client = await registerClient(gw.url);
+    const routes: Record<string, (token: string) => Promise<RawResponse>> = {
+      "/verify": async (token) => {
+        const res = await fetch(`${gw.url}/verify?service=notes`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        return { status: res.status, headers: Object.fromEntries(res.headers), text: await res.text() };
+      },
+      "/notes/mcp": (token) => postInitialize(`${gw.url}/notes/mcp`, { authorization: `Bearer ${token}` }),
+    };
+    // One token per route, its verdict read (and cached) by that route's first request.
+    const primed: Record<string, { token: string; sentAt: number; at: number }> = {};
+    for (const [route, send] of Object.entries(routes)) {
+      const { access_token: token } = await obtainTokens(gw, client, resource);
+      const sentAt = Date.now();
+      const res = await send(token);
+      expect(`${route} ${res.status}`).toBe(`${route} 200`);
+      primed[route] = { token, sentAt, at: Date.now() };
+    }
+    const seenUpstream = upstream.requests.length;
+    await redis.kill("SIGKILL");
+    try {
+      // Both routes at once, each against its own token's bound.
+      await Promise.all(
+        Object.entries(routes).map(async ([route, send]) => {
+          const { token, sentAt, at } = primed[route] as { token: string; sentAt: number; at: number };
+          const cachedUntil = sentAt + BOUND_S * 1_000;
+          const expiredAfter = at + BOUND_S * 1_000;
+          // At once: Redis is gone, the verdict is still within its bound.
+          const first = await send(token);
+          const answeredAt = Date.now();
+          expect(answeredAt, `${route}: Redis was killed within the bound`).toBeLessThan(cachedUntil);
+          expect(`${route} ${first.status}`).toBe(`${route} 200`);
+          // Then until past the bound: 200 while certainly within it, 503 once certainly past it.
+          const answers: string[] = [];
+          for (;;) {
+            const sent = Date.now();
+            const res = await send(token);
+            const done = Date.now();
+            answers.push(`${res.status}`);
+            expect(res.status, `${route}: ${res.text}`).not.toBe(500);
+            if (done < cachedUntil) expect(`${route} ${res.status}`).toBe(`${route} 200`);
+            if (sent > expiredAfter) {
+              expect(`${route} ${res.status}`).toBe(`${route} 503`);
+              expect(res.headers["retry-after"], route).toBeTruthy();
+              if (route === "/notes/mcp") {
+                // The MCP route's own shape: a JSON-RPC error.
+                expect((JSON.parse(res.text) as { error?: { code?: number } }).error?.code).toBeTypeOf(
+                  "number",
+                );
+              }
+              break;
+            }
+            await sleep(100);
+          }
+          // Never a 200 after a 503: the bound is not stretched by a later read.
+          expect(answers.join(" "), route).toMatch(/^(200 )*(503 ?)*$/);
+        }),
+      );
+      // The MCP requests admitted from the cache reached the upstream; the refused ones did not.
+      expect(upstream.requests.length).toBeGreaterThan(seenUpstream);
+    } finally {
+      await redis.start();
+    }
+  }, 60_000);
 });
 
 describe("an SQLite file locked by another process past the busy timeout", () => {

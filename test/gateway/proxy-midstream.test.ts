@@ -2,7 +2,8 @@
  * An upstream that dies in the middle of an answer: the client gets a JSON-RPC error for each
  * request id it is still waiting on, at once — an SSE event when the stream had started, a 502
  * JSON-RPC body when nothing had gone out — instead of a cut socket and a client waiting out
- * its request timeout. Real upstream processes killed with SIGKILL, real SDK clients (v1, v2).
+ * its request timeout (within 1 s of the kill, issue 9). Real upstream processes killed with
+ * SIGKILL, real SDK clients (v1, v2).
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -24,6 +25,11 @@ import { freePort, startUpstream, type TestUpstream } from "../support/upstream.
 const CHILD = fileURLToPath(new URL("../support/dying-upstream.ts", import.meta.url));
 /** Far longer than an answer should take; a client that waits it out has not been told. */
 const REQUEST_TIMEOUT_MS = 60_000;
+/**
+ * Issue 9's bound: the client settles within 1 s of its upstream dying, measured from the kill
+ * (the SIGKILL is sent, the kernel closes the upstream's sockets, the gateway answers).
+ */
+const SETTLE_MS = 1000;
 
 let gw: TestGateway;
 let echo: TestUpstream;
@@ -164,8 +170,8 @@ describe("an upstream process killed during a streamed tools/call", () => {
       const error = await settled;
       const waited = Date.now() - killedAt;
       expect(error.message).toMatch(CUT_SHORT);
-      // Told, not timed out: a small fraction of the request timeout even on a loaded machine.
-      expect(waited).toBeLessThan(REQUEST_TIMEOUT_MS / 6);
+      // Told, not timed out.
+      expect(waited).toBeLessThan(SETTLE_MS);
     } finally {
       await client.close();
     }
@@ -193,8 +199,9 @@ describe("an upstream process killed during a streamed tools/call", () => {
       const killedAt = Date.now();
       child.child.kill("SIGKILL");
       const error = await settled;
+      const waited = Date.now() - killedAt;
       expect(error.message).toMatch(CUT_SHORT);
-      expect(Date.now() - killedAt).toBeLessThan(REQUEST_TIMEOUT_MS / 6);
+      expect(waited).toBeLessThan(SETTLE_MS);
     } finally {
       await client.close();
     }

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkBinary } from "../support/binaries.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
 import { INITIALIZE, MCP_HEADERS, postInitialize, raw } from "../support/mcp-http.js";
+import { type PassThrough, startPassThrough } from "../support/pass-through.js";
 import {
   CADDY,
   NGINX,
@@ -26,13 +27,24 @@ const proxies = [
   { name: "Caddy forward_auth", binary: CADDY, start: startCaddy },
 ];
 
-for (const { name, binary, start } of proxies) {
+/**
+ * Each proxy twice: with the gateway trusting no peer, and as README advises for this
+ * deployment, with `trust_proxy` naming the proxy's address (every peer here is 127.0.0.1), so
+ * that the gateway believes the forwarding headers that reach it.
+ */
+const trustModes = [undefined, "127.0.0.1"] as const;
+
+const cases = proxies.flatMap((proxy) => trustModes.map((trustProxy) => ({ ...proxy, trustProxy })));
+
+for (const { name, binary, start, trustProxy } of cases) {
   const check = checkBinary(binary);
-  describe.skipIf(!check.available)(name, () => {
+  describe.skipIf(!check.available)(`${name}${trustProxy ? `, trust_proxy ${trustProxy}` : ""}`, () => {
     let upstream: TestUpstream;
     let otherUpstream: TestUpstream;
     let gw: TestGateway;
     let proxy: RunningProxy;
+    /** Where the shipped file's {{GATEWAY}} points: it records what the proxy sends the gateway. */
+    let passThrough: PassThrough;
     let endpoint: string;
 
     beforeAll(async () => {
@@ -48,10 +60,12 @@ for (const { name, binary, start } of proxies) {
         // Verdicts stay cached for the whole file, however slow the machine: which lane
         // answers a repeated /verify then depends on the order alone.
         tokens: { revocation_cache: 300 },
+        ...(trustProxy ? { trust_proxy: trustProxy } : {}),
       });
+      passThrough = await startPassThrough(gw.url);
       const values: ProxyValues = {
         PORT: port,
-        GATEWAY: gw.url,
+        GATEWAY: passThrough.url,
         SERVICE: "echo",
         UPSTREAM_ADDR: `127.0.0.1:${upstream.port}`,
         UPSTREAM_PATH: "/mcp",
@@ -62,6 +76,7 @@ for (const { name, binary, start } of proxies) {
 
     afterAll(async () => {
       await proxy?.close();
+      await passThrough?.close();
       await gw?.close();
       await upstream?.close();
       await otherUpstream?.close();
@@ -96,7 +111,10 @@ for (const { name, binary, start } of proxies) {
     it("discovery is served by the gateway through the proxy", async () => {
       const res = await raw(`${proxy.url}/.well-known/oauth-protected-resource/echo/mcp`);
       expect(res.status).toBe(200);
-      expect(JSON.parse(res.text)).toMatchObject({ resource: endpoint, authorization_servers: [proxy.url] });
+      expect(JSON.parse(res.text)).toMatchObject({
+        resource: endpoint,
+        authorization_servers: [proxy.url],
+      });
     });
 
     it("401 for a token meant for another resource", async () => {
@@ -158,10 +176,15 @@ for (const { name, binary, start } of proxies) {
       const token = await gw.token("other", { sub: "intruder" });
       const bearer = { authorization: `Bearer ${token}` };
       const seenBefore = upstream.requests.length;
+      const forwardedBefore = passThrough.requests.length;
       const outcomes: Record<string, number> = {};
       for (const [name, headers] of Object.entries({ ...SPOOFS, all: ALL_SPOOFS })) {
         outcomes[name] = await sendRaw("/echo/mcp", { ...bearer, ...headers });
       }
+      const headerAttempts = passThrough.requests.slice(forwardedBefore);
+      // The Host the client writes is what both proxies forward as X-Forwarded-Host: with host
+      // routing on and trust_proxy naming the proxy, it names `other` to a gateway that listened.
+      outcomes.Host = await sendRaw("/echo/mcp", { ...bearer, host: "other.mcp.test" });
       // Paths that the proxy normalises to /echo/mcp while their first raw segment says `other`.
       for (const path of ["/other/../echo/mcp", "/other/%2e%2e/echo/mcp", "/other/%2E%2E/echo/mcp"]) {
         outcomes[path] = await sendRaw(path, { ...bearer, ...ALL_SPOOFS });
@@ -176,6 +199,32 @@ for (const { name, binary, start } of proxies) {
       );
       expect(outcomes).toEqual(expected);
       expect(upstream.requests.length).toBe(seenBefore);
+
+      // What the proxy itself sent /verify: no client-written forwarding header survives, so the
+      // decision cannot rest on one even if the gateway read it (not only ?service= deciding).
+      // (The path tricks above are left out: Caddy names their raw path in X-Forwarded-Uri itself.)
+      const verifies = headerAttempts.filter((r) => r.url.startsWith("/verify"));
+      expect(verifies).toHaveLength(Object.keys(SPOOFS).length + 1);
+      for (const { url, headers } of verifies) {
+        expect(url).toBe("/verify?service=echo");
+        const names = Object.keys(headers);
+        expect(names.filter((h) => /^x-original-|^forwarded$|^x-forwarded-prefix$/.test(h))).toEqual([]);
+        for (const [header, sent] of Object.entries(ALL_SPOOFS)) {
+          if (headers[header] !== undefined) expect(headers[header], header).not.toBe(sent);
+        }
+        for (const value of Object.values(headers)) expect(String(value)).not.toContain("other");
+        expect(headers["x-forwarded-host"]).toBe(new URL(proxy.url).host);
+        // nginx passes none of the client's headers: only those its file sets (and Host, Connection).
+        if (binary === NGINX)
+          expect(names.sort()).toEqual([
+            "authorization",
+            "connection",
+            "host",
+            "x-forwarded-host",
+            "x-forwarded-method",
+            "x-forwarded-proto",
+          ]);
+      }
     });
 
     it("the honest request is 200 with its own identity, spoofing headers or not", async () => {
