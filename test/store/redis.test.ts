@@ -266,6 +266,38 @@ describe.skipIf(skipRedis)("RedisStore specifics", () => {
     }
   });
 
+  it("sends the reads of one turn as one MGET, and keeps them in order with the other commands", async () => {
+    const store = await connect({ url: redis.url, key_prefix: "reads:" });
+    await store.put("ns", "a", { v: "a0" });
+    await store.put("ns", "b", { v: "b0" });
+    const monitor = await raw.monitor();
+    const seen: string[][] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (args.some((a) => a.startsWith("reads:"))) seen.push(args);
+    });
+    try {
+      // Three reads asked for together (one of a key that is not there): one command.
+      expect(
+        await Promise.all([store.get("ns", "a"), store.get("ns", "missing"), store.get("ns", "b")]),
+      ).toEqual([{ v: "a0" }, undefined, { v: "b0" }]);
+      // A read asked for before a write sees the value before it; one asked for after, the value after.
+      const [before, , after] = await Promise.all([
+        store.get("ns", "a"),
+        store.put("ns", "a", { v: "a1" }),
+        store.get("ns", "a"),
+      ]);
+      expect(before).toEqual({ v: "a0" });
+      expect(after).toEqual({ v: "a1" });
+      await raw.get("reads:marker");
+      await expect.poll(() => seen.some((args) => args[1] === "reads:marker")).toBe(true);
+      const names = seen.map((args) => args[0]?.toLowerCase());
+      expect(seen[0]).toEqual(["mget", "reads:ns:a", "reads:ns:missing", "reads:ns:b"]);
+      expect(names.slice(1)).toEqual(["get", "set", "get", "get"]);
+    } finally {
+      monitor.disconnect();
+    }
+  });
+
   it("opens from the config's store section", async () => {
     const config = validateConfig({
       store: {
