@@ -89,7 +89,8 @@ return 0`;
 
 /**
  * How long confirmations of rotations wait to be sent together (redis-rotation.ts): under load
- * one command confirms many rotations. Nothing waits for a confirmation (see rotateRefresh).
+ * one command confirms many rotations, or, sooner, the next rotation carries them in its own
+ * script. Nothing waits for a confirmation (see rotateRefresh).
  */
 const CONFIRM_BATCH_MS = 2;
 
@@ -117,6 +118,12 @@ type WithScripts = {
     alongside: string,
     ...args: string[]
   ): Promise<unknown>;
+  /**
+   * The same script with confirmations riding along: numberOfKeys, the four keys and the
+   * confirmations' keys, then the arguments (redis-rotation.ts). Not on Cluster, where
+   * auto-pipelining routes a command by its first argument, here a number.
+   */
+  mcpgwRotateConfirming(numberOfKeys: number, ...keysThenArgs: string[]): Promise<unknown>;
   mcpgwConfirmRotation(next: string, presented: string, graceMs: string): Promise<unknown>;
   /** numberOfKeys, the sealed successors' keys, the grace (ms), each one's presented hash. */
   mcpgwConfirmRotations(numberOfKeys: number, ...args: string[]): Promise<unknown>;
@@ -172,6 +179,7 @@ export class RedisStore implements Store {
     client.defineCommand("mcpgwIncrMany", { lua: INCR_MANY });
     client.defineCommand("mcpgwIndexAdd", { numberOfKeys: 1, lua: INDEX_ADD });
     client.defineCommand("mcpgwRotateRefresh", { numberOfKeys: 4, lua: ROTATE_REFRESH_LUA });
+    client.defineCommand("mcpgwRotateConfirming", { lua: ROTATE_REFRESH_LUA });
     client.defineCommand("mcpgwConfirmRotation", { numberOfKeys: 1, lua: CONFIRM_ROTATION_LUA });
     client.defineCommand("mcpgwConfirmRotations", { lua: CONFIRM_ROTATIONS_LUA });
   }
@@ -444,14 +452,17 @@ export class RedisStore implements Store {
     // if that write fails the caller answers 503, and the client's retry with the predecessor,
     // however late, is answered with the same successor (unconfirmed) and writes it again.
     const inScript = this.isCluster ? undefined : rotation.alongside;
+    const keys = [
+      family,
+      next,
+      this.k(ROTATED_NS, rotatedKey(rotation.sid, rotation.presented)),
+      inScript ? this.k(inScript.ns, inScript.key) : family,
+    ] as const;
+    const args = rotateRefreshArgs(rotation, Date.now(), inScript);
     const reply = await this.write(
-      this.scripts.mcpgwRotateRefresh(
-        family,
-        next,
-        this.k(ROTATED_NS, rotatedKey(rotation.sid, rotation.presented)),
-        inScript ? this.k(inScript.ns, inScript.key) : family,
-        ...rotateRefreshArgs(rotation, Date.now(), inScript),
-      ),
+      this.isCluster || this.unconfirmed.size === 0
+        ? this.scripts.mcpgwRotateRefresh(...keys, ...args)
+        : this.rotateConfirming([...keys], args),
     );
     const outcome = parseRotateReply(reply);
     const after = rotation.alongside;
@@ -468,6 +479,23 @@ export class RedisStore implements Store {
       this.confirmSoon(next, rotation.presented, graceMs);
     }
     return outcome;
+  }
+
+  /**
+   * The rotation script carrying the confirmations waiting to go out (not on Cluster, where
+   * their keys sit in other slots): one command and one write fewer than the batch would be.
+   */
+  private rotateConfirming(keys: string[], args: string[]): Promise<unknown> {
+    for (const [grace, batch] of this.unconfirmed) {
+      for (const [successor, presented] of batch) {
+        keys.push(successor);
+        args.push(presented, grace);
+      }
+    }
+    this.unconfirmed = new Map();
+    clearTimeout(this.confirmTimer);
+    this.confirmTimer = undefined;
+    return this.scripts.mcpgwRotateConfirming(keys.length, ...keys, ...args);
   }
 
   private confirmSoon(next: string, presented: string, graceMs: number): void {
