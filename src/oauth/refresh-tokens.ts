@@ -10,7 +10,7 @@
  * sealed for the grace window, and not at all without a sealing secret.
  */
 
-import { constantTimeEqual, hashSecret, newSecret } from "../crypto/secrets.js";
+import { hashesEqual, hashSecret, newSecret } from "../crypto/secrets.js";
 import type { AlongsideEntry } from "../store/refresh-rotation.js";
 import {
   FAMILY_NS,
@@ -101,8 +101,8 @@ export class RefreshTokens {
     const family = (await this.store.get(FAMILY_NS, familyKey(sid))) as RefreshFamily | undefined;
     if (!family) return undefined;
     const found = (standing: Standing) => ({ sid, hash, standing, currentIssuedAt: family.issued_at });
-    if (constantTimeEqual(family.current, hash)) return found("current");
-    if (constantTimeEqual(family.previous, hash)) return found("previous");
+    if (hashesEqual(family.current, hash)) return found("current");
+    if (hashesEqual(family.previous, hash)) return found("previous");
     return (await this.store.get(ROTATED_NS, rotatedKey(sid, hash))) !== undefined
       ? found("rotated")
       : undefined;

@@ -5,7 +5,8 @@
  * the grant id and predecessor hash as associated data, so a sealed value is only good in the
  * one place it was written for.
  */
-import { createCipheriv, createDecipheriv, randomBytes, scrypt } from "node:crypto";
+import { createCipheriv, createDecipheriv, scrypt } from "node:crypto";
+import { randomPooled } from "../crypto/secrets.js";
 
 /** The same cost as the signing-key sealing, paid once per process, not per token. */
 const SCRYPT = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
@@ -26,7 +27,7 @@ export class SuccessorSealer {
   }
 
   async seal(token: string, context: string): Promise<string> {
-    const iv = randomBytes(12);
+    const iv = randomPooled(12);
     const cipher = createCipheriv("aes-256-gcm", await this.key, iv);
     cipher.setAAD(Buffer.from(context, "utf8"));
     const data = Buffer.concat([cipher.update(token, "utf8"), cipher.final()]);

@@ -20,13 +20,25 @@ import { ttlToMillis } from "./validate.js";
 
 /**
  * KEYS: family, sealed successor, rotated mark of the presented token, the entry written
- *       alongside (RefreshRotation.alongside; any of the other keys when there is none).
+ *       alongside (RefreshRotation.alongside; any of the other keys when there is none), then
+ *       the sealed successors of earlier rotations to confirm (CONFIRM_ROTATION_LUA), if any.
  * ARGV: presented hash, successor hash, sealed successor ('' = none), successor issued_at (s),
  *       now (ms), family and mark TTL (ms, '0' = none), sealed successor TTL until the
  *       rotation is confirmed (ms, '0' = none; '' = no grace window at all), the alongside
- *       entry's JSON text ('' = none), its TTL (ms, '0' = none).
+ *       entry's JSON text ('' = none), its TTL (ms, '0' = none), then for each confirmation
+ *       its presented hash and grace (ms), in KEYS order.
+ *
+ * The confirmations ride along (redis.ts): an instance that keeps rotating confirms what it
+ * rotated before in the command it sends anyway, instead of in one more command and one more
+ * write to the socket. They run first, whatever the rotation decides, and each changes only a
+ * successor still recorded for the token it names.
  */
 export const ROTATE_REFRESH_LUA = `
+for i = 5, #KEYS do
+  local raw = redis.call('GET', KEYS[i])
+  local j = 10 + (i - 5) * 2
+  if raw and cjson.decode(raw)['for'] == ARGV[j] then redis.call('PEXPIRE', KEYS[i], ARGV[j + 1]) end
+end
 local function setWithTtl(key, value, ms)
   if ms == '0' then redis.call('SET', key, value) else redis.call('SET', key, value, 'PX', ms) end
 end

@@ -89,7 +89,8 @@ return 0`;
 
 /**
  * How long confirmations of rotations wait to be sent together (redis-rotation.ts): under load
- * one command confirms many rotations. Nothing waits for a confirmation (see rotateRefresh).
+ * one command confirms many rotations, or, sooner, the next rotation carries them in its own
+ * script. Nothing waits for a confirmation (see rotateRefresh).
  */
 const CONFIRM_BATCH_MS = 2;
 
@@ -117,6 +118,12 @@ type WithScripts = {
     alongside: string,
     ...args: string[]
   ): Promise<unknown>;
+  /**
+   * The same script with confirmations riding along: numberOfKeys, the four keys and the
+   * confirmations' keys, then the arguments (redis-rotation.ts). Not on Cluster, where
+   * auto-pipelining routes a command by its first argument, here a number.
+   */
+  mcpgwRotateConfirming(numberOfKeys: number, ...keysThenArgs: string[]): Promise<unknown>;
   mcpgwConfirmRotation(next: string, presented: string, graceMs: string): Promise<unknown>;
   /** numberOfKeys, the sealed successors' keys, the grace (ms), each one's presented hash. */
   mcpgwConfirmRotations(numberOfKeys: number, ...args: string[]): Promise<unknown>;
@@ -144,12 +151,21 @@ export class RedisStore implements Store {
   /** Rotations answered and not yet confirmed, by grace window (ms): sealed successor key -> presented. */
   private unconfirmed = new Map<string, Map<string, string>>();
   private confirmTimer: NodeJS.Timeout | undefined;
+  private readonly cluster: boolean;
+  /** GETs waiting for the end of this microtask turn (read). */
+  private pendingReads:
+    | {
+        keys: string[];
+        waiters: Array<{ resolve: (text: string | null) => void; reject: (err: unknown) => void }>;
+      }
+    | undefined;
 
   private constructor(
     private readonly client: RedisClient,
     opts: RedisStoreOptions,
   ) {
     this.location = describeRedis(opts);
+    this.cluster = "nodes" in client && typeof (client as Cluster).nodes === "function";
     this.prefix = opts.key_prefix ?? "mcpgw:";
     this.waitReplicas = opts.wait_replicas ?? 0;
     this.waitMs = (opts.wait_timeout ?? 1) * 1000;
@@ -163,6 +179,7 @@ export class RedisStore implements Store {
     client.defineCommand("mcpgwIncrMany", { lua: INCR_MANY });
     client.defineCommand("mcpgwIndexAdd", { numberOfKeys: 1, lua: INDEX_ADD });
     client.defineCommand("mcpgwRotateRefresh", { numberOfKeys: 4, lua: ROTATE_REFRESH_LUA });
+    client.defineCommand("mcpgwRotateConfirming", { lua: ROTATE_REFRESH_LUA });
     client.defineCommand("mcpgwConfirmRotation", { numberOfKeys: 1, lua: CONFIRM_ROTATION_LUA });
     client.defineCommand("mcpgwConfirmRotations", { lua: CONFIRM_ROTATIONS_LUA });
   }
@@ -187,7 +204,7 @@ export class RedisStore implements Store {
   }
 
   private get scripts(): WithScripts {
-    return this.client as unknown as WithScripts;
+    return this.redis as unknown as WithScripts;
   }
 
   /** Awaits one client call, turning "Redis cannot answer" into StoreUnavailableError. */
@@ -219,11 +236,56 @@ export class RedisStore implements Store {
   }
 
   private get isCluster(): boolean {
-    return "nodes" in this.client && typeof (this.client as Cluster).nodes === "function";
+    return this.cluster;
   }
 
   async get<T extends Json>(ns: string, key: string): Promise<T | undefined> {
-    return parse<T>(await this.call(this.client.get(this.k(ns, key))));
+    return parse<T>(await this.call(this.read(this.k(ns, key))));
+  }
+
+  /**
+   * A GET that waits for the rest of this turn of the microtask queue: the GETs asked for in one
+   * turn go out as one MGET (a refresh reads its family, its grant and the grant's revocation
+   * mark from three modules at once: one command instead of three, for the gateway and for
+   * Redis). Not on Cluster, where the keys may sit in different slots. Any other command sends
+   * the waiting reads first ({@link redis}), so commands keep the order they were asked in.
+   */
+  private read(full: string): Promise<string | null> {
+    if (this.cluster) return this.client.get(full);
+    let batch = this.pendingReads;
+    if (!batch) {
+      batch = { keys: [], waiters: [] };
+      this.pendingReads = batch;
+      queueMicrotask(() => this.sendReads());
+    }
+    const { keys, waiters } = batch;
+    return new Promise((resolve, reject) => {
+      keys.push(full);
+      waiters.push({ resolve, reject });
+    });
+  }
+
+  private sendReads(): void {
+    const batch = this.pendingReads;
+    if (!batch) return;
+    this.pendingReads = undefined;
+    const { keys, waiters } = batch;
+    const replies: Promise<Array<string | null>> =
+      keys.length === 1 ? this.client.get(keys[0] as string).then((text) => [text]) : this.client.mget(keys);
+    replies.then(
+      (texts) => {
+        for (const [i, w] of waiters.entries()) w.resolve(texts[i] ?? null);
+      },
+      (err: unknown) => {
+        for (const w of waiters) w.reject(err);
+      },
+    );
+  }
+
+  /** The client, for any command but a coalesced GET: the reads waiting to go out go first. */
+  private get redis(): RedisClient {
+    if (this.pendingReads) this.sendReads();
+    return this.client;
   }
 
   async getMany<T extends Json>(ns: string, keys: string[]): Promise<Array<T | undefined>> {
@@ -232,8 +294,8 @@ export class RedisStore implements Store {
     // On Cluster the keys may live in different slots, where MGET fails (CROSSSLOT); single
     // GETs are batched per node by auto-pipelining instead.
     const texts = this.isCluster
-      ? await this.call(Promise.all(full.map((key) => this.client.get(key))))
-      : await this.call(this.client.mget(full));
+      ? await this.call(Promise.all(full.map((key) => this.redis.get(key))))
+      : await this.call(this.redis.mget(full));
     return texts.map((text) => parse<T>(text));
   }
 
@@ -241,7 +303,7 @@ export class RedisStore implements Store {
     const full = this.k(ns, key);
     const ms = ttlToMillis(ttlSeconds);
     const text = JSON.stringify(value);
-    await this.write(ms === undefined ? this.client.set(full, text) : this.client.set(full, text, "PX", ms));
+    await this.write(ms === undefined ? this.redis.set(full, text) : this.redis.set(full, text, "PX", ms));
   }
 
   async putIfAbsent(ns: string, key: string, value: Json, ttlSeconds?: number): Promise<boolean> {
@@ -249,7 +311,7 @@ export class RedisStore implements Store {
     const ms = ttlToMillis(ttlSeconds);
     const text = JSON.stringify(value);
     const reply = await this.write(
-      ms === undefined ? this.client.set(full, text, "NX") : this.client.set(full, text, "PX", ms, "NX"),
+      ms === undefined ? this.redis.set(full, text, "NX") : this.redis.set(full, text, "PX", ms, "NX"),
     );
     return reply === "OK";
   }
@@ -258,11 +320,11 @@ export class RedisStore implements Store {
   // now holds; failing it would burn the value, and a deletion lost in a failover leaves a value
   // that still needs its PKCE verifier or session and expires within minutes.
   async take<T extends Json>(ns: string, key: string): Promise<T | undefined> {
-    return parse<T>(await this.call(this.client.getdel(this.k(ns, key))));
+    return parse<T>(await this.call(this.redis.getdel(this.k(ns, key))));
   }
 
   async delete(ns: string, key: string): Promise<boolean> {
-    return (await this.write(this.client.del(this.k(ns, key)))) > 0;
+    return (await this.write(this.redis.del(this.k(ns, key)))) > 0;
   }
 
   /**
@@ -286,7 +348,7 @@ export class RedisStore implements Store {
     } else {
       groups = chunked(full, DEL_CHUNK);
     }
-    const counts = await Promise.all(groups.map((group) => this.write(this.client.del(...group))));
+    const counts = await Promise.all(groups.map((group) => this.write(this.redis.del(...group))));
     return counts.reduce((sum, n) => sum + n, 0);
   }
 
@@ -325,7 +387,7 @@ export class RedisStore implements Store {
     const rows = await this.call(
       Promise.all(
         sorted.map(async (full) => {
-          const [text, pttl] = await Promise.all([this.client.get(full), this.client.pttl(full)]);
+          const [text, pttl] = await Promise.all([this.redis.get(full), this.redis.pttl(full)]);
           return { full, text, pttl };
         }),
       ),
@@ -351,12 +413,12 @@ export class RedisStore implements Store {
   }
 
   async indexMembers(owner: string): Promise<string[]> {
-    return this.call(this.client.zrangebyscore(this.indexKey(owner), `(${Date.now()}`, "+inf"));
+    return this.call(this.redis.zrangebyscore(this.indexKey(owner), `(${Date.now()}`, "+inf"));
   }
 
   async indexRemove(owner: string, members: string[]): Promise<void> {
     const key = this.indexKey(owner);
-    if (members.length) await this.call(this.client.zrem(key, ...members));
+    if (members.length) await this.call(this.redis.zrem(key, ...members));
   }
 
   // Not waited for: counters are abuse brakes, and a count lost in a failover costs nothing.
@@ -378,7 +440,7 @@ export class RedisStore implements Store {
   }
 
   async ping(): Promise<void> {
-    await this.call(this.client.ping());
+    await this.call(this.redis.ping());
   }
 
   async rotateRefresh(rotation: RefreshRotation): Promise<RotationOutcome> {
@@ -390,14 +452,17 @@ export class RedisStore implements Store {
     // if that write fails the caller answers 503, and the client's retry with the predecessor,
     // however late, is answered with the same successor (unconfirmed) and writes it again.
     const inScript = this.isCluster ? undefined : rotation.alongside;
+    const keys = [
+      family,
+      next,
+      this.k(ROTATED_NS, rotatedKey(rotation.sid, rotation.presented)),
+      inScript ? this.k(inScript.ns, inScript.key) : family,
+    ] as const;
+    const args = rotateRefreshArgs(rotation, Date.now(), inScript);
     const reply = await this.write(
-      this.scripts.mcpgwRotateRefresh(
-        family,
-        next,
-        this.k(ROTATED_NS, rotatedKey(rotation.sid, rotation.presented)),
-        inScript ? this.k(inScript.ns, inScript.key) : family,
-        ...rotateRefreshArgs(rotation, Date.now(), inScript),
-      ),
+      this.isCluster || this.unconfirmed.size === 0
+        ? this.scripts.mcpgwRotateRefresh(...keys, ...args)
+        : this.rotateConfirming([...keys], args),
     );
     const outcome = parseRotateReply(reply);
     const after = rotation.alongside;
@@ -414,6 +479,23 @@ export class RedisStore implements Store {
       this.confirmSoon(next, rotation.presented, graceMs);
     }
     return outcome;
+  }
+
+  /**
+   * The rotation script carrying the confirmations waiting to go out (not on Cluster, where
+   * their keys sit in other slots): one command and one write fewer than the batch would be.
+   */
+  private rotateConfirming(keys: string[], args: string[]): Promise<unknown> {
+    for (const [grace, batch] of this.unconfirmed) {
+      for (const [successor, presented] of batch) {
+        keys.push(successor);
+        args.push(presented, grace);
+      }
+    }
+    this.unconfirmed = new Map();
+    clearTimeout(this.confirmTimer);
+    this.confirmTimer = undefined;
+    return this.scripts.mcpgwRotateConfirming(keys.length, ...keys, ...args);
   }
 
   private confirmSoon(next: string, presented: string, graceMs: number): void {
@@ -453,7 +535,7 @@ export class RedisStore implements Store {
     }
     await this.changes.close();
     try {
-      await this.client.quit();
+      await this.redis.quit();
     } catch {
       // Already disconnected: nothing to flush.
       this.client.disconnect();

@@ -40,6 +40,24 @@ describe("authorization server metadata", () => {
     expect(await res.json()).toEqual(meta);
   });
 
+  it("answers the machine endpoints cross-origin, refusals and preflights included, and the pages a person uses not", async () => {
+    // A refusal (401 with its challenge) must be readable from a browser client too.
+    const refused = await fetch(`${gw.url}/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: "Basic Og==" },
+      body: "grant_type=refresh_token&refresh_token=x",
+    });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("access-control-allow-origin")).toBe("*");
+    expect(refused.headers.get("access-control-expose-headers")).toBe("www-authenticate");
+    const preflight = await fetch(`${gw.url}/token`, { method: "OPTIONS" });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect((await fetch(`${gw.url}/jwks`)).headers.get("access-control-allow-origin")).toBe("*");
+    const page = await fetch(`${gw.url}/login`);
+    expect(page.headers.get("access-control-allow-origin")).toBeNull();
+  });
+
   it("advertises exactly the implemented protocol features", () => {
     expect(meta).toMatchObject({
       issuer: gw.url,

@@ -237,12 +237,22 @@ describe.skipIf(skipRedis)("RedisStore specifics", () => {
     const sids = Array.from({ length: 6 }, (_, i) => `batch-${i}`);
     for (const sid of sids) await store.put(FAMILY_NS, familyKey(sid), { current: "h0", issued_at: 1 }, 600);
     const monitor = await raw.monitor();
-    const confirms: string[] = [];
+    /** Per script sent that confirms anything: the successors it confirms. */
+    const confirms: string[][] = [];
+    /** The family of each rotation whose script carried confirmations. */
+    const carriers: string[] = [];
     monitor.on("monitor", (_time: string, args: string[]) => {
-      // A confirmation's first key is a sealed successor (a rotation's is the family).
       // (EVAL the first time a script runs on a server, EVALSHA afterwards.)
-      if (/^eval(sha)?$/i.test(args[0] ?? "") && args[3]?.startsWith(`batch:${NEXT_NS}:`))
-        confirms.push(args.join(" "));
+      if (!/^eval(sha)?$/i.test(args[0] ?? "")) return;
+      const keys = args.slice(3, 3 + Number(args[2]));
+      // A confirmation's keys are sealed successors; a rotation's first four are its own, and
+      // any after them are the successors it confirms on the way.
+      const rotation = keys[0]?.startsWith(`batch:${FAMILY_NS}:`);
+      const confirmed = rotation ? keys.slice(4) : keys;
+      if (confirmed.length && confirmed.every((k) => k.startsWith(`batch:${NEXT_NS}:`))) {
+        confirms.push(confirmed);
+        if (rotation) carriers.push(keys[0] as string);
+      }
     });
     try {
       const rotated = await Promise.all(sids.map((sid) => store.rotateRefresh(rotation(sid, "h0", "h1"))));
@@ -252,15 +262,50 @@ describe.skipIf(skipRedis)("RedisStore specifics", () => {
       for (const sid of sids) {
         await expect.poll(() => raw.pttl(key(NEXT_NS, nextKey(sid)))).toBeLessThanOrEqual(30_000);
       }
-      // Six grants rotated in one batch window: fewer confirmation commands than rotations.
-      await expect.poll(() => confirms.length).toBeGreaterThan(0);
+      // Six grants rotated together: each confirmed, in fewer commands than rotations (here the
+      // next rotation carries them all, as it follows within the batch window).
+      await expect.poll(() => new Set(confirms.flat()).size).toBe(sids.length);
       expect(confirms.length).toBeLessThan(sids.length);
+      // They rode in that rotation's own script: no command of their own.
+      expect(carriers).toEqual([`batch:${FAMILY_NS}:${familyKey("batch-0")}`]);
       // batch-0's successor record is h2's, confirmed for h1; the replay of h1 still works.
       expect(await store.rotateRefresh(rotation("batch-0", "h1", "x"))).toEqual({
         outcome: "replayed",
         sealed: "sealed-h2",
       });
       expect(await store.rotateRefresh(rotation("batch-0", "h0", "x"))).toEqual({ outcome: "reused" });
+    } finally {
+      monitor.disconnect();
+    }
+  });
+
+  it("sends the reads of one turn as one MGET, and keeps them in order with the other commands", async () => {
+    const store = await connect({ url: redis.url, key_prefix: "reads:" });
+    await store.put("ns", "a", { v: "a0" });
+    await store.put("ns", "b", { v: "b0" });
+    const monitor = await raw.monitor();
+    const seen: string[][] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (args.some((a) => a.startsWith("reads:"))) seen.push(args);
+    });
+    try {
+      // Three reads asked for together (one of a key that is not there): one command.
+      expect(
+        await Promise.all([store.get("ns", "a"), store.get("ns", "missing"), store.get("ns", "b")]),
+      ).toEqual([{ v: "a0" }, undefined, { v: "b0" }]);
+      // A read asked for before a write sees the value before it; one asked for after, the value after.
+      const [before, , after] = await Promise.all([
+        store.get("ns", "a"),
+        store.put("ns", "a", { v: "a1" }),
+        store.get("ns", "a"),
+      ]);
+      expect(before).toEqual({ v: "a0" });
+      expect(after).toEqual({ v: "a1" });
+      await raw.get("reads:marker");
+      await expect.poll(() => seen.some((args) => args[1] === "reads:marker")).toBe(true);
+      const names = seen.map((args) => args[0]?.toLowerCase());
+      expect(seen[0]).toEqual(["mget", "reads:ns:a", "reads:ns:missing", "reads:ns:b"]);
+      expect(names.slice(1)).toEqual(["get", "set", "get", "get"]);
     } finally {
       monitor.disconnect();
     }
