@@ -123,29 +123,54 @@ export function headerSafe(value: string): string {
   return value.replace(/[^\u0020-\u007e]|%/g, (c) => encodeURIComponent(c));
 }
 
-/** The identity headers for a verified token. `email` is empty when the token has none. */
+/**
+ * The identity headers for a verified token. `email` is empty when the token has none. The
+ * same frozen object comes back for every request with that token: read it, never change it
+ * (copy it for a response of your own).
+ */
 export function identityHeaders(
   claims: AccessTokenClaims,
   names: IdentityHeaderNames,
-): Record<string, string> {
+): Readonly<Record<string, string>> {
   // Verified claims are cached per token, so the same object comes back on every request
   // with that token: encode its headers once.
   const memo = identityMemo.get(claims);
   if (memo?.names === names) return memo.headers;
-  const headers = {
+  const headers = Object.freeze({
     [names.user_id]: headerSafe(claims.sub),
     [names.user_name]: headerSafe(claims.preferred_username ?? ""),
     [names.user_email]: headerSafe(claims.email ?? ""),
     [names.client_id]: headerSafe(claims.client_id),
-  };
+  });
   identityMemo.set(claims, { names, headers });
   return headers;
 }
 
 const identityMemo = new WeakMap<
   AccessTokenClaims,
-  { names: IdentityHeaderNames; headers: Record<string, string> }
+  { names: IdentityHeaderNames; headers: Readonly<Record<string, string>> }
 >();
+
+/**
+ * An identity's headers as they go upstream: lower-cased names, the empty ones left out. Kept
+ * per identity object (identityHeaders gives one per token), so a proxied call reads a list.
+ */
+const upstreamIdentity = new WeakMap<object, readonly string[]>();
+
+function identityFields(identity: Readonly<Record<string, string>>): readonly string[] {
+  let fields = upstreamIdentity.get(identity);
+  if (fields === undefined) {
+    const list: string[] = [];
+    for (const name in identity) {
+      const value = identity[name] as string;
+      if (value !== "") list.push(name.toLowerCase(), value);
+    }
+    fields = Object.freeze(list);
+    // Only a frozen identity keeps its headers: anything else could change under the memo.
+    if (Object.isFrozen(identity)) upstreamIdentity.set(identity, fields);
+  }
+  return fields;
+}
 
 /**
  * Per `reserved` set, whether each header name seen so far is stripped: clients send the same
@@ -176,7 +201,7 @@ function strippedName(name: string, reserved: Set<string>): boolean {
  */
 export function upstreamRequestHeaders(
   incoming: IncomingHttpHeaders,
-  identity: Record<string, string>,
+  identity: Readonly<Record<string, string>>,
   reserved: Set<string>,
   forwarded: { for?: string; proto: string; host?: string },
 ): Record<string, string | string[]> {
@@ -192,10 +217,8 @@ export function upstreamRequestHeaders(
   if (forwarded.for) out["x-forwarded-for"] = forwarded.for;
   out["x-forwarded-proto"] = forwarded.proto;
   if (forwarded.host) out["x-forwarded-host"] = forwarded.host;
-  for (const name in identity) {
-    const value = identity[name] as string;
-    if (value !== "") out[name.toLowerCase()] = value;
-  }
+  const fields = identityFields(identity);
+  for (let i = 0; i < fields.length; i += 2) out[fields[i] as string] = fields[i + 1] as string;
   return out;
 }
 
