@@ -17,8 +17,20 @@ export type AccessOutcome =
   | { ok: true; claims: AccessTokenClaims }
   | { ok: false; status: 401 | 403; challenge: string; message: string; claims?: AccessTokenClaims };
 
+/**
+ * Per verified token (cached per token string, token-check.ts), the route it was last admitted
+ * to and that outcome, frozen: the same for every request of a session. Audience, scopes and
+ * policy depend only on the token and the route (configuration, fixed while the gateway runs);
+ * revocation is not in it, verifyCached asks on every request. Refusals are not kept.
+ */
+interface Admitted {
+  route: ServiceRoute;
+  outcome: AccessOutcome & { ok: true };
+}
+
 export class AccessChecker {
   private readonly audiences = new Map<string, string[]>();
+  private readonly admitted = new WeakMap<VerifiedToken, Admitted>();
 
   constructor(
     private readonly config: GatewayConfig,
@@ -100,6 +112,14 @@ export class AccessChecker {
 
   /** Audience, scopes and the service's policy, for a token whose signature and revocation are fine. */
   private judge(route: ServiceRoute, verified: VerifiedToken): AccessOutcome {
+    const admitted = this.admitted.get(verified);
+    if (admitted?.route === route) return admitted.outcome;
+    const outcome = this.judgeAfresh(route, verified);
+    if (outcome.ok) this.admitted.set(verified, { route, outcome: Object.freeze(outcome) });
+    return outcome;
+  }
+
+  private judgeAfresh(route: ServiceRoute, verified: VerifiedToken): AccessOutcome {
     const { claims, audiences, scopes: granted } = verified;
     if (!this.acceptedAudiences(route.name).some((a) => audiences.has(a))) {
       const why = `The access token is not meant for the service ${route.name}`;
@@ -125,7 +145,7 @@ export class AccessChecker {
         claims,
       );
     }
-    return { ok: true, claims };
+    return { ok: true, claims } as const;
   }
 
   /** Built only on the refusal path: a good token costs none of this. */
