@@ -28,6 +28,19 @@ interface Admitted {
   outcome: AccessOutcome & { ok: true };
 }
 
+/**
+ * The Bearer token to look up in the verified-token cache, for the cached lanes only: what
+ * bearerToken gives, without its scan of the whole token for a space. Only a token that
+ * verified is in the cache, and none holds a space, so a header bearerToken refuses finds
+ * nothing here either, and takes check(), which reads it with bearerToken.
+ */
+function cachedBearer(authorization: string | undefined): string | undefined {
+  if (authorization === undefined || authorization.length < 8) return undefined;
+  if (!authorization.startsWith("Bearer ") && authorization.slice(0, 7).toLowerCase() !== "bearer ")
+    return undefined;
+  return authorization.slice(7).trim();
+}
+
 export class AccessChecker {
   private readonly audiences = new Map<string, string[]>();
   private readonly admitted = new WeakMap<VerifiedToken, Admitted>();
@@ -60,9 +73,8 @@ export class AccessChecker {
     route: ServiceRoute,
     ip?: string,
   ): AccessOutcome | undefined {
-    const token = bearerToken(authorization);
-    if (!token) return undefined;
-    const verified = this.verifier.verifyCached(token);
+    const token = cachedBearer(authorization);
+    const verified = token ? this.verifier.verifyCached(token) : undefined;
     return verified && this.audited(authorization, route, this.judge(route, verified), ip);
   }
 
@@ -71,7 +83,7 @@ export class AccessChecker {
    * (uncached, refused: nothing is audited here, the caller asks check() for those).
    */
   allowedCached(authorization: string | undefined, route: ServiceRoute): AccessTokenClaims | undefined {
-    const token = bearerToken(authorization);
+    const token = cachedBearer(authorization);
     const verified = token ? this.verifier.verifyCached(token) : undefined;
     if (!verified) return undefined;
     const outcome = this.judge(route, verified);

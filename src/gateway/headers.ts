@@ -235,6 +235,23 @@ const HOP_BY_HOP_RESPONSE = new Set([
 ]);
 
 /**
+ * Each upstream response header name seen so far, as it goes to the client: lower-cased, or
+ * null when dropped (hop-by-hop, a cookie). An upstream sends the same few names on every
+ * answer. Bounded like strippedMemo; past the bound names are decided afresh.
+ */
+const answerNameMemo = new Map<string, string | null>();
+
+function answerName(name: string): string | null {
+  let out = answerNameMemo.get(name);
+  if (out === undefined) {
+    const lower = name.toLowerCase();
+    out = HOP_BY_HOP_RESPONSE.has(normalName(lower)) || lower === "set-cookie" ? null : lower;
+    if (answerNameMemo.size < STRIPPED_MEMO_MAX) answerNameMemo.set(name, out);
+  }
+  return out;
+}
+
+/**
  * Response headers for the client: `base` (the gateway's own, e.g. CORS; copied, not changed),
  * then the upstream headers minus hop-by-hop and cookies.
  */
@@ -248,9 +265,8 @@ export function clientResponseHeaders(
   for (const name in upstream) {
     const value = upstream[name];
     if (value === undefined) continue;
-    const lower = name.toLowerCase();
-    const normal = normalName(lower);
-    if (HOP_BY_HOP_RESPONSE.has(normal) || dropped.has(normal) || lower === "set-cookie") continue;
+    const lower = answerName(name);
+    if (lower === null || (dropped !== NO_TOKENS && dropped.has(normalName(lower)))) continue;
     out[lower] = value;
   }
   return out;
