@@ -133,6 +133,25 @@ for (const [name, values] of results)
   process.stdout.write(
     `${name}: median ${median(values).toFixed(1)} µs  [${values.map((v) => v.toFixed(1)).join(" ")}]\n`,
   );
+// Each round's slices ran next to each other: their ratios see the same machine, so their
+// median is steadier than the ratio of the medians when other work comes and goes.
+const names = [...results.keys()];
+const base = results.get(names[0] as string) as number[];
+const reference = results.get(names[names.length - 1] as string) as number[];
+for (const name of names.slice(1)) {
+  const values = results.get(name) as number[];
+  const ratios = values.map((v, i) => v / (base[i] as number));
+  process.stdout.write(
+    `${name} / A, per round: median ${median(ratios).toFixed(3)}  [${ratios.map((r) => r.toFixed(2)).join(" ")}]\n`,
+  );
+}
+for (const name of names.slice(0, -1)) {
+  const values = results.get(name) as number[];
+  const ratios = values.map((v, i) => v / (reference[i] as number));
+  process.stdout.write(
+    `${name} / pass-through, per round: median ${median(ratios).toFixed(3)}  [${ratios.map((r) => r.toFixed(2)).join(" ")}]\n`,
+  );
+}
 for (const [name, list] of extra) {
   const last = list.slice(1);
   const mean = (i: number) => last.reduce((n, v) => n + (v[i] as number), 0) / last.length;

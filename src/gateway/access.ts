@@ -17,8 +17,33 @@ export type AccessOutcome =
   | { ok: true; claims: AccessTokenClaims }
   | { ok: false; status: 401 | 403; challenge: string; message: string; claims?: AccessTokenClaims };
 
+/**
+ * Per verified token (cached per token string, token-check.ts), the route it was last admitted
+ * to and that outcome, frozen: the same for every request of a session. Audience, scopes and
+ * policy depend only on the token and the route (configuration, fixed while the gateway runs);
+ * revocation is not in it, verifyCached asks on every request. Refusals are not kept.
+ */
+interface Admitted {
+  route: ServiceRoute;
+  outcome: AccessOutcome & { ok: true };
+}
+
+/**
+ * The Bearer token to look up in the verified-token cache, for the cached lanes only: what
+ * bearerToken gives, without its scan of the whole token for a space. Only a token that
+ * verified is in the cache, and none holds a space, so a header bearerToken refuses finds
+ * nothing here either, and takes check(), which reads it with bearerToken.
+ */
+function cachedBearer(authorization: string | undefined): string | undefined {
+  if (authorization === undefined || authorization.length < 8) return undefined;
+  if (!authorization.startsWith("Bearer ") && authorization.slice(0, 7).toLowerCase() !== "bearer ")
+    return undefined;
+  return authorization.slice(7).trim();
+}
+
 export class AccessChecker {
   private readonly audiences = new Map<string, string[]>();
+  private readonly admitted = new WeakMap<VerifiedToken, Admitted>();
 
   constructor(
     private readonly config: GatewayConfig,
@@ -48,9 +73,8 @@ export class AccessChecker {
     route: ServiceRoute,
     ip?: string,
   ): AccessOutcome | undefined {
-    const token = bearerToken(authorization);
-    if (!token) return undefined;
-    const verified = this.verifier.verifyCached(token);
+    const token = cachedBearer(authorization);
+    const verified = token ? this.verifier.verifyCached(token) : undefined;
     return verified && this.audited(authorization, route, this.judge(route, verified), ip);
   }
 
@@ -59,7 +83,7 @@ export class AccessChecker {
    * (uncached, refused: nothing is audited here, the caller asks check() for those).
    */
   allowedCached(authorization: string | undefined, route: ServiceRoute): AccessTokenClaims | undefined {
-    const token = bearerToken(authorization);
+    const token = cachedBearer(authorization);
     const verified = token ? this.verifier.verifyCached(token) : undefined;
     if (!verified) return undefined;
     const outcome = this.judge(route, verified);
@@ -100,6 +124,14 @@ export class AccessChecker {
 
   /** Audience, scopes and the service's policy, for a token whose signature and revocation are fine. */
   private judge(route: ServiceRoute, verified: VerifiedToken): AccessOutcome {
+    const admitted = this.admitted.get(verified);
+    if (admitted?.route === route) return admitted.outcome;
+    const outcome = this.judgeAfresh(route, verified);
+    if (outcome.ok) this.admitted.set(verified, { route, outcome: Object.freeze(outcome) });
+    return outcome;
+  }
+
+  private judgeAfresh(route: ServiceRoute, verified: VerifiedToken): AccessOutcome {
     const { claims, audiences, scopes: granted } = verified;
     if (!this.acceptedAudiences(route.name).some((a) => audiences.has(a))) {
       const why = `The access token is not meant for the service ${route.name}`;
@@ -125,7 +157,7 @@ export class AccessChecker {
         claims,
       );
     }
-    return { ok: true, claims };
+    return { ok: true, claims } as const;
   }
 
   /** Built only on the refusal path: a good token costs none of this. */

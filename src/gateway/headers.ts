@@ -123,29 +123,54 @@ export function headerSafe(value: string): string {
   return value.replace(/[^\u0020-\u007e]|%/g, (c) => encodeURIComponent(c));
 }
 
-/** The identity headers for a verified token. `email` is empty when the token has none. */
+/**
+ * The identity headers for a verified token. `email` is empty when the token has none. The
+ * same frozen object comes back for every request with that token: read it, never change it
+ * (copy it for a response of your own).
+ */
 export function identityHeaders(
   claims: AccessTokenClaims,
   names: IdentityHeaderNames,
-): Record<string, string> {
+): Readonly<Record<string, string>> {
   // Verified claims are cached per token, so the same object comes back on every request
   // with that token: encode its headers once.
   const memo = identityMemo.get(claims);
   if (memo?.names === names) return memo.headers;
-  const headers = {
+  const headers = Object.freeze({
     [names.user_id]: headerSafe(claims.sub),
     [names.user_name]: headerSafe(claims.preferred_username ?? ""),
     [names.user_email]: headerSafe(claims.email ?? ""),
     [names.client_id]: headerSafe(claims.client_id),
-  };
+  });
   identityMemo.set(claims, { names, headers });
   return headers;
 }
 
 const identityMemo = new WeakMap<
   AccessTokenClaims,
-  { names: IdentityHeaderNames; headers: Record<string, string> }
+  { names: IdentityHeaderNames; headers: Readonly<Record<string, string>> }
 >();
+
+/**
+ * An identity's headers as they go upstream: lower-cased names, the empty ones left out. Kept
+ * per identity object (identityHeaders gives one per token), so a proxied call reads a list.
+ */
+const upstreamIdentity = new WeakMap<object, readonly string[]>();
+
+function identityFields(identity: Readonly<Record<string, string>>): readonly string[] {
+  let fields = upstreamIdentity.get(identity);
+  if (fields === undefined) {
+    const list: string[] = [];
+    for (const name in identity) {
+      const value = identity[name] as string;
+      if (value !== "") list.push(name.toLowerCase(), value);
+    }
+    fields = Object.freeze(list);
+    // Only a frozen identity keeps its headers: anything else could change under the memo.
+    if (Object.isFrozen(identity)) upstreamIdentity.set(identity, fields);
+  }
+  return fields;
+}
 
 /**
  * Per `reserved` set, whether each header name seen so far is stripped: clients send the same
@@ -176,7 +201,7 @@ function strippedName(name: string, reserved: Set<string>): boolean {
  */
 export function upstreamRequestHeaders(
   incoming: IncomingHttpHeaders,
-  identity: Record<string, string>,
+  identity: Readonly<Record<string, string>>,
   reserved: Set<string>,
   forwarded: { for?: string; proto: string; host?: string },
 ): Record<string, string | string[]> {
@@ -192,10 +217,8 @@ export function upstreamRequestHeaders(
   if (forwarded.for) out["x-forwarded-for"] = forwarded.for;
   out["x-forwarded-proto"] = forwarded.proto;
   if (forwarded.host) out["x-forwarded-host"] = forwarded.host;
-  for (const name in identity) {
-    const value = identity[name] as string;
-    if (value !== "") out[name.toLowerCase()] = value;
-  }
+  const fields = identityFields(identity);
+  for (let i = 0; i < fields.length; i += 2) out[fields[i] as string] = fields[i + 1] as string;
   return out;
 }
 
@@ -212,6 +235,23 @@ const HOP_BY_HOP_RESPONSE = new Set([
 ]);
 
 /**
+ * Each upstream response header name seen so far, as it goes to the client: lower-cased, or
+ * null when dropped (hop-by-hop, a cookie). An upstream sends the same few names on every
+ * answer. Bounded like strippedMemo; past the bound names are decided afresh.
+ */
+const answerNameMemo = new Map<string, string | null>();
+
+function answerName(name: string): string | null {
+  let out = answerNameMemo.get(name);
+  if (out === undefined) {
+    const lower = name.toLowerCase();
+    out = HOP_BY_HOP_RESPONSE.has(normalName(lower)) || lower === "set-cookie" ? null : lower;
+    if (answerNameMemo.size < STRIPPED_MEMO_MAX) answerNameMemo.set(name, out);
+  }
+  return out;
+}
+
+/**
  * Response headers for the client: `base` (the gateway's own, e.g. CORS; copied, not changed),
  * then the upstream headers minus hop-by-hop and cookies.
  */
@@ -225,9 +265,8 @@ export function clientResponseHeaders(
   for (const name in upstream) {
     const value = upstream[name];
     if (value === undefined) continue;
-    const lower = name.toLowerCase();
-    const normal = normalName(lower);
-    if (HOP_BY_HOP_RESPONSE.has(normal) || dropped.has(normal) || lower === "set-cookie") continue;
+    const lower = answerName(name);
+    if (lower === null || (dropped !== NO_TOKENS && dropped.has(normalName(lower)))) continue;
     out[lower] = value;
   }
   return out;

@@ -17,13 +17,15 @@ import type { Admission } from "./admission.js";
 import { declaresBody, type IdentityHeaderNames, identityHeaders } from "./headers.js";
 import type { McpInspector } from "./mcp-inspection.js";
 import type { OriginPolicy } from "./origin.js";
-import { rawExchange, type UpstreamProxy } from "./proxy.js";
+import { type Exchange, RawExchange, type UpstreamProxy } from "./proxy.js";
 import type { ServiceRouter } from "./routing.js";
 
 /** The route pattern the metrics (and the request log) name, as fastify's route has it. */
 const ROUTE = "/:service/mcp";
 const SUFFIX = "/mcp";
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+function noop(): void {}
 
 export interface ProxyShortcutDeps {
   router: ServiceRouter;
@@ -67,6 +69,15 @@ function plainBody(headers: IncomingHttpHeaders): boolean {
 export function proxyShortcut(deps: ProxyShortcutDeps): Shortcut {
   const { router, admission, origins, proxy, inspector, clients, identityNames, requests, log, maxBody } =
     deps;
+  // Made once, shared by every call: the request log's line once the response closes, and the
+  // answer to the gateway's own bug (relay() answers the upstream's failures itself).
+  const answered = (exchange: RawExchange) =>
+    requests.shortcutAnswered(ROUTE, exchange.raw, exchange.res.statusCode, exchange.startedAt);
+  const bug = (err: unknown, exchange: Exchange) => {
+    log.error({ err }, "gateway error");
+    if (!exchange.res.headersSent) exchange.fail(500, "Internal gateway error", []);
+    else exchange.res.destroy();
+  };
   return (req, res) => {
     const method = req.method;
     if (method !== "POST" && method !== "GET" && method !== "DELETE") return false;
@@ -80,17 +91,19 @@ export function proxyShortcut(deps: ProxyShortcutDeps): Shortcut {
     const claims = admission.admittedNow(req, route);
     if (!claims) return false;
 
-    const startedAt = performance.now();
-    res.once("close", () => requests.shortcutAnswered(ROUTE, req, res.statusCode, startedAt));
     const origin = headers.origin;
     const cors = origin === undefined ? NO_HEADERS : origins.corsHeaders(origin);
-    const exchange = rawExchange(req, res, cors, log);
-    proxy.forward(exchange, name, identityHeaders(claims, identityNames), clients.of(req)).catch((err) => {
-      // forward() answers the upstream's failures itself; this is the gateway's own bug.
-      log.error({ err }, "gateway error");
-      if (!res.headersSent) exchange.fail(500, "Internal gateway error", []);
-      else res.destroy();
-    });
+    const exchange = new RawExchange(req, res, cors, log, performance.now(), answered);
+    proxy.relay(
+      exchange,
+      name,
+      identityHeaders(claims, identityNames),
+      clients.of(req),
+      undefined,
+      undefined,
+      noop,
+      bug,
+    );
     return true;
   };
 }

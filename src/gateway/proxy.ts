@@ -71,6 +71,8 @@ export interface Exchange {
    * request id (unanswered.ts). `close` ends the connection (a body left unread).
    */
   fail(status: number, message: string, ids: readonly JsonRpcId[], close?: boolean): void;
+  /** Called when `res` closes, from the one close listener the proxy puts on it. */
+  closed?(): void;
 }
 
 /** The exchange of a request fastify routed; its reply is hijacked once the answer streams. */
@@ -88,31 +90,43 @@ export function fastifyExchange(request: FastifyRequest, reply: FastifyReply): E
   };
 }
 
-/** The exchange of a request no framework touched: `headers` go on every answer. */
-export function rawExchange(
-  raw: IncomingMessage,
-  res: ServerResponse,
-  headers: Record<string, string>,
-  log: FastifyBaseLogger,
-): Exchange {
-  return {
-    raw,
-    res,
-    log,
-    responseHeaders: () => headers,
-    takeOver: () => {},
-    fail(status, message, ids, close) {
-      const body = unansweredBody(ids, message);
-      res.writeHead(status, {
-        ...headers,
-        "content-type": "application/json; charset=utf-8",
-        "cache-control": "no-store",
-        "content-length": Buffer.byteLength(body),
-        ...(close ? { connection: "close" } : {}),
-      });
-      res.end(body);
-    },
-  };
+/**
+ * The exchange of a request no framework touched: `headers` go on every answer; `onClosed` runs
+ * once the response closes (the shortcut's request log). A class, not an object of closures:
+ * one is made per proxied call.
+ */
+export class RawExchange implements Exchange {
+  constructor(
+    readonly raw: IncomingMessage,
+    readonly res: ServerResponse,
+    private readonly headers: Record<string, string>,
+    readonly log: FastifyBaseLogger,
+    /** `performance.now()` when the request arrived (the request log's duration). */
+    readonly startedAt: number,
+    private readonly onClosed?: (exchange: RawExchange) => void,
+  ) {}
+
+  responseHeaders(): OutgoingHttpHeaders {
+    return this.headers;
+  }
+
+  takeOver(): void {}
+
+  closed(): void {
+    this.onClosed?.(this);
+  }
+
+  fail(status: number, message: string, ids: readonly JsonRpcId[], close?: boolean): void {
+    const body = unansweredBody(ids, message);
+    this.res.writeHead(status, {
+      ...this.headers,
+      "content-type": "application/json; charset=utf-8",
+      "cache-control": "no-store",
+      "content-length": Buffer.byteLength(body),
+      ...(close ? { connection: "close" } : {}),
+    });
+    this.res.end(body);
+  }
 }
 
 interface Target {
@@ -133,8 +147,6 @@ function withAuthorization(value: string): Dispatcher.DispatcherComposeIntercept
 }
 
 class BodyTooLarge extends Error {}
-
-function noop(): void {}
 
 /** Counts bytes on the way through and fails the stream once the limit is passed. */
 class BodyLimit extends Transform {
@@ -189,19 +201,67 @@ export class UpstreamProxy {
    * Forwards the request to the service's upstream and streams the answer back. Resolves once
    * the answer is on its way (or the error was sent); never rejects for the upstream's sake.
    */
-  async forward(
+  forward(
     exchange: Exchange,
     service: string,
-    identity: Record<string, string>,
+    identity: Readonly<Record<string, string>>,
     client: ClientView,
     plan?: ForwardPlan,
     span?: RequestSpan,
   ): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.relay(exchange, service, identity, client, plan, span, resolve, reject),
+    );
+  }
+
+  /**
+   * forward() without a promise, for the shortcut (proxy-shortcut.ts), where the caller waits
+   * on nothing: `settled` once the answer is on its way (or the error was sent), `bug` for the
+   * gateway's own error (a throw here, or after the body was read), with the exchange it
+   * happened on (so one function serves every call).
+   */
+  relay(
+    exchange: Exchange,
+    service: string,
+    identity: Readonly<Record<string, string>>,
+    client: ClientView,
+    plan: ForwardPlan | undefined,
+    span: RequestSpan | undefined,
+    settled: () => void,
+    bug: (err: unknown, exchange: Exchange) => void,
+  ): void {
+    try {
+      this.start(exchange, service, identity, client, plan, span, settled, bug);
+    } catch (err) {
+      bug(err, exchange);
+    }
+  }
+
+  private start(
+    exchange: Exchange,
+    service: string,
+    identity: Readonly<Record<string, string>>,
+    client: ClientView,
+    plan: ForwardPlan | undefined,
+    span: RequestSpan | undefined,
+    settled: () => void,
+    bug: (err: unknown, exchange: Exchange) => void,
+  ): void {
+    const { raw, res } = exchange;
     const target = this.targets.get(service);
-    if (!target) return exchange.fail(502, `The service ${service} has no upstream`, []);
-    const { raw, res, log } = exchange;
+    const relay = new Relay(this, exchange, service, plan, span, settled);
+    // The one close listener: a client that goes away (closes an SSE stream) releases the
+    // upstream request too, and the exchange hears of the close (the shortcut's request log).
+    res.on("close", relay.onClose);
+    if (!target) {
+      relay.fail(502, `The service ${service} has no upstream`, []);
+      return;
+    }
     const declared = Number(raw.headers["content-length"] ?? 0);
-    if (declared > this.options.maxBody && !plan?.body) return this.tooLarge(exchange);
+    if (declared > this.options.maxBody && !plan?.body) {
+      relay.tooLarge();
+      return;
+    }
     const hasBody = plan?.body !== undefined || declaresBody(raw.headers);
 
     const url = raw.url as string;
@@ -214,65 +274,46 @@ export class UpstreamProxy {
     });
     if (plan?.headers) Object.assign(headers, plan.headers);
     if (plan?.body) headers["content-length"] = String(plan.body.length);
-    // A declared length is enforced by Node's parser (it never reads past it) and was checked
-    // against the limit above; only a chunked body needs counting on the way through.
-    const chunked = raw.headers["transfer-encoding"] !== undefined;
-    let settle: () => void = noop;
-    const settled = new Promise<void>((resolve) => {
-      settle = resolve;
-    });
-    const request: RelayedRequest = {
-      service,
-      method: raw.method as string,
-      sent: plan?.body,
-      log,
-      span,
-      responseHeaders: exchange.responseHeaders,
-      takeOver: exchange.takeOver,
-      rewrite: plan?.answer,
-      failed: (err, headersCame, ids) => this.failed(exchange, service, err, headersCame, ids),
-      settled: settle,
+    const answer = new UpstreamAnswer(relay, res);
+    relay.answer = answer;
+    const dispatch = () => {
+      const sent = relay.sent;
+      // Tracing on: the span names the MCP method, and the upstream continues the span's trace.
+      if (span && sent) traceMessage(span, sent);
+      if (span) Object.assign(headers, span.headers());
+      // A declared length is enforced by Node's parser (it never reads past it) and was checked
+      // against the limit above; only a chunked body needs counting on the way through.
+      const body = sent
+        ? sent
+        : !hasBody
+          ? undefined
+          : raw.headers["transfer-encoding"] !== undefined
+            ? raw.pipe(new BodyLimit(this.options.maxBody))
+            : raw;
+      target.pool.dispatch({ method: raw.method as "GET", path, headers, body }, answer);
     };
-    const answer = new UpstreamAnswer(request, res);
-    // A client that goes away (closes an SSE stream) releases the upstream request too.
-    res.once("close", () => {
-      if (!res.writableFinished) answer.cancel();
-    });
     // Read whole only when small JSON (unless a plan already did); its ids are parsed only if
     // the answer needs them.
-    const tracked = plan?.body ? undefined : readTrackedBody(raw);
-    if (tracked) {
-      try {
-        request.sent = await tracked;
-      } catch (err) {
-        if (answer.cancelled || res.destroyed) return;
-        return this.failed(exchange, service, err as Error, false, []);
-      }
-    }
-    const sent = request.sent;
-    // Tracing on: the span names the MCP method, and the upstream continues the span's trace.
-    if (span && sent) traceMessage(span, sent);
-    if (span) Object.assign(headers, span.headers());
-    target.pool.dispatch(
-      {
-        method: raw.method as "GET",
-        path,
-        headers,
-        body: sent
-          ? sent
-          : !hasBody
-            ? undefined
-            : chunked
-              ? raw.pipe(new BodyLimit(this.options.maxBody))
-              : raw,
-      },
-      answer,
-    );
-    return settled;
+    const tracking =
+      !plan?.body &&
+      readTrackedBody(raw, (err, body) => {
+        if (err) {
+          if (!answer.cancelled && !res.destroyed) this.failed(exchange, service, err, false, []);
+          settled();
+          return;
+        }
+        relay.sent = body;
+        try {
+          dispatch();
+        } catch (thrown) {
+          bug(thrown, exchange);
+        }
+      });
+    if (!tracking) dispatch();
   }
 
   /** The upstream failed before anything went to the client: the gateway's own error, per id. */
-  private failed(
+  failed(
     exchange: Exchange,
     service: string,
     err: Error,
@@ -310,7 +351,8 @@ export class UpstreamProxy {
     await Promise.all([...this.pools.values()].map((p) => p.destroy()));
   }
 
-  private tooLarge(exchange: Exchange): void {
+  /** @internal (Relay) */
+  tooLarge(exchange: Exchange): void {
     // The rest of the body is not read; close the connection rather than drain it.
     exchange.fail(413, `The request body is larger than ${this.options.maxBody} bytes`, [], true);
   }
@@ -319,4 +361,58 @@ export class UpstreamProxy {
 function joinQuery(path: string, query: string): string {
   if (!query) return path;
   return path.includes("?") ? `${path}&${query}` : `${path}?${query}`;
+}
+
+/**
+ * One forwarded request as its answer (upstream-answer.ts) sees it: a class, so a proxied call
+ * makes one object with its methods on the prototype rather than a handful of closures.
+ */
+class Relay implements RelayedRequest {
+  readonly method: string;
+  readonly log: FastifyBaseLogger;
+  readonly rewrite: ForwardPlan["answer"];
+  sent: Buffer | undefined;
+  answer: UpstreamAnswer | undefined;
+  /** `res`'s close listener (the only per-call closure). */
+  readonly onClose = (): void => {
+    if (this.answer && !this.exchange.res.writableFinished) this.answer.cancel();
+    this.exchange.closed?.();
+  };
+
+  constructor(
+    private readonly proxy: UpstreamProxy,
+    private readonly exchange: Exchange,
+    readonly service: string,
+    plan: ForwardPlan | undefined,
+    readonly span: RequestSpan | undefined,
+    readonly settled: () => void,
+  ) {
+    this.method = exchange.raw.method as string;
+    this.log = exchange.log;
+    this.sent = plan?.body;
+    this.rewrite = plan?.answer;
+  }
+
+  responseHeaders(): OutgoingHttpHeaders {
+    return this.exchange.responseHeaders();
+  }
+
+  takeOver(): void {
+    this.exchange.takeOver();
+  }
+
+  failed(err: Error, headersCame: boolean, ids: readonly JsonRpcId[]): void {
+    this.proxy.failed(this.exchange, this.service, err, headersCame, ids);
+  }
+
+  /** The gateway's own error before any upstream request; forward() resolves. */
+  fail(status: number, message: string, ids: readonly JsonRpcId[]): void {
+    this.exchange.fail(status, message, ids);
+    this.settled();
+  }
+
+  tooLarge(): void {
+    this.proxy.tooLarge(this.exchange);
+    this.settled();
+  }
 }

@@ -19,23 +19,45 @@ export const TRACKED_BODY_LIMIT = 64 * 1024;
 export type JsonRpcId = string | number;
 
 /**
- * The body of a small JSON POST, read whole (it is forwarded as one buffer); undefined for
- * anything else, which the proxy streams through untracked. Rejects if the client goes away.
+ * Reads the body of a small JSON POST whole (it is forwarded as one buffer) and hands it to
+ * `done`, or the error if the client goes away first; returns false, reading nothing, for
+ * anything else, which the proxy streams through untracked. Callbacks rather than a promise:
+ * this runs on every proxied call, where a promise, its continuation and `once` wrappers were
+ * a measurable part of the gateway's own CPU per call (bench/proxy-ab.ts).
  */
-export function readTrackedBody(raw: IncomingMessage): Promise<Buffer> | undefined {
+export function readTrackedBody(
+  raw: IncomingMessage,
+  done: (err: Error | undefined, body?: Buffer) => void,
+): boolean {
   const length = Number(raw.headers["content-length"] ?? 0);
-  if (raw.method !== "POST" || raw.headers["transfer-encoding"] !== undefined) return undefined;
-  if (!(length > 0 && length <= TRACKED_BODY_LIMIT)) return undefined;
-  if (!raw.headers["content-type"]?.includes("json")) return undefined;
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    raw.on("data", (chunk: Buffer) => chunks.push(chunk));
-    raw.once("end", () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
-    raw.once("error", reject);
-    raw.once("close", () => {
-      if (!raw.complete) reject(new Error("the client went away"));
-    });
+  if (raw.method !== "POST" || raw.headers["transfer-encoding"] !== undefined) return false;
+  if (!(length > 0 && length <= TRACKED_BODY_LIMIT)) return false;
+  if (!raw.headers["content-type"]?.includes("json")) return false;
+  let first: Buffer | undefined;
+  let chunks: Buffer[] | undefined;
+  let finished = false;
+  // `on`, not `once`: each of these ends the read, and `finished` keeps it to one outcome.
+  raw.on("data", (chunk: Buffer) => {
+    if (first === undefined) first = chunk;
+    else if (chunks === undefined) chunks = [first, chunk];
+    else chunks.push(chunk);
   });
+  raw.on("end", () => {
+    if (finished) return;
+    finished = true;
+    done(undefined, chunks ? Buffer.concat(chunks) : (first ?? Buffer.alloc(0)));
+  });
+  raw.on("error", (err: Error) => {
+    if (finished) return;
+    finished = true;
+    done(err);
+  });
+  raw.on("close", () => {
+    if (finished || raw.complete) return;
+    finished = true;
+    done(new Error("the client went away"));
+  });
+  return true;
 }
 
 /**
