@@ -29,6 +29,8 @@ export class LogBatch {
   private writing = true;
   /** Lines were handed over while a write was under way: write them when it ends. */
   private more = false;
+  /** flush(cb) callbacks, called once nothing is being written. */
+  private flushed: Array<() => void> = [];
   private readonly out: SonicBoom;
 
   /** `dest`: a file descriptor or a path; `delayMs`: how long a line may wait for others. */
@@ -40,6 +42,7 @@ export class LogBatch {
     const idle = () => {
       this.writing = false;
       if (this.more) this.startWrite();
+      else this.callFlushed();
     };
     this.out.on("ready", idle);
     this.out.on("drain", idle);
@@ -61,11 +64,16 @@ export class LogBatch {
   flush(cb?: (err?: Error) => void): void {
     this.handOver();
     if (!cb) return;
-    const done = () => {
-      if (this.writing) this.out.once("drain", done);
-      else cb();
-    };
-    done();
+    // Once the destination is open and nothing is being written (not on sonic-boom's `drain`
+    // alone: a destination still opening says `ready`, not `drain`).
+    this.flushed.push(cb);
+    if (!this.writing) this.callFlushed();
+  }
+
+  private callFlushed(): void {
+    const callbacks = this.flushed;
+    this.flushed = [];
+    for (const cb of callbacks) cb();
   }
 
   private readonly handOver = (): void => {
