@@ -343,3 +343,7 @@ export function formatMemoryRows(rows: MemoryRow[]): string {
   };
   return [header, sep, ...rows.flatMap((r) => [line(r, "subject"), line(r, "baseline")])].join("\n");
 }
+
+/** The middle value (the upper of the two middle ones for an even count). */
+export const median = (v: number[]): number =>
+  [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] as number;

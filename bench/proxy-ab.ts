@@ -11,7 +11,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { load } from "./lib.js";
+import { load, median } from "./lib.js";
 import { cpuMillis } from "./proctree.js";
 
 /** System calls (read, write) and context switches so far of `pid`, from /proc. */
@@ -128,7 +128,6 @@ for (let round = 0; round < ROUNDS; round++) {
   const order = round % 2 === 0 ? sides : [...sides].reverse();
   for (const side of order) results.get(side.name)?.push(await cpu(side, CALLS));
 }
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] as number;
 for (const [name, values] of results)
   process.stdout.write(
     `${name}: median ${median(values).toFixed(1)} µs  [${values.map((v) => v.toFixed(1)).join(" ")}]\n`,

@@ -12,7 +12,7 @@
  * (bench/servers/raw-upstream.ts, a fixed JSON answer, no SDK), gateway vs the bare
  * pass-through at saturation, where the proxy's own cost is most of what a request costs.
  */
-import { interleaveAll, type LoadResult, load, paced, type Row } from "../lib.js";
+import { interleaveAll, type LoadResult, load, median, paced, type Row } from "../lib.js";
 import { cpuMillis } from "../proctree.js";
 
 const WARMUP_S = 2;
@@ -39,14 +39,24 @@ export interface ProxyTarget {
   passthroughPid: number;
 }
 
-/** Calls for the CPU-per-call figure: enough that /proc's 10 ms ticks are below 1 % of it. */
-const CPU_CALLS = 8000;
+/** Calls per slice of the CPU-per-call figure: /proc's 10 ms ticks stay near 2 % of a slice. */
+const CPU_CALLS = 4000;
+/**
+ * Slices per side, alternating gateway and pass-through (reversed every other round): one
+ * slice per side taken one after the other moved the ratio from 1.07× to 1.29× between runs of
+ * one build, as the host drifted (bench/RESULTS.md, session 7).
+ */
+const CPU_ROUNDS = 6;
 
-/** CPU (user + system) the process `pid` spends per call, in µs, over CPU_CALLS calls at 4 connections. */
-async function cpuPerCall(pid: number, url: string, headers: Record<string, string>): Promise<number> {
-  await load({ url, method: "POST", headers, body: BODY, amount: 1000, connections: 4 });
+/** CPU (user + system) the process `pid` spends per call, in µs, over `calls` calls at 4 connections. */
+async function cpuPerCall(
+  pid: number,
+  url: string,
+  headers: Record<string, string>,
+  calls: number,
+): Promise<number> {
   const before = cpuMillis(pid);
-  const run = await load({ url, method: "POST", headers, body: BODY, amount: CPU_CALLS, connections: 4 });
+  const run = await load({ url, method: "POST", headers, body: BODY, amount: calls, connections: 4 });
   if (run.errors + run.non2xx > 0) throw new Error(`${url}: ${run.errors + run.non2xx} failed calls`);
   return ((cpuMillis(pid) - before) * 1000) / run.total;
 }
@@ -136,15 +146,33 @@ async function proxyCpu(
   target: ProxyTarget,
   routes: { gateway: Route; passthrough: Route },
 ): Promise<string> {
-  const gatewayCpu = await cpuPerCall(target.gatewayPid, routes.gateway.url, routes.gateway.headers);
-  const passthroughCpu = await cpuPerCall(
-    target.passthroughPid,
-    routes.passthrough.url,
-    routes.passthrough.headers,
-  );
+  const gateway = (calls: number) =>
+    cpuPerCall(target.gatewayPid, routes.gateway.url, routes.gateway.headers, calls);
+  const passthrough = (calls: number) =>
+    cpuPerCall(target.passthroughPid, routes.passthrough.url, routes.passthrough.headers, calls);
+  await gateway(1000); // warm-up, not counted
+  await passthrough(1000);
+  const gw: number[] = [];
+  const pt: number[] = [];
+  const ratios: number[] = [];
+  for (let round = 0; round < CPU_ROUNDS; round++) {
+    let g: number;
+    let p: number;
+    if (round % 2 === 0) {
+      g = await gateway(CPU_CALLS);
+      p = await passthrough(CPU_CALLS);
+    } else {
+      p = await passthrough(CPU_CALLS);
+      g = await gateway(CPU_CALLS);
+    }
+    gw.push(g);
+    pt.push(p);
+    ratios.push(g / p);
+  }
   return (
-    `gateway ${gatewayCpu.toFixed(0)} µs, bare pass-through ${passthroughCpu.toFixed(0)} µs ` +
-    `(${(gatewayCpu / passthroughCpu).toFixed(2)}×, target <= 1.15×)`
+    `gateway ${median(gw).toFixed(0)} µs, bare pass-through ${median(pt).toFixed(0)} µs, medians of ` +
+    `${CPU_ROUNDS} alternating slices of ${CPU_CALLS} calls; per-slice ratio median ` +
+    `${median(ratios).toFixed(2)}× (range ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}), target <= 1.15×`
   );
 }
 
@@ -161,7 +189,7 @@ export async function proxyScenarios(target: ProxyTarget): Promise<{ rows: Row[]
   // Gateway, pass-through and direct side by side in each round: the two added-p50 rows share
   // one baseline measured under the same drift.
   const rate = await threeSides(routes, steady, { rounds: FIXED_ROUNDS, sliceS: FIXED_SLICE_S, warmupS: 1 });
-  const note = `CPU per proxied tools/call (user + system, /proc, ${CPU_CALLS} calls at 4 connections): ${await proxyCpu(target, routes)}`;
+  const note = `CPU per proxied tools/call (user + system, /proc, at 4 connections): ${await proxyCpu(target, routes)}`;
 
   const baselineName = "same upstream, direct";
   const rows: Row[] = [
