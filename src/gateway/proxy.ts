@@ -231,85 +231,72 @@ export class UpstreamProxy {
     bug: (err: unknown, exchange: Exchange) => void,
   ): void {
     try {
-      this.start(exchange, service, identity, client, plan, span, settled, bug);
+      const { raw, res } = exchange;
+      const target = this.targets.get(service);
+      const relay = new Relay(this, exchange, service, plan, span, settled);
+      // The one close listener: a client that goes away (closes an SSE stream) releases the
+      // upstream request too, and the exchange hears of the close (the shortcut's request log).
+      res.on("close", relay.onClose);
+      if (!target) {
+        relay.fail(502, `The service ${service} has no upstream`, []);
+        return;
+      }
+      const declared = Number(raw.headers["content-length"] ?? 0);
+      if (declared > this.options.maxBody && !plan?.body) {
+        relay.tooLarge();
+        return;
+      }
+      const hasBody = plan?.body !== undefined || declaresBody(raw.headers);
+
+      const url = raw.url as string;
+      const query = url.indexOf("?");
+      const path = query >= 0 ? joinQuery(target.path, url.slice(query + 1)) : target.path;
+      const headers = upstreamRequestHeaders(raw.headers, identity, this.options.reserved, {
+        for: client.ip,
+        proto: client.proto,
+        host: client.host,
+      });
+      if (plan?.headers) Object.assign(headers, plan.headers);
+      if (plan?.body) headers["content-length"] = String(plan.body.length);
+      const answer = new UpstreamAnswer(relay, res);
+      relay.answer = answer;
+      const dispatch = () => {
+        const sent = relay.sent;
+        // Tracing on: the span names the MCP method, and the upstream continues the span's trace.
+        if (span && sent) traceMessage(span, sent);
+        if (span) Object.assign(headers, span.headers());
+        // A declared length is enforced by Node's parser (it never reads past it) and was checked
+        // against the limit above; only a chunked body needs counting on the way through.
+        const body = sent
+          ? sent
+          : !hasBody
+            ? undefined
+            : raw.headers["transfer-encoding"] !== undefined
+              ? raw.pipe(new BodyLimit(this.options.maxBody))
+              : raw;
+        target.pool.dispatch({ method: raw.method as "GET", path, headers, body }, answer);
+      };
+      // Read whole only when small JSON (unless a plan already did); its ids are parsed only if
+      // the answer needs them.
+      const tracking =
+        !plan?.body &&
+        readTrackedBody(raw, (err, body) => {
+          if (err) {
+            if (!answer.cancelled && !res.destroyed) this.failed(exchange, service, err, false, []);
+            settled();
+            return;
+          }
+          relay.sent = body;
+          try {
+            dispatch();
+          } catch (thrown) {
+            bug(thrown, exchange);
+          }
+        });
+      if (!tracking) dispatch();
     } catch (err) {
       bug(err, exchange);
     }
-  }
-
-  private start(
-    exchange: Exchange,
-    service: string,
-    identity: Readonly<Record<string, string>>,
-    client: ClientView,
-    plan: ForwardPlan | undefined,
-    span: RequestSpan | undefined,
-    settled: () => void,
-    bug: (err: unknown, exchange: Exchange) => void,
-  ): void {
-    const { raw, res } = exchange;
-    const target = this.targets.get(service);
-    const relay = new Relay(this, exchange, service, plan, span, settled);
-    // The one close listener: a client that goes away (closes an SSE stream) releases the
-    // upstream request too, and the exchange hears of the close (the shortcut's request log).
-    res.on("close", relay.onClose);
-    if (!target) {
-      relay.fail(502, `The service ${service} has no upstream`, []);
-      return;
-    }
-    const declared = Number(raw.headers["content-length"] ?? 0);
-    if (declared > this.options.maxBody && !plan?.body) {
-      relay.tooLarge();
-      return;
-    }
-    const hasBody = plan?.body !== undefined || declaresBody(raw.headers);
-
-    const url = raw.url as string;
-    const query = url.indexOf("?");
-    const path = query >= 0 ? joinQuery(target.path, url.slice(query + 1)) : target.path;
-    const headers = upstreamRequestHeaders(raw.headers, identity, this.options.reserved, {
-      for: client.ip,
-      proto: client.proto,
-      host: client.host,
-    });
-    if (plan?.headers) Object.assign(headers, plan.headers);
-    if (plan?.body) headers["content-length"] = String(plan.body.length);
-    const answer = new UpstreamAnswer(relay, res);
-    relay.answer = answer;
-    const dispatch = () => {
-      const sent = relay.sent;
-      // Tracing on: the span names the MCP method, and the upstream continues the span's trace.
-      if (span && sent) traceMessage(span, sent);
-      if (span) Object.assign(headers, span.headers());
-      // A declared length is enforced by Node's parser (it never reads past it) and was checked
-      // against the limit above; only a chunked body needs counting on the way through.
-      const body = sent
-        ? sent
-        : !hasBody
-          ? undefined
-          : raw.headers["transfer-encoding"] !== undefined
-            ? raw.pipe(new BodyLimit(this.options.maxBody))
-            : raw;
-      target.pool.dispatch({ method: raw.method as "GET", path, headers, body }, answer);
-    };
-    // Read whole only when small JSON (unless a plan already did); its ids are parsed only if
-    // the answer needs them.
-    const tracking =
-      !plan?.body &&
-      readTrackedBody(raw, (err, body) => {
-        if (err) {
-          if (!answer.cancelled && !res.destroyed) this.failed(exchange, service, err, false, []);
-          settled();
-          return;
-        }
-        relay.sent = body;
-        try {
-          dispatch();
-        } catch (thrown) {
-          bug(thrown, exchange);
-        }
-      });
-    if (!tracking) dispatch();
   }
 
   /** The upstream failed before anything went to the client: the gateway's own error, per id. */
