@@ -88,23 +88,7 @@ describe.each(STORES)("client records cached per instance, $name store", ({ redi
   it("an RFC 7592 update on one instance is what the other authenticates against next", async (ctx) => {
     skipWithoutRedis(ctx);
     const { client, refreshToken } = await warmedOnSecond();
-    const {
-      registration_client_uri: uri,
-      registration_access_token: bearer,
-      client_secret,
-      ...rest
-    } = client;
-    const update = await fetch(uri, {
-      method: "PUT",
-      headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
-      body: JSON.stringify({
-        ...rest,
-        client_id: client.client_id,
-        client_secret,
-        grant_types: ["authorization_code"],
-      }),
-    });
-    expect(update.status, await update.clone().text()).toBe(200);
+    await forbidRefresh(client);
     // The client may no longer refresh: the second instance knows once the feed delivered the
     // change. (Polled with a token that is not one, so that a poll before then spends nothing.)
     await expect
@@ -129,6 +113,22 @@ describe.each(STORES)("client records cached per instance, $name store", ({ redi
     expect((await refresh(second, client, refreshToken)).body.error).toBe("invalid_client");
   }, 120_000);
 });
+
+/** An RFC 7592 update of `client` that takes the refresh_token grant away (published at once). */
+async function forbidRefresh(client: RegisteredClient): Promise<void> {
+  const { registration_client_uri: uri, registration_access_token: bearer, client_secret, ...rest } = client;
+  const update = await fetch(uri as string, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      ...rest,
+      client_id: client.client_id,
+      client_secret,
+      grant_types: ["authorization_code"],
+    }),
+  });
+  expect(update.status, await update.clone().text()).toBe(200);
+}
 
 /**
  * Refreshes on `gw` until one authenticates the client from its cache (the first fills it; a
@@ -286,23 +286,7 @@ describe.runIf(BUILT || process.env.CI === "true").each(STORES)(
       expect(backup.status, backup.stderr).toBe(0);
 
       // The client may no longer refresh (an RFC 7592 update: published, seen at once) ...
-      const {
-        registration_client_uri: uri,
-        registration_access_token: bearer,
-        client_secret,
-        ...rest
-      } = client;
-      const update = await fetch(uri as string, {
-        method: "PUT",
-        headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
-        body: JSON.stringify({
-          ...rest,
-          client_id: client.client_id,
-          client_secret,
-          grant_types: ["authorization_code"],
-        }),
-      });
-      expect(update.status, await update.clone().text()).toBe(200);
+      await forbidRefresh(client);
       await expect
         .poll(async () => (await refresh(gw, client, "not-a-token")).body.error, { timeout: 15_000 })
         .toBe("unauthorized_client");
