@@ -37,6 +37,24 @@ const PHONE = { width: 360, height: 740 };
 
 const textOf = async (page: Page, selector = "main") =>
   ((await page.textContent(selector)) ?? "").replace(/\s+/g, " ");
+/**
+ * What the clipboard holds once it holds `want`, or after 20 s: polled, since the page's copy
+ * writes asynchronously, and each read bounded, since page.evaluate waits without a timeout.
+ */
+async function clipboardAfterCopy(page: Page, want: string): Promise<string> {
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const unanswered = new Promise<string>((r) =>
+      setTimeout(() => r("(the clipboard did not answer)"), 5_000),
+    );
+    const text = await Promise.race([
+      page.evaluate("navigator.clipboard.readText()") as Promise<string>,
+      unanswered,
+    ]);
+    if (text === want || Date.now() > until) return text;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 const scrollWidth = (page: Page) => page.evaluate("document.documentElement.scrollWidth") as Promise<number>;
 
 describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages in Chromium", () => {
@@ -139,9 +157,8 @@ describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages i
       const copy = page.locator('button[data-copy="snippet-cursor"]');
       await expect(copy.isVisible()).resolves.toBe(true);
       await copy.click();
-      await expect(page.evaluate("navigator.clipboard.readText()")).resolves.toBe(
-        snippetFor("cursor", `${gw.url}/notes/mcp`).text,
-      );
+      const snippet = snippetFor("cursor", `${gw.url}/notes/mcp`).text;
+      expect(await clipboardAfterCopy(page, snippet)).toBe(snippet);
       expect(refused).toEqual([]);
 
       // An unknown name shows no snippets.
@@ -195,7 +212,7 @@ describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages i
       await expect(page.inputValue("#url-notes")).resolves.toBe(`${gw.url}/notes/mcp`);
       expect(await page.locator("#url-vault").count()).toBe(0);
       await page.click('button[data-copy="url-notes"]');
-      await expect(page.evaluate("navigator.clipboard.readText()")).resolves.toBe(`${gw.url}/notes/mcp`);
+      expect(await clipboardAfterCopy(page, `${gw.url}/notes/mcp`)).toBe(`${gw.url}/notes/mcp`);
       // Her first service's snippets, without asking; one she may not use is not offered.
       await expect(page.textContent("#snippet-vscode")).resolves.toBe(
         snippetFor("vscode", `${gw.url}/notes/mcp`).text,

@@ -8,8 +8,11 @@ import type { AddressInfo } from "node:net";
 export interface RedirectTarget {
   /** http://127.0.0.1:{port}/callback */
   url: string;
-  /** The next authorization response to arrive (or the one that already did). */
-  next(): Promise<URL>;
+  /**
+   * The next authorization response to arrive (or the one that already did); rejects after
+   * `timeoutMs` so that a browser that never came back fails the test at this step.
+   */
+  next(timeoutMs?: number): Promise<URL>;
   close(): Promise<void>;
 }
 
@@ -30,11 +33,23 @@ export async function startRedirectTarget(): Promise<RedirectTarget> {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}/callback`;
   return {
-    url: `http://127.0.0.1:${port}/callback`,
-    next: () => {
+    url,
+    next: (timeoutMs = 30_000) => {
       const ready = arrived.shift();
-      return ready ? Promise.resolve(ready) : new Promise<URL>((resolve) => waiting.push(resolve));
+      if (ready) return Promise.resolve(ready);
+      return new Promise<URL>((resolve, reject) => {
+        const take = (u: URL) => {
+          clearTimeout(timer);
+          resolve(u);
+        };
+        const timer = setTimeout(() => {
+          waiting.splice(waiting.indexOf(take), 1);
+          reject(new Error(`no authorization response reached ${url} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiting.push(take);
+      });
     },
     async close() {
       server.closeAllConnections();
