@@ -76,6 +76,7 @@ async function loggedVerify(upstreamUrl: string, profile: string[]): Promise<Row
       target,
       { ...bare.info, pid: bare.pid },
       "log_level info, a line per request to /dev/null",
+      0.85,
     );
     if (note) notes.push(note);
     return row;
