@@ -69,6 +69,11 @@ export function pathOf(url: string): string {
 /** Writes access lines through one logger. */
 export interface AccessLines {
   /**
+   * Whether a line would be written (the logger logs info): asked before the line's parts are
+   * worked out, so that a gateway that logs nothing spends nothing on them.
+   */
+  enabled(): boolean;
+  /**
    * One line. `reqId`: the request's id, written where a fastify request's child logger has it
    * (a shortcut's line then reads as the route's would); only for a logger without one of its own.
    */
@@ -143,6 +148,10 @@ class PinoAccessLines implements AccessLines {
   private readonly stream: PinoParts[typeof S.streamSym];
   private readonly time: () => string;
 
+  enabled(): boolean {
+    return this.log.isLevelEnabled("info");
+  }
+
   constructor(private readonly log: FastifyBaseLogger & PinoParts) {
     this.head = log[S.lsCacheSym][INFO] as string;
     this.bindings = log[S.chindingsSym];
@@ -159,7 +168,7 @@ class PinoAccessLines implements AccessLines {
     responseTime: number,
     reqId?: string,
   ): void {
-    if (!this.log.isLevelEnabled("info")) return;
+    if (!this.enabled()) return;
     // What a child logger's bindings add for `{ reqId }`: pino appends `,"key":value` to its parent's.
     const id = reqId === undefined ? "" : `,"${REQ_ID_LABEL}":${JSON.stringify(reqId)}`;
     this.stream.write(
@@ -173,6 +182,11 @@ class PinoAccessLines implements AccessLines {
 /** Any other logger (fastify's no-op one when logging is off): its own `info` call. */
 class OtherAccessLines implements AccessLines {
   constructor(private readonly log: FastifyBaseLogger) {}
+
+  /** Its own `info` decides. */
+  enabled(): boolean {
+    return true;
+  }
 
   write(
     method: string,
@@ -194,7 +208,7 @@ class OtherAccessLines implements AccessLines {
 
 /**
  * The access lines of `log` (the app's logger, or a fastify request's child logger, whose
- * bindings add `reqId`), at info, written when `log` logs info. Its bindings are read now: make
+ * bindings add `reqId`), at info, written when `log` logs info (`enabled()`). Its bindings are read now: make
  * it once per logger whose bindings stay, and again for a new child.
  */
 export function accessLines(log: FastifyBaseLogger): AccessLines {

@@ -61,6 +61,7 @@ function writeAccessLine(
   responseTime: number,
   reqId?: string,
 ): void {
+  if (!lines.enabled()) return;
   const { method = "", url = "" } = message;
   lines.write(method, pathOf(url), clients.of(message).ip, statusCode, responseTime, reqId);
 }
@@ -173,7 +174,9 @@ export class RequestLog {
   shortcutAnswered(route: string, raw: IncomingMessage, status: number, startedAt: number): void {
     const ms = performance.now() - startedAt;
     this.metrics.record(route, raw.method ?? "", status, ms / 1000);
-    if (this.logLines) writeAccessLine(this.lines, raw, this.clients, status, ms, this.ids.next());
+    // The id only for a line written: a request id no line names is a string made for nothing.
+    if (this.logLines && this.lines.enabled())
+      writeAccessLine(this.lines, raw, this.clients, status, ms, this.ids.next());
   }
 
   /**
@@ -198,6 +201,7 @@ export class RequestLog {
       lines = accessLines(this.log.child({ relayed_from: relayedFrom }));
       this.relayedLines.set(relayedFrom, lines);
     }
-    lines.write(method, pathOf(url), ip, status, performance.now() - startedAt, this.ids.next());
+    if (lines.enabled())
+      lines.write(method, pathOf(url), ip, status, performance.now() - startedAt, this.ids.next());
   }
 }

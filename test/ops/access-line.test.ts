@@ -85,7 +85,9 @@ describe("accessLines", () => {
 
   it("writes nothing when the logger does not log info", async () => {
     const { app, lines } = await logger("warn");
-    accessLines(app.log).write("GET", "/verify", "127.0.0.1", 200, 1);
+    const access = accessLines(app.log);
+    expect(access.enabled()).toBe(false);
+    access.write("GET", "/verify", "127.0.0.1", 200, 1);
     expect(lines).toEqual([]);
     await app.close();
   });
