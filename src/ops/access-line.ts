@@ -148,16 +148,16 @@ class PinoAccessLines implements AccessLines {
   private readonly stream: PinoParts[typeof S.streamSym];
   private readonly time: () => string;
 
-  enabled(): boolean {
-    return this.log.isLevelEnabled("info");
-  }
-
   constructor(private readonly log: FastifyBaseLogger & PinoParts) {
     this.head = log[S.lsCacheSym][INFO] as string;
     this.bindings = log[S.chindingsSym];
     this.tail = `,"${log[S.messageKeySym]}":${MESSAGE}${log[S.endSym]}`;
     this.stream = log[S.streamSym];
     this.time = log[S.timeSym];
+  }
+
+  enabled(): boolean {
+    return this.log.isLevelEnabled("info");
   }
 
   write(

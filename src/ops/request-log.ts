@@ -50,7 +50,7 @@ class LoggedRequest {
 }
 
 /**
- * The access line for `message` through `lines`, naming the client from the view worked out
+ * The access line for `message` through `lines` (asked `enabled()` first), naming the client from the view worked out
  * once per request (see LoggedRequest for why never from the socket).
  */
 function writeAccessLine(
@@ -61,7 +61,6 @@ function writeAccessLine(
   responseTime: number,
   reqId?: string,
 ): void {
-  if (!lines.enabled()) return;
   const { method = "", url = "" } = message;
   lines.write(method, pathOf(url), clients.of(message).ip, statusCode, responseTime, reqId);
 }
@@ -112,9 +111,12 @@ export class OneLinePerRequest extends LogController {
         { req: this.view(request), res: reply, responseTime: reply.elapsedTime, err: error },
         "request errored",
       );
-    else if (this.enabled)
+    else if (this.enabled) {
       // reply.log is the request's own child logger (its reqId), new for every request.
-      writeAccessLine(accessLines(reply.log), request.raw, this.clients, reply.statusCode, reply.elapsedTime);
+      const lines = accessLines(reply.log);
+      if (lines.enabled())
+        writeAccessLine(lines, request.raw, this.clients, reply.statusCode, reply.elapsedTime);
+    }
   }
 
   override defaultErrorLog(error: Error, request: FastifyRequest, reply: FastifyReply): void {

@@ -44,13 +44,14 @@ const textOf = async (page: Page, selector = "main") =>
 async function clipboardAfterCopy(page: Page, want: string): Promise<string> {
   const until = Date.now() + 20_000;
   for (;;) {
-    const unanswered = new Promise<string>((r) =>
-      setTimeout(() => r("(the clipboard did not answer)"), 5_000),
-    );
+    let timer: NodeJS.Timeout | undefined;
+    const unanswered = new Promise<string>((r) => {
+      timer = setTimeout(() => r("(the clipboard did not answer)"), 5_000);
+    });
     const text = await Promise.race([
       page.evaluate("navigator.clipboard.readText()") as Promise<string>,
       unanswered,
-    ]);
+    ]).finally(() => clearTimeout(timer));
     if (text === want || Date.now() > until) return text;
     await new Promise((r) => setTimeout(r, 100));
   }
