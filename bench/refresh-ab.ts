@@ -9,9 +9,10 @@
  * redis-server's CPU per refresh (INFO cpu). Medians at the end.
  *
  * Knobs: REFRESH_AB_ROUNDS (6), REFRESH_AB_REQUESTS per slice (3000), REFRESH_AB_CONNECTIONS
- * (10, as the token scenario), REFRESH_AB_PROFILE=1 (--cpu-prof into $TMPDIR/mcpgw-refresh-ab).
+ * (10, as the token scenario), REFRESH_AB_PROFILE=1 (a profile of
+ * each gateway under load, $TMPDIR/mcpgw-refresh-ab/a.cpuprofile, b.cpuprofile, …).
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startRedis, type TestRedis } from "../test/support/redis.js";
@@ -26,6 +27,7 @@ const REQUESTS = Number(process.env.REFRESH_AB_REQUESTS ?? 3000);
 const CONNECTIONS = Number(process.env.REFRESH_AB_CONNECTIONS ?? 10);
 const WARMUP = 1000;
 const PROFILE_DIR = join(tmpdir(), "mcpgw-refresh-ab");
+if (process.env.REFRESH_AB_PROFILE === "1") mkdirSync(PROFILE_DIR, { recursive: true });
 
 interface Side {
   name: string;
@@ -55,8 +57,11 @@ async function startSide(index: number, dir: string): Promise<Side> {
       }),
       BENCH_SEED_REFRESH: String(WARMUP + ROUNDS * REQUESTS),
       BENCH_TOKENS_FILE: tokensFile,
+      ...(process.env.REFRESH_AB_PROFILE === "1"
+        ? { BENCH_CPU_PROFILE: join(PROFILE_DIR, `${String.fromCharCode(97 + index)}.cpuprofile`) }
+        : {}),
     },
-    process.env.REFRESH_AB_PROFILE === "1" ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [],
+    [],
     dir,
   );
   const tokens = JSON.parse(readFileSync(gw.info.tokensFile, "utf8")) as string[];
