@@ -19,9 +19,11 @@ import type { Store } from "../store/store.js";
 import { clientIndex, indexEntry, memberOf, userIndex } from "./owners.js";
 import {
   type PresentedRefreshToken,
+  type RefreshChecks,
   type RefreshTokenOptions,
   RefreshTokens,
   type RotationResult,
+  type StepResult,
 } from "./refresh-tokens.js";
 
 const GRANTS = "grants";
@@ -131,6 +133,24 @@ export class GrantStore {
       key: grant.sid,
       value: saved as never,
       ttlSeconds: this.ttl.refresh,
+    });
+  }
+
+  /**
+   * A plain refresh of grant `sid` in one atomic store step, where the store can
+   * (RefreshTokens.inOneStep): the rotation and the grant's renewal, if the grant is live and
+   * passes `checks`, and its index entries need no renewal (else declined, nothing changed).
+   */
+  refreshInOneStep(
+    sid: string,
+    token: string,
+    checks: Omit<RefreshChecks, "grant" | "indexedUntil">,
+  ): Promise<StepResult> {
+    return this.refresh.refreshInOneStep(token, {
+      ...checks,
+      grant: { ns: GRANTS, key: sid },
+      // As indexed(): entries that would outlive a grant renewed now need no writing.
+      indexedUntil: Math.floor(Date.now() / 1000) + this.ttl.refresh,
     });
   }
 

@@ -99,6 +99,11 @@ export class Liveness {
     return nowSeconds() - checkedAt < this.options.intervalSeconds;
   }
 
+  /** The earliest whole-second `checkedAt` that needs no re-check now (what `fresh` admits). */
+  freshSince(): number {
+    return nowSeconds() - this.options.intervalSeconds + 1;
+  }
+
   private async ask(user: UserIdentity, checkedAt: number, at: RecheckPlace): Promise<Confirmation> {
     let stored = await this.load(user.sub);
     // Another grant, session or instance asked recently enough.

@@ -11,7 +11,7 @@
  */
 
 import { hashesEqual, hashSecret, newSecret } from "../crypto/secrets.js";
-import type { AlongsideEntry } from "../store/refresh-rotation.js";
+import type { AlongsideEntry, RefreshStep } from "../store/refresh-rotation.js";
 import {
   FAMILY_NS,
   familyKey,
@@ -22,7 +22,7 @@ import {
   ROTATED_NS,
   rotatedKey,
 } from "../store/refresh-rotation.js";
-import type { Store } from "../store/store.js";
+import type { Json, Store } from "../store/store.js";
 import { SuccessorSealer } from "./successor-sealing.js";
 
 export interface RefreshTokenOptions {
@@ -53,6 +53,19 @@ export type RotationResult =
   | { outcome: "rotated" | "replayed"; token: string }
   /** superseded: a repeat in the window with nothing to hand out; reused: the family has ended. */
   | { outcome: "superseded" | "reused" | "unknown" };
+
+/** What the store is asked to check in a one-step refresh, besides the token itself. */
+export type RefreshChecks = Omit<
+  RefreshStep,
+  "sid" | "presented" | "successor" | "sealedSuccessor" | "issuedAt" | "ttlSeconds" | "graceSeconds"
+>;
+
+export type StepResult =
+  /** Rotated, the grant renewed: the successor to answer with, and the grant as read. */
+  | { outcome: "rotated"; token: string; grant: Json }
+  /** Not a plain refresh; nothing changed: the token's standing, its grant and revocation mark. */
+  | { outcome: "declined"; presented: PresentedRefreshToken; grant?: Json; revoked: boolean }
+  | { outcome: "unknown" };
 
 /** `{sid}.{secret}` -> its parts; undefined for anything else. */
 function parse(token: string): { sid: string; hash: string } | undefined {
@@ -108,6 +121,60 @@ export class RefreshTokens {
       : undefined;
   }
 
+  /** Whether the store does a whole plain refresh in one step ({@link refreshInOneStep}). */
+  get inOneStep(): boolean {
+    return this.store.refreshInOneStep !== undefined;
+  }
+
+  /**
+   * A whole plain refresh in one atomic store step, where the store can (RefreshStep): the
+   * reads, `checks`, and the rotation. Declined, nothing changed, the caller decides on what
+   * was read as with {@link inspect}, and rotates with {@link rotate}.
+   */
+  async refreshInOneStep(token: string, checks: RefreshChecks): Promise<StepResult> {
+    const step = this.store.refreshInOneStep;
+    const parsed = parse(token);
+    if (!step) throw new Error("this store does not refresh in one step");
+    if (!parsed) return { outcome: "unknown" };
+    const { sid, hash } = parsed;
+    const { successor, hashed, sealed } = await this.successorFor(sid, hash);
+    const result = await step({
+      sid,
+      presented: hash,
+      successor: hashed,
+      ...(sealed ? { sealedSuccessor: sealed } : {}),
+      issuedAt: Math.floor(Date.now() / 1000),
+      ttlSeconds: this.options.ttlSeconds,
+      graceSeconds: this.options.graceSeconds,
+      ...checks,
+    });
+    switch (result.outcome) {
+      case "rotated":
+        return { outcome: "rotated", token: successor, grant: result.grant };
+      case "declined": {
+        const presented = { sid, hash, standing: result.standing, currentIssuedAt: result.currentIssuedAt };
+        return {
+          outcome: "declined",
+          presented,
+          revoked: result.revoked,
+          ...(result.grant ? { grant: result.grant } : {}),
+        };
+      }
+      default:
+        return result;
+    }
+  }
+
+  /** A new successor for `{sid, hash}`: the token, its hash, and sealed for the grace window (if any). */
+  private async successorFor(sid: string, hash: string) {
+    const successor = `${sid}.${newSecret()}`;
+    const sealed =
+      this.sealer && this.options.graceSeconds > 0
+        ? await this.sealer.seal(successor, sealContext(sid, hash))
+        : undefined;
+    return { successor, hashed: hashSecret(successor), sealed };
+  }
+
   /**
    * Rotates in one atomic store step: the current token gets a successor; the predecessor
    * inside the grace window gets the same successor again; anything older ends the family.
@@ -117,14 +184,11 @@ export class RefreshTokens {
     { sid, hash }: { sid: string; hash: string },
     alongside?: AlongsideEntry,
   ): Promise<RotationResult> {
-    const successor = `${sid}.${newSecret()}`;
-    const context = sealContext(sid, hash);
-    const sealed =
-      this.sealer && this.options.graceSeconds > 0 ? await this.sealer.seal(successor, context) : undefined;
+    const { successor, hashed, sealed } = await this.successorFor(sid, hash);
     const result = await this.store.rotateRefresh({
       sid,
       presented: hash,
-      successor: hashSecret(successor),
+      successor: hashed,
       sealedSuccessor: sealed,
       issuedAt: Math.floor(Date.now() / 1000),
       ttlSeconds: this.options.ttlSeconds,
@@ -136,7 +200,7 @@ export class RefreshTokens {
         return { outcome: "rotated", token: successor };
       case "replayed": {
         // Sealed by an instance with another secret: as if there were nothing to hand out.
-        const token = await this.sealer?.unseal(result.sealed, context);
+        const token = await this.sealer?.unseal(result.sealed, sealContext(sid, hash));
         return token ? { outcome: "replayed", token } : { outcome: "superseded" };
       }
       default:

@@ -175,6 +175,7 @@ export class AuthorizationServer {
         new RefreshTokenGrant(this.grants, minter, revocations, this.endGrant, {
           checkAccess: (user) => idp.checkAccess(user),
           confirm: (user, checkedAt) => this.liveness.confirm(user, checkedAt, "refresh"),
+          freshSince: () => this.liveness.freshSince(),
         }),
       ],
       this.clientAuth,

@@ -15,8 +15,46 @@
  * answer never reached the gateway keeps its predecessor answerable (with the same successor)
  * until the successor is first used.
  */
-import type { RefreshRotation, RotationOutcome } from "./refresh-rotation.js";
+import type {
+  RefreshRotation,
+  RefreshStep,
+  RefreshStepOutcome,
+  RotationOutcome,
+} from "./refresh-rotation.js";
+import type { Json } from "./store.js";
 import { ttlToMillis } from "./validate.js";
+
+/**
+ * Lua: runs the confirmations among KEYS from `firstKey`, each with an ARGV pair from
+ * `firstArg`; defines setWithTtl (SET with PX, or without a TTL for '0').
+ */
+const confirmations = (firstKey: number, firstArg: number) => `
+for i = ${firstKey}, #KEYS do
+  local raw = redis.call('GET', KEYS[i])
+  local j = ${firstArg} + (i - ${firstKey}) * 2
+  if raw and cjson.decode(raw)['for'] == ARGV[j] then redis.call('PEXPIRE', KEYS[i], ARGV[j + 1]) end
+end
+local function setWithTtl(key, value, ms)
+  if ms == '0' then redis.call('SET', key, value) else redis.call('SET', key, value, 'PX', ms) end
+end`;
+
+/**
+ * Lua: `presented` is the family's current token: the successor becomes current, `presented`
+ * its predecessor with a rotated mark, and the sealed successor is kept for the window (KEYS
+ * 1-3 and ARGV 1-7 as in ROTATE_REFRESH_LUA).
+ */
+const ROTATE_CURRENT = `
+  local now = tonumber(ARGV[5])
+  local nextFamily = { current = ARGV[2], previous = presented, issued_at = tonumber(ARGV[4]), rotated_at = now }
+  setWithTtl(KEYS[1], cjson.encode(nextFamily), ARGV[6])
+  setWithTtl(KEYS[3], cjson.encode({ at = now }), ARGV[6])
+  if ARGV[7] ~= '' then
+    local successor = { ['for'] = presented }
+    if ARGV[3] ~= '' then successor.sealed = ARGV[3] end
+    setWithTtl(KEYS[2], cjson.encode(successor), ARGV[7])
+  else
+    redis.call('DEL', KEYS[2])
+  end`;
 
 /**
  * KEYS: family, sealed successor, rotated mark of the presented token, the entry written
@@ -33,15 +71,7 @@ import { ttlToMillis } from "./validate.js";
  * write to the socket. They run first, whatever the rotation decides, and each changes only a
  * successor still recorded for the token it names.
  */
-export const ROTATE_REFRESH_LUA = `
-for i = 5, #KEYS do
-  local raw = redis.call('GET', KEYS[i])
-  local j = 10 + (i - 5) * 2
-  if raw and cjson.decode(raw)['for'] == ARGV[j] then redis.call('PEXPIRE', KEYS[i], ARGV[j + 1]) end
-end
-local function setWithTtl(key, value, ms)
-  if ms == '0' then redis.call('SET', key, value) else redis.call('SET', key, value, 'PX', ms) end
-end
+export const ROTATE_REFRESH_LUA = `${confirmations(5, 10)}
 local function alongside()
   if ARGV[8] ~= '' then setWithTtl(KEYS[4], ARGV[8], ARGV[9]) end
 end
@@ -49,18 +79,7 @@ local raw = redis.call('GET', KEYS[1])
 if not raw then return {'unknown'} end
 local family = cjson.decode(raw)
 local presented = ARGV[1]
-if family.current == presented then
-  local now = tonumber(ARGV[5])
-  local nextFamily = { current = ARGV[2], previous = presented, issued_at = tonumber(ARGV[4]), rotated_at = now }
-  setWithTtl(KEYS[1], cjson.encode(nextFamily), ARGV[6])
-  setWithTtl(KEYS[3], cjson.encode({ at = now }), ARGV[6])
-  if ARGV[7] ~= '' then
-    local successor = { ['for'] = presented }
-    if ARGV[3] ~= '' then successor.sealed = ARGV[3] end
-    setWithTtl(KEYS[2], cjson.encode(successor), ARGV[7])
-  else
-    redis.call('DEL', KEYS[2])
-  end
+if family.current == presented then${ROTATE_CURRENT}
   alongside()
   return {'rotated'}
 end
@@ -82,6 +101,53 @@ if family.previous == presented or redis.call('EXISTS', KEYS[3]) == 1 then
   return {'reused'}
 end
 return {'unknown'}`;
+
+/**
+ * A whole plain refresh in one script (refresh-rotation.ts RefreshStep), for Redis but Cluster.
+ *
+ * KEYS: family, sealed successor, rotated mark of the presented token, the grant, the grant's
+ *       revocation mark, then the sealed successors of earlier rotations to confirm.
+ * ARGV: 1-7 as ROTATE_REFRESH_LUA's (presented, successor, sealed, issued_at, now, TTL, window
+ *       TTL), then the client id, the earliest fresh `checked_at` (s), the earliest acceptable
+ *       `indexed_until` (s), the scope asked for as a JSON array ('' = the grant's), the
+ *       audiences asked for as a JSON array, then each confirmation's presented hash and grace.
+ *
+ * Declined: `{'declined', standing, current issued_at, revoked (0/1), grant JSON or ''}`, with
+ * nothing written but the confirmations. Rotated: `{'rotated', grant JSON}`, the grant's TTL
+ * renewed as the family's (its JSON is not rewritten: a plain refresh changes nothing in it).
+ */
+export const REFRESH_STEP_LUA = `${confirmations(6, 13)}
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {'unknown'} end
+local family = cjson.decode(raw)
+local presented = ARGV[1]
+local standing
+if family.current == presented then standing = 'current'
+elseif family.previous == presented then standing = 'previous'
+elseif redis.call('EXISTS', KEYS[3]) == 1 then standing = 'rotated'
+else return {'unknown'} end
+local grantText = redis.call('GET', KEYS[4])
+local revoked = redis.call('EXISTS', KEYS[5])
+local declined = {'declined', standing, tostring(family.issued_at), revoked, grantText or ''}
+if standing ~= 'current' or not grantText or revoked == 1 then return declined end
+local grant = cjson.decode(grantText)
+local function holds(asked, held)
+  if type(asked) ~= 'table' or type(held) ~= 'table' then return false end
+  local set = {}
+  for _, v in ipairs(held) do set[v] = true end
+  for _, v in ipairs(asked) do if not set[v] then return false end end
+  return true
+end
+local checked = grant.checked_at or grant.auth_time
+if grant.client_id ~= ARGV[8]
+  or type(checked) ~= 'number' or checked < tonumber(ARGV[9])
+  or type(grant.indexed_until) ~= 'number' or grant.indexed_until < tonumber(ARGV[10])
+  or (ARGV[11] ~= '' and not holds(cjson.decode(ARGV[11]), grant.scope))
+  or not holds(cjson.decode(ARGV[12]), grant.resources) then
+  return declined
+end${ROTATE_CURRENT}
+if ARGV[6] == '0' then redis.call('PERSIST', KEYS[4]) else redis.call('PEXPIRE', KEYS[4], ARGV[6]) end
+return {'rotated', grantText}`;
 
 /**
  * Once the gateway has the "rotated" reply: the sealed successor of `presented` is kept for the
@@ -123,6 +189,49 @@ export function rotateRefreshArgs(
     alongside ? JSON.stringify(alongside.value) : "",
     String((alongside && ttlToMillis(alongside.ttlSeconds)) ?? 0),
   ];
+}
+
+/** REFRESH_STEP_LUA's arguments, in order, before the confirmations. */
+export function refreshStepArgs(step: RefreshStep, now: number): string[] {
+  const ttl = String(ttlToMillis(step.ttlSeconds) ?? 0);
+  return [
+    step.presented,
+    step.successor,
+    step.sealedSuccessor ?? "",
+    String(step.issuedAt),
+    String(now),
+    ttl,
+    (ttlToMillis(step.graceSeconds) ?? 0) > 0 ? ttl : "",
+    step.clientId,
+    String(step.checkedSince),
+    String(step.indexedUntil),
+    step.scope === undefined ? "" : JSON.stringify(step.scope),
+    JSON.stringify(step.resources),
+  ];
+}
+
+export function parseRefreshStepReply(reply: unknown): RefreshStepOutcome {
+  const [outcome, ...rest] = Array.isArray(reply) ? (reply as unknown[]) : [];
+  if (outcome === "unknown") return { outcome };
+  if (outcome === "rotated" && typeof rest[0] === "string")
+    return { outcome, grant: JSON.parse(rest[0]) as Json };
+  if (outcome === "declined") {
+    const [standing, issuedAt, revoked, grant] = rest;
+    if (
+      (standing === "current" || standing === "previous" || standing === "rotated") &&
+      typeof issuedAt === "string" &&
+      typeof grant === "string"
+    ) {
+      return {
+        outcome,
+        standing,
+        currentIssuedAt: Number(issuedAt),
+        revoked: revoked === 1,
+        ...(grant ? { grant: JSON.parse(grant) as Json } : {}),
+      };
+    }
+  }
+  throw new Error(`unexpected reply from the refresh script: ${JSON.stringify(reply)}`);
 }
 
 export function parseRotateReply(reply: unknown): RotationOutcome {

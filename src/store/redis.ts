@@ -31,8 +31,11 @@ import { RedisChangeFeed } from "./redis-events.js";
 import {
   CONFIRM_ROTATION_LUA,
   CONFIRM_ROTATIONS_LUA,
+  parseRefreshStepReply,
   parseRotateReply,
+  REFRESH_STEP_LUA,
   ROTATE_REFRESH_LUA,
+  refreshStepArgs,
   rotateRefreshArgs,
 } from "./redis-rotation.js";
 import {
@@ -41,6 +44,8 @@ import {
   NEXT_NS,
   nextKey,
   type RefreshRotation,
+  type RefreshStep,
+  type RefreshStepOutcome,
   ROTATED_NS,
   type RotationOutcome,
   rotatedKey,
@@ -127,6 +132,8 @@ type WithScripts = {
   mcpgwConfirmRotation(next: string, presented: string, graceMs: string): Promise<unknown>;
   /** numberOfKeys, the sealed successors' keys, the grace (ms), each one's presented hash. */
   mcpgwConfirmRotations(numberOfKeys: number, ...args: string[]): Promise<unknown>;
+  /** numberOfKeys, the five keys and the confirmations' keys, then the arguments (redis-rotation.ts). */
+  mcpgwRefreshStep(numberOfKeys: number, ...keysThenArgs: string[]): Promise<unknown>;
 };
 
 /** Escapes Redis glob metacharacters so a prefix matches literally in SCAN MATCH. */
@@ -148,6 +155,8 @@ export class RedisStore implements Store {
   private readonly waitReplicas: number;
   private readonly waitMs: number;
   private closed = false;
+  /** Not on Cluster, where a grant and its family sit in different slots. */
+  readonly refreshInOneStep?: (step: RefreshStep) => Promise<RefreshStepOutcome>;
   /** Rotations answered and not yet confirmed, by grace window (ms): sealed successor key -> presented. */
   private unconfirmed = new Map<string, Map<string, string>>();
   private confirmTimer: NodeJS.Timeout | undefined;
@@ -182,6 +191,8 @@ export class RedisStore implements Store {
     client.defineCommand("mcpgwRotateConfirming", { lua: ROTATE_REFRESH_LUA });
     client.defineCommand("mcpgwConfirmRotation", { numberOfKeys: 1, lua: CONFIRM_ROTATION_LUA });
     client.defineCommand("mcpgwConfirmRotations", { lua: CONFIRM_ROTATIONS_LUA });
+    client.defineCommand("mcpgwRefreshStep", { lua: REFRESH_STEP_LUA });
+    if (!this.cluster) this.refreshInOneStep = (step) => this.refreshStep(step);
   }
 
   /**
@@ -481,11 +492,40 @@ export class RedisStore implements Store {
     return outcome;
   }
 
+  /** A whole plain refresh in one script (REFRESH_STEP_LUA), carrying the confirmations waiting. */
+  private async refreshStep(step: RefreshStep): Promise<RefreshStepOutcome> {
+    const next = this.k(NEXT_NS, nextKey(step.sid));
+    const keys = [
+      this.k(FAMILY_NS, familyKey(step.sid)),
+      next,
+      this.k(ROTATED_NS, rotatedKey(step.sid, step.presented)),
+      this.k(step.grant.ns, step.grant.key),
+      this.k(step.revocation.ns, step.revocation.key),
+    ];
+    const args = refreshStepArgs(step, Date.now());
+    this.takeConfirmations(keys, args);
+    const outcome = parseRefreshStepReply(
+      await this.write(this.scripts.mcpgwRefreshStep(keys.length, ...keys, ...args)),
+    );
+    const graceMs = ttlToMillis(step.graceSeconds);
+    // As for rotateRefresh: the reply is here, the window runs from now.
+    if (outcome.outcome === "rotated" && graceMs !== undefined)
+      this.confirmSoon(next, step.presented, graceMs);
+    return outcome;
+  }
+
   /**
    * The rotation script carrying the confirmations waiting to go out (not on Cluster, where
    * their keys sit in other slots): one command and one write fewer than the batch would be.
    */
   private rotateConfirming(keys: string[], args: string[]): Promise<unknown> {
+    this.takeConfirmations(keys, args);
+    return this.scripts.mcpgwRotateConfirming(keys.length, ...keys, ...args);
+  }
+
+  /** Moves the confirmations waiting to go out onto a script's keys and arguments. */
+  private takeConfirmations(keys: string[], args: string[]): void {
+    if (this.unconfirmed.size === 0) return;
     for (const [grace, batch] of this.unconfirmed) {
       for (const [successor, presented] of batch) {
         keys.push(successor);
@@ -495,7 +535,6 @@ export class RedisStore implements Store {
     this.unconfirmed = new Map();
     clearTimeout(this.confirmTimer);
     this.confirmTimer = undefined;
-    return this.scripts.mcpgwRotateConfirming(keys.length, ...keys, ...args);
   }
 
   private confirmSoon(next: string, presented: string, graceMs: number): void {

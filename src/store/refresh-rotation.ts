@@ -104,7 +104,58 @@ export type RotationOutcome =
   /** No such family, or a token it never issued. Nothing changed. */
   | { outcome: "unknown" };
 
+/**
+ * A whole refresh in one atomic step, where an engine can do it in one command (Redis but
+ * Cluster, where the grant sits in another slot than its family): the reads a refresh decides
+ * on (the family, the grant, the grant's revocation mark), the checks a plain refresh passes,
+ * and the rotation, renewing the grant's lifetime. Anything but the plain case (the
+ * predecessor, a rotated token, a grant gone, revoked or of another client, a liveness
+ * re-check or index renewal due, a scope or audience wider than the grant) is declined with
+ * nothing changed and the reads handed back, so the caller decides it as before (its own
+ * checks, then {@link RefreshRotationStore.rotateRefresh}).
+ */
+export interface RefreshStep {
+  sid: string;
+  presented: string;
+  successor: string;
+  sealedSuccessor?: string;
+  issuedAt: number;
+  /** Lifetime of the family, its rotated mark and the grant, renewed by the rotation. */
+  ttlSeconds: number;
+  graceSeconds: number;
+  /** Where the grant and its revocation mark are (the grant's JSON is read, never rewritten). */
+  grant: { ns: string; key: string };
+  revocation: { ns: string; key: string };
+  /** The client that presented the token: the grant must be its own. */
+  clientId: string;
+  /** The grant's `checked_at` (or `auth_time`), epoch s, must be at least this: no re-check due. */
+  checkedSince: number;
+  /** The grant's `indexed_until`, epoch s, must be at least this: its index entries outlive it. */
+  indexedUntil: number;
+  /** The scope asked for, each of which the grant must hold; undefined = the grant's own. */
+  scope?: string[];
+  /** The audiences asked for, each of which the grant must hold. */
+  resources: string[];
+}
+
+export type RefreshStepOutcome =
+  /** Rotated, and the grant renewed; `grant` is its JSON as read. */
+  | { outcome: "rotated"; grant: Json }
+  /** Not a plain refresh: nothing changed; what was read, for the caller to decide on. */
+  | {
+      outcome: "declined";
+      standing: "current" | "previous" | "rotated";
+      /** When the family's current token was issued, epoch s. */
+      currentIssuedAt: number;
+      grant?: Json;
+      revoked: boolean;
+    }
+  /** No such family, or a token it never issued. Nothing changed. */
+  | { outcome: "unknown" };
+
 /** The atomic operation both engines implement; see {@link RefreshRotation}. */
 export interface RefreshRotationStore {
   rotateRefresh(rotation: RefreshRotation): Promise<RotationOutcome>;
+  /** Where the engine can: {@link RefreshStep}. */
+  readonly refreshInOneStep?: (step: RefreshStep) => Promise<RefreshStepOutcome>;
 }

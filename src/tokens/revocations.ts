@@ -106,7 +106,13 @@ export class Revocations {
   }
 
   async isGrantRevoked(sid: string): Promise<boolean> {
-    return (await this.store.get<Mark>(NS, `sid:${sid}`)) !== undefined;
+    const { ns, key } = this.grantMark(sid);
+    return (await this.store.get<Mark>(ns, key)) !== undefined;
+  }
+
+  /** Where the mark that revokes grant `sid` is stored, for a store step that checks it itself. */
+  grantMark(sid: string): { ns: string; key: string } {
+    return { ns: NS, key: `sid:${sid}` };
   }
 
   /**

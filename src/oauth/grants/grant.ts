@@ -22,9 +22,10 @@ export interface GrantHandler {
   /**
    * Store reads that depend on the form alone, started before the client is authenticated so
    * that both reach the store together (one round trip on Redis). Reads only, never a write:
-   * a request refused at authentication drops the result. handle() gets it as `prepared`.
+   * a request refused at authentication drops the result. handle() gets it as `prepared`;
+   * undefined = nothing to start for this request.
    */
-  prepare?(params: Record<string, string | undefined>): Promise<unknown>;
+  prepare?(params: Record<string, string | undefined>): Promise<unknown> | undefined;
   handle(request: TokenRequest): Promise<TokenResponse>;
 }
 

@@ -13,7 +13,9 @@
  * the request against the grant, then rotate and renew the grant in one atomic store operation.
  * A request refused before the rotation spends nothing; the rotation is the only store write
  * (but for owner index entries, about once per refresh lifetime, written before it), so a failure
- * (store unavailable) leaves the token and the grant as they were.
+ * (store unavailable) leaves the token and the grant as they were. Where the store can (Redis but
+ * Cluster), a plain refresh is all of that in one store step, which declines anything else with
+ * nothing changed and hands back what it read for the steps above (inOneStep).
  */
 import type { AccessDecision, UserIdentity } from "../../idp/idp.js";
 import type { Revocations } from "../../tokens/revocations.js";
@@ -43,14 +45,23 @@ export class RefreshTokenGrant implements GrantHandler {
       checkAccess: (user: UserIdentity) => AccessDecision;
       /** The liveness re-check (liveness.ts), given when the provider last vouched for the user. */
       confirm: (user: UserIdentity, checkedAt: number) => Promise<Confirmation>;
+      /** The earliest `checkedAt` that `confirm` takes as it is, without asking the provider. */
+      freshSince: () => number;
     },
   ) {}
 
   /**
    * The token names its grant, so the family, the grant and its revocation mark are read at
-   * once, and with the client's record (token.ts): one round trip on Redis. Reads only.
+   * once, and with the client's record (token.ts): one round trip on Redis. Reads only. Not
+   * where the store refreshes in one step: that step reads for itself, after the brakes and
+   * client authentication (handle).
    */
-  prepare(params: Record<string, string | undefined>): Promise<RefreshReads> {
+  prepare(params: Record<string, string | undefined>): Promise<RefreshReads> | undefined {
+    if (this.grants.refresh.inOneStep) return undefined;
+    return this.read(params);
+  }
+
+  private read(params: Record<string, string | undefined>): Promise<RefreshReads> {
     const token = params.refresh_token;
     const sid = token === undefined ? undefined : this.grants.refresh.grantOf(token);
     if (token === undefined || sid === undefined) return Promise.resolve(undefined);
@@ -64,7 +75,14 @@ export class RefreshTokenGrant implements GrantHandler {
   async handle({ client, params, resources, prepared }: TokenRequest): Promise<TokenResponse> {
     const token = params.refresh_token;
     if (!token) throw invalidRequest("refresh_token is required");
-    const reads = await ((prepared as Promise<RefreshReads> | undefined) ?? this.prepare(params));
+    let reads: RefreshReads;
+    if (prepared === undefined && this.grants.refresh.inOneStep) {
+      const step = await this.inOneStep(token, client.client_id, params, resources);
+      if (step.outcome === "issued") return step.response;
+      reads = step.reads;
+    } else {
+      reads = await ((prepared as Promise<RefreshReads> | undefined) ?? this.read(params));
+    }
     if (!reads) throw invalidGrant(UNKNOWN);
     const [presented, stored, revoked] = reads;
     if (!presented) throw invalidGrant(UNKNOWN);
@@ -96,6 +114,51 @@ export class RefreshTokenGrant implements GrantHandler {
       case "unknown":
         throw invalidGrant(UNKNOWN);
     }
+  }
+
+  /**
+   * A plain refresh as one store step (RefreshTokens.refreshInOneStep): the store checks what
+   * it holds (the token is current, the grant live and this client's, no liveness re-check or
+   * index renewal due, scope and audience within the grant) and rotates. The allowlist, which
+   * is configuration, is checked here once the grant is known: a user it no longer lets in
+   * loses the grant, the rotation included, as in the two-step path. Anything the step
+   * declines comes back as the reads the two-step path decides on.
+   */
+  private async inOneStep(
+    token: string,
+    clientId: string,
+    params: Record<string, string | undefined>,
+    resources: string[],
+  ): Promise<{ outcome: "issued"; response: TokenResponse } | { outcome: "declined"; reads: RefreshReads }> {
+    const sid = this.grants.refresh.grantOf(token);
+    if (sid === undefined) return { outcome: "declined", reads: undefined };
+    const scope = params.scope === undefined ? undefined : splitScope(params.scope);
+    const step = await this.grants.refreshInOneStep(sid, token, {
+      revocation: this.revocations.grantMark(sid),
+      clientId,
+      checkedSince: this.idp.freshSince(),
+      ...(scope ? { scope } : {}),
+      resources,
+    });
+    if (step.outcome === "unknown") return { outcome: "declined", reads: undefined };
+    if (step.outcome === "declined") {
+      const grant = step.grant as Grant | undefined;
+      return { outcome: "declined", reads: [step.presented, grant, step.revoked] };
+    }
+    const grant = step.grant as unknown as Grant;
+    const access = this.idp.checkAccess(grant.user);
+    if (!access.allowed) {
+      await this.endGrant(grant.sid, "user-not-allowed");
+      throw invalidGrant(`the user is no longer allowed: ${access.reason}`);
+    }
+    const response = await this.issuer.issue({
+      grantType: this.grantType,
+      grant,
+      scope: scope ?? grant.scope,
+      resources: resources.length ? resources : grant.resources,
+      refreshToken: step.token,
+    });
+    return { outcome: "issued", response };
   }
 
   /**
