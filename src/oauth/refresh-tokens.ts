@@ -65,6 +65,8 @@ export type StepResult =
   | { outcome: "rotated"; token: string; grant: Json }
   /** Not a plain refresh; nothing changed: the token's standing, its grant and revocation mark. */
   | { outcome: "declined"; presented: PresentedRefreshToken; grant?: Json; revoked: boolean }
+  /** A brake went past its max (RefreshStep.brakes): nothing but the counts changed. */
+  | { outcome: "braked"; counts: number[] }
   | { outcome: "unknown" };
 
 /** `{sid}.{secret}` -> its parts; undefined for anything else. */

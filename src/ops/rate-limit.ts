@@ -40,6 +40,14 @@ export interface Brake {
   limit: Limit;
 }
 
+/** A count planned but not taken yet (RateLimiter.plan). */
+export interface PlannedCount {
+  /** Keys in RATE_NAMESPACE, each with its TTL and the most it may reach. */
+  counters: Array<{ key: string; ttlSeconds: number; max: number }>;
+  /** What take() would answer for these counts, in counters' order (auditing a brake that trips). */
+  verdict(counts: number[]): Refusal | undefined;
+}
+
 /** A brake that refused: which, and in how many seconds its window ends. */
 export interface Refusal {
   rule: string;
@@ -63,16 +71,35 @@ export class RateLimiter {
    * that first goes past is the one the audit records (once per window, whichever instance).
    */
   async take(brakes: Brake[]): Promise<Refusal | undefined> {
+    const count = this.plan(brakes);
+    return count ? this.takePlanned(count) : undefined;
+  }
+
+  /** Takes a planned count in a store operation of its own. */
+  async takePlanned(count: PlannedCount): Promise<Refusal | undefined> {
+    return count.verdict(await this.store.incrMany(RATE_NAMESPACE, count.counters));
+  }
+
+  /**
+   * {@link take} in two halves, for a store step that increments the counters itself (the
+   * refresh step on Redis): the counters (in RATE_NAMESPACE) with their TTLs and maxes, and the
+   * verdict on the counts that step returns. Undefined when nothing is counted.
+   */
+  plan(brakes: Brake[]): PlannedCount | undefined {
     if (!this.enabled || brakes.length === 0) return undefined;
     const now = this.clock();
-    const counts = await this.count(brakes, now);
-    let refusal: Refusal | undefined;
-    brakes.forEach((brake, i) => {
-      const count = counts[i] as number;
-      if (count === brake.limit.max + 1) this.tripped(brake, now);
-      if (count > brake.limit.max) refusal ??= { rule: brake.rule, retryAfter: retryAfter(brake, now) };
-    });
-    return refusal;
+    return {
+      counters: brakes.map((b) => ({ key: key(b, now), ttlSeconds: ttl(b, now), max: b.limit.max })),
+      verdict: (counts) => {
+        let refusal: Refusal | undefined;
+        brakes.forEach((brake, i) => {
+          const count = Number(counts[i] ?? 0);
+          if (count === brake.limit.max + 1) this.tripped(brake, now);
+          if (count > brake.limit.max) refusal ??= { rule: brake.rule, retryAfter: retryAfter(brake, now) };
+        });
+        return refusal;
+      },
+    };
   }
 
   /** The refusal of the first brake already at its max, counting nothing (the login brake's check). */

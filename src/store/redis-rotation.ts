@@ -28,10 +28,10 @@ import { ttlToMillis } from "./validate.js";
  * Lua: runs the confirmations among KEYS from `firstKey`, each with an ARGV pair from
  * `firstArg`; defines setWithTtl (SET with PX, or without a TTL for '0').
  */
-const confirmations = (firstKey: number, firstArg: number) => `
+const confirmations = (firstKey: number | string, firstArg: number | string) => `
 for i = ${firstKey}, #KEYS do
   local raw = redis.call('GET', KEYS[i])
-  local j = ${firstArg} + (i - ${firstKey}) * 2
+  local j = ${firstArg} + (i - (${firstKey})) * 2
   if raw and cjson.decode(raw)['for'] == ARGV[j] then redis.call('PEXPIRE', KEYS[i], ARGV[j + 1]) end
 end
 local function setWithTtl(key, value, ms)
@@ -106,17 +106,30 @@ return {'unknown'}`;
  * A whole plain refresh in one script (refresh-rotation.ts RefreshStep), for Redis but Cluster.
  *
  * KEYS: family, sealed successor, rotated mark of the presented token, the grant, the grant's
- *       revocation mark, then the sealed successors of earlier rotations to confirm.
+ *       revocation mark, then n brake counters, then the sealed successors of earlier
+ *       rotations to confirm.
  * ARGV: 1-7 as ROTATE_REFRESH_LUA's (presented, successor, sealed, issued_at, now, TTL, window
  *       TTL), then the client id, the earliest fresh `checked_at` (s), the earliest acceptable
  *       `indexed_until` (s), the scope asked for as a JSON array ('' = the grant's), the
- *       audiences asked for as a JSON array, then each confirmation's presented hash and grace.
+ *       audiences asked for as a JSON array, n, each counter's TTL (ms, '0' = none) and max,
+ *       then each confirmation's presented hash and grace.
  *
- * Declined: `{'declined', standing, current issued_at, revoked (0/1), grant JSON or ''}`, with
- * nothing written but the confirmations. Rotated: `{'rotated', grant JSON}`, the grant's TTL
- * renewed as the family's (its JSON is not rewritten: a plain refresh changes nothing in it).
+ * Braked: `{'braked', count, …}`, only the counters changed (and the confirmations). Declined:
+ * `{'declined', standing, current issued_at, revoked (0/1), grant JSON or ''}`, nothing else
+ * written. Rotated: `{'rotated', grant JSON}`, the grant's TTL renewed as the family's (its
+ * JSON is not rewritten: a plain refresh changes nothing in it).
  */
-export const REFRESH_STEP_LUA = `${confirmations(6, 13)}
+export const REFRESH_STEP_LUA = `local n = tonumber(ARGV[13])${confirmations("6 + n", "14 + 2 * n")}
+local counts = {'braked'}
+local over = false
+for i = 1, n do
+  local key, ms = KEYS[5 + i], ARGV[12 + 2 * i]
+  local count = redis.call('INCR', key)
+  if tonumber(ms) > 0 and redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, ms) end
+  counts[i + 1] = count
+  if count > tonumber(ARGV[13 + 2 * i]) then over = true end
+end
+if over then return counts end
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {'unknown'} end
 local family = cjson.decode(raw)
@@ -191,7 +204,7 @@ export function rotateRefreshArgs(
   ];
 }
 
-/** REFRESH_STEP_LUA's arguments, in order, before the confirmations. */
+/** REFRESH_STEP_LUA's arguments, in order, before the confirmations (its keys: redis.ts). */
 export function refreshStepArgs(step: RefreshStep, now: number): string[] {
   const ttl = String(ttlToMillis(step.ttlSeconds) ?? 0);
   return [
@@ -207,12 +220,15 @@ export function refreshStepArgs(step: RefreshStep, now: number): string[] {
     String(step.indexedUntil),
     step.scope === undefined ? "" : JSON.stringify(step.scope),
     JSON.stringify(step.resources),
+    String(step.brakes?.counters.length ?? 0),
+    ...(step.brakes?.counters ?? []).flatMap((c) => [String(ttlToMillis(c.ttlSeconds) ?? 0), String(c.max)]),
   ];
 }
 
 export function parseRefreshStepReply(reply: unknown): RefreshStepOutcome {
   const [outcome, ...rest] = Array.isArray(reply) ? (reply as unknown[]) : [];
   if (outcome === "unknown") return { outcome };
+  if (outcome === "braked") return { outcome, counts: rest.map(Number) };
   if (outcome === "rotated" && typeof rest[0] === "string")
     return { outcome, grant: JSON.parse(rest[0]) as Json };
   if (outcome === "declined") {

@@ -501,6 +501,7 @@ export class RedisStore implements Store {
       this.k(ROTATED_NS, rotatedKey(step.sid, step.presented)),
       this.k(step.grant.ns, step.grant.key),
       this.k(step.revocation.ns, step.revocation.key),
+      ...(step.brakes?.counters ?? []).map((c) => this.k(step.brakes?.ns as string, c.key)),
     ];
     const args = refreshStepArgs(step, Date.now());
     this.takeConfirmations(keys, args);

@@ -136,6 +136,11 @@ export interface RefreshStep {
   scope?: string[];
   /** The audiences asked for, each of which the grant must hold. */
   resources: string[];
+  /**
+   * Abuse-brake counters to increment first (Store.incrMany's semantics: the TTL set when a
+   * counter has none); past any one's max the step declines as "braked", nothing else done.
+   */
+  brakes?: { ns: string; counters: Array<{ key: string; ttlSeconds: number; max: number }> };
 }
 
 export type RefreshStepOutcome =
@@ -150,6 +155,8 @@ export type RefreshStepOutcome =
       grant?: Json;
       revoked: boolean;
     }
+  /** A brake counter went past its max: only the counters changed; their counts, in order. */
+  | { outcome: "braked"; counts: number[] }
   /** No such family, or a token it never issued. Nothing changed. */
   | { outcome: "unknown" };
 

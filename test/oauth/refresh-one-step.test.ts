@@ -8,9 +8,15 @@
 import { createHash } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hashSecret } from "../../src/crypto/secrets.js";
 import { LocalUsers } from "../../src/idp/local.js";
 import type { Grant } from "../../src/oauth/grant-store.js";
-import { REFRESH_STEP_LUA, ROTATE_REFRESH_LUA } from "../../src/store/redis-rotation.js";
+import {
+  CONFIRM_ROTATION_LUA,
+  CONFIRM_ROTATIONS_LUA,
+  REFRESH_STEP_LUA,
+  ROTATE_REFRESH_LUA,
+} from "../../src/store/redis-rotation.js";
 import { FAMILY_NS, familyKey } from "../../src/store/refresh-rotation.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { type RegisteredClient, registerClient } from "../support/oauth-client.js";
@@ -19,7 +25,13 @@ import { addLocalUser, LOGIN, obtainTokens, refresh, SERVICES, STORES } from "./
 import { SEALING } from "./rotation-scenarios.js";
 
 const sha1 = (text: string) => createHash("sha1").update(text).digest("hex");
-const SCRIPTS = { step: sha1(REFRESH_STEP_LUA), rotate: sha1(ROTATE_REFRESH_LUA) };
+const SCRIPTS = {
+  step: sha1(REFRESH_STEP_LUA),
+  rotate: sha1(ROTATE_REFRESH_LUA),
+  confirm: [sha1(CONFIRM_ROTATION_LUA), sha1(CONFIRM_ROTATIONS_LUA)],
+};
+/** Confirmations sent on their own (a 2 ms batch) when no rotation came to carry them. */
+const CONFIRM_ONLY = "cjson.decode(raw)['for']";
 const STEP_ONLY = "local function holds(asked, held)";
 const ROTATE_ONLY = "local function alongside()";
 for (const [text, line] of [
@@ -37,6 +49,62 @@ const REFRESH_TTL = 3600;
 type Answer = { status: number; body: Record<string, unknown> };
 const outcome = (r: Answer) => `${r.status} ${r.body.error ?? ""}`.trim();
 const sidOf = (token: string) => token.slice(0, token.indexOf("."));
+
+/** A command the gateway sent while `monitored` watched: its name, which script (if one), from Lua or not. */
+interface Seen {
+  name: string;
+  script?: "step" | "rotate" | "confirm" | "other";
+  lua: boolean;
+  key: string;
+}
+
+/**
+ * Runs `request` with MONITOR on: every command the gateway sent meanwhile. A marker sent after
+ * the answer shows every command of the request has been streamed.
+ */
+async function monitored<T>(
+  url: string,
+  request: () => Promise<T>,
+): Promise<{ answer: T; commands: Seen[] }> {
+  const monitorClient = new Redis(url);
+  // Connected (its ready check sent) before MONITOR starts: only the gateway's commands are seen.
+  const probe = new Redis(url);
+  await probe.ping();
+  const marker = `refresh-one-step-${Date.now()}-${Math.random()}`;
+  const commands: Seen[] = [];
+  let seen: () => void = () => {};
+  const markerSeen = new Promise<void>((resolve) => {
+    seen = resolve;
+  });
+  const monitor = await monitorClient.monitor();
+  monitor.on("monitor", (_time: string, args: string[], source: string) => {
+    const [rawName, first] = args.map(String);
+    const name = (rawName ?? "").toLowerCase();
+    if (name === "echo" && first === marker) return seen();
+    if (name === "monitor" || name === "echo") return;
+    // EVALSHA, or EVAL with the script's text the first time (ioredis on NOSCRIPT; MONITOR
+    // shows that text escaped, so it is told by a line only that script has).
+    let script: Seen["script"];
+    if (name === "evalsha" || name === "eval") {
+      const text = first ?? "";
+      if (text === SCRIPTS.step || text.includes(STEP_ONLY)) script = "step";
+      else if (text === SCRIPTS.rotate || text.includes(ROTATE_ONLY)) script = "rotate";
+      else if (SCRIPTS.confirm.includes(text) || text.includes(CONFIRM_ONLY)) script = "confirm";
+      else script = "other";
+    }
+    commands.push({ name, ...(script ? { script } : {}), lua: source.includes("lua"), key: first ?? "" });
+  });
+  try {
+    const answer = await request();
+    await probe.echo(marker);
+    await markerSeen;
+    return { answer, commands };
+  } finally {
+    probe.disconnect();
+    monitor.disconnect();
+    monitorClient.disconnect();
+  }
+}
 
 describe.each(STORES)("a refresh on $name, branch by branch", ({ redis: useRedis }) => {
   let redis: TestRedis | undefined;
@@ -63,44 +131,14 @@ describe.each(STORES)("a refresh on $name, branch by branch", ({ redis: useRedis
     if (useRedis && !redis) ctx.skip();
   };
 
-  /**
-   * Runs `request` and, on Redis, counts the refresh scripts it ran (MONITOR; a marker sent
-   * after the answer shows every command of the request has been streamed).
-   */
+  /** Runs `request` and, on Redis, counts the refresh scripts it ran. */
   async function scriptsOf<T>(
     request: () => Promise<T>,
   ): Promise<{ answer: T; step?: number; rotate?: number }> {
     if (!redis) return { answer: await request() };
-    const monitorClient = new Redis(redis.url);
-    const marker = `refresh-one-step-${Date.now()}-${Math.random()}`;
-    const counts = { step: 0, rotate: 0 };
-    let seen: () => void = () => {};
-    const markerSeen = new Promise<void>((resolve) => {
-      seen = resolve;
-    });
-    const monitor = await monitorClient.monitor();
-    monitor.on("monitor", (_time: string, args: string[]) => {
-      const [name, first] = args.map(String);
-      if (name?.toLowerCase() === "echo" && first === marker) seen();
-      // EVALSHA, or EVAL with the script's text the first time (ioredis on NOSCRIPT; MONITOR
-      // shows that text escaped, so it is told by a line only that script has).
-      const command = name?.toLowerCase();
-      const script = command === "evalsha" ? first : command === "eval" ? (first ?? "") : undefined;
-      if (script === undefined) return;
-      if (script === SCRIPTS.step || script.includes(STEP_ONLY)) counts.step++;
-      if (script === SCRIPTS.rotate || script.includes(ROTATE_ONLY)) counts.rotate++;
-    });
-    try {
-      const answer = await request();
-      const probe = new Redis(redis.url);
-      await probe.echo(marker);
-      probe.disconnect();
-      await markerSeen;
-      return { answer, ...counts };
-    } finally {
-      monitor.disconnect();
-      monitorClient.disconnect();
-    }
+    const { answer, commands } = await monitored(redis.url, request);
+    const count = (name: string) => commands.filter((c) => c.script === name).length;
+    return { answer, step: count("step"), rotate: count("rotate") };
   }
 
   /** On Redis: the scripts a request ran were exactly these. */
@@ -292,5 +330,70 @@ describe.each(STORES)("a refresh on $name, branch by branch", ({ redis: useRedis
     }
     // None of them touched the real token.
     expect(outcome(await refresh(gw, client, token))).toBe("200");
+  });
+});
+
+describe.each(STORES)("the token brake on a refresh, on $name", ({ redis: useRedis }) => {
+  const MAX = 6;
+  let redis: TestRedis | undefined;
+  let gw: RunningGateway;
+
+  beforeAll(async () => {
+    if (useRedis) {
+      redis = await startRedis();
+      if (!redis) return;
+    }
+    gw = await startFullGateway(
+      {
+        ...SERVICES,
+        ...SEALING,
+        rate_limits: {
+          token: { per_client: { max: MAX, window: "1h" }, per_address: { max: 10_000, window: "1h" } },
+        },
+      },
+      { redisUrl: redis?.url },
+    );
+    await addLocalUser(gw);
+  });
+  afterAll(async () => {
+    await gw?.close({ wipe: true });
+    await redis?.stop();
+  });
+
+  it("counts each request once, inside the step on Redis; past the max 429, the token unspent", async (ctx) => {
+    if (useRedis && !redis) ctx.skip();
+    const client = await registerClient(gw.url);
+    // The code's redemption is the client's first count (a command of its own).
+    let token = (await obtainTokens(gw, client)).refresh_token;
+    const answers: string[] = [];
+    for (let i = 0; i < MAX; i++) {
+      const watched = redis
+        ? await monitored(redis.url, () => refresh(gw, client, token))
+        : { answer: await refresh(gw, client, token), commands: [] };
+      answers.push(outcome(watched.answer));
+      if (watched.answer.status !== 200) break;
+      token = watched.answer.body.refresh_token as string;
+      if (redis) {
+        // One script from the gateway, the counting inside it: no counting command of its own
+        // (a client record read the first time, and a confirmation batch, may come along).
+        const top = watched.commands.filter((c) => !c.lua);
+        expect(top.filter((c) => c.script && c.script !== "confirm").map((c) => c.script)).toEqual(["step"]);
+        expect(top.filter((c) => c.name === "incr")).toEqual([]);
+        expect(watched.commands.filter((c) => c.lua && c.name === "incr")).toHaveLength(2);
+      }
+    }
+    expect(answers).toEqual([...Array(MAX - 1).fill("200"), "429 temporarily_unavailable"]);
+    // Refused before the rotation: the token presented is still the family's current one.
+    const family = (await gw.store.get(FAMILY_NS, familyKey(sidOf(token)))) as { current: string };
+    expect(family.current).toBe(hashSecret(token));
+    // Past the max the refusal is the answer whatever the token: unknown, malformed, missing.
+    for (const extra of [
+      { refresh_token: `${sidOf(token)}.${"A".repeat(43)}` },
+      { refresh_token: "no-dot-at-all" },
+      { refresh_token: "" },
+    ]) {
+      const res = await refresh(gw, client, token, extra);
+      expect(outcome(res)).toBe("429 temporarily_unavailable");
+    }
   });
 });

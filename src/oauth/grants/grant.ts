@@ -12,6 +12,31 @@ export interface TokenRequest {
   resources: string[];
   /** What the handler's prepare() started for this request, if it has one. */
   prepared?: Promise<unknown>;
+  /** The request's brakes, when they are left to the handler (GrantHandler.countsBrakes). */
+  brakes?: TokenBrakes;
+}
+
+/**
+ * The /token abuse brakes of one request (http/brakes.ts), counted exactly once: by count(), or
+ * inside a store step a handler hands them to (forStep). Their refusal (429) is the answer
+ * before anything the request would change.
+ */
+export interface TokenBrakes {
+  /** Counts now in a store command of its own, unless counted already; rejects with the refusal. */
+  count(): Promise<void>;
+  /**
+   * The count for a store step to take itself (undefined when counted already, or when nothing
+   * is counted); from then on count() counts nothing. The step's counts go to `verdict`, which
+   * throws the refusal.
+   */
+  forStep(): StepCount | undefined;
+}
+
+export interface StepCount {
+  /** The counters' namespace, keys, TTLs and maxes: the step declines past a max. */
+  ns: string;
+  counters: Array<{ key: string; ttlSeconds: number; max: number }>;
+  verdict(counts: number[]): void;
 }
 
 /** Ends a grant: revokes every token issued from it and forgets it; the reason goes to the audit log. */
@@ -26,6 +51,12 @@ export interface GrantHandler {
    * undefined = nothing to start for this request.
    */
   prepare?(params: Record<string, string | undefined>): Promise<unknown> | undefined;
+  /**
+   * True when this handler counts the brakes itself, inside its own store step (TokenRequest
+   * brakes), for requests whose client authenticates without writing anything: the count then
+   * needs no command of its own. Asked per request.
+   */
+  countsBrakes?(params: Record<string, string | undefined>): boolean;
   handle(request: TokenRequest): Promise<TokenResponse>;
 }
 

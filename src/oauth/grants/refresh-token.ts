@@ -24,7 +24,13 @@ import type { Grant, GrantStore } from "../grant-store.js";
 import type { TokenIssuer, TokenResponse } from "../issuer.js";
 import type { Confirmation } from "../liveness.js";
 import type { PresentedRefreshToken } from "../refresh-tokens.js";
-import { type EndGrant, type GrantHandler, splitScope, type TokenRequest } from "./grant.js";
+import {
+  type EndGrant,
+  type GrantHandler,
+  splitScope,
+  type TokenBrakes,
+  type TokenRequest,
+} from "./grant.js";
 
 const REUSED = "the refresh token was already used; the grant is revoked";
 
@@ -61,6 +67,11 @@ export class RefreshTokenGrant implements GrantHandler {
     return this.read(params);
   }
 
+  /** On a store that refreshes in one step, the brakes are counted inside it (TokenBrakes). */
+  countsBrakes(): boolean {
+    return this.grants.refresh.inOneStep;
+  }
+
   private read(params: Record<string, string | undefined>): Promise<RefreshReads> {
     const token = params.refresh_token;
     const sid = token === undefined ? undefined : this.grants.refresh.grantOf(token);
@@ -72,12 +83,12 @@ export class RefreshTokenGrant implements GrantHandler {
     ]);
   }
 
-  async handle({ client, params, resources, prepared }: TokenRequest): Promise<TokenResponse> {
+  async handle({ client, params, resources, prepared, brakes }: TokenRequest): Promise<TokenResponse> {
     const token = params.refresh_token;
     if (!token) throw invalidRequest("refresh_token is required");
     let reads: RefreshReads;
     if (prepared === undefined && this.grants.refresh.inOneStep) {
-      const step = await this.inOneStep(token, client.client_id, params, resources);
+      const step = await this.inOneStep(token, client.client_id, params, resources, brakes);
       if (step.outcome === "issued") return step.response;
       reads = step.reads;
     } else {
@@ -129,17 +140,25 @@ export class RefreshTokenGrant implements GrantHandler {
     clientId: string,
     params: Record<string, string | undefined>,
     resources: string[],
+    /** Given when this step is to count them (TokenEndpoint); not reached, the endpoint counts. */
+    brakes: TokenBrakes | undefined,
   ): Promise<{ outcome: "issued"; response: TokenResponse } | { outcome: "declined"; reads: RefreshReads }> {
     const sid = this.grants.refresh.grantOf(token);
     if (sid === undefined) return { outcome: "declined", reads: undefined };
     const scope = params.scope === undefined ? undefined : splitScope(params.scope);
+    const count = brakes?.forStep();
     const step = await this.grants.refreshInOneStep(sid, token, {
       revocation: this.revocations.grantMark(sid),
       clientId,
       checkedSince: this.idp.freshSince(),
       ...(scope ? { scope } : {}),
       resources,
+      ...(count ? { brakes: { ns: count.ns, counters: count.counters } } : {}),
     });
+    if (step.outcome === "braked") {
+      count?.verdict(step.counts);
+      throw new Error("the refresh step refused a count its brakes admit");
+    }
     if (step.outcome === "unknown") return { outcome: "declined", reads: undefined };
     if (step.outcome === "declined") {
       const grant = step.grant as Grant | undefined;

@@ -8,16 +8,25 @@
  * lives in the login handler (LoginThrottle).
  */
 import type { FastifyRequest } from "fastify";
-import { addressSubject, type Brake, RateLimiter, type Refusal } from "../../ops/rate-limit.js";
+import {
+  addressSubject,
+  type Brake,
+  type PlannedCount,
+  RATE_NAMESPACE,
+  RateLimiter,
+  type Refusal,
+} from "../../ops/rate-limit.js";
 import { readCredentials } from "../client-auth.js";
 import { DeviceEntryThrottle } from "../device-throttle.js";
 import { OAuthError } from "../errors.js";
+import type { TokenBrakes } from "../grants/grant.js";
 import { LoginThrottle } from "../login-throttle.js";
 import type { AuthorizationServer } from "../server.js";
 
 export interface RouteBrakes {
   register(request: FastifyRequest): Promise<void>;
-  token(request: FastifyRequest): Promise<void>;
+  /** Not counted yet: the token endpoint counts them (TokenBrakes). */
+  token(request: FastifyRequest): TokenBrakes;
   authorize(request: FastifyRequest): Promise<void>;
   deviceAuthorization(request: FastifyRequest): Promise<void>;
   login: LoginThrottle;
@@ -67,7 +76,7 @@ export function routeBrakes(as: AuthorizationServer): RouteBrakes {
       ]);
       if (refusal) throw refused(refusal, "too many client registrations from this address");
     },
-    async token(request) {
+    token(request) {
       const brakes = [perAddress("token.per_address", request, limits.token.per_address)];
       const clientId = namedClient(request);
       if (clientId)
@@ -76,14 +85,32 @@ export function routeBrakes(as: AuthorizationServer): RouteBrakes {
           subject: { client_id: clientId },
           limit: limits.token.per_client,
         });
-      const refusal = await limiter.take(brakes);
-      if (refusal)
-        throw refused(
-          refusal,
-          refusal.rule === "token.per_client"
-            ? "too many token requests for this client"
-            : "too many token requests from this address",
-        );
+      const planned = limiter.plan(brakes);
+      const refuse = (refusal: Refusal | undefined) => {
+        if (refusal)
+          throw refused(
+            refusal,
+            refusal.rule === "token.per_client"
+              ? "too many token requests for this client"
+              : "too many token requests from this address",
+          );
+      };
+      let counted: Promise<void> | undefined = planned ? undefined : Promise.resolve();
+      return {
+        count() {
+          counted ??= limiter.takePlanned(planned as PlannedCount).then(refuse);
+          return counted;
+        },
+        forStep() {
+          if (counted || !planned) return undefined;
+          counted = Promise.resolve();
+          return {
+            ns: RATE_NAMESPACE,
+            counters: planned.counters,
+            verdict: (counts) => refuse(planned.verdict(counts)),
+          };
+        },
+      };
     },
     async authorize(request) {
       const refusal = await limiter.take([

@@ -114,18 +114,18 @@ export async function registerEndpoints(app: FastifyInstance, as: AuthorizationS
     return reply.code(204).send();
   });
 
-  // The brakes are counted here rather than in a preHandler, so that their count and the grant's
-  // reads reach the store together (TokenEndpoint.handle); their verdict still comes first.
+  // The brakes are counted by the token endpoint rather than in a preHandler, so that their count
+  // travels with the grant's store work (TokenEndpoint.handle); their verdict still comes first.
   app.post("/token", limits, async (request, reply) => {
-    const admitted = brake.token(request);
+    const brakes = brake.token(request);
     let form: Record<string, unknown>;
     try {
       form = requireForm(request);
     } catch (err) {
-      await admitted;
+      await brakes.count();
       throw err;
     }
-    const tokens = await as.tokenEndpoint.handle(form, request.headers.authorization, admitted);
+    const tokens = await as.tokenEndpoint.handle(form, request.headers.authorization, brakes);
     return reply.headers(NO_STORE).send(tokens);
   });
   app.post(
