@@ -5,8 +5,9 @@
  * reference) and on a real redis-server, with the same answers; on Redis, MONITOR shows which
  * scripts ran, so a branch cannot pass by taking the other path.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashSecret } from "../../src/crypto/secrets.js";
 import { LocalUsers } from "../../src/idp/local.js";
@@ -19,9 +20,14 @@ import {
 } from "../../src/store/redis-rotation.js";
 import { FAMILY_NS, familyKey } from "../../src/store/refresh-rotation.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
-import { type RegisteredClient, registerClient } from "../support/oauth-client.js";
+import {
+  REDIRECT_URI,
+  type RegisteredClient,
+  registerClient,
+  tokenRequest,
+} from "../support/oauth-client.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
-import { addLocalUser, LOGIN, obtainTokens, refresh, SERVICES, STORES } from "./helpers.js";
+import { addLocalUser, LOGIN, obtainCode, obtainTokens, refresh, SERVICES, STORES } from "./helpers.js";
 import { SEALING } from "./rotation-scenarios.js";
 
 const sha1 = (text: string) => createHash("sha1").update(text).digest("hex");
@@ -394,6 +400,59 @@ describe.each(STORES)("the token brake on a refresh, on $name", ({ redis: useRed
     ]) {
       const res = await refresh(gw, client, token, extra);
       expect(outcome(res)).toBe("429 temporarily_unavailable");
+    }
+  });
+
+  it("a private_key_jwt client: its count is a command of its own, before the assertion's jti is recorded", async (ctx) => {
+    if (useRedis && !redis) ctx.skip();
+    const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
+    const client = await registerClient(gw.url, {
+      token_endpoint_auth_method: "private_key_jwt",
+      token_endpoint_auth_signing_alg: "ES256",
+      jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256", use: "sig" }] },
+    });
+    const signed = async () => ({
+      client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+      client_assertion: await new SignJWT({ jti: randomUUID() })
+        .setProtectedHeader({ alg: "ES256", kid: "k1" })
+        .setIssuer(client.client_id)
+        .setSubject(client.client_id)
+        .setAudience(`${gw.url}/token`)
+        .setIssuedAt()
+        .setExpirationTime("60s")
+        .sign(privateKey),
+    });
+    const { code, verifier } = await obtainCode(gw, client);
+    const tokens = await tokenRequest(gw.url, {
+      grant_type: "authorization_code",
+      code,
+      code_verifier: verifier,
+      redirect_uri: REDIRECT_URI,
+      ...(await signed()),
+    });
+    expect(tokens.status).toBe(200);
+    const form = {
+      grant_type: "refresh_token",
+      refresh_token: tokens.body.refresh_token as string,
+      ...(await signed()),
+    };
+    const watched = redis
+      ? await monitored(redis.url, () => tokenRequest(gw.url, form))
+      : { answer: await tokenRequest(gw.url, form), commands: [] };
+    expect(outcome(watched.answer)).toBe("200");
+    if (redis) {
+      const top = watched.commands.filter((c) => !c.lua && c.script !== "confirm");
+      const at = (test: (c: Seen) => boolean) => top.findIndex(test);
+      const brakes = at((c) => c.script === "other");
+      const jti = at((c) => c.name === "set" && c.key.includes(":assertion"));
+      const step = at((c) => c.script === "step");
+      // The brakes' own script, then the jti's write, then the refresh step (without counters).
+      expect({ brakes: brakes >= 0, jti: jti > brakes, step: step > jti }).toEqual({
+        brakes: true,
+        jti: true,
+        step: true,
+      });
+      expect(top.filter((c) => c.script === "step")).toHaveLength(1);
     }
   });
 });
