@@ -69,13 +69,16 @@ export type StepResult =
   | { outcome: "braked"; counts: number[] }
   | { outcome: "unknown" };
 
+/** Whether `token` has the shape `{sid}.{secret}` (which says nothing of whether it was issued). */
+function wellFormed(token: string): boolean {
+  const dot = token.indexOf(".");
+  return dot > 0 && token.length - dot >= 32 && isValidSid(token.slice(0, dot));
+}
+
 /** `{sid}.{secret}` -> its parts; undefined for anything else. */
 function parse(token: string): { sid: string; hash: string } | undefined {
-  const dot = token.indexOf(".");
-  if (dot <= 0) return undefined;
-  const sid = token.slice(0, dot);
-  if (!isValidSid(sid) || token.length - dot < 32) return undefined;
-  return { sid, hash: hashSecret(token) };
+  if (!wellFormed(token)) return undefined;
+  return { sid: token.slice(0, token.indexOf(".")), hash: hashSecret(token) };
 }
 
 /** Associated data of a sealed successor: valid only as the successor of that token of that grant. */
@@ -97,6 +100,11 @@ export class RefreshTokens {
     const family: RefreshFamily = { current: hashSecret(token), issued_at: Math.floor(Date.now() / 1000) };
     await this.store.put(FAMILY_NS, familyKey(sid), family as never, this.options.ttlSeconds);
     return token;
+  }
+
+  /** Whether `token` has a refresh token's shape: what a store step is sent for. */
+  wellFormed(token: string): boolean {
+    return wellFormed(token);
   }
 
   /**

@@ -180,6 +180,7 @@ export class AuthorizationServer {
       ],
       this.clientAuth,
       (client) => this.clients.markUsed(client),
+      (clientId) => this.documents?.isDocumentUrl(clientId) ?? false,
     );
     const endpointDeps = {
       keys,

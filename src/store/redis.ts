@@ -234,11 +234,12 @@ export class RedisStore implements Store {
    * every write here tolerates (a retried registration is a second client, a retried rotation
    * is answered from the grace window).
    */
-  private async write<T>(reply: Promise<T>): Promise<T> {
+  private async write<T>(reply: Promise<T>, wrote: (result: T) => boolean = () => true): Promise<T> {
     if (this.waitReplicas === 0) return this.call(reply);
     const acks = (this.client as Redis).wait(this.waitReplicas, this.waitMs);
     const [result, replicas] = await this.call(Promise.all([reply, acks]));
-    if (replicas < this.waitReplicas)
+    // `wrote`: whether this result is a write to hold to the replicas (a script may not write).
+    if (replicas < this.waitReplicas && wrote(result))
       throw new StoreUnavailableError(
         `only ${replicas} of ${this.waitReplicas} Redis replicas confirmed a write within ${this.waitMs} ms`,
         { retryAfterSeconds: 1 },
@@ -504,10 +505,19 @@ export class RedisStore implements Store {
       ...(step.brakes?.counters ?? []).map((c) => this.k(step.brakes?.ns as string, c.key)),
     ];
     const args = refreshStepArgs(step, Date.now());
-    this.takeConfirmations(keys, args);
-    const outcome = parseRefreshStepReply(
-      await this.write(this.scripts.mcpgwRefreshStep(keys.length, ...keys, ...args)),
-    );
+    const taken = this.takeConfirmations(keys, args);
+    let reply: unknown;
+    try {
+      // Held to the replicas only when it rotated: a brake count is not (incr), nor a read.
+      reply = await this.write(
+        this.scripts.mcpgwRefreshStep(keys.length, ...keys, ...args),
+        (result) => parseRefreshStepReply(result).outcome === "rotated",
+      );
+    } catch (err) {
+      this.restoreConfirmations(taken);
+      throw err;
+    }
+    const outcome = parseRefreshStepReply(reply);
     const graceMs = ttlToMillis(step.graceSeconds);
     // As for rotateRefresh: the reply is here, the window runs from now.
     if (outcome.outcome === "rotated" && graceMs !== undefined)
@@ -520,14 +530,21 @@ export class RedisStore implements Store {
    * their keys sit in other slots): one command and one write fewer than the batch would be.
    */
   private rotateConfirming(keys: string[], args: string[]): Promise<unknown> {
-    this.takeConfirmations(keys, args);
-    return this.scripts.mcpgwRotateConfirming(keys.length, ...keys, ...args);
+    const taken = this.takeConfirmations(keys, args);
+    return this.scripts.mcpgwRotateConfirming(keys.length, ...keys, ...args).catch((err: unknown) => {
+      this.restoreConfirmations(taken);
+      throw err;
+    });
   }
 
-  /** Moves the confirmations waiting to go out onto a script's keys and arguments. */
-  private takeConfirmations(keys: string[], args: string[]): void {
-    if (this.unconfirmed.size === 0) return;
-    for (const [grace, batch] of this.unconfirmed) {
+  /**
+   * Moves the confirmations waiting to go out onto a script's keys and arguments; returns them,
+   * for restoreConfirmations if that script fails.
+   */
+  private takeConfirmations(keys: string[], args: string[]): Map<string, Map<string, string>> {
+    const taken = this.unconfirmed;
+    if (taken.size === 0) return taken;
+    for (const [grace, batch] of taken) {
       for (const [successor, presented] of batch) {
         keys.push(successor);
         args.push(presented, grace);
@@ -536,6 +553,21 @@ export class RedisStore implements Store {
     this.unconfirmed = new Map();
     clearTimeout(this.confirmTimer);
     this.confirmTimer = undefined;
+    return taken;
+  }
+
+  /**
+   * Confirmations a failed script carried go out again (with the next script, or on their own):
+   * harmless if that script did run them, as each changes only a successor still recorded for
+   * the token it names; lost, their successors would stay answerable for the family's lifetime.
+   */
+  private restoreConfirmations(taken: Map<string, Map<string, string>>): void {
+    for (const [grace, batch] of taken)
+      for (const [successor, presented] of batch) {
+        // A rotation of the same family since then has its own, newer confirmation waiting.
+        if (!this.unconfirmed.get(grace)?.has(successor))
+          this.confirmSoon(successor, presented, Number(grace));
+      }
   }
 
   private confirmSoon(next: string, presented: string, graceMs: number): void {

@@ -6,6 +6,8 @@
  * scripts ran, so a branch cannot pass by taking the other path.
  */
 import { createHash, randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -403,6 +405,17 @@ describe.each(STORES)("the token brake on a refresh, on $name", ({ redis: useRed
     }
   });
 
+  it("a malformed token naming a real grant is counted like any other request", async (ctx) => {
+    if (useRedis && !redis) ctx.skip();
+    const client = await registerClient(gw.url);
+    const { refresh_token: token } = await obtainTokens(gw, client);
+    // Too short a secret: no store step is sent for it, so the endpoint must count it itself.
+    const malformed = `${sidOf(token)}.short`;
+    const answers: string[] = [];
+    for (let i = 0; i < MAX; i++) answers.push(outcome(await refresh(gw, client, malformed)));
+    expect(answers).toEqual([...Array(MAX - 1).fill("400 invalid_grant"), "429 temporarily_unavailable"]);
+  });
+
   it("a private_key_jwt client: its count is a command of its own, before the assertion's jti is recorded", async (ctx) => {
     if (useRedis && !redis) ctx.skip();
     const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
@@ -456,3 +469,60 @@ describe.each(STORES)("the token brake on a refresh, on $name", ({ redis: useRed
     }
   });
 });
+
+describe.each(STORES)(
+  "the token brake before a client metadata document is fetched, on $name",
+  ({ redis: useRedis }) => {
+    const MAX = 3;
+    let redis: TestRedis | undefined;
+    let gw: RunningGateway;
+    let docs: Server;
+    let docBase: string;
+    let fetches = 0;
+
+    beforeAll(async () => {
+      if (useRedis) {
+        redis = await startRedis();
+        if (!redis) return;
+      }
+      docs = createServer((_req, res) => {
+        fetches++;
+        res.writeHead(404).end();
+      });
+      await new Promise<void>((resolve) => docs.listen(0, "127.0.0.1", resolve));
+      docBase = `http://127.0.0.1:${(docs.address() as AddressInfo).port}`;
+      gw = await startFullGateway(
+        {
+          ...SEALING,
+          cimd: { allow_private_addresses: true },
+          rate_limits: {
+            token: { per_client: { max: 10_000, window: "1h" }, per_address: { max: MAX, window: "1h" } },
+          },
+        },
+        { redisUrl: redis?.url },
+      );
+    });
+    afterAll(async () => {
+      await gw?.close({ wipe: true });
+      await redis?.stop();
+      if (docs) await new Promise((resolve) => docs.close(resolve));
+    });
+
+    it("past the address's max a refresh naming a document URL is refused without fetching it", async (ctx) => {
+      if (useRedis && !redis) ctx.skip();
+      const attempt = (i: number) =>
+        tokenRequest(gw.url, {
+          grant_type: "refresh_token",
+          client_id: `${docBase}/clients/${i}.json`,
+          refresh_token: `nosuchgrant.${"A".repeat(43)}`,
+        });
+      for (let i = 0; i < MAX; i++) expect((await attempt(i)).status).not.toBe(429);
+      const fetched = fetches;
+      expect(fetched).toBeGreaterThan(0);
+      for (let i = MAX; i < MAX + 3; i++)
+        expect(outcome(await attempt(i))).toBe("429 temporarily_unavailable");
+      // The brake answered first: nothing was asked of the documents' server.
+      expect(fetches).toBe(fetched);
+    });
+  },
+);

@@ -144,7 +144,9 @@ export class RefreshTokenGrant implements GrantHandler {
     brakes: TokenBrakes | undefined,
   ): Promise<{ outcome: "issued"; response: TokenResponse } | { outcome: "declined"; reads: RefreshReads }> {
     const sid = this.grants.refresh.grantOf(token);
-    if (sid === undefined) return { outcome: "declined", reads: undefined };
+    // Not shaped like a token: no step is sent, so the brakes stay the endpoint's to count.
+    if (sid === undefined || !this.grants.refresh.wellFormed(token))
+      return { outcome: "declined", reads: undefined };
     const scope = params.scope === undefined ? undefined : splitScope(params.scope);
     const count = brakes?.forStep();
     const step = await this.grants.refreshInOneStep(sid, token, {
