@@ -135,7 +135,10 @@ const redisStore = z.strictObject({
    * replicated within `wait_timeout` answers 503, so the client retries.
    */
   wait_replicas: z.coerce.number().int().min(0).default(0),
-  wait_timeout: duration.default(1),
+  // Redis's WAIT with a timeout of 0 waits for ever: every write would end at command_timeout.
+  wait_timeout: duration
+    .refine((seconds) => seconds > 0, { message: "must be at least 1 s (a WAIT of 0 waits for ever)" })
+    .default(1),
 });
 
 /**

@@ -219,6 +219,11 @@ describe("where a wrong key came from", () => {
     [{ MCP_GATEWAY_PORT: "eighty" }, /^config: port \(from MCP_GATEWAY_PORT\): /],
     [{ BASE_DOMAIN: "not a domain" }, /^config: public_url \(from BASE_DOMAIN\): /],
     [{ MCP_TIME_ENABLED: "maybe" }, /^config: services\.time\.enabled \(from MCP_TIME_ENABLED\): /],
+    // Redis's WAIT 0 waits for ever: every write of the gateway would end at the command timeout.
+    [
+      { MCP_GATEWAY_STORE__REDIS__WAIT_TIMEOUT: "0" },
+      /^config: store\.redis\.wait_timeout \(from MCP_GATEWAY_STORE__REDIS__WAIT_TIMEOUT\): must be at least 1 s/,
+    ],
   ])("an invalid value from %j names the variable", (env, message) => {
     expect(failure({ env })).toMatch(message);
   });

@@ -526,3 +526,55 @@ describe.each(STORES)(
     });
   },
 );
+
+describe("a refresh with wait_replicas and no replica to confirm", () => {
+  let redis: TestRedis | undefined;
+  let plain: RunningGateway;
+  let waiting: RunningGateway;
+  let client: RegisteredClient;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    if (!redis) return;
+    plain = await startFullGateway({ ...SERVICES, ...SEALING }, { redisUrl: redis.url });
+    await addLocalUser(plain);
+    // A second instance on the same data that holds every write to one replica, which this
+    // Redis does not have: whatever it writes answers 503.
+    waiting = await startFullGateway(
+      {
+        ...SERVICES,
+        ...SEALING,
+        tokens: plain.config.tokens,
+        public_url: plain.config.public_url,
+        store: {
+          type: "redis",
+          redis: { url: redis.url, key_prefix: `t${plain.port}:`, wait_replicas: 1, wait_timeout: 1 },
+        },
+      },
+      { dataDir: plain.dataDir },
+    );
+    client = await registerClient(plain.url);
+  });
+  afterAll(async () => {
+    await waiting?.close();
+    await plain?.close({ wipe: true });
+    await redis?.stop();
+  });
+
+  it("answers what it decided when it wrote nothing; a rotation it could not hold is a 503 the retry recovers", async (ctx) => {
+    if (process.env.CI !== "true" && !redis) ctx.skip();
+    const { refresh_token: token } = await obtainTokens(plain, client, { scope: "notes:read" });
+    // Declined by the step, refused by the two-step checks: no write, so no wait.
+    const wider = await refresh(waiting, client, token, { scope: "notes:read notes:write" });
+    expect(outcome(wider)).toBe("400 invalid_scope");
+    // Rotated, but no replica holds it: 503, and the client keeps the token it has.
+    const lost = await refresh(waiting, client, token);
+    expect(outcome(lost)).toBe("503 temporarily_unavailable");
+    // Its retry (on the other instance) gets the successor that answer never delivered.
+    const retry = await refresh(plain, client, token);
+    expect(outcome(retry)).toBe("200");
+    const again = await refresh(plain, client, token);
+    expect(again.body.refresh_token).toBe(retry.body.refresh_token);
+    expect(outcome(await refresh(plain, client, retry.body.refresh_token as string))).toBe("200");
+  });
+});
