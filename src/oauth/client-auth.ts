@@ -111,7 +111,29 @@ export class ClientAuthenticator {
     private readonly lookup: (clientId: string) => Promise<ClientRecord | undefined>,
     private readonly assertions: ClientAssertionVerifier,
     private readonly issuer: string,
+    /** Whether `lookup` of this client id is a request elsewhere (a client metadata document). */
+    private readonly fetched: (clientId: string) => boolean = () => false,
   ) {}
+
+  /**
+   * Whether authenticating these credentials writes nothing and asks nothing outside the
+   * gateway, so it may come before the abuse brakes' count (TokenEndpoint): no assertion (its
+   * jti is recorded), no metadata document to fetch, credentials that parse. A store read of an
+   * uncached client record may happen.
+   */
+  authenticatesLocally(
+    authorization: string | undefined,
+    params: Record<string, string | undefined>,
+  ): boolean {
+    let credentials: PresentedCredentials;
+    try {
+      credentials = readCredentials(authorization, params);
+    } catch {
+      return false;
+    }
+    const { clientId, assertion } = credentials;
+    return assertion === undefined && clientId !== undefined && !this.fetched(clientId);
+  }
 
   /** The client behind the request's credentials, or invalid_client (401). */
   async authenticate(

@@ -11,7 +11,7 @@
  */
 
 import { hashesEqual, hashSecret, newSecret } from "../crypto/secrets.js";
-import type { AlongsideEntry, RefreshStep } from "../store/refresh-rotation.js";
+import type { AlongsideEntry, RefreshRotation, RefreshStep } from "../store/refresh-rotation.js";
 import {
   FAMILY_NS,
   familyKey,
@@ -55,10 +55,7 @@ export type RotationResult =
   | { outcome: "superseded" | "reused" | "unknown" };
 
 /** What the store is asked to check in a one-step refresh, besides the token itself. */
-export type RefreshChecks = Omit<
-  RefreshStep,
-  "sid" | "presented" | "successor" | "sealedSuccessor" | "issuedAt" | "ttlSeconds" | "graceSeconds"
->;
+export type RefreshChecks = Omit<RefreshStep, keyof RefreshRotation>;
 
 export type StepResult =
   /** Rotated, the grant renewed: the successor to answer with, and the grant as read. */

@@ -126,6 +126,7 @@ export class AuthorizationServer {
       },
       new ClientAssertionVerifier({ store, remote: this.remote, issuer: this.issuer, caches: parts.caches }),
       this.issuer,
+      (id) => this.documents?.isDocumentUrl(id) ?? false,
     );
     this.grants = new GrantStore(
       store,
@@ -180,7 +181,6 @@ export class AuthorizationServer {
       ],
       this.clientAuth,
       (client) => this.clients.markUsed(client),
-      (clientId) => this.documents?.isDocumentUrl(clientId) ?? false,
     );
     const endpointDeps = {
       keys,

@@ -2,7 +2,7 @@
  * POST /token: authenticate the client, then hand the request to the grant handler registered
  * for its `grant_type`. Handlers come from a table built from config in app wiring.
  */
-import { type ClientAuthenticator, type PresentedCredentials, readCredentials } from "./client-auth.js";
+import type { ClientAuthenticator } from "./client-auth.js";
 import type { ClientRecord } from "./clients.js";
 import { invalidRequest, OAuthError } from "./errors.js";
 import type { GrantHandler, TokenBrakes, TokenRequest } from "./grants/grant.js";
@@ -20,8 +20,6 @@ export class TokenEndpoint {
     private readonly clients: ClientAuthenticator,
     /** Records that the client completed a token request (ClientStore.markUsed). */
     private readonly markUsed: (client: ClientRecord) => Promise<void> = async () => undefined,
-    /** Whether finding this client means a request elsewhere (a client metadata document URL). */
-    private readonly fetchedClient: (clientId: string) => boolean = () => false,
   ) {
     this.handlers = new Map(handlers.map((h) => [h.grantType, h]));
   }
@@ -77,26 +75,6 @@ export class TokenEndpoint {
   }
 
   /**
-   * Whether authenticating this request's client writes nothing and asks nothing outside the
-   * gateway, so that it may come before the brakes' count: no assertion (its jti is recorded),
-   * no client metadata document to fetch, credentials that parse. A store read of an uncached
-   * client record may.
-   */
-  private authenticatesLocally(
-    authorization: string | undefined,
-    params: Record<string, string | undefined>,
-  ) {
-    let credentials: PresentedCredentials;
-    try {
-      credentials = readCredentials(authorization, params);
-    } catch {
-      return false;
-    }
-    const { clientId, assertion } = credentials;
-    return assertion === undefined && clientId !== undefined && !this.fetchedClient(clientId);
-  }
-
-  /**
    * The form, the grant it asks for, and either the brakes' count with that grant's reads
    * started beside it (prepare), or the brakes left to the handler (countsBrakes).
    */
@@ -110,7 +88,7 @@ export class TokenEndpoint {
     if (!grantType) throw invalidRequest("grant_type is required");
     const handler = this.handlers.get(grantType);
     if (!handler) throw new OAuthError("unsupported_grant_type", `grant_type ${grantType} is not supported`);
-    if (handler.countsBrakes?.(params) && this.authenticatesLocally(authorization, params))
+    if (handler.countsBrakes?.(params) && this.clients.authenticatesLocally(authorization, params))
       return { grantType, handler, params, resources, brakes };
     // Refused below, the count and the reads are awaited there or dropped.
     brakes.count().catch(() => undefined);

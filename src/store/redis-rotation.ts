@@ -183,12 +183,8 @@ for i, key in ipairs(KEYS) do
 end
 return 0`;
 
-/** The rotation script's arguments, in order (`alongside`: written by the script, or not at all). */
-export function rotateRefreshArgs(
-  r: RefreshRotation,
-  now: number,
-  alongside: RefreshRotation["alongside"],
-): string[] {
+/** ARGV 1-7, the same in both rotation scripts: the rotation of a current token. */
+function rotationArgs(r: Omit<RefreshRotation, "alongside">, now: number): string[] {
   const ttl = String(ttlToMillis(r.ttlSeconds) ?? 0);
   return [
     r.presented,
@@ -199,6 +195,17 @@ export function rotateRefreshArgs(
     ttl,
     // Until confirmed, as long as the family (see the file comment).
     (ttlToMillis(r.graceSeconds) ?? 0) > 0 ? ttl : "",
+  ];
+}
+
+/** The rotation script's arguments, in order (`alongside`: written by the script, or not at all). */
+export function rotateRefreshArgs(
+  r: RefreshRotation,
+  now: number,
+  alongside: RefreshRotation["alongside"],
+): string[] {
+  return [
+    ...rotationArgs(r, now),
     alongside ? JSON.stringify(alongside.value) : "",
     String((alongside && ttlToMillis(alongside.ttlSeconds)) ?? 0),
   ];
@@ -206,15 +213,8 @@ export function rotateRefreshArgs(
 
 /** REFRESH_STEP_LUA's arguments, in order, before the confirmations (its keys: redis.ts). */
 export function refreshStepArgs(step: RefreshStep, now: number): string[] {
-  const ttl = String(ttlToMillis(step.ttlSeconds) ?? 0);
   return [
-    step.presented,
-    step.successor,
-    step.sealedSuccessor ?? "",
-    String(step.issuedAt),
-    String(now),
-    ttl,
-    (ttlToMillis(step.graceSeconds) ?? 0) > 0 ? ttl : "",
+    ...rotationArgs(step, now),
     step.clientId,
     String(step.checkedSince),
     String(step.indexedUntil),

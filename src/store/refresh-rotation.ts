@@ -112,17 +112,10 @@ export type RotationOutcome =
  * predecessor, a rotated token, a grant gone, revoked or of another client, a liveness
  * re-check or index renewal due, a scope or audience wider than the grant) is declined with
  * nothing changed and the reads handed back, so the caller decides it as before (its own
- * checks, then {@link RefreshRotationStore.rotateRefresh}).
+ * checks, then {@link RefreshRotationStore.rotateRefresh}). `ttlSeconds` is the grant's
+ * lifetime too.
  */
-export interface RefreshStep {
-  sid: string;
-  presented: string;
-  successor: string;
-  sealedSuccessor?: string;
-  issuedAt: number;
-  /** Lifetime of the family, its rotated mark and the grant, renewed by the rotation. */
-  ttlSeconds: number;
-  graceSeconds: number;
+export interface RefreshStep extends Omit<RefreshRotation, "alongside"> {
   /** Where the grant and its revocation mark are (the grant's JSON is read, never rewritten). */
   grant: { ns: string; key: string };
   revocation: { ns: string; key: string };
