@@ -2,6 +2,8 @@
  * Shared steps of the authorization-server HTTP tests: a gateway with a local user, a code
  * obtained through the real login and consent pages, and the tokens it redeems for.
  */
+import { randomUUID } from "node:crypto";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { expect } from "vitest";
 import { hashSecret } from "../../src/crypto/secrets.js";
 import { LocalUsers } from "../../src/idp/local.js";
@@ -15,6 +17,7 @@ import {
   pkcePair,
   REDIRECT_URI,
   type RegisteredClient,
+  registerClient,
   tokenRequest,
 } from "../support/oauth-client.js";
 
@@ -182,4 +185,31 @@ export async function expectFamilyEnded(
     const after = await refreshSuccessor(successor as string);
     expect(`${after.status} ${after.body.error}`).toBe("400 invalid_grant");
   }
+}
+
+/**
+ * A client registered with private_key_jwt (ES256) and the key it signs its assertions with:
+ * `assertion()` is a fresh, valid RFC 7523 assertion for `gw`'s /token (iss = sub = client_id,
+ * a new jti every time).
+ */
+export async function registerKeyClient(gw: AtUrl): Promise<{
+  client: RegisteredClient;
+  assertion: () => Promise<string>;
+}> {
+  const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
+  const client = await registerClient(gw.url, {
+    token_endpoint_auth_method: "private_key_jwt",
+    token_endpoint_auth_signing_alg: "ES256",
+    jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256", use: "sig" }] },
+  });
+  const assertion = () =>
+    new SignJWT({ jti: randomUUID() })
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setIssuer(client.client_id)
+      .setSubject(client.client_id)
+      .setAudience(`${gw.url}/token`)
+      .setIssuedAt()
+      .setExpirationTime("60s")
+      .sign(privateKey);
+  return { client, assertion };
 }

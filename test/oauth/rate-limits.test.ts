@@ -9,8 +9,6 @@
  * as the trusted proxy (`trust_proxy: "127.0.0.1"`), the topology behind a company NAT or a
  * reverse proxy.
  */
-import { randomUUID } from "node:crypto";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalUsers } from "../../src/idp/local.js";
@@ -26,7 +24,7 @@ import {
   tokenRequest,
 } from "../support/oauth-client.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
-import { addLocalUser, obtainTokens } from "./helpers.js";
+import { addLocalUser, obtainTokens, registerKeyClient } from "./helpers.js";
 
 type Answer = { status: number; headers: Record<string, string | string[] | undefined>; text: string };
 
@@ -285,26 +283,7 @@ describe("token brake for private_key_jwt clients", () => {
   });
   afterAll(() => gw?.close({ wipe: true }));
 
-  /** A client registered with private_key_jwt and the key it signs its assertions with. */
-  async function keyClient() {
-    const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
-    const client = await registerClient(gw.url, {
-      token_endpoint_auth_method: "private_key_jwt",
-      token_endpoint_auth_signing_alg: "ES256",
-      jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256", use: "sig" }] },
-    });
-    /** A fresh, valid RFC 7523 assertion (iss = sub = client_id; a new jti every time). */
-    const assertion = () =>
-      new SignJWT({ jti: randomUUID() })
-        .setProtectedHeader({ alg: "ES256", kid: "k1" })
-        .setIssuer(client.client_id)
-        .setSubject(client.client_id)
-        .setAudience(`${gw.url}/token`)
-        .setIssuedAt()
-        .setExpirationTime("60s")
-        .sign(privateKey);
-    return { client, assertion };
-  }
+  const keyClient = () => registerKeyClient(gw);
 
   /** A code grant with a code that does not exist: authenticated, then invalid_grant. */
   const bogusCode = async (assertion: () => Promise<string>) => ({

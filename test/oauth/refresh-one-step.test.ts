@@ -5,14 +5,14 @@
  * reference) and on a real redis-server, with the same answers; on Redis, MONITOR shows which
  * scripts ran, so a branch cannot pass by taking the other path.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashSecret } from "../../src/crypto/secrets.js";
 import { LocalUsers } from "../../src/idp/local.js";
+import { JWT_BEARER_ASSERTION } from "../../src/oauth/client-assertion.js";
 import type { Grant } from "../../src/oauth/grant-store.js";
 import {
   CONFIRM_ROTATION_LUA,
@@ -29,7 +29,16 @@ import {
   tokenRequest,
 } from "../support/oauth-client.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
-import { addLocalUser, LOGIN, obtainCode, obtainTokens, refresh, SERVICES, STORES } from "./helpers.js";
+import {
+  addLocalUser,
+  LOGIN,
+  obtainCode,
+  obtainTokens,
+  refresh,
+  registerKeyClient,
+  SERVICES,
+  STORES,
+} from "./helpers.js";
 import { SEALING } from "./rotation-scenarios.js";
 
 const sha1 = (text: string) => createHash("sha1").update(text).digest("hex");
@@ -418,22 +427,10 @@ describe.each(STORES)("the token brake on a refresh, on $name", ({ redis: useRed
 
   it("a private_key_jwt client: its count is a command of its own, before the assertion's jti is recorded", async (ctx) => {
     if (useRedis && !redis) ctx.skip();
-    const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
-    const client = await registerClient(gw.url, {
-      token_endpoint_auth_method: "private_key_jwt",
-      token_endpoint_auth_signing_alg: "ES256",
-      jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256", use: "sig" }] },
-    });
+    const { client, assertion } = await registerKeyClient(gw);
     const signed = async () => ({
-      client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-      client_assertion: await new SignJWT({ jti: randomUUID() })
-        .setProtectedHeader({ alg: "ES256", kid: "k1" })
-        .setIssuer(client.client_id)
-        .setSubject(client.client_id)
-        .setAudience(`${gw.url}/token`)
-        .setIssuedAt()
-        .setExpirationTime("60s")
-        .sign(privateKey),
+      client_assertion_type: JWT_BEARER_ASSERTION,
+      client_assertion: await assertion(),
     });
     const { code, verifier } = await obtainCode(gw, client);
     const tokens = await tokenRequest(gw.url, {
