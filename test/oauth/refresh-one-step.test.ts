@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
+import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashSecret } from "../../src/crypto/secrets.js";
 import { LocalUsers } from "../../src/idp/local.js";
@@ -575,3 +576,71 @@ describe("a refresh with wait_replicas and no replica to confirm", () => {
     expect(outcome(await refresh(plain, client, retry.body.refresh_token as string))).toBe("200");
   });
 });
+
+describe.each(STORES)(
+  "the refresh brake per address behind a trusted proxy, on $name",
+  ({ redis: useRedis }) => {
+    const MAX = 3;
+    let redis: TestRedis | undefined;
+    let gw: RunningGateway;
+    let client: RegisteredClient;
+    const agents: Agent[] = [];
+
+    beforeAll(async () => {
+      if (useRedis) {
+        redis = await startRedis();
+        if (!redis) return;
+      }
+      gw = await startFullGateway(
+        {
+          ...SERVICES,
+          ...SEALING,
+          // The proxy is 127.0.0.1; 127.0.0.2 is a client reaching the gateway directly.
+          trust_proxy: "127.0.0.1",
+          rate_limits: {
+            token: { per_client: { max: 10_000, window: "1h" }, per_address: { max: MAX, window: "1h" } },
+          },
+        },
+        { redisUrl: redis?.url },
+      );
+      await addLocalUser(gw);
+      client = await registerClient(gw.url);
+    });
+    afterAll(async () => {
+      for (const agent of agents) await agent.close();
+      await gw?.close({ wipe: true });
+      await redis?.stop();
+    });
+
+    /** A refresh of an unknown token from socket address `local`, with an X-Forwarded-For. */
+    async function attempt(local: string, forwardedFor: string): Promise<string> {
+      const agent = new Agent({ localAddress: local });
+      agents.push(agent);
+      const res = await request(`${gw.url}/token`, {
+        method: "POST",
+        dispatcher: agent,
+        headers: { "content-type": "application/x-www-form-urlencoded", "x-forwarded-for": forwardedFor },
+        body: new URLSearchParams({
+          grant_type: "refresh_token",
+          client_id: client.client_id,
+          refresh_token: `nosuchgrant.${"A".repeat(43)}`,
+        }).toString(),
+      });
+      const body = JSON.parse(await res.body.text()) as { error?: string };
+      return `${res.statusCode} ${body.error ?? ""}`.trim();
+    }
+
+    it("counts the address the proxy forwarded, and a direct client's own address whatever it forges", async (ctx) => {
+      if (useRedis && !redis) ctx.skip();
+      // Through the proxy: the forwarded address is the one counted.
+      for (let i = 0; i < MAX; i++)
+        expect(await attempt("127.0.0.1", "203.0.113.7")).toBe("400 invalid_grant");
+      expect(await attempt("127.0.0.1", "203.0.113.7")).toBe("429 temporarily_unavailable");
+      expect(await attempt("127.0.0.1", "203.0.113.8")).toBe("400 invalid_grant");
+      // Directly, forging a fresh X-Forwarded-For each time: counted as 127.0.0.2 all the same.
+      const direct: string[] = [];
+      for (let i = 0; i <= MAX; i++) direct.push(await attempt("127.0.0.2", `198.51.100.${i + 1}`));
+      expect(direct).toEqual([...Array(MAX).fill("400 invalid_grant"), "429 temporarily_unavailable"]);
+    });
+  },
+);
