@@ -10,6 +10,11 @@
  * alternating slices (A B B A …) so the machine's drift falls on both. Printed with each: the
  * gateway's CPU per refresh (/proc), and on Redis (one redis-server per side) the server's CPU per refresh and the commands
  * the gateway sent per refresh (MONITOR, commands inside Lua scripts not counted: round trips).
+ *
+ * On Redis a third side runs in the same alternating slices: the refresh floor
+ * (servers/refresh-floor.ts), a bare node:http server doing only the work every refresh on
+ * Redis must do (the same hashing, sealing, ES256 signing, one script). What it reaches is what
+ * this machine allows a Node refresh at all, so the gateway's figure is read against it too.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,7 +40,7 @@ const STORED_TARGET_RATIO = 0.9;
 
 interface Side {
   label: string;
-  gw: ChildServer<{ url: string; clientId: string; tokensFile: string }>;
+  gw: ChildServer<{ url: string; clientId: string }>;
   tokens: string[];
   next: number;
   cleanup: () => void;
@@ -73,6 +78,22 @@ function storeTree(store: "sqlite" | "redis", redis: TestRedis | undefined, pref
         : { type: "sqlite" },
     // Redis needs the sealing secret every instance shares (SQLite generates one in data_dir).
     ...(store === "redis" ? { keys: { encryption_secret: "bench secret, not a real one" } } : {}),
+  };
+}
+
+/** The floor on `redis`: any token is taken, so its tokens are made here, one family each. */
+async function startFloor(redis: TestRedis): Promise<Side> {
+  const floor = await startServer("refresh-floor", { BENCH_REDIS_URL: redis.url });
+  const tokens = Array.from(
+    { length: REQUESTS + WARMUP + COUNTED },
+    (_, i) => `${String(i).padStart(16, "0")}.${"x".repeat(43)}`,
+  );
+  return {
+    label: "floor",
+    gw: { ...floor, info: { url: floor.info.url, clientId: "floor-client-000000000" } },
+    tokens,
+    next: 0,
+    cleanup: () => {},
   };
 }
 
@@ -146,7 +167,7 @@ async function measureEngine(
   store: "sqlite" | "redis",
   /** One redis-server per side (Redis only), so the empty side's server really is empty. */
   servers: [TestRedis, TestRedis] | undefined,
-): Promise<{ empty: Measured; stored: Measured }> {
+): Promise<{ empty: Measured; stored: Measured; floor?: Measured }> {
   const profile =
     process.env.BENCH_PROFILE === "1"
       ? ["--cpu-prof", `--cpu-prof-dir=${join(tmpdir(), "mcpgw-bench-profiles")}`]
@@ -164,23 +185,28 @@ async function measureEngine(
     await startSide(`${store} empty`, emptyTree, profile),
     await startSide(`${store} ${STORED} stored`, storedTree, profile),
   ];
+  // The floor shares the empty side's redis-server (its own keys), so its figure includes that
+  // server's CPU as the gateway's does.
+  if (servers) sides.push(await startFloor(servers[0]));
+  const serverOf = (i: number) => (i === 2 ? servers?.[0] : servers?.[i]);
   try {
     for (const side of sides) await spend(side, WARMUP);
     const commands: Array<Map<string, number> | undefined> = [];
     for (const [i, side] of sides.entries()) {
-      const redis = servers?.[i];
+      const redis = i < 2 ? servers?.[i] : undefined;
       commands.push(redis ? await countCommands(redis.url, () => spend(side, COUNTED)) : undefined);
       if (!redis) await spend(side, COUNTED);
     }
-    const slices: LoadResult[][] = [[], []];
-    const cpu = [0, 0];
-    const serverCpu = [0, 0];
+    const slices: LoadResult[][] = sides.map(() => []);
+    const cpu = sides.map(() => 0);
+    const serverCpu = sides.map(() => 0);
+    const forward = sides.map((_, i) => i);
     for (let round = 0; round < SLICES; round++) {
-      // A B, B A, A B, …
-      const order = round % 2 === 0 ? [0, 1] : [1, 0];
+      // A B (C), (C) B A, A B (C), …
+      const order = round % 2 === 0 ? forward : [...forward].reverse();
       for (const i of order) {
         const side = sides[i] as Side;
-        const redis = servers?.[i];
+        const redis = serverOf(i);
         const cpuBefore = cpuMillis(side.gw.pid);
         const redisBefore = redis ? await redisCpuMs(redis.url) : 0;
         slices[i]?.push(await spend(side, Math.floor(REQUESTS / SLICES)));
@@ -197,7 +223,11 @@ async function measureEngine(
         ...(commands[i] ? { commands: commands[i] } : {}),
       };
     });
-    return { empty: measured[0] as Measured, stored: measured[1] as Measured };
+    return {
+      empty: measured[0] as Measured,
+      stored: measured[1] as Measured,
+      ...(measured[2] ? { floor: measured[2] } : {}),
+    };
   } finally {
     for (const side of sides) {
       await side.gw.stop();
@@ -225,7 +255,7 @@ export async function tokenScenarios(
   try {
     for (const store of ["sqlite", "redis"] as const) {
       if ((store === "redis" && !redis) || !STORES.includes(store)) continue;
-      const { empty, stored } = await measureEngine(
+      const { empty, stored, floor } = await measureEngine(
         store,
         store === "redis" && redis && second ? [redis, second] : undefined,
       );
@@ -239,6 +269,14 @@ export async function tokenScenarios(
           ? { goal: { kind: "rps", min: REDIS_TARGET_RPS } as const }
           : { target: "reported" }),
       });
+      if (floor)
+        rows.push({
+          scenario: `refresh grant (${store}) vs the refresh floor`,
+          subject: empty.load,
+          baseline: floor.load,
+          baselineName: "node:http + the same crypto + one script",
+          target: "reported",
+        });
       rows.push({
         scenario: `refresh grant, ${STORED.toLocaleString("en")} grants stored (${store})`,
         subject: stored.load,
@@ -249,6 +287,7 @@ export async function tokenScenarios(
       for (const [name, m] of [
         ["empty", empty],
         [`${STORED.toLocaleString("en")} grants`, stored],
+        ...(floor ? [["floor (servers/refresh-floor.ts)", floor] as const] : []),
       ] as const) {
         lines.push(
           `| ${store} | ${name} | ${m.load.rps.toFixed(0)} | ${m.gatewayCpuMs.toFixed(3)} | ${m.redisCpuMs?.toFixed(3) ?? ""} | ${commandText(m.commands)} |`,
