@@ -18,6 +18,7 @@ import { chromiumCheck, launchChromium } from "../support/chromium.js";
 import { pollUntilAnswered, registerDeviceClient, startDevice } from "../support/device.js";
 import { type RunningGateway, startFullGateway } from "../support/full-gateway.js";
 import { startUpstream, type TestUpstream } from "../support/upstream.js";
+import { roomInBrakeWindow } from "../support/wait.js";
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** The brake test's user, so the main user's count stays clean. */
@@ -168,6 +169,8 @@ describe.skipIf(!chromiumCheck.available)("device grant in headless Chromium", (
   }, 120_000);
 
   it("says a wrong code is wrong, and after too many answers 429 with the form again", async () => {
+    // The four answers counted in one window of the brake (per user, 15 minutes by default).
+    await roomInBrakeWindow(gw.config.rate_limits.device.per_user.window, 30);
     const context = await browser.newContext();
     const page = await context.newPage();
     try {

@@ -24,6 +24,7 @@ import {
   tokenRequest,
 } from "../support/oauth-client.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
+import { roomInBrakeWindow } from "../support/wait.js";
 import { addLocalUser, obtainTokens, registerKeyClient } from "./helpers.js";
 
 type Answer = { status: number; headers: Record<string, string | string[] | undefined>; text: string };
@@ -92,7 +93,10 @@ describe("registration brake", () => {
   });
   afterAll(() => gw?.close({ wipe: true }));
 
-  it("300 anonymous registrations from one address: 429 with Retry-After past the limit; another address is unaffected", async () => {
+  it("300 anonymous registrations from one address: 429 with Retry-After past the limit; another address is unaffected", {
+    timeout: 120_000,
+  }, async () => {
+    await roomInBrakeWindow(gw.config.rate_limits.register.per_address.window, 60);
     const answers: Answer[] = [];
     for (let i = 0; i < 300; i++) answers.push(await register(gw.url, "127.0.0.2"));
     const created = answers.filter((a) => a.status === 201).length;
@@ -133,6 +137,7 @@ describe.each([
     const shared = redis
       ? { store: { type: "redis", redis: { url: redis.url, key_prefix: "brakes:" } } }
       : {};
+    await roomInBrakeWindow(3600, 30);
     const first = await startFullGateway({ ...limits, ...shared });
     instances.push(first);
     instances.push(
@@ -164,9 +169,11 @@ describe("token brake", () => {
   beforeAll(async () => {
     gw = await startFullGateway({
       rate_limits: {
-        token: { per_client: { max: 3, window: "1m" }, per_address: { max: 8, window: "1m" } },
+        token: { per_client: { max: 3, window: "1h" }, per_address: { max: 8, window: "1h" } },
       },
     });
+    // Each test counts to a max and expects the next request refused: all in one window.
+    await roomInBrakeWindow(3600, 30);
   });
   afterAll(() => gw?.close({ wipe: true }));
 
@@ -187,7 +194,7 @@ describe("token brake", () => {
     const refused = await postToken(gw.url, "127.0.0.9", bogusCode(client.client_id));
     expect(refused.status).toBe(429);
     expect(JSON.parse(refused.text)).toMatchObject({ error: "temporarily_unavailable" });
-    expectRetryAfter(refused, 60);
+    expectRetryAfter(refused, 3600);
     // Another client is not held up by this one.
     const other = await registerClient(gw.url);
     expect((await postToken(gw.url, "127.0.0.9", bogusCode(other.client_id))).status).toBe(400);
@@ -214,7 +221,7 @@ describe("token brake", () => {
     for (let i = 0; i < 3; i++) await postToken(gw.url, address, bogusCode(client.client_id));
     const noGrantType = await postToken(gw.url, address, { client_id: client.client_id });
     expect(`${noGrantType.status} ${JSON.parse(noGrantType.text).error}`).toBe("429 temporarily_unavailable");
-    expectRetryAfter(noGrantType, 60);
+    expectRetryAfter(noGrantType, 3600);
     const unsupported = await postToken(gw.url, address, {
       grant_type: "password",
       client_id: client.client_id,
@@ -277,9 +284,10 @@ describe("token brake for private_key_jwt clients", () => {
   beforeAll(async () => {
     gw = await startFullGateway({
       rate_limits: {
-        token: { per_client: { max: 3, window: "1m" }, per_address: { max: 50, window: "1m" } },
+        token: { per_client: { max: 3, window: "1h" }, per_address: { max: 50, window: "1h" } },
       },
     });
+    await roomInBrakeWindow(3600, 30);
   });
   afterAll(() => gw?.close({ wipe: true }));
 
@@ -305,7 +313,7 @@ describe("token brake for private_key_jwt clients", () => {
     expect(refused.status, refused.text).toBe(429);
     expect(JSON.parse(refused.text)).toMatchObject({ error: "temporarily_unavailable" });
     expect(JSON.parse(refused.text).error_description).toContain("for this client");
-    expectRetryAfter(refused, 60);
+    expectRetryAfter(refused, 3600);
     // Another private_key_jwt client on the same address is not held up by this one.
     const other = await keyClient();
     const res = await postToken(gw.url, "127.0.0.24", await bogusCode(other.assertion));
@@ -329,7 +337,8 @@ describe("token brake for private_key_jwt clients", () => {
 describe("authorize brake", () => {
   let gw: RunningGateway;
   beforeAll(async () => {
-    gw = await startFullGateway({ rate_limits: { authorize: { per_address: { max: 3, window: "1m" } } } });
+    gw = await startFullGateway({ rate_limits: { authorize: { per_address: { max: 3, window: "1h" } } } });
+    await roomInBrakeWindow(3600, 30);
   });
   afterAll(() => gw?.close({ wipe: true }));
 
@@ -345,7 +354,7 @@ describe("authorize brake", () => {
     expect(refused.status).toBe(429);
     expect(String(refused.headers["content-type"])).toMatch(/^text\/html/);
     expect(refused.text).toContain("Too many");
-    expectRetryAfter(refused, 60);
+    expectRetryAfter(refused, 3600);
   });
 });
 
@@ -357,6 +366,8 @@ describe("login brakes behind a trusted proxy", () => {
     // The test is the proxy at 127.0.0.1; the client address is what it puts in X-Forwarded-For.
     gw = await startFullGateway({ trust_proxy: "127.0.0.1", log_level: "info" }, { logLines: log });
     client = await registerClient(gw.url);
+    // The per-user count runs to its max in the first test: in one 15-minute window.
+    await roomInBrakeWindow(gw.config.rate_limits.login.per_user.window, 45);
   });
   afterAll(() => gw?.close({ wipe: true }));
 

@@ -19,6 +19,7 @@ import {
   tokenRequest,
 } from "../support/oauth-client.js";
 import { startUpstream, type TestUpstream } from "../support/upstream.js";
+import { roomInBrakeWindow } from "../support/wait.js";
 
 const LOGIN = { username: "grace", password: "audit trail password" };
 
@@ -140,7 +141,11 @@ describe("audit events and log hygiene", () => {
     expect(log).not.toMatch(/code=|refresh_token=|Bearer ey/);
   });
 
-  it("slows down password guessing: after 10 failures for a name, even the right password waits", async () => {
+  it("slows down password guessing: after 10 failures for a name, even the right password waits", {
+    timeout: 60_000,
+  }, async () => {
+    // The 11 attempts counted in one window of the default 15 minutes.
+    await roomInBrakeWindow(gw.config.rate_limits.login.per_user.window, 20);
     await new LocalUsers(gw.store).add("henry", "the right password");
     const client = await registerClient(gw.url);
     const browser = new Browser();
