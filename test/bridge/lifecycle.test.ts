@@ -29,11 +29,17 @@ describe("bridge lifecycle", () => {
     open.clients.push(client);
     const [pid] = open.bridge.childPids() as [number];
     const sid = (client.transport as { sessionId?: string }).sessionId as string;
-    const pending = client.callTool({
-      name: "trigger-long-running-operation",
-      arguments: { duration: 5, steps: 5 },
+    // The kill must find the call running in the child: its first progress notification says so.
+    let running!: () => void;
+    const started = new Promise<void>((resolve) => {
+      running = resolve;
     });
-    await new Promise((r) => setTimeout(r, 200));
+    const pending = client.callTool(
+      { name: "trigger-long-running-operation", arguments: { duration: 5, steps: 5 } },
+      undefined,
+      { onprogress: () => running() },
+    );
+    await started;
     process.kill(pid, "SIGKILL");
     await expect(pending).rejects.toThrow(/MCP server process exited on SIGKILL/);
     await waitFor(() => open.bridge?.sessions() === 0);

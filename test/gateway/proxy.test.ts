@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway, type TestGateway } from "../support/gateway.js";
 import { MCP_HEADERS, postInitialize, raw } from "../support/mcp-http.js";
 import { freePort, startHangingServer, startUpstream, type TestUpstream } from "../support/upstream.js";
+import { waitFor } from "../support/wait.js";
 
 let upstream: TestUpstream;
 let hanging: Awaited<ReturnType<typeof startHangingServer>>;
@@ -26,9 +27,11 @@ const breaking = createServer((_req, res) => {
   setTimeout(() => res.socket?.destroy(), 100);
 });
 
-/** An upstream that never answers, and notes when the gateway lets go of each request. */
+/** An upstream that never answers, and notes when each request arrives and when the gateway lets go of it. */
+const arrived: number[] = [];
 const released: number[] = [];
 const stalling = createServer((req) => {
+  arrived.push(Date.now());
   req.socket.once("close", () => released.push(Date.now()));
 });
 
@@ -219,13 +222,14 @@ describe("raw streaming and session headers", () => {
     expect(second.statusCode).toBe(409);
     await second.body.dump();
     first.body.destroy();
-    let status = 409;
-    for (let i = 0; i < 20 && status === 409; i++) {
-      await new Promise((r) => setTimeout(r, 50));
+    // Once the gateway has closed the upstream stream, the SDK takes a new one.
+    const status = await waitFor("a second standalone stream to be taken", async () => {
       const again = await request(`${gw.url}/echo/mcp`, { headers });
-      status = again.statusCode;
+      // A 200 is the open stream itself: let it go (the abort this raises is ours).
+      again.body.on("error", () => {});
       again.body.destroy();
-    }
+      return again.statusCode === 409 ? undefined : again.statusCode;
+    });
     expect(status).toBe(200);
   });
 
@@ -293,15 +297,14 @@ describe("upstream failures and limits", () => {
       body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
       signal: leaving.signal,
     });
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor("the request to reach the upstream", () => arrived.length === 1);
     expect(released).toHaveLength(0);
-    const leftAt = Date.now();
     leaving.abort();
     await expect(sent).rejects.toThrow();
-    for (let i = 0; i < 40 && released.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(released).toHaveLength(1);
-    // Well before the 1 s upstream timeout would have ended it.
-    expect((released[0] as number) - leftAt).toBeLessThan(400);
+    await waitFor("the upstream request to be released", () => released.length === 1);
+    // Released because the client left, not by the 1 s upstream timeout, which runs from the
+    // gateway's send (just before the arrival) and cannot have fired before arrival + ~1 s.
+    expect((released[0] as number) - (arrived[0] as number)).toBeLessThan(900);
   });
 
   it("upstream hanging: 504 after the configured timeout", async () => {
