@@ -30,6 +30,7 @@ import {
   tokenRequest,
 } from "../support/oauth-client.js";
 import { startRedis, type TestRedis } from "../support/redis.js";
+import { roomInBrakeWindow } from "../support/wait.js";
 import {
   addLocalUser,
   LOGIN,
@@ -372,6 +373,8 @@ describe.each(STORES)("the token brake on a refresh, on $name", ({ redis: useRed
       { redisUrl: redis?.url },
     );
     await addLocalUser(gw);
+    // The brake's counts in these tests run to MAX inside one window.
+    await roomInBrakeWindow(3600, 30);
   });
   afterAll(async () => {
     await gw?.close({ wipe: true });
@@ -499,6 +502,8 @@ describe.each(STORES)(
         },
         { redisUrl: redis?.url },
       );
+      // The brake's counts in these tests run to MAX inside one window.
+      await roomInBrakeWindow(3600, 30);
     });
     afterAll(async () => {
       await gw?.close({ wipe: true });
@@ -605,6 +610,8 @@ describe.each(STORES)(
       );
       await addLocalUser(gw);
       client = await registerClient(gw.url);
+      // The brake's counts in these tests run to MAX inside one window.
+      await roomInBrakeWindow(3600, 30);
     });
     afterAll(async () => {
       for (const agent of agents) await agent.close();
