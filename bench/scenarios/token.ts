@@ -16,6 +16,7 @@
  * Redis must do (the same hashing, sealing, ES256 signing, one script). What it reaches is what
  * this machine allows a Node refresh at all, so the gateway's figure is read against it too.
  */
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -81,16 +82,44 @@ function storeTree(store: "sqlite" | "redis", redis: TestRedis | undefined, pref
   };
 }
 
-/** The floor on `redis`: any token is taken, so its tokens are made here, one family each. */
+/**
+ * The floor on `redis` (a redis-server of its own), with one family and grant seeded per token
+ * as the gateway's seeding does for its own (servers/refresh-floor.ts reads and checks both).
+ */
 async function startFloor(redis: TestRedis): Promise<Side> {
-  const floor = await startServer("refresh-floor", { BENCH_REDIS_URL: redis.url });
+  const clientId = "floor-client-000000000";
   const tokens = Array.from(
     { length: REQUESTS + WARMUP + COUNTED },
-    (_, i) => `${String(i).padStart(16, "0")}.${"x".repeat(43)}`,
+    (_, i) => `${String(i).padStart(16, "0")}.${randomBytes(32).toString("base64url")}`,
   );
+  const client = new Redis(redis.url);
+  try {
+    for (let i = 0; i < tokens.length; i += 1000) {
+      const batch = client.pipeline();
+      for (const token of tokens.slice(i, i + 1000)) {
+        const family = token.slice(0, 16);
+        batch.set(`floor:fam:${family}`, createHash("sha256").update(token).digest("base64url"));
+        batch.set(
+          `floor:grant:${family}`,
+          JSON.stringify({
+            sid: family,
+            sub: `user-${family}`,
+            client_id: clientId,
+            scope: ["mcp", "offline_access"],
+            resources: ["http://127.0.0.1/gw/echo/mcp"],
+            auth_time: 1,
+          }),
+        );
+      }
+      await batch.exec();
+    }
+  } finally {
+    client.disconnect();
+  }
+  const floor = await startServer("refresh-floor", { BENCH_REDIS_URL: redis.url });
   return {
     label: "floor",
-    gw: { ...floor, info: { url: floor.info.url, clientId: "floor-client-000000000" } },
+    gw: { ...floor, info: { url: floor.info.url, clientId } },
     tokens,
     next: 0,
     cleanup: () => {},
@@ -165,8 +194,8 @@ interface Measured {
 
 async function measureEngine(
   store: "sqlite" | "redis",
-  /** One redis-server per side (Redis only), so the empty side's server really is empty. */
-  servers: [TestRedis, TestRedis] | undefined,
+  /** One redis-server per side (Redis only, the floor's third), so the empty side's server really is empty. */
+  servers: [TestRedis, TestRedis, TestRedis] | undefined,
 ): Promise<{ empty: Measured; stored: Measured; floor?: Measured }> {
   const profile =
     process.env.BENCH_PROFILE === "1"
@@ -185,10 +214,8 @@ async function measureEngine(
     await startSide(`${store} empty`, emptyTree, profile),
     await startSide(`${store} ${STORED} stored`, storedTree, profile),
   ];
-  // The floor shares the empty side's redis-server (its own keys), so its figure includes that
-  // server's CPU as the gateway's does.
-  if (servers) sides.push(await startFloor(servers[0]));
-  const serverOf = (i: number) => (i === 2 ? servers?.[0] : servers?.[i]);
+  if (servers) sides.push(await startFloor(servers[2]));
+  const serverOf = (i: number) => servers?.[i];
   try {
     for (const side of sides) await spend(side, WARMUP);
     const commands: Array<Map<string, number> | undefined> = [];
@@ -252,12 +279,13 @@ export async function tokenScenarios(
   const lines: string[] = [];
   const redis = await startRedis();
   const second = redis ? await startRedis() : undefined;
+  const third = redis ? await startRedis() : undefined;
   try {
     for (const store of ["sqlite", "redis"] as const) {
       if ((store === "redis" && !redis) || !STORES.includes(store)) continue;
       const { empty, stored, floor } = await measureEngine(
         store,
-        store === "redis" && redis && second ? [redis, second] : undefined,
+        store === "redis" && redis && second && third ? [redis, second, third] : undefined,
       );
       const base = await baselineRps(REQUESTS);
       rows.push({
@@ -297,6 +325,7 @@ export async function tokenScenarios(
   } finally {
     await redis?.stop();
     await second?.stop();
+    await third?.stop();
   }
   const note = [
     "| refresh cost | store | refreshes/s | gateway CPU ms/refresh | redis-server CPU ms/refresh | Redis commands/refresh (round trips) |",
