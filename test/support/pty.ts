@@ -52,11 +52,15 @@ export function spawnInPty(
     stdio: ["ignore", "pipe", "pipe"],
   });
   let text = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    text += d.toString();
+  // Decoded as streams, not chunk by chunk: a chunk can end inside a multi-byte character (a QR
+  // code's ▀▄█ are three bytes each), which Buffer#toString would turn into two U+FFFD.
+  child.stdout?.setEncoding("utf8");
+  child.stderr?.setEncoding("utf8");
+  child.stdout?.on("data", (d: string) => {
+    text += d;
   });
-  child.stderr?.on("data", (d: Buffer) => {
-    text += d.toString();
+  child.stderr?.on("data", (d: string) => {
+    text += d;
   });
   return { child, output: () => plain(text) };
 }
