@@ -113,6 +113,7 @@ const accessPolicy = {
 };
 
 const redisStore = z.strictObject({
+  /** redis://[user:password@]host:port[/db], rediss:// (TLS), or unix:///path/to/redis.sock[?db=N]. */
   url: z.string().default("redis://127.0.0.1:6379"),
   password: z.string().optional(),
   db: z.coerce.number().int().min(0).optional(),

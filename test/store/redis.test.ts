@@ -162,9 +162,9 @@ describe.skipIf(skipRedis)("RedisStore specifics", () => {
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
-  it("rejects a URL that is not redis:// or rediss://", async () => {
+  it("rejects a URL that is not redis://, rediss:// or unix://", async () => {
     await expect(RedisStore.connect({ url: "http://127.0.0.1:6379" })).rejects.toThrow(
-      /redis:\/\/ or rediss:\/\//,
+      /redis:\/\/, rediss:\/\/ or unix:\/\/, got http:/,
     );
   });
 

@@ -7,7 +7,8 @@
  *   await redis.stop();
  *
  * `{ persist: true }` turns on the append-only file (fsync always) in the temp dir, so
- * `restart()` brings the same data back on the same port. The child is killed on process exit.
+ * `restart()` brings the same data back on the same port. `{ unixSocket: true }` also listens on
+ * a unix socket in the temp dir (`socket`, mode 700). The child is killed on process exit.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -21,6 +22,8 @@ export interface RedisOptions {
   password?: string;
   /** Append-only file in the temp dir, so restart() keeps the data. */
   persist?: boolean;
+  /** Also a unix socket in the temp dir (TestRedis.socket). */
+  unixSocket?: boolean;
   /** TLS only (no plain port): the server's certificate and key, the CA it checks clients against. */
   tls?: {
     cert: string;
@@ -36,6 +39,8 @@ export interface TestRedis {
   /** `redis://[:password@]127.0.0.1:port` (`rediss://` with `tls`) */
   url: string;
   port: number;
+  /** With `unixSocket`, the socket it also listens on (`requirepass` applies): `unix://{socket}`. */
+  socket?: string;
   /** Stops the server (data kept on disk when persist) and starts it again on the same port. */
   restart(): Promise<void>;
   /** An outage: sends `signal` (SIGTERM: a clean shutdown; SIGKILL: a crash) and waits for the exit. */
@@ -119,6 +124,7 @@ function spawnServer(port: number, dir: string, opts: RedisOptions, extra: strin
       ]
     : ["--port", String(port)];
   const args = [...ports, "--bind", "127.0.0.1", "--dir", dir, "--save", ""];
+  if (opts.unixSocket) args.push("--unixsocket", socketIn(dir), "--unixsocketperm", "700");
   args.push(...(opts.persist ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]));
   if (opts.password) args.push("--requirepass", opts.password, "--masterauth", opts.password);
   args.push(...extra);
@@ -133,6 +139,9 @@ function spawnServer(port: number, dir: string, opts: RedisOptions, extra: strin
   }
   return child;
 }
+
+/** The unix socket of the server whose temp dir is `dir`. */
+const socketIn = (dir: string) => join(dir, "redis.sock");
 
 /** Resolves with the time the first PONG arrived. */
 async function waitUntilReady(child: ChildProcess, port: number, opts: RedisOptions): Promise<number> {
@@ -194,6 +203,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<TestRedis | u
   return {
     url: `${opts.tls ? "rediss" : "redis"}://${auth}127.0.0.1:${port}`,
     port,
+    ...(opts.unixSocket ? { socket: socketIn(dir) } : {}),
     async restart() {
       await stopChild(current);
       current = spawnServer(port, dir, opts);
