@@ -10,7 +10,9 @@
  *
  * Knobs: REFRESH_AB_ROUNDS (6), REFRESH_AB_REQUESTS per slice (3000), REFRESH_AB_CONNECTIONS
  * (10, as the token scenario), REFRESH_AB_PROFILE=1 (a profile of
- * each gateway under load, $TMPDIR/mcpgw-refresh-ab/a.cpuprofile, b.cpuprofile, …).
+ * each gateway under load, $TMPDIR/mcpgw-refresh-ab/a.cpuprofile, b.cpuprofile, …),
+ * REFRESH_AB_TRANSPORT (Redis only: `tcp` or `unix` per side, comma-separated, e.g. `tcp,unix`
+ * with the same DIR twice to compare loopback TCP with Redis's unix socket; default tcp).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,6 +27,7 @@ const STORE = process.env.REFRESH_AB_STORE ?? "redis";
 const ROUNDS = Number(process.env.REFRESH_AB_ROUNDS ?? 6);
 const REQUESTS = Number(process.env.REFRESH_AB_REQUESTS ?? 3000);
 const CONNECTIONS = Number(process.env.REFRESH_AB_CONNECTIONS ?? 10);
+const TRANSPORTS = (process.env.REFRESH_AB_TRANSPORT ?? "").split(",").map((t) => t.trim());
 const WARMUP = 1000;
 const PROFILE_DIR = join(tmpdir(), "mcpgw-refresh-ab");
 if (process.env.REFRESH_AB_PROFILE === "1") mkdirSync(PROFILE_DIR, { recursive: true });
@@ -39,9 +42,10 @@ interface Side {
 }
 
 async function startSide(index: number, dir: string): Promise<Side> {
-  const name = `${String.fromCharCode(65 + index)} ${dir}`;
+  const unix = TRANSPORTS[index] === "unix";
+  const name = `${String.fromCharCode(65 + index)} ${dir}${unix ? " (unix socket)" : ""}`;
   const dataDir = mkdtempSync(join(tmpdir(), "mcpgw-refresh-ab-"));
-  const redis = STORE === "redis" ? await startRedis() : undefined;
+  const redis = STORE === "redis" ? await startRedis({ unixSocket: unix }) : undefined;
   if (STORE === "redis" && !redis) throw new Error("redis-server is not available");
   const tokensFile = join(dataDir, "tokens.json");
   const gw = await startServer<{ url: string; clientId: string; tokensFile: string }>(
@@ -50,7 +54,9 @@ async function startSide(index: number, dir: string): Promise<Side> {
       BENCH_CONFIG: JSON.stringify({
         data_dir: dataDir,
         port: 0,
-        store: redis ? { type: "redis", redis: { url: redis.url } } : { type: "sqlite" },
+        store: redis
+          ? { type: "redis", redis: { url: unix ? `unix://${redis.socket}` : redis.url } }
+          : { type: "sqlite" },
         ...(redis ? { keys: { encryption_secret: "bench secret, not a real one" } } : {}),
         // As the token scenario: the brakes count (their cost is part of a refresh), with room.
         rate_limits: { token: { per_client: { max: 1_000_000 }, per_address: { max: 1_000_000 } } },

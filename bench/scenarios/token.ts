@@ -15,6 +15,9 @@
  * (servers/refresh-floor.ts), a bare node:http server doing only the work every refresh on
  * Redis must do (the same hashing, sealing, ES256 signing, one script). What it reaches is what
  * this machine allows a Node refresh at all, so the gateway's figure is read against it too.
+ * A fourth side is the empty-store gateway reaching its redis-server through the server's unix
+ * socket (`unix://…`, as a gateway on Redis's own machine can): loopback TCP costs both
+ * processes more per round trip than the socket does.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -71,12 +74,11 @@ async function spend(side: Side, amount: number): Promise<LoadResult> {
 }
 
 function storeTree(store: "sqlite" | "redis", redis: TestRedis | undefined, prefix: string): ConfigTree {
+  // A server started with `unixSocket` is reached through its socket.
+  const url = redis?.socket ? `unix://${redis.socket}` : redis?.url;
   return {
     data_dir: mkdtempSync(join(tmpdir(), `mcpgw-bench-refresh-${store}-`)),
-    store:
-      store === "redis"
-        ? { type: "redis", redis: { url: redis?.url, key_prefix: prefix } }
-        : { type: "sqlite" },
+    store: store === "redis" ? { type: "redis", redis: { url, key_prefix: prefix } } : { type: "sqlite" },
     // Redis needs the sealing secret every instance shares (SQLite generates one in data_dir).
     ...(store === "redis" ? { keys: { encryption_secret: "bench secret, not a real one" } } : {}),
   };
@@ -194,9 +196,12 @@ interface Measured {
 
 async function measureEngine(
   store: "sqlite" | "redis",
-  /** One redis-server per side (Redis only, the floor's third), so the empty side's server really is empty. */
-  servers: [TestRedis, TestRedis, TestRedis] | undefined,
-): Promise<{ empty: Measured; stored: Measured; floor?: Measured }> {
+  /**
+   * One redis-server per side (Redis only: empty, stored, the floor's, and the unix socket
+   * side's), so the empty side's server really is empty.
+   */
+  servers: [TestRedis, TestRedis, TestRedis, TestRedis] | undefined,
+): Promise<{ empty: Measured; stored: Measured; floor?: Measured; unix?: Measured }> {
   const profile =
     process.env.BENCH_PROFILE === "1"
       ? ["--cpu-prof", `--cpu-prof-dir=${join(tmpdir(), "mcpgw-bench-profiles")}`]
@@ -214,13 +219,19 @@ async function measureEngine(
     await startSide(`${store} empty`, emptyTree, profile),
     await startSide(`${store} ${STORED} stored`, storedTree, profile),
   ];
-  if (servers) sides.push(await startFloor(servers[2]));
+  if (servers) {
+    sides.push(await startFloor(servers[2]));
+    sides.push(
+      await startSide(`${store} empty, unix socket`, storeTree(store, servers[3], "bench-unix:"), profile),
+    );
+  }
   const serverOf = (i: number) => servers?.[i];
   try {
     for (const side of sides) await spend(side, WARMUP);
     const commands: Array<Map<string, number> | undefined> = [];
     for (const [i, side] of sides.entries()) {
-      const redis = i < 2 ? servers?.[i] : undefined;
+      // The floor's commands are its own; the others are the gateway's.
+      const redis = i !== 2 ? servers?.[i] : undefined;
       commands.push(redis ? await countCommands(redis.url, () => spend(side, COUNTED)) : undefined);
       if (!redis) await spend(side, COUNTED);
     }
@@ -254,6 +265,7 @@ async function measureEngine(
       empty: measured[0] as Measured,
       stored: measured[1] as Measured,
       ...(measured[2] ? { floor: measured[2] } : {}),
+      ...(measured[3] ? { unix: measured[3] } : {}),
     };
   } finally {
     for (const side of sides) {
@@ -280,12 +292,13 @@ export async function tokenScenarios(
   const redis = await startRedis();
   const second = redis ? await startRedis() : undefined;
   const third = redis ? await startRedis() : undefined;
+  const fourth = redis ? await startRedis({ unixSocket: true }) : undefined;
   try {
     for (const store of ["sqlite", "redis"] as const) {
       if ((store === "redis" && !redis) || !STORES.includes(store)) continue;
-      const { empty, stored, floor } = await measureEngine(
+      const { empty, stored, floor, unix } = await measureEngine(
         store,
-        store === "redis" && redis && second && third ? [redis, second, third] : undefined,
+        store === "redis" && redis && second && third && fourth ? [redis, second, third, fourth] : undefined,
       );
       const base = await baselineRps(REQUESTS);
       rows.push({
@@ -297,6 +310,14 @@ export async function tokenScenarios(
           ? { goal: { kind: "rps", min: REDIS_TARGET_RPS } as const }
           : { target: "reported" }),
       });
+      if (unix)
+        rows.push({
+          scenario: `refresh grant (${store} through its unix socket)`,
+          subject: unix.load,
+          baseline: base,
+          baselineName: "bare node:http POST",
+          goal: { kind: "rps", min: REDIS_TARGET_RPS },
+        });
       if (floor)
         rows.push({
           scenario: `refresh grant (${store}) vs the refresh floor`,
@@ -315,6 +336,7 @@ export async function tokenScenarios(
       for (const [name, m] of [
         ["empty", empty],
         [`${STORED.toLocaleString("en")} grants`, stored],
+        ...(unix ? [["empty, unix socket", unix] as const] : []),
         ...(floor ? [["floor (servers/refresh-floor.ts)", floor] as const] : []),
       ] as const) {
         lines.push(
@@ -326,6 +348,7 @@ export async function tokenScenarios(
     await redis?.stop();
     await second?.stop();
     await third?.stop();
+    await fourth?.stop();
   }
   const note = [
     "| refresh cost | store | refreshes/s | gateway CPU ms/refresh | redis-server CPU ms/refresh | Redis commands/refresh (round trips) |",
