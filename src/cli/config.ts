@@ -8,15 +8,44 @@ import { CLIENT_IDS, isClientId, plainText, snippetFor } from "../web/snippets.j
 import { configOrExit } from "./load-config.js";
 
 const SECRET_KEYS = /secret|password|token/i;
+/** Variable names in a stdio service's environment that say their value is a credential. */
+const SECRET_VARIABLES = /secret|pass|token|key|auth|credential|cookie|session/i;
+
+/** A URL's password (`redis://user:pw@host`, `postgres://…`) as ***; anything else as it is. */
+function withoutPassword(value: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(value)) return value;
+  try {
+    const url = new URL(value);
+    if (!url.password) return value;
+    url.password = "***";
+    return url.toString();
+  } catch {
+    return value;
+  }
+}
 
 function redact(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redact);
+  if (typeof value === "string") return withoutPassword(value);
   if (value && typeof value === "object") {
     return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [
-        k,
-        SECRET_KEYS.test(k) && typeof v === "string" ? "(set)" : redact(v),
-      ]),
+      Object.entries(value).map(([k, v]) => {
+        if (typeof v === "string" && SECRET_KEYS.test(k)) return [k, "(set)"];
+        // An exporter's headers are its credentials whatever they are called; the names stay.
+        if (k === "headers" && v && typeof v === "object" && !Array.isArray(v))
+          return [k, Object.fromEntries(Object.keys(v).map((name) => [name, "(set)"]))];
+        if (k === "env" && v && typeof v === "object" && !Array.isArray(v))
+          return [
+            k,
+            Object.fromEntries(
+              Object.entries(v).map(([name, val]) => [
+                name,
+                SECRET_VARIABLES.test(name) ? "(set)" : redact(val),
+              ]),
+            ),
+          ];
+        return [k, redact(v)];
+      }),
     );
   }
   return value;

@@ -179,6 +179,52 @@ describe.skipIf(!BUILT && process.env.CI !== "true")(
       });
     });
 
+    describe("config show hides secrets", () => {
+      it("hides a password in a URL, credentials in a stdio service's env and export headers, keeping their names", () => {
+        const dir = freshDir();
+        const config = join(dir, "gateway.yaml");
+        writeFileSync(
+          config,
+          JSON.stringify({
+            store: { type: "redis", redis: { url: "redis://gw:hunter2-in-url@127.0.0.1:6379/2" } },
+            keys: { encryption_secret: "a sealing secret for this test" },
+            otel: {
+              endpoint: "http://127.0.0.1:4318",
+              headers: { "x-honeycomb-team": "otel-api-key-value" },
+            },
+            services: {
+              notes: {
+                command: process.execPath,
+                env: { OPENAI_API_KEY: "sk-env-value", DATABASE_URL: "postgres://u:db-pass@db/x" },
+              },
+            },
+          }),
+        );
+        const shown = cli(["config", "show", "--config", config, "--no-builtins"], { cwd: dir });
+        expect(shown.status, shown.stderr).toBe(0);
+        for (const secret of [
+          "hunter2-in-url",
+          "otel-api-key-value",
+          "sk-env-value",
+          "db-pass",
+          "a sealing secret",
+        ])
+          expect(shown.stdout).not.toContain(secret);
+        const effective = JSON.parse(shown.stdout) as {
+          store: { redis: { url: string } };
+          otel: { headers: Record<string, string> };
+          services: Record<string, { env: Record<string, string> }>;
+        };
+        // What is not secret stays readable: where Redis is, which headers and variables are set.
+        expect(effective.store.redis.url).toBe("redis://gw:***@127.0.0.1:6379/2");
+        expect(Object.keys(effective.otel.headers)).toEqual(["x-honeycomb-team"]);
+        expect(effective.services.notes?.env).toEqual({
+          OPENAI_API_KEY: "(set)",
+          DATABASE_URL: "postgres://u:***@db/x",
+        });
+      });
+    });
+
     describe("client-side settings are not server config", () => {
       it("MCP_GATEWAY_CLIENT_DIR leaves serve, config check and admin working", async () => {
         const dir = freshDir();
