@@ -115,6 +115,8 @@ const accessPolicy = {
 const redisStore = z.strictObject({
   /** redis://[user:password@]host:port[/db], rediss:// (TLS), or unix:///path/to/redis.sock[?db=N]. */
   url: z.string().default("redis://127.0.0.1:6379"),
+  /** An ACL user (Redis 6+), with `password`: the way to name one with a unix:// url. */
+  username: z.string().optional(),
   password: z.string().optional(),
   db: z.coerce.number().int().min(0).optional(),
   key_prefix: z.string().default("mcpgw:"),

@@ -30,8 +30,13 @@ import { StoreUnavailableError } from "./errors.js";
 
 /** The config's `store.redis` section, plus knobs for tests and embedding. */
 export interface RedisStoreOptions {
-  /** `redis://[user:password@]host:port[/db]` or `rediss://…` for TLS. For Cluster only its scheme counts. */
+  /**
+   * `redis://[user:password@]host:port[/db]`, `rediss://…` for TLS, or `unix:///path/to/redis.sock[?db=N]`.
+   * For Cluster only its scheme counts.
+   */
   url?: string;
+  /** An ACL user (Redis 6+); overrides one in the URL; also used for every Cluster node and the Sentinel-managed master. */
+  username?: string;
   /** Overrides a password in the URL; also used for every Cluster node and the Sentinel-managed master. */
   password?: string;
   /** Overrides a db in the URL (not available on Cluster). */
@@ -179,6 +184,7 @@ function standaloneOptions(opts: RedisStoreOptions, timeout: number): RedisOptio
       ...base,
       sentinels: opts.sentinels.map(hostPort),
       name: opts.sentinel_name,
+      username: opts.username,
       password: opts.password,
       db: opts.db ?? 0,
     };
@@ -201,7 +207,7 @@ function standaloneOptions(opts: RedisStoreOptions, timeout: number): RedisOptio
     ...base,
     host: u.hostname.replace(/^\[|\]$/g, ""),
     port: u.port ? Number(u.port) : 6379,
-    username: u.username ? decodeURIComponent(u.username) : undefined,
+    username: opts.username ?? (u.username ? decodeURIComponent(u.username) : undefined),
     password: opts.password ?? (u.password ? decodeURIComponent(u.password) : undefined),
     db: opts.db ?? dbInUrl,
     tls: tlsOptions(opts, u.hostname.replace(/^\[|\]$/g, "")),
@@ -216,11 +222,11 @@ function standaloneOptions(opts: RedisStoreOptions, timeout: number): RedisOptio
  */
 function unixSocketOptions(u: URL, opts: RedisStoreOptions): RedisOptions {
   if (u.host) throw new Error("store.redis.url: a unix:// url names no host (unix:///path/to/redis.sock)");
-  let path = "";
+  let path: string;
   try {
     path = decodeURIComponent(u.pathname);
   } catch {
-    // A malformed %-escape: the path below says what is wanted.
+    throw new Error("store.redis.url: a malformed %-escape in the socket path (write % as %25)");
   }
   if (u.hash) throw new Error("store.redis.url: a unix:// url has no #fragment");
   if (!isAbsolute(path) || path === "/")
@@ -234,7 +240,12 @@ function unixSocketOptions(u: URL, opts: RedisStoreOptions): RedisOptions {
   if (db !== null && !/^\d+$/.test(db)) throw new Error(`store.redis.url has an invalid db: ${db}`);
   // TLS files with a socket would go unused: refused as with redis://.
   tlsOptions(opts);
-  return { path, password: opts.password, db: opts.db ?? (db === null ? 0 : Number(db)) };
+  return {
+    path,
+    username: opts.username,
+    password: opts.password,
+    db: opts.db ?? (db === null ? 0 : Number(db)),
+  };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -269,6 +280,7 @@ export async function connectRedis(opts: RedisStoreOptions): Promise<RedisClient
       redisOptions: {
         connectTimeout: timeout,
         ...outageOptions(opts),
+        username: opts.username,
         password: opts.password,
         tls: tlsOptions(opts),
       },
@@ -322,9 +334,23 @@ function oneLine(err: Error): string {
   return text.split("\n")[0] ?? text;
 }
 
-/** PING proves auth worked; the version check rules out servers without GETDEL. */
+/**
+ * PING proves auth worked; the version check rules out servers without GETDEL; a SELECT of the
+ * configured db proves it exists (ioredis's own SELECT on connecting only emits an error, and
+ * every command would then go to db 0).
+ */
 async function checkServer(client: RedisClient): Promise<void> {
   await client.ping();
+  const db = client instanceof Redis ? (client.options.db ?? 0) : 0;
+  if (db !== 0) {
+    try {
+      await client.select(db);
+    } catch (err) {
+      if (err instanceof ReplyError && /out of range/i.test((err as Error).message))
+        throw new UnsuitableServerError(`db ${db} does not exist on this server (its \`databases\` setting)`);
+      throw err;
+    }
+  }
   const info = await client.info("server");
   const version = /redis_version:(\d+)\.(\d+)/.exec(info);
   if (version) {

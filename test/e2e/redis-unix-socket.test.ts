@@ -19,6 +19,8 @@ import { BUILT, type ServeProcess, serveRefused, startServe } from "./serve-proc
 const canRun = (BUILT && redisAvailable()) || process.env.CI === "true";
 const PASSWORD = "unix socket test password";
 const DB = 3;
+/** `text` as a regular expression that matches it literally (a temp dir's path, say). */
+const literally = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** A client registration, as any MCP client sends it first. */
 function register(base: string): Promise<Response> {
@@ -71,7 +73,9 @@ describe.runIf(canRun)("Redis through a unix socket", () => {
 
   it("serve from REDIS_URL=unix://…?db=N keeps its state in that Redis and database", async () => {
     // The banner names the socket and the database, never the password.
-    expect(serve.stderr()).toMatch(new RegExp(`^store: {4}redis unix://${redis.socket}\\?db=${DB}`, "m"));
+    expect(serve.stderr()).toMatch(
+      new RegExp(`^store: {4}redis unix://${literally(redis.socket as string)}\\?db=${DB}`, "m"),
+    );
     expect(serve.stderr()).not.toContain(PASSWORD);
     const res = await register(serve.base);
     expect(res.status).toBe(201);
@@ -109,9 +113,42 @@ describe.runIf(canRun)("Redis through a unix socket", () => {
       args: ["--no-builtins"],
     });
     expect(refused.status).toBe(1);
-    expect(refused.stderr).toMatch(new RegExp(`cannot use Redis at unix://${missing}: .*ENOENT`));
+    expect(refused.stderr).toMatch(new RegExp(`cannot use Redis at unix://${literally(missing)}: .*ENOENT`));
     expect(refused.stderr).not.toMatch(/\n\s+at /);
   }, 60_000);
+
+  it.each([
+    ["through the socket", () => `unix://${redis.socket}?db=16`],
+    ["over TCP", () => `redis://127.0.0.1:${redis.port}/16`],
+  ])("a db the server does not have (%s) stops start-up with one line, not db 0", (_how, url) => {
+    // redis-server has 16 databases (0-15) unless configured otherwise.
+    const refused = serveRefused({ cwd: dir, env: env(url()), args: ["--no-builtins"] });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/cannot use Redis at .*: db 16 does not exist on this server/);
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("an ACL user of its own: store.redis.username with the password, through the socket", async () => {
+    await inspect.call("ACL", "SETUSER", "gateway", "on", ">gateway-user-pw", "~acl:*", "&*", "+@all");
+    const asUser = await startServe({
+      cwd: dir,
+      env: env(`unix://${redis.socket}`, {
+        REDIS_PASSWORD: "gateway-user-pw",
+        MCP_GATEWAY_STORE__REDIS__USERNAME: "gateway",
+        MCP_GATEWAY_STORE__REDIS__KEY_PREFIX: "acl:",
+        MCP_GATEWAY_DATA_DIR: join(dir, "acl"),
+      }),
+      args: ["--no-builtins"],
+      timeoutMs: 60_000,
+    });
+    try {
+      // The user may touch acl:* only: served at all means it is that user, not the default one.
+      expect((await register(asUser.base)).status).toBe(201);
+      expect((await inspect.keys("acl:keys:*")).length).toBeGreaterThan(0);
+    } finally {
+      await asUser.stop();
+    }
+  }, 90_000);
 
   it.each([
     ["a host", "unix://redis.example/run/redis.sock", /store\.redis\.url: a unix:\/\/ url names no host/],
@@ -124,7 +161,7 @@ describe.runIf(canRun)("Redis through a unix socket", () => {
     [
       "a malformed escape",
       "unix:///run/redis%zz.sock",
-      /store\.redis\.url: a unix:\/\/ url needs the socket's absolute path/,
+      /store\.redis\.url: a malformed %-escape in the socket path \(write % as %25\)/,
     ],
     ["another parameter", "unix:///run/redis.sock?timeout=3", /store\.redis\.url: unknown parameter timeout/],
   ])("a unix:// url with %s stops start-up with one line", (_what, url, message) => {
@@ -142,5 +179,6 @@ describe.runIf(canRun)("Redis through a unix socket", () => {
     });
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toMatch(/store\.redis\.tls_ca needs a rediss:\/\/ url/);
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
   });
 });
