@@ -27,7 +27,12 @@ const STORE = process.env.REFRESH_AB_STORE ?? "redis";
 const ROUNDS = Number(process.env.REFRESH_AB_ROUNDS ?? 6);
 const REQUESTS = Number(process.env.REFRESH_AB_REQUESTS ?? 3000);
 const CONNECTIONS = Number(process.env.REFRESH_AB_CONNECTIONS ?? 10);
-const TRANSPORTS = (process.env.REFRESH_AB_TRANSPORT ?? "").split(",").map((t) => t.trim());
+const TRANSPORTS = (process.env.REFRESH_AB_TRANSPORT ?? "").split(",").map((t) => t.trim() || "tcp");
+for (const transport of TRANSPORTS) {
+  if (transport !== "tcp" && transport !== "unix")
+    throw new Error(`REFRESH_AB_TRANSPORT: ${transport} is neither tcp nor unix`);
+  if (transport === "unix" && STORE !== "redis") throw new Error("REFRESH_AB_TRANSPORT=unix needs Redis");
+}
 const WARMUP = 1000;
 const PROFILE_DIR = join(tmpdir(), "mcpgw-refresh-ab");
 if (process.env.REFRESH_AB_PROFILE === "1") mkdirSync(PROFILE_DIR, { recursive: true });

@@ -162,7 +162,8 @@ async function countCommands(redisUrl: string, run: () => Promise<unknown>): Pro
   const monitor = await client.monitor();
   const counts = new Map<string, number>();
   monitor.on("monitor", (_time: string, args: string[], source: string) => {
-    if (source.includes("lua")) return;
+    // MONITOR's source is "lua" for a script's commands; a client's is its address or socket path.
+    if (source === "lua") return;
     const name = String(args[0]).toLowerCase();
     counts.set(name, (counts.get(name) ?? 0) + 1);
   });
