@@ -56,7 +56,42 @@ async function clipboardAfterCopy(page: Page, want: string): Promise<string> {
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-const scrollWidth = (page: Page) => page.evaluate("document.documentElement.scrollWidth") as Promise<number>;
+const scrollWidth = (page: Page) =>
+  bounded(
+    "reading the page's scrollWidth",
+    page.evaluate("document.documentElement.scrollWidth") as Promise<number>,
+  );
+
+/**
+ * `promise`, or a rejection naming `what` after `ms`: for the steps with no timeout of their own
+ * (page.evaluate, closing a page or a context), so that a hung browser fails the test with the
+ * step it hung in, not vitest's bare timeout (the signed-in test hung twice on busy machines).
+ */
+async function bounded<T>(what: string, promise: Promise<T>, ms = 30_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, hung]).finally(() => clearTimeout(timer));
+}
+
+/** Names the step a long test is at, so that a hang anywhere in it says where (see `within`). */
+class Steps {
+  private at = "the start";
+
+  step(name: string): void {
+    this.at = name;
+  }
+
+  /** `body`, failing after `ms` with the last step named, before vitest's own timeout. */
+  async within(ms: number, body: () => Promise<void>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`still running after ${ms} ms, at: ${this.at}`)), ms);
+    });
+    await Promise.race([body(), hung]).finally(() => clearTimeout(timer));
+  }
+}
 
 describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages in Chromium", () => {
   let gw: RunningGateway;
@@ -98,7 +133,7 @@ describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages i
     const arrival = target.next();
     await page.click("#allow");
     const back = await arrival;
-    await page.close();
+    await bounded("closing the consent page", page.close());
     const tokens = await tokenRequest(gw.url, {
       grant_type: "authorization_code",
       client_id: client.client_id,
@@ -201,82 +236,98 @@ describe.skipIf(!chromiumCheck.available)("landing, account and sign-out pages i
   }, 120_000);
 
   it("signed in: only the person's services; /account lists the grant and revokes it; sign-out ends the session", async () => {
-    const context = await browser.newContext();
-    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: gw.url });
-    try {
-      const { client, refreshToken } = await signInThroughClient(context, "Pages Test App");
-      const page = await context.newPage();
-
-      // The landing page, signed in: alice's services only, each URL with a copy button.
-      await page.goto(`${gw.url}/`);
-      await expect(page.textContent("#user")).resolves.toBe(LOGIN.username);
-      await expect(page.inputValue("#url-notes")).resolves.toBe(`${gw.url}/notes/mcp`);
-      expect(await page.locator("#url-vault").count()).toBe(0);
-      await page.click('button[data-copy="url-notes"]');
-      expect(await clipboardAfterCopy(page, `${gw.url}/notes/mcp`)).toBe(`${gw.url}/notes/mcp`);
-      // Her first service's snippets, without asking; one she may not use is not offered.
-      await expect(page.textContent("#snippet-vscode")).resolves.toBe(
-        snippetFor("vscode", `${gw.url}/notes/mcp`).text,
+    const steps = new Steps();
+    await steps.within(170_000, async () => {
+      steps.step("a browser context with clipboard permissions");
+      const context = await bounded("a new browser context", browser.newContext());
+      await bounded(
+        "granting clipboard permissions",
+        context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: gw.url }),
       );
-      await page.goto(`${gw.url}/?service=vault`);
-      await expect(page.textContent("#connect")).resolves.toContain("notes");
+      try {
+        steps.step("signing in through a client");
+        const { client, refreshToken } = await signInThroughClient(context, "Pages Test App");
+        steps.step("the landing page, signed in");
+        const page = await bounded("a new page", context.newPage());
 
-      // The account page lists the grant.
-      await page.goto(`${gw.url}/account`);
-      const grant = page.locator("#grants > li", { hasText: "Pages Test App" });
-      expect(await grant.count()).toBe(1);
-      const item = await grant.textContent();
-      expect(item).toContain("notes");
-      expect(item).toContain(client.client_id);
-      expect(item).toMatch(/Allowed\s*\d{4}-\d\d-\d\d \d\d:\d\d UTC/);
-      expect(item).toMatch(/Last used\s*\d{4}-\d\d-\d\d \d\d:\d\d UTC/);
-      await page.setViewportSize(PHONE);
-      expect(await scrollWidth(page)).toBeLessThanOrEqual(PHONE.width);
+        // The landing page, signed in: alice's services only, each URL with a copy button.
+        await page.goto(`${gw.url}/`);
+        await expect(page.textContent("#user")).resolves.toBe(LOGIN.username);
+        await expect(page.inputValue("#url-notes")).resolves.toBe(`${gw.url}/notes/mcp`);
+        expect(await page.locator("#url-vault").count()).toBe(0);
+        steps.step("copying the service URL");
+        await page.click('button[data-copy="url-notes"]');
+        expect(await clipboardAfterCopy(page, `${gw.url}/notes/mcp`)).toBe(`${gw.url}/notes/mcp`);
+        // Her first service's snippets, without asking; one she may not use is not offered.
+        await expect(page.textContent("#snippet-vscode")).resolves.toBe(
+          snippetFor("vscode", `${gw.url}/notes/mcp`).text,
+        );
+        await page.goto(`${gw.url}/?service=vault`);
+        await expect(page.textContent("#connect")).resolves.toContain("notes");
 
-      // Revoke: the page says so, the grant is gone, and its refresh token is refused at /token.
-      await Promise.all([
-        page.waitForURL(/\/account\?revoked=1$/),
-        grant.locator("button", { hasText: "Revoke" }).click(),
-      ]);
-      await expect(page.textContent("#notice")).resolves.toContain("Access revoked");
-      expect(await page.locator("#grants > li", { hasText: "Pages Test App" }).count()).toBe(0);
-      const refresh = await tokenRequest(gw.url, {
-        grant_type: "refresh_token",
-        client_id: client.client_id,
-        refresh_token: refreshToken,
-      });
-      expect(refresh.status).toBe(400);
-      expect(refresh.body.error).toBe("invalid_grant");
-      // The audit trail says who ended it.
-      const audit = logLines.map((l) => (JSON.parse(l) as { audit?: Record<string, unknown> }).audit);
-      expect(audit).toContainEqual(expect.objectContaining({ type: "grant.revoked", reason: "account" }));
+        // The account page lists the grant.
+        steps.step("the account page");
+        await page.goto(`${gw.url}/account`);
+        const grant = page.locator("#grants > li", { hasText: "Pages Test App" });
+        expect(await grant.count()).toBe(1);
+        const item = await grant.textContent();
+        expect(item).toContain("notes");
+        expect(item).toContain(client.client_id);
+        expect(item).toMatch(/Allowed\s*\d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+        expect(item).toMatch(/Last used\s*\d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+        await page.setViewportSize(PHONE);
+        expect(await scrollWidth(page)).toBeLessThanOrEqual(PHONE.width);
 
-      // Sign out: GET asks, the button posts; the old cookie signs nobody in afterwards.
-      const cookie = (await context.cookies(gw.url)).find((c) => c.name === "mcpgw_session");
-      expect(cookie).toBeDefined();
-      await page.goto(`${gw.url}/logout`);
-      expect(await textOf(page)).toContain(`You are signed in as ${LOGIN.username}`);
-      expect(await scrollWidth(page)).toBeLessThanOrEqual(PHONE.width);
-      await Promise.all([page.waitForLoadState("load"), page.click("#sign-out")]);
-      expect(await textOf(page)).toContain("You are signed out of the gateway");
-      const replay = await fetch(`${gw.url}/account`, {
-        headers: { cookie: `mcpgw_session=${cookie?.value}` },
-      });
-      expect(await replay.text()).toContain("You are not signed in");
-      // And an authorization with it asks for a login again, instead of going to consent.
-      const again = await fetch(
-        authorizeUrl(gw.url, {
+        // Revoke: the page says so, the grant is gone, and its refresh token is refused at /token.
+        steps.step("revoking the grant");
+        await Promise.all([
+          page.waitForURL(/\/account\?revoked=1$/),
+          grant.locator("button", { hasText: "Revoke" }).click(),
+        ]);
+        await expect(page.textContent("#notice")).resolves.toContain("Access revoked");
+        expect(await page.locator("#grants > li", { hasText: "Pages Test App" }).count()).toBe(0);
+        const refresh = await tokenRequest(gw.url, {
+          grant_type: "refresh_token",
           client_id: client.client_id,
-          redirect_uri: target.url,
-          code_challenge: pkcePair().challenge,
-        }),
-        { headers: { cookie: `mcpgw_session=${cookie?.value}` }, redirect: "manual" },
-      );
-      expect(again.status).toBe(302);
-      expect(again.headers.get("location")).toMatch(/^\/login\?request=/);
-    } finally {
-      await context.close();
-    }
+          refresh_token: refreshToken,
+        });
+        expect(refresh.status).toBe(400);
+        expect(refresh.body.error).toBe("invalid_grant");
+        // The audit trail says who ended it.
+        const audit = logLines.map((l) => (JSON.parse(l) as { audit?: Record<string, unknown> }).audit);
+        expect(audit).toContainEqual(expect.objectContaining({ type: "grant.revoked", reason: "account" }));
+
+        // Sign out: GET asks, the button posts; the old cookie signs nobody in afterwards.
+        steps.step("signing out");
+        const cookie = (await bounded("the context's cookies", context.cookies(gw.url))).find(
+          (c) => c.name === "mcpgw_session",
+        );
+        expect(cookie).toBeDefined();
+        await page.goto(`${gw.url}/logout`);
+        expect(await textOf(page)).toContain(`You are signed in as ${LOGIN.username}`);
+        expect(await scrollWidth(page)).toBeLessThanOrEqual(PHONE.width);
+        await Promise.all([page.waitForLoadState("load"), page.click("#sign-out")]);
+        expect(await textOf(page)).toContain("You are signed out of the gateway");
+        const replay = await fetch(`${gw.url}/account`, {
+          headers: { cookie: `mcpgw_session=${cookie?.value}` },
+        });
+        expect(await replay.text()).toContain("You are not signed in");
+        // And an authorization with it asks for a login again, instead of going to consent.
+        const again = await fetch(
+          authorizeUrl(gw.url, {
+            client_id: client.client_id,
+            redirect_uri: target.url,
+            code_challenge: pkcePair().challenge,
+          }),
+          { headers: { cookie: `mcpgw_session=${cookie?.value}` }, redirect: "manual" },
+        );
+        expect(again.status).toBe(302);
+        expect(again.headers.get("location")).toMatch(/^\/login\?request=/);
+      } finally {
+        steps.step("closing the browser context");
+        await bounded("closing the browser context", context.close());
+      }
+    });
   }, 180_000);
 });
 
